@@ -1,0 +1,450 @@
+//! `#[job(...)]`: the settings both macros take, parsed into [`Attrs`].
+
+use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Meta, Token, UnOp};
+
+use crate::errors::Errors;
+
+/// The settings of one job type, as written. `None` means "not given".
+#[derive(Default)]
+pub(crate) struct Attrs {
+    /// The stored name; the literal is kept for spans.
+    pub(crate) name: Option<LitStr>,
+    pub(crate) aliases: Vec<LitStr>,
+    pub(crate) queue: Option<String>,
+    pub(crate) priority: Option<i32>,
+    pub(crate) max_attempts: Option<u32>,
+    /// Whole seconds, more than zero.
+    pub(crate) max_run_time: Option<u64>,
+}
+
+/// Every key, with the example that messages suggest.
+const KEYS: [(&str, &str); 6] = [
+    ("name", r#"name = "SendWelcome""#),
+    ("aliases", r#"aliases = ["OldName"]"#),
+    ("queue", r#"queue = "mail""#),
+    ("priority", "priority = 10"),
+    ("max_attempts", "max_attempts = 5"),
+    ("max_run_time", r#"max_run_time = "30s""#),
+];
+
+/// Names people reach for from other job libraries, and the key they mean.
+const RENAMED: [(&str, &str); 12] = [
+    ("attempts", "max_attempts"),
+    ("retries", "max_attempts"),
+    ("max_retries", "max_attempts"),
+    ("timeout", "max_run_time"),
+    ("run_time", "max_run_time"),
+    ("runtime", "max_run_time"),
+    ("max_runtime", "max_run_time"),
+    ("queue_name", "queue"),
+    ("queues", "queue"),
+    ("alias", "aliases"),
+    ("rename", "name"),
+    ("pri", "priority"),
+];
+
+impl Attrs {
+    /// From a type's `#[job(...)]` attributes, any number of them, merged.
+    pub(crate) fn from_attributes(attrs: &[Attribute], errors: &mut Errors) -> Self {
+        let mut settings = Settings::default();
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("job")) {
+            match &attr.meta {
+                Meta::Path(_) => {}
+                Meta::List(list) => settings.parse(list.tokens.clone(), errors),
+                Meta::NameValue(meta) => errors.at(
+                    &meta.value,
+                    "`#[job]` takes a list of settings: write `#[job(queue = \"mail\")]`",
+                ),
+            }
+        }
+        settings.attrs
+    }
+
+    /// From the arguments of `#[dj::job(...)]`.
+    pub(crate) fn from_args(args: TokenStream, errors: &mut Errors) -> Self {
+        let mut settings = Settings::default();
+        settings.parse(args, errors);
+        settings.attrs
+    }
+}
+
+/// The parser's state: what is set so far, and which keys were seen.
+#[derive(Default)]
+struct Settings {
+    attrs: Attrs,
+    seen: Vec<String>,
+}
+
+impl Settings {
+    // Every accepted form; both macros take the same keys, e.g. `#[dj::job(queue = "mail")]`.
+    //
+    //   #[job(name = "SendWelcome")]          the stored name (default: the type's or fn's name)
+    //   #[job(aliases = ["Old", "Older"])]    older stored names, still loaded as this type
+    //   #[job(queue = "mail")]                the default queue
+    //   #[job(priority = 10)]                 the default priority, an i32, may be negative
+    //   #[job(max_attempts = 5)]              runs in all before failing for good, at least 1
+    //   #[job(max_run_time = "30s")]          also "5m", "4h", "1d", "1h30m" (units d, h, m, s,
+    //   #[job(max_run_time = 90)]             largest first), or an integer of seconds; not 0
+    //   #[job(queue = "mail", priority = 1)]  several keys in one attribute,
+    //   #[job(queue = "mail")] #[job(priority = 1)]   or in several, merged
+    //   #[job]  #[job()]                      nothing set
+    //
+    // Each key at most once. Every mistake is collected, so one compile reports them all.
+    fn parse(&mut self, tokens: TokenStream, errors: &mut Errors) {
+        let parser = |input: ParseStream<'_>| {
+            while !input.is_empty() {
+                if !input.peek(Ident::peek_any) {
+                    let message = "expected a `key = value` setting, e.g. `queue = \"mail\"`";
+                    return Err(input.error(message));
+                }
+                let key = input.call(Ident::parse_any)?;
+                if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    let value: Expr = input.parse()?;
+                    self.set(&key, &value, errors);
+                } else {
+                    if input.peek(syn::token::Paren) {
+                        input.parse::<proc_macro2::Group>()?; // `queue("mail")`: reported below
+                    }
+                    self.missing_value(&key, errors);
+                }
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+            }
+            Ok(())
+        };
+        if let Err(error) = parser.parse2(tokens) {
+            errors.push(error);
+        }
+    }
+
+    fn missing_value(&mut self, key: &Ident, errors: &mut Errors) {
+        let name = key.unraw().to_string();
+        match example_of(&name) {
+            Some(example) => errors.at(key, format!("`#[job]` key `{name}` needs a value, e.g. `{example}`")),
+            None => errors.push(unknown_key(key)),
+        }
+    }
+
+    fn set(&mut self, key: &Ident, value: &Expr, errors: &mut Errors) {
+        let name = key.unraw().to_string();
+        if example_of(&name).is_none() {
+            return errors.push(unknown_key(key));
+        }
+        if self.seen.contains(&name) {
+            let message =
+                format!("duplicate `#[job]` key `{name}`; give each key once: remove this `{name}` or the first");
+            return errors.at(key, message);
+        }
+        self.seen.push(name.clone());
+        let value = strip_groups(value);
+        let attrs = &mut self.attrs;
+        let result = match name.as_str() {
+            "name" => stored_name(value, "`name`", r#"name = "SendWelcome""#)
+                .map(|lit| attrs.name = Some(lit)),
+            "aliases" => {
+                attrs.aliases = aliases(value, errors);
+                Ok(())
+            }
+            "queue" => queue(value).map(|queue| attrs.queue = Some(queue)),
+            "priority" => priority(value).map(|priority| attrs.priority = Some(priority)),
+            "max_attempts" => max_attempts(value).map(|max| attrs.max_attempts = Some(max)),
+            "max_run_time" => max_run_time(value).map(|secs| attrs.max_run_time = Some(secs)),
+            _ => unreachable!("every key in KEYS is handled"),
+        };
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+}
+
+fn example_of(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, example)| *example)
+}
+
+fn unknown_key(key: &Ident) -> syn::Error {
+    let name = key.unraw().to_string();
+    let expected: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
+    let mut message = format!(
+        "unknown `#[job]` key `{name}`; expected one of: {}",
+        expected.join(", ")
+    );
+    if let Some(meant) = meant(&name) {
+        message.push_str(&format!("; did you mean `{meant}`?"));
+    }
+    syn::Error::new(key.span(), message)
+}
+
+/// The key a near-miss most likely means: a known rename, or a typo of at most two edits.
+fn meant(written: &str) -> Option<&'static str> {
+    let lower = written.to_ascii_lowercase();
+    if let Some((_, key)) = RENAMED.iter().find(|(from, _)| *from == lower) {
+        return Some(key);
+    }
+    KEYS.iter()
+        .map(|(key, _)| (edit_distance(&lower, key), *key))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, key)| key)
+}
+
+/// Levenshtein distance, for typo hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Looks through the invisible groups that `macro_rules!` wraps around `$value:expr`.
+fn strip_groups(mut expr: &Expr) -> &Expr {
+    while let Expr::Group(group) = expr {
+        expr = &group.expr;
+    }
+    expr
+}
+
+fn string(expr: &Expr) -> Option<&LitStr> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Some(lit),
+        _ => None,
+    }
+}
+
+/// An integer literal, perhaps negated, as decimal text: `5`, `-5`.
+fn integer(expr: &Expr) -> Option<String> {
+    let digits = |lit: &LitInt| lit.base10_digits().to_owned();
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => Some(digits(lit)),
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => match strip_groups(&unary.expr) {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(lit), ..
+            }) => Some(format!("-{}", digits(lit))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `name = ".."` and each alias (`what` says which): stored in every row and matched exactly,
+/// so not empty and without whitespace or control characters.
+fn stored_name(expr: &Expr, what: &str, example: &str) -> syn::Result<LitStr> {
+    let Some(lit) = string(expr) else {
+        let message = format!("{what} must be a string, e.g. `{example}`");
+        return Err(syn::Error::new_spanned(expr, message));
+    };
+    let value = lit.value();
+    if value.is_empty() {
+        let message = format!("{what} cannot be empty; write the name to store, e.g. `{example}`");
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let message = format!(
+            "{what} cannot contain whitespace or control characters: it is stored in every \
+             row and matched exactly; write e.g. `{example}`"
+        );
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    Ok(lit.clone())
+}
+
+/// `aliases = ["Old", "Older"]`: each element is checked on its own, so all bad ones show.
+fn aliases(expr: &Expr, errors: &mut Errors) -> Vec<LitStr> {
+    let example = r#"aliases = ["OldName"]"#;
+    let Expr::Array(array) = expr else {
+        errors.at(
+            expr,
+            format!("`aliases` takes a list of strings, e.g. `{example}`"),
+        );
+        return Vec::new();
+    };
+    let mut aliases = Vec::new();
+    for element in &array.elems {
+        match stored_name(strip_groups(element), "an alias", example) {
+            Ok(alias) => aliases.push(alias),
+            Err(error) => errors.push(error),
+        }
+    }
+    aliases
+}
+
+/// `queue = "mail"`: not empty, and no commas or whitespace, which `--queues a,b` could not name.
+fn queue(expr: &Expr) -> syn::Result<String> {
+    let example = r#"queue = "mail""#;
+    let Some(lit) = string(expr) else {
+        let message = match integer(expr) {
+            Some(number) => format!("`queue` takes a string: write `queue = \"{number}\"`"),
+            None => format!("`queue` takes a string, e.g. `{example}`"),
+        };
+        return Err(syn::Error::new_spanned(expr, message));
+    };
+    let value = lit.value();
+    if value.is_empty() {
+        let message = format!(
+            "a queue name cannot be empty; write e.g. `{example}`, or remove `queue` to use the \
+             worker's default queue"
+        );
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    if value
+        .chars()
+        .any(|c| c == ',' || c.is_whitespace() || c.is_control())
+    {
+        let message = format!(
+            "a queue name cannot contain commas, whitespace or control characters: workers \
+             take a comma-separated list (`--queues mail,feeds`); write e.g. `{example}`"
+        );
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    Ok(value)
+}
+
+/// The integer in `expr`, or else a message that says how to write one. A quoted number gets
+/// "not a string: write `key = 5`".
+fn integer_setting(expr: &Expr, key: &str, takes: &str, example: &str) -> syn::Result<String> {
+    integer(expr).ok_or_else(|| {
+        let quoted = string(expr)
+            .map(LitStr::value)
+            .filter(|text| text.trim().parse::<i64>().is_ok());
+        let message = match quoted {
+            Some(text) => format!("`{key}` takes {takes}, not a string: write `{key} = {}`", text.trim()),
+            None => format!("`{key}` takes {takes}, e.g. `{example}`"),
+        };
+        syn::Error::new_spanned(expr, message)
+    })
+}
+
+/// `priority = 10`, `priority = -5`: lower runs first.
+fn priority(expr: &Expr) -> syn::Result<i32> {
+    let text = integer_setting(
+        expr,
+        "priority",
+        "an integer (lower runs first)",
+        "priority = 10",
+    )?;
+    text.parse().map_err(|_| {
+        let message = format!(
+            "`priority` must fit in an i32 ({} to {}); write e.g. `priority = 10`",
+            i32::MIN,
+            i32::MAX
+        );
+        syn::Error::new_spanned(expr, message)
+    })
+}
+
+/// `max_attempts = 5`: every run counts, the first included, so at least 1.
+fn max_attempts(expr: &Expr) -> syn::Result<u32> {
+    let takes = "a positive integer";
+    let text = integer_setting(expr, "max_attempts", takes, "max_attempts = 5")?;
+    match text.parse::<u32>() {
+        Ok(0) => Err(syn::Error::new_spanned(
+            expr,
+            "`max_attempts` must be at least 1: it counts every run, the first included; \
+             write `max_attempts = 1` to run a job once and never retry it",
+        )),
+        Ok(max) => Ok(max),
+        Err(_) => Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`max_attempts` takes {takes} up to {}, e.g. `max_attempts = 5`",
+                u32::MAX
+            ),
+        )),
+    }
+}
+
+/// `max_run_time = "1h30m"` or `max_run_time = 90` (seconds).
+fn max_run_time(expr: &Expr) -> syn::Result<u64> {
+    let message = "`max_run_time` takes a duration of whole seconds: a string such as \
+                   \"30s\", \"5m\", \"4h\", \"1d\" or \"1h30m\" (units d, h, m, s, largest first), \
+                   or an integer of seconds, e.g. `max_run_time = \"30s\"`";
+    let seconds = match (string(expr), integer(expr)) {
+        (Some(lit), _) => parse_duration(&lit.value()),
+        (None, Some(text)) => text.parse::<u64>().ok(),
+        (None, None) => None,
+    };
+    match seconds.filter(|secs| i64::try_from(*secs).is_ok()) {
+        Some(0) => Err(syn::Error::new_spanned(
+            expr,
+            "`max_run_time` must be longer than zero, e.g. `max_run_time = \"30s\"`; \
+             remove it to use the worker's limit (4h by default)",
+        )),
+        Some(secs) => Ok(secs),
+        None => Err(syn::Error::new_spanned(expr, message)),
+    }
+}
+
+/// Seconds in "90s", "5m", "4h", "1d" or "1h30m": units d, h, m, s, largest first, each once.
+fn parse_duration(text: &str) -> Option<u64> {
+    const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
+    let mut rest = text;
+    let mut total: u64 = 0;
+    let mut smallest_used = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let (number, tail) = rest.split_at(digits);
+        let unit = tail.chars().next()?;
+        let index = smallest_used
+            + UNITS[smallest_used..]
+                .iter()
+                .position(|(name, _)| *name == unit)?;
+        let amount = number.parse::<u64>().ok()?.checked_mul(UNITS[index].1)?;
+        total = total.checked_add(amount)?;
+        smallest_used = index + 1;
+        rest = &tail[unit.len_utf8()..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("5m"), Some(300));
+        assert_eq!(parse_duration("4h"), Some(14_400));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration("1h30m"), Some(5_400));
+        assert_eq!(parse_duration("1d2h3m4s"), Some(93_784));
+        assert_eq!(parse_duration("0s"), Some(0));
+        for bad in ["", "30", "s", "250ms", "30m1h", "1h1h", "1 h", "1H", "1.5h", "-1s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hints() {
+        assert_eq!(meant("attempts"), Some("max_attempts"));
+        assert_eq!(meant("timeout"), Some("max_run_time"));
+        assert_eq!(meant("queue_name"), Some("queue"));
+        assert_eq!(meant("priorty"), Some("priority"));
+        assert_eq!(meant("Queue"), Some("queue"));
+        assert_eq!(meant("color"), None);
+    }
+}

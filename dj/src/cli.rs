@@ -1,0 +1,1 @@
+pub fn main(_setup: fn() -> crate::State) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }

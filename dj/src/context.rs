@@ -1,0 +1,100 @@
+//! What a running job can reach: its own row's facts, the application's state, the database.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::db::Db;
+
+/// Application state shared by every job of a worker: a connection pool, an HTTP client,
+/// configuration. Built once at worker start; jobs read it through [`Context::get`].
+#[derive(Default, Clone)]
+pub struct State {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl State {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a value, replacing any earlier value of the same type.
+    pub fn with<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.insert(value);
+        self
+    }
+    /// Adds a value, replacing any earlier value of the same type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+    /// The value of type `T`, if one was added.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.values.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+/// Facts about the job being performed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The row's id (0 for a job performed inline by `dj::testing`).
+    pub id: i64,
+    /// The stored job name.
+    pub name: String,
+    /// The queue, if any.
+    pub queue: Option<String>,
+    /// The priority.
+    pub priority: i32,
+    /// Failed attempts so far (0 on the first run).
+    pub attempts: u32,
+}
+
+/// Passed to every `perform` and hook: the job's facts, the worker's [`State`] and [`Db`].
+pub struct Context {
+    pub(crate) job: JobInfo,
+    pub(crate) state: Arc<State>,
+    pub(crate) db: Option<Db>,
+}
+
+impl Context {
+    pub(crate) fn new(job: JobInfo, state: Arc<State>, db: Option<Db>) -> Self {
+        Context { job, state, db }
+    }
+    /// The job being performed.
+    pub fn job(&self) -> &JobInfo {
+        &self.job
+    }
+    /// The application's value of type `T`, if the worker's [`State`] has one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.state.get()
+    }
+    /// The application's value of type `T`. Panics (failing the attempt, which is recorded)
+    /// with a message naming `T` when the worker's state lacks it.
+    pub fn state<T: Any + Send + Sync>(&self) -> &T {
+        self.get().unwrap_or_else(|| {
+            panic!(
+                "dj: the worker's state has no `{}`; add it in the setup passed to `dj::main!` (`State::new().with(value)`)",
+                std::any::type_name::<T>()
+            )
+        })
+    }
+    /// The job database (to enqueue follow-up jobs). `None` only for a job performed inline
+    /// by `dj::testing` inside the caller's own transaction.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context").field("job", &self.job).finish()
+    }
+}

@@ -1,0 +1,161 @@
+//! [`Db`]: the handle applications and workers share. Opened from a URL, it pools
+//! connections to the backend the URL names.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::enqueue::JobId;
+use crate::error::{Error, Result};
+use crate::store::{JobFilter, JobRow, QueueStats, Store};
+
+/// The SQLite file used when `DATABASE_URL` is not set: `dj.sqlite3` in the working
+/// directory, so an app and its worker started in one directory agree with no setup.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:dj.sqlite3";
+
+/// A handle on the job table: cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Db {
+    store: Arc<dyn Store>,
+}
+
+impl Db {
+    /// Opens `postgres://...` (or `postgresql://...`) or `sqlite:path[?synchronous=full]`.
+    /// Nothing is connected until first use.
+    pub fn open(url: &str) -> Result<Db> {
+        let url = url.trim();
+        let store: Arc<dyn Store> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            open_postgres(url)?
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            open_sqlite(rest)?
+        } else {
+            return Err(Error::BadUrl {
+                url: url.to_owned(),
+                reason: "the scheme must be `postgres://`, `postgresql://` or `sqlite:`".to_owned(),
+            });
+        };
+        Ok(Db { store })
+    }
+
+    /// Opens `DATABASE_URL`, or [`DEFAULT_DATABASE_URL`] when it is unset or empty.
+    pub fn from_env() -> Result<Db> {
+        Db::open(&database_url(None))
+    }
+
+    /// Creates or upgrades the `delayed_jobs` table and indexes; safe to run again. Returns
+    /// the migration versions it applied (empty when already up to date).
+    pub fn migrate(&self) -> Result<Vec<u32>> {
+        self.store.migrate()
+    }
+
+    /// Which database this is, with any password hidden.
+    pub fn url(&self) -> String {
+        self.store.describe()
+    }
+
+    /// The database's clock: the one clock dj uses for `run_at` and locks.
+    pub fn now(&self) -> Result<SystemTime> {
+        self.store.now()
+    }
+
+    /// Rows matching `filter`, by id.
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        self.store.job_list(filter)
+    }
+
+    /// One row by id.
+    pub fn job(&self, id: JobId) -> Result<Option<JobRow>> {
+        let filter = JobFilter {
+            id: Some(id),
+            ..JobFilter::default()
+        };
+        Ok(self.store.job_list(&filter)?.pop())
+    }
+
+    /// How many rows match `filter`.
+    pub fn count(&self, filter: &JobFilter) -> Result<i64> {
+        self.store.job_count(filter)
+    }
+
+    /// Per-queue counts by state, and the age of the oldest ready job.
+    pub fn stats(&self) -> Result<Vec<QueueStats>> {
+        self.store.job_stats()
+    }
+
+    /// Deletes matching rows; returns how many.
+    pub fn delete(&self, filter: &JobFilter) -> Result<u64> {
+        self.store.job_delete(filter)
+    }
+
+    /// Makes matching unlocked rows (failed ones included) ready now with attempts reset;
+    /// returns how many.
+    pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
+        self.store.job_retry_now(filter)
+    }
+
+    /// Releases every lock held by the worker named `worker`; returns how many.
+    pub fn unlock_worker(&self, worker: &str) -> Result<u64> {
+        self.store.job_unlock_worker(worker)
+    }
+
+    /// Worker names holding locks, with how many rows each.
+    pub fn lockers(&self) -> Result<Vec<(String, i64)>> {
+        self.store.job_lockers()
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Db").field(&self.store.describe()).finish()
+    }
+}
+
+/// The URL to use: an explicit one, else `DATABASE_URL`, else the default SQLite file.
+pub fn database_url(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// The `schema` SQL for the backend a URL names.
+pub fn schema_sql(url: &str) -> Result<String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(crate::store::postgres::schema_sql());
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::BackendDisabled { backend: "postgres" });
+    }
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        return Ok(crate::store::sqlite::schema_sql());
+        #[cfg(not(feature = "sqlite"))]
+        return Err(Error::BackendDisabled { backend: "sqlite" });
+    }
+    Db::open(url).map(|_| String::new())
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(crate::store::postgres::PgStore::open(url)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_url: &str) -> Result<Arc<dyn Store>> {
+    Err(Error::BackendDisabled { backend: "postgres" })
+}
+
+#[cfg(feature = "sqlite")]
+fn open_sqlite(rest: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(crate::store::sqlite::SqliteStore::open(rest)?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn open_sqlite(_rest: &str) -> Result<Arc<dyn Store>> {
+    Err(Error::BackendDisabled { backend: "sqlite" })
+}

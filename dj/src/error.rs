@@ -1,0 +1,61 @@
+//! The library's own errors (a job's failure is a [`crate::JobError`], not this).
+
+use std::time::Duration;
+
+/// What can go wrong in dj itself: configuration, the database, the registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `DATABASE_URL` (or `--database-url`) is not a URL dj understands.
+    #[error("invalid database url `{url}`: {reason}; write `postgres://user@host/db` or `sqlite:path/to/file.db`")]
+    BadUrl { url: String, reason: String },
+    /// The `delayed_jobs` table (or a column of it) is missing.
+    #[error("the `delayed_jobs` table is missing or out of date in {database}; run `migrate` (the worker binary's `migrate` command, or `dj::Db::migrate`) first")]
+    MissingTable { database: String },
+    /// A backend that this build of dj does not include.
+    #[error("this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`")]
+    BackendDisabled { backend: &'static str },
+    /// Two job types registered one name.
+    #[error("two job types are registered as `{name}`: `{first}` and `{second}`; give one of them `#[job(name = \"...\")]`")]
+    DuplicateJobName {
+        name: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    /// A job's payload could not be turned into JSON.
+    #[error("job `{name}` could not be serialized: {source}")]
+    Serialize {
+        name: &'static str,
+        source: serde_json::Error,
+    },
+    /// The handler is larger than [`crate::MAX_HANDLER_BYTES`].
+    #[error("job `{name}` serializes to {size} bytes, over dj's limit of {limit} bytes; store large data elsewhere and enqueue a key to it")]
+    PayloadTooLarge {
+        name: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    /// An argument that dj rejects before it reaches the database.
+    #[error("{0}")]
+    Invalid(String),
+    /// No job with this id.
+    #[error("no job with id {0}")]
+    NotFound(i64),
+    /// The PostgreSQL backend failed.
+    #[cfg(feature = "postgres")]
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The SQLite backend failed.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database stayed unreachable.
+    #[error("database unreachable after {waited:?}: {last}")]
+    Unreachable { waited: Duration, last: String },
+    /// I/O (signals, pid files, logs).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `Result` with dj's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,238 @@
+//! What a job is: the [`Job`] identity that `#[derive(Job)]` writes, and the [`Perform`] trait
+//! (work plus optional hooks) that the application writes.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backoff;
+use crate::context::Context;
+use crate::enqueue::Delayed;
+
+/// A job type's identity and defaults. Written by `#[derive(Job)]` or `#[dj::job]`; do not
+/// implement it by hand (a hand-written impl is not registered, so no worker could load it).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a dj job",
+    label = "not a job",
+    note = "add `#[derive(dj::Job, serde::Serialize, serde::Deserialize)]` to `{Self}` and implement `dj::Perform` for it"
+)]
+pub trait Job: Perform + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored in the `handler` column (defaults to the type's name).
+    const NAME: &'static str;
+    /// Older names that stored rows may still carry; a worker loads them as this type.
+    const ALIASES: &'static [&'static str] = &[];
+    /// Defaults from `#[job(...)]`.
+    const OPTIONS: JobOptions = JobOptions::new();
+
+    /// Starts an enqueue of this value: set priority, queue or run time, then `.enqueue(..)`.
+    fn delay(self) -> Delayed<Self>
+    where
+        Self: Sized,
+    {
+        Delayed::new(self)
+    }
+}
+
+/// Per-type defaults declared with `#[job(queue = .., priority = .., max_attempts = ..,
+/// max_run_time = ..)]`. `None` means "use the worker's setting".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobOptions {
+    pub(crate) queue: Option<&'static str>,
+    pub(crate) priority: Option<i32>,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) max_run_time: Option<Duration>,
+}
+
+impl JobOptions {
+    /// No defaults: every setting comes from the enqueue call or the worker.
+    pub const fn new() -> Self {
+        JobOptions {
+            queue: None,
+            priority: None,
+            max_attempts: None,
+            max_run_time: None,
+        }
+    }
+    /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
+    pub const fn queue(mut self, queue: &'static str) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+    /// The priority (lower runs first) unless `.priority(..)` says otherwise.
+    pub const fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    /// How many runs in all before the job fails permanently.
+    pub const fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+    /// How long one run may take before it counts as a failed attempt.
+    pub const fn max_run_time(mut self, max_run_time: Duration) -> Self {
+        self.max_run_time = Some(max_run_time);
+        self
+    }
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The work a job does, and optional hooks around it, as in delayed_job.
+///
+/// Order on success: `before → perform → success → after`; on error:
+/// `before → perform → error → after`, then, once attempts run out, `failure`.
+/// A panic anywhere in `before`, `perform` or `success` counts as an error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` derives `Job` but does not implement `dj::Perform`",
+    label = "this job has no `perform`",
+    note = "add `impl dj::Perform for {Self} {{ type Error = ..; fn perform(&self, ctx: &dj::Context) -> Result<(), Self::Error> {{ .. }} }}`"
+)]
+pub trait Perform {
+    /// What `perform` returns on failure: any `std::error::Error + Send + Sync`, or a
+    /// [`JobError`] to ask for a permanent failure or a retry at a given time.
+    type Error: Into<JobError>;
+
+    /// Does the work. `Err` (or a panic) is a failed attempt.
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error>;
+
+    /// Runs before `perform`; a panic here fails the attempt.
+    fn before(&self, _ctx: &Context) {}
+    /// Runs after every attempt, successful or not (like `ensure`).
+    fn after(&self, _ctx: &Context) {}
+    /// Runs after a successful `perform`.
+    fn success(&self, _ctx: &Context) {}
+    /// Runs after a failed attempt, with the error.
+    fn error(&self, _ctx: &Context, _error: &JobError) {}
+    /// Runs once, when the job has failed for the last time.
+    fn failure(&self, _ctx: &Context, _error: &JobError) {}
+    /// When to run again after failed attempt number `attempts` (1 after the first failure).
+    /// The default is delayed_job's `now + attempts⁴ + 5 s`.
+    fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime {
+        now + backoff::delay(attempts)
+    }
+    /// Overrides the type's and the worker's `max_attempts`.
+    fn max_attempts(&self) -> Option<u32> {
+        None
+    }
+    /// Overrides the type's and the worker's `max_run_time`.
+    fn max_run_time(&self) -> Option<Duration> {
+        None
+    }
+    /// Overrides the worker's `destroy_failed_jobs` for this job.
+    fn destroy_failed_jobs(&self) -> Option<bool> {
+        None
+    }
+    /// The name used in log lines (defaults to the job's stored name).
+    fn display_name(&self) -> Option<String> {
+        None
+    }
+}
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A failed attempt: the error, and what the job asks the worker to do about it.
+///
+/// Any `std::error::Error + Send + Sync + 'static` converts into it with `?`. Use
+/// [`JobError::permanent`] to skip the remaining attempts, or [`JobError::retry_in`] to choose
+/// the next run time.
+pub struct JobError {
+    error: BoxError,
+    pub(crate) action: FailAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailAction {
+    Retry,
+    RetryIn(Duration),
+    Permanent,
+}
+
+impl JobError {
+    /// A failed attempt that follows the retry policy.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        JobError {
+            error: error.into(),
+            action: FailAction::Retry,
+        }
+    }
+    /// Fails the job for good now: no more attempts, then `failure` runs.
+    pub fn permanent(error: impl Into<BoxError>) -> Self {
+        JobError {
+            error: error.into(),
+            action: FailAction::Permanent,
+        }
+    }
+    /// A failed attempt that asks to run again after `delay` (if attempts remain).
+    pub fn retry_in(error: impl Into<BoxError>, delay: Duration) -> Self {
+        JobError {
+            error: error.into(),
+            action: FailAction::RetryIn(delay),
+        }
+    }
+    /// The underlying error.
+    pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.error
+    }
+    /// True if the job asked not to be retried.
+    pub fn is_permanent(&self) -> bool {
+        self.action == FailAction::Permanent
+    }
+    /// The message followed by each cause, one `caused by:` line each: what `last_error` holds.
+    pub fn report(&self) -> String {
+        let mut out = self.error.to_string();
+        let mut source = self.error.source();
+        while let Some(cause) = source {
+            out.push_str("\ncaused by: ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+    /// A short type-like label for log lines (`FAILED ... with LABEL: message`).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.action {
+            FailAction::Permanent => "PermanentError",
+            _ => "Error",
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        JobError::new(error)
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobError")
+            .field("error", &self.report())
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+/// A failure made from a message, for jobs that have no error type of their own.
+#[derive(Debug)]
+pub struct Message(pub String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Message {}

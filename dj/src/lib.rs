@@ -1,0 +1,96 @@
+//! # dj: delayed_job for Rust
+//!
+//! Background jobs stored as rows of a `delayed_jobs` table in your own database
+//! (PostgreSQL, or an embedded SQLite file), performed later by worker processes.
+//!
+//! ```
+//! use dj::{Job, Perform};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Job, Serialize, Deserialize)]
+//! #[job(queue = "mail", max_attempts = 5)]
+//! struct SendWelcome {
+//!     user_id: i64,
+//! }
+//!
+//! impl Perform for SendWelcome {
+//!     type Error = std::io::Error;
+//!     fn perform(&self, _ctx: &dj::Context) -> Result<(), Self::Error> {
+//!         println!("welcome, user {}", self.user_id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), dj::Error> {
+//! # let dir = std::env::temp_dir().join(format!("dj-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let url = format!("sqlite:{}", dir.join("quickstart.db").display());
+//! let db = dj::Db::open(&url)?;          // or dj::Db::from_env(): DATABASE_URL, else dj.sqlite3
+//! db.migrate()?;
+//! let id = SendWelcome { user_id: 7 }.delay().priority(3).enqueue(&db)?;
+//! assert!(db.job(id)?.is_some());        // stored, not run yet
+//!
+//! let report = dj::Worker::new(db.clone()).work_off(100)?;
+//! assert_eq!(report.succeeded, 1);
+//! assert!(db.job(id)?.is_none());        // performed and deleted
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A worker binary is one line, `dj::main!();`, which generates the whole CLI
+//! (`work`, `workoff`, `migrate`, `schema`, `jobs`, `show`, ...). See the README.
+
+mod backoff;
+pub mod cli;
+mod context;
+mod db;
+mod enqueue;
+mod error;
+mod job;
+mod registry;
+pub mod store;
+pub mod testing;
+mod validate;
+pub mod worker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use context::{Context, JobInfo, State};
+pub use db::{database_url, schema_sql, Db, DEFAULT_DATABASE_URL};
+pub use dj_macros::{job, Job};
+pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
+pub use error::{Error, Result};
+pub use job::{Job, JobError, JobOptions, Message, Perform};
+pub use store::{JobFilter, JobRow, JobState, QueueStats};
+pub use validate::MAX_QUEUE_NAME;
+pub use worker::{Config, Report, StopFlag, Worker};
+
+/// The largest `handler` dj stores: 1 MiB of JSON. Larger payloads are refused at enqueue
+/// with [`Error::PayloadTooLarge`]; store big data elsewhere and enqueue a key to it.
+pub const MAX_HANDLER_BYTES: usize = 1 << 20;
+
+/// Rows per insert statement in [`enqueue_many`].
+pub const INSERT_BATCH: usize = 5_000;
+
+/// Generates `fn main()` for a worker binary: the whole dj CLI. Pass a function returning the
+/// [`State`] jobs see through their [`Context`], if they need one:
+///
+/// ```ignore
+/// dj::main!();                 // no application state
+/// dj::main!(my_app::state);    // fn state() -> dj::State
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main(::std::default::Default::default)
+        }
+    };
+    ($setup:path) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main($setup)
+        }
+    };
+}

@@ -1,0 +1,251 @@
+//! The job registry: every `#[derive(Job)]` / `#[dj::job]` submits one [`Registration`]
+//! through `inventory`; the worker finds a stored row's type here by name. Only registered
+//! types can ever be built from a row, whatever its `handler` says.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::job::{Job, JobError, Message, Perform};
+
+/// One job type, as the worker sees it. Built by the macros with [`Registration::of`].
+#[derive(Debug)]
+pub struct Registration {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    type_name: fn() -> &'static str,
+    load: fn(&str) -> serde_json::Result<Box<dyn LoadedJob>>,
+}
+
+impl Registration {
+    /// The registration of job type `J`.
+    pub const fn of<J: Job>() -> Self {
+        Registration {
+            name: J::NAME,
+            aliases: J::ALIASES,
+            type_name: std::any::type_name::<J>,
+            load: load::<J>,
+        }
+    }
+}
+
+inventory::collect!(Registration);
+
+fn load<J: Job>(args: &str) -> serde_json::Result<Box<dyn LoadedJob>> {
+    let job: J = serde_json::from_str(args)?;
+    Ok(Box::new(job))
+}
+
+/// A job loaded from its row, with its type erased: what the executor runs.
+pub(crate) trait LoadedJob: Send + Sync {
+    /// `before → perform → success | error → after`, each panic caught and counted as an error.
+    fn invoke(&self, ctx: &Context) -> Result<(), JobError>;
+    /// The `failure` hook; a panic in it is caught and reported.
+    fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String>;
+    fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime;
+    fn max_attempts(&self) -> Option<u32>;
+    fn max_run_time(&self) -> Option<Duration>;
+    fn destroy_failed_jobs(&self) -> Option<bool>;
+    fn display_name(&self) -> String;
+}
+
+impl<J: Job> LoadedJob for J {
+    fn invoke(&self, ctx: &Context) -> Result<(), JobError> {
+        let outcome = catching(|| {
+            self.before(ctx);
+            self.perform(ctx).map_err(Into::into)?;
+            self.success(ctx);
+            Ok(())
+        });
+        if let Err(error) = &outcome {
+            if let Err(panic) = catching(|| {
+                self.error(ctx, error);
+                Ok(())
+            }) {
+                tracing::error!("Error when running error callback: {panic}");
+            }
+        }
+        if let Err(panic) = catching(|| {
+            self.after(ctx);
+            Ok(())
+        }) {
+            tracing::error!("Error when running after callback: {panic}");
+        }
+        outcome
+    }
+    fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String> {
+        catching(|| {
+            Perform::failure(self, ctx, error);
+            Ok(())
+        })
+        .map_err(|e| e.report())
+    }
+    fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime {
+        Perform::reschedule_at(self, now, attempts)
+    }
+    fn max_attempts(&self) -> Option<u32> {
+        Perform::max_attempts(self).or(J::OPTIONS.max_attempts)
+    }
+    fn max_run_time(&self) -> Option<Duration> {
+        Perform::max_run_time(self).or(J::OPTIONS.max_run_time)
+    }
+    fn destroy_failed_jobs(&self) -> Option<bool> {
+        Perform::destroy_failed_jobs(self)
+    }
+    fn display_name(&self) -> String {
+        Perform::display_name(self).unwrap_or_else(|| J::NAME.to_owned())
+    }
+}
+
+/// Runs `f`, turning a panic into a failed attempt whose message is the panic's.
+pub(crate) fn catching(f: impl FnOnce() -> Result<(), JobError>) -> Result<(), JobError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+            Err(JobError::new(Message(format!("panicked: {text}"))))
+        }
+    }
+}
+
+/// The stored form of a job: `{"job": NAME, "args": FIELDS}`.
+#[derive(Serialize)]
+struct HandlerOut<'a, J> {
+    job: &'a str,
+    args: &'a J,
+}
+
+#[derive(Deserialize)]
+struct HandlerIn<'a> {
+    #[serde(borrow)]
+    job: &'a str,
+    #[serde(borrow)]
+    args: &'a RawValue,
+}
+
+/// Serializes a job into its `handler` text.
+pub(crate) fn handler_of<J: Job>(job: &J) -> Result<String> {
+    let text = serde_json::to_string(&HandlerOut {
+        job: J::NAME,
+        args: job,
+    })
+    .map_err(|source| Error::Serialize {
+        name: J::NAME,
+        source,
+    })?;
+    if text.len() > crate::MAX_HANDLER_BYTES {
+        return Err(Error::PayloadTooLarge {
+            name: J::NAME,
+            size: text.len(),
+            limit: crate::MAX_HANDLER_BYTES,
+        });
+    }
+    Ok(text)
+}
+
+/// Why a stored row could not become a job. Always a permanent failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoadError(pub String);
+
+/// Loads a stored handler as its registered type.
+pub(crate) fn load_handler(handler: &str) -> Result<Box<dyn LoadedJob>, LoadError> {
+    let parsed: HandlerIn<'_> = serde_json::from_str(handler).map_err(|e| {
+        LoadError(format!(
+            "Job failed to load: the handler is not dj's JSON ({e}). Handler: {}",
+            abbreviate(handler)
+        ))
+    })?;
+    let registration = registry().lookup(parsed.job)?;
+    (registration.load)(parsed.args.get()).map_err(|e| {
+        LoadError(format!(
+            "Job failed to load: the stored fields do not fit `{}` ({e}). Handler: {}",
+            (registration.type_name)(),
+            abbreviate(handler)
+        ))
+    })
+}
+
+fn abbreviate(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return format!("{text:?}");
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &text[..end], text.len())
+}
+
+/// Every registered job, by name and alias.
+pub(crate) struct Registry {
+    by_name: BTreeMap<&'static str, &'static Registration>,
+    duplicates: Vec<(&'static str, &'static Registration, &'static Registration)>,
+}
+
+pub(crate) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut by_name: BTreeMap<&'static str, &'static Registration> = BTreeMap::new();
+        let mut duplicates = Vec::new();
+        for registration in inventory::iter::<Registration> {
+            let names = std::iter::once(registration.name).chain(registration.aliases.iter().copied());
+            for name in names {
+                if let Some(first) = by_name.insert(name, registration) {
+                    if !std::ptr::eq(first, registration) {
+                        duplicates.push((name, first, registration));
+                    }
+                }
+            }
+        }
+        Registry { by_name, duplicates }
+    })
+}
+
+impl Registry {
+    /// Fails on the first name claimed by two types: called at worker start.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.duplicates.first() {
+            None => Ok(()),
+            Some((name, a, b)) => {
+                let (mut first, mut second) = ((a.type_name)(), (b.type_name)());
+                if first > second {
+                    std::mem::swap(&mut first, &mut second);
+                }
+                Err(Error::DuplicateJobName {
+                    name: (*name).to_owned(),
+                    first,
+                    second,
+                })
+            }
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<&'static Registration, LoadError> {
+        self.by_name.get(name).copied().ok_or_else(|| {
+            LoadError(format!(
+                "Job failed to load: no job named `{name}` is registered in this worker (known: {}); \
+                 link the crate that defines it into the worker binary, or keep the old name with `#[job(aliases = [\"{name}\"])]`",
+                self.known()
+            ))
+        })
+    }
+
+    /// The registered names, comma-separated, for messages.
+    pub(crate) fn known(&self) -> String {
+        if self.by_name.is_empty() {
+            return "none".to_owned();
+        }
+        self.by_name.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,704 @@
+//! The PostgreSQL backend: the deployment target. Claims use `FOR UPDATE SKIP LOCKED` in a
+//! CTE (never `IN (...)`), outcomes are written for many jobs per statement, inserts are one
+//! statement per batch, and an `AFTER INSERT ... FOR EACH STATEMENT` trigger NOTIFYs idle
+//! workers.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use fallible_iterator::FallibleIterator;
+use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Row, Statement};
+
+use super::pool::{Manage, Pool};
+use super::{ClaimParams, Fail, JobFilter, JobRow, JobState, QueueStats, Retry, Store};
+use crate::enqueue::{JobId, NewJob, RunAt};
+use crate::error::{Error, Result};
+use crate::worker::StopFlag;
+
+/// Migrations, numbered, applied in order by `migrate`.
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    include_str!("../../migrations/postgres/0001_create_delayed_jobs.sql"),
+)];
+
+const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
+                       locked_by, queue, created_at, updated_at, name, max_run_time";
+
+const CHANNEL: &str = "delayed_jobs";
+
+/// A connection with its prepared statements, so hot queries are parsed once per connection.
+pub(crate) struct PgConn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl PgConn {
+    fn statement(&mut self, sql: &'static str, types: &[Type]) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare_typed(sql, types)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+    fn query(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql, types)?;
+        self.client.query(&statement, params)
+    }
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql, types)?;
+        self.client.execute(&statement, params)
+    }
+}
+
+pub(crate) struct Manager {
+    config: postgres::Config,
+}
+
+impl Manage for Manager {
+    type Conn = PgConn;
+    fn open(&self) -> Result<PgConn> {
+        let client = self.config.connect(NoTls)?;
+        Ok(PgConn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+    fn healthy(&self, conn: &mut PgConn) -> bool {
+        !conn.client.is_closed()
+    }
+}
+
+pub(crate) struct PgStore {
+    pool: Pool<Manager>,
+    shown: String,
+    listener: Mutex<Option<Client>>,
+}
+
+impl PgStore {
+    pub(crate) fn open(url: &str) -> Result<PgStore> {
+        let config = postgres::Config::from_str(url).map_err(|e| Error::BadUrl {
+            url: hide_password(url),
+            reason: e.to_string(),
+        })?;
+        Ok(PgStore {
+            pool: Pool::new(Manager { config }, 16),
+            shown: hide_password(url),
+            listener: Mutex::new(None),
+        })
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, postgres::Error>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: postgres::Error) -> Error {
+        missing_table(e, &self.shown)
+    }
+}
+
+fn missing_table(e: postgres::Error, database: &str) -> Error {
+    match e.code() {
+        Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN => {
+            Error::MissingTable {
+                database: database.to_owned(),
+            }
+        }
+        _ => Error::Postgres(e),
+    }
+}
+
+fn hide_password(url: &str) -> String {
+    // postgres://user:secret@host/db -> postgres://user:***@host/db
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+fn job_row(row: &Row) -> JobRow {
+    JobRow {
+        id: row.get(0),
+        priority: row.get(1),
+        attempts: row.get(2),
+        handler: row.get(3),
+        last_error: row.get(4),
+        run_at: row.get(5),
+        locked_at: row.get(6),
+        failed_at: row.get(7),
+        locked_by: row.get(8),
+        queue: row.get(9),
+        created_at: row.get(10),
+        updated_at: row.get(11),
+        name: row.get(12),
+        max_run_time: row.get(13),
+    }
+}
+
+/// Columns of a batch insert, one array per column.
+struct InsertArrays<'a> {
+    names: Vec<&'a str>,
+    handlers: Vec<&'a str>,
+    priorities: Vec<i32>,
+    queues: Vec<Option<&'a str>>,
+    at: Vec<Option<SystemTime>>,
+    delays: Vec<f64>,
+    max_run_times: Vec<Option<i32>>,
+}
+
+impl<'a> InsertArrays<'a> {
+    fn of(rows: &'a [NewJob]) -> Self {
+        let mut a = InsertArrays {
+            names: Vec::with_capacity(rows.len()),
+            handlers: Vec::with_capacity(rows.len()),
+            priorities: Vec::with_capacity(rows.len()),
+            queues: Vec::with_capacity(rows.len()),
+            at: Vec::with_capacity(rows.len()),
+            delays: Vec::with_capacity(rows.len()),
+            max_run_times: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
+            let (at, delay) = run_at_parts(row.run_at);
+            a.names.push(row.name);
+            a.handlers.push(&row.handler);
+            a.priorities.push(row.priority);
+            a.queues.push(row.queue.as_deref());
+            a.at.push(at);
+            a.delays.push(delay);
+            a.max_run_times.push(row.max_run_time.map(clamp_i32));
+        }
+        a
+    }
+}
+
+fn clamp_i32(v: i64) -> i32 {
+    v.clamp(0, i64::from(i32::MAX)) as i32
+}
+
+/// An absolute time, or seconds to add to the database's `now()`.
+fn run_at_parts(run_at: RunAt) -> (Option<SystemTime>, f64) {
+    match run_at {
+        RunAt::Now => (None, 0.0),
+        RunAt::In(delay) => (None, delay.as_secs_f64()),
+        RunAt::At(when) => (Some(when), 0.0),
+    }
+}
+
+const INSERT_ONE: &str = "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
+     VALUES ($1, $2, $3, $4, coalesce($5, now() + $6 * interval '1 second'), $7) RETURNING id";
+const INSERT_ONE_TYPES: &[Type] = &[
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::INT4,
+];
+
+const INSERT_MANY: &str = "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
+     SELECT n, h, p, q, coalesce(a, now() + d * interval '1 second'), m \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::timestamptz[], $6::float8[], $7::int4[]) \
+          AS t(n, h, p, q, a, d, m) \
+     RETURNING id";
+const INSERT_MANY_TYPES: &[Type] = &[
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::TIMESTAMPTZ_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::INT4_ARRAY,
+];
+
+/// Inserts rows through any client: a pooled connection or the caller's transaction. One
+/// statement, one round trip (typed, so nothing is prepared on the caller's connection).
+pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> Result<Vec<JobId>> {
+    let result = match rows {
+        [] => return Ok(Vec::new()),
+        [row] => {
+            let (at, delay) = run_at_parts(row.run_at);
+            let max_run_time = row.max_run_time.map(clamp_i32);
+            client.query_typed(
+                INSERT_ONE,
+                &[
+                    (&row.name, Type::TEXT),
+                    (&row.handler, Type::TEXT),
+                    (&row.priority, Type::INT4),
+                    (&row.queue, Type::TEXT),
+                    (&at, Type::TIMESTAMPTZ),
+                    (&delay, Type::FLOAT8),
+                    (&max_run_time, Type::INT4),
+                ],
+            )
+        }
+        rows => {
+            let a = InsertArrays::of(rows);
+            client.query_typed(
+                INSERT_MANY,
+                &[
+                    (&a.names, Type::TEXT_ARRAY),
+                    (&a.handlers, Type::TEXT_ARRAY),
+                    (&a.priorities, Type::INT4_ARRAY),
+                    (&a.queues, Type::TEXT_ARRAY),
+                    (&a.at, Type::TIMESTAMPTZ_ARRAY),
+                    (&a.delays, Type::FLOAT8_ARRAY),
+                    (&a.max_run_times, Type::INT4_ARRAY),
+                ],
+            )
+        }
+    };
+    let rows = result.map_err(|e| missing_table(e, "the caller's connection"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The claim: lock up to `$5` ready rows, skipping rows other workers hold, in one statement.
+/// The CTE picks ids with `FOR UPDATE SKIP LOCKED`; the UPDATE joins on them (a scalar or
+/// CTE join, never `IN (...)`, which lets the planner lock extra rows).
+const CLAIM: &str = "WITH picked AS ( \
+         SELECT id FROM delayed_jobs \
+         WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
+           AND priority >= $2 AND priority <= $3 \
+           AND (cardinality($4::text[]) = 0 OR queue = ANY($4::text[])) \
+         ORDER BY priority, run_at \
+         LIMIT $5 \
+         FOR UPDATE SKIP LOCKED) \
+     UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1 \
+     FROM picked WHERE j.id = picked.id \
+     RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+               j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time";
+
+const COMPLETE: &str = "DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2";
+
+const RETRY: &str = "UPDATE delayed_jobs AS j \
+     SET attempts = t.attempts, last_error = t.err, run_at = now() + t.delay * interval '1 second', \
+         locked_at = CASE WHEN t.release THEN NULL ELSE now() END, \
+         locked_by = CASE WHEN t.release THEN NULL ELSE j.locked_by END, updated_at = now() \
+     FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::text[], $5::bool[]) \
+          AS t(id, attempts, delay, err, release) \
+     WHERE j.id = t.id AND j.locked_by = $6";
+
+const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
+     SET attempts = t.attempts, last_error = t.err, failed_at = now(), \
+         locked_at = NULL, locked_by = NULL, updated_at = now() \
+     FROM unnest($1::int8[], $2::int4[], $3::text[]) AS t(id, attempts, err) \
+     WHERE j.id = t.id AND j.locked_by = $4";
+
+const UNLOCK: &str = "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+     WHERE id = ANY($1) AND locked_by = $2";
+
+const TOUCH: &str = "UPDATE delayed_jobs SET locked_at = now() WHERE id = ANY($1) AND locked_by = $2";
+
+impl Store for PgStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn migrate(&self) -> Result<Vec<u32>> {
+        self.run(|conn| {
+            let mut tx = conn.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))", &[])?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS dj_schema_migrations ( \
+                     version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )?;
+            let done: Vec<i32> = tx
+                .query("SELECT version FROM dj_schema_migrations", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut applied = Vec::new();
+            for &(version, sql) in MIGRATIONS {
+                if done.contains(&(version as i32)) {
+                    continue;
+                }
+                tx.batch_execute(sql)?;
+                tx.execute(
+                    "INSERT INTO dj_schema_migrations (version) VALUES ($1)",
+                    &[&(version as i32)],
+                )?;
+                applied.push(version);
+            }
+            tx.commit()?;
+            conn.statements.clear();
+            Ok(applied)
+        })
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        self.run(|conn| {
+            conn.client
+                .query(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"), &[])?;
+            Ok(())
+        })
+    }
+
+    fn now(&self) -> Result<SystemTime> {
+        self.run(|conn| Ok(conn.query("SELECT now()", &[], &[])?[0].get(0)))
+    }
+
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+        let mut conn = self.pool.get()?;
+        let result = match rows {
+            [] => return Ok(Vec::new()),
+            [row] => {
+                let (at, delay) = run_at_parts(row.run_at);
+                let max_run_time = row.max_run_time.map(clamp_i32);
+                conn.query(
+                    INSERT_ONE,
+                    INSERT_ONE_TYPES,
+                    &[
+                        &row.name,
+                        &row.handler,
+                        &row.priority,
+                        &row.queue,
+                        &at,
+                        &delay,
+                        &max_run_time,
+                    ],
+                )
+            }
+            rows => {
+                let a = InsertArrays::of(rows);
+                conn.query(
+                    INSERT_MANY,
+                    INSERT_MANY_TYPES,
+                    &[
+                        &a.names,
+                        &a.handlers,
+                        &a.priorities,
+                        &a.queues,
+                        &a.at,
+                        &a.delays,
+                        &a.max_run_times,
+                    ],
+                )
+            }
+        };
+        let rows = result.map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
+        let min = p.min_priority.unwrap_or(i32::MIN);
+        let max = p.max_priority.unwrap_or(i32::MAX);
+        let limit = p.limit as i64;
+        let mut jobs: Vec<JobRow> = self.run(|conn| {
+            let rows = conn.query(
+                CLAIM,
+                &[Type::TEXT, Type::INT4, Type::INT4, Type::TEXT_ARRAY, Type::INT8],
+                &[&p.worker, &min, &max, &p.queues, &limit],
+            )?;
+            Ok(rows.iter().map(job_row).collect())
+        })?;
+        jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+        Ok(jobs)
+    }
+
+    fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        self.run(|conn| {
+            conn.execute(COMPLETE, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
+            Ok(())
+        })
+    }
+
+    fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = retries.iter().map(|r| r.id).collect();
+        let attempts: Vec<i32> = retries.iter().map(|r| r.attempts).collect();
+        let delays: Vec<f64> = retries.iter().map(|r| r.delay.as_secs_f64()).collect();
+        let errors: Vec<&str> = retries.iter().map(|r| r.last_error.as_str()).collect();
+        let release: Vec<bool> = retries.iter().map(|r| r.release).collect();
+        self.run(|conn| {
+            conn.execute(
+                RETRY,
+                &[
+                    Type::INT8_ARRAY,
+                    Type::INT4_ARRAY,
+                    Type::FLOAT8_ARRAY,
+                    Type::TEXT_ARRAY,
+                    Type::BOOL_ARRAY,
+                    Type::TEXT,
+                ],
+                &[&ids, &attempts, &delays, &errors, &release, &worker],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
+        let (destroy, keep): (Vec<&Fail>, Vec<&Fail>) = fails.iter().partition(|f| f.destroy);
+        self.run(|conn| {
+            if !destroy.is_empty() {
+                let ids: Vec<i64> = destroy.iter().map(|f| f.id).collect();
+                conn.execute(COMPLETE, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
+            }
+            if !keep.is_empty() {
+                let ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
+                let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
+                let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
+                conn.execute(
+                    FAIL_KEEP,
+                    &[Type::INT8_ARRAY, Type::INT4_ARRAY, Type::TEXT_ARRAY, Type::TEXT],
+                    &[&ids, &attempts, &errors, &worker],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(|conn| conn.execute(UNLOCK, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]))
+    }
+
+    fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        self.run(|conn| {
+            conn.execute(TOUCH, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
+            Ok(())
+        })
+    }
+
+    fn job_expired(&self, default_max_run_time: Duration, limit: i64) -> Result<Vec<JobRow>> {
+        let default = default_max_run_time.as_secs_f64();
+        self.run(|conn| {
+            let rows = conn.query(
+                "SELECT id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
+                        locked_by, queue, created_at, updated_at, name, max_run_time \
+                 FROM delayed_jobs \
+                 WHERE locked_at IS NOT NULL AND failed_at IS NULL \
+                   AND locked_at < now() - coalesce(max_run_time, $1) * interval '1 second' \
+                 ORDER BY locked_at LIMIT $2",
+                &[Type::FLOAT8, Type::INT8],
+                &[&default, &limit],
+            )?;
+            Ok(rows.iter().map(job_row).collect())
+        })
+    }
+
+    fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
+        self.run(|conn| {
+            conn.execute(
+                "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = $1",
+                &[Type::TEXT],
+                &[&worker],
+            )
+        })
+    }
+
+    fn job_lockers(&self) -> Result<Vec<(String, i64)>> {
+        self.run(|conn| {
+            let rows = conn.query(
+                "SELECT locked_by, count(*) FROM delayed_jobs WHERE locked_by IS NOT NULL \
+                 GROUP BY locked_by ORDER BY locked_by",
+                &[],
+                &[],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        let (clause, params) = where_clause(filter);
+        let limit = filter.limit.map(|l| format!(" LIMIT {}", l.max(0))).unwrap_or_default();
+        let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
+        self.run(|conn| {
+            let rows = conn.client.query(sql.as_str(), &param_refs(&params))?;
+            Ok(rows.iter().map(job_row).collect())
+        })
+    }
+
+    fn job_count(&self, filter: &JobFilter) -> Result<i64> {
+        let (clause, params) = where_clause(filter);
+        let sql = format!("SELECT count(*) FROM delayed_jobs{clause}");
+        self.run(|conn| Ok(conn.client.query_one(sql.as_str(), &param_refs(&params))?.get(0)))
+    }
+
+    fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let (clause, params) = where_clause(filter);
+        let sql = format!("DELETE FROM delayed_jobs{clause}");
+        self.run(|conn| conn.client.execute(sql.as_str(), &param_refs(&params)))
+    }
+
+    fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
+        let (clause, params) = where_clause(filter);
+        let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
+        let sql = format!(
+            "UPDATE delayed_jobs SET run_at = now(), attempts = 0, failed_at = NULL, \
+             updated_at = now(){clause}{joiner} locked_at IS NULL"
+        );
+        self.run(|conn| conn.client.execute(sql.as_str(), &param_refs(&params)))
+    }
+
+    fn job_stats(&self) -> Result<Vec<QueueStats>> {
+        self.run(|conn| {
+            let rows = conn.query(
+                "SELECT queue, \
+                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now()), \
+                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > now()), \
+                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NOT NULL), \
+                   count(*) FILTER (WHERE failed_at IS NOT NULL), \
+                   extract(epoch FROM now() - min(run_at) FILTER ( \
+                       WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now()))::float8 \
+                 FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST",
+                &[],
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| QueueStats {
+                    queue: r.get(0),
+                    ready: r.get(1),
+                    scheduled: r.get(2),
+                    running: r.get(3),
+                    failed: r.get(4),
+                    oldest_ready_age: r.get(5),
+                })
+                .collect())
+        })
+    }
+
+    fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            match self.listen() {
+                Ok(client) => {
+                    *slot = Some(client);
+                    // Jobs may have arrived before we listened: look again at once.
+                    return true;
+                }
+                Err(e) => {
+                    tracing::debug!("LISTEN unavailable, polling instead: {e}");
+                    *slot = None;
+                    drop(slot);
+                    stop.sleep(timeout);
+                    return false;
+                }
+            }
+        }
+        loop {
+            let now = Instant::now();
+            if stop.is_set() || now >= deadline {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(100));
+            let client = slot.as_mut().expect("listener present");
+            let next = client.notifications().timeout_iter(slice).next().map(|n| n.is_some());
+            match next {
+                Ok(true) => {
+                    // Drain what else arrived: one wake-up is enough.
+                    let mut notifications = client.notifications();
+                    let mut pending = notifications.iter();
+                    while let Ok(Some(_)) = pending.next() {}
+                    return true;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::debug!("LISTEN connection lost, polling until it is back: {e}");
+                    *slot = None;
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl PgStore {
+    fn listen(&self) -> Result<Client> {
+        let mut client = self.pool.manager().config.connect(NoTls)?;
+        client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        Ok(client)
+    }
+}
+
+/// A filter's WHERE clause. Values are always bound parameters; only fixed fragments are
+/// written into the SQL text.
+fn where_clause(filter: &JobFilter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    if let Some(state) = filter.state {
+        parts.push(state_predicate(state).to_owned());
+    }
+    if let Some(queue) = &filter.queue {
+        params.push(Box::new(queue.clone()));
+        parts.push(format!("queue = ${}", params.len()));
+    }
+    if let Some(name) = &filter.name {
+        params.push(Box::new(name.clone()));
+        parts.push(format!("name = ${}", params.len()));
+    }
+    if let Some(id) = filter.id {
+        params.push(Box::new(id));
+        parts.push(format!("id = ${}", params.len()));
+    }
+    if let Some(worker) = &filter.locked_by {
+        params.push(Box::new(worker.clone()));
+        parts.push(format!("locked_by = ${}", params.len()));
+    }
+    if parts.is_empty() {
+        (String::new(), params)
+    } else {
+        (format!(" WHERE {}", parts.join(" AND ")), params)
+    }
+}
+
+fn state_predicate(state: JobState) -> &'static str {
+    match state {
+        JobState::Ready => "(failed_at IS NULL AND locked_at IS NULL AND run_at <= now())",
+        JobState::Scheduled => "(failed_at IS NULL AND locked_at IS NULL AND run_at > now())",
+        JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)",
+        JobState::Failed => "(failed_at IS NOT NULL)",
+    }
+}
+
+fn param_refs(params: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| &**p).collect()
+}
+
+/// The schema SQL, as `schema` prints it.
+pub(crate) fn schema_sql() -> String {
+    MIGRATIONS.iter().map(|(_, sql)| *sql).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hide_password;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            hide_password("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(hide_password("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,525 @@
+//! The SQLite backend: the embedded default. WAL mode so readers never block the writer, a
+//! busy timeout so several worker processes can share one file, and every write (a claim, a
+//! batch of outcomes) one short write transaction. SQLite has one writer at a time, so a claim
+//! needs no SKIP LOCKED: the UPDATE ... RETURNING is atomic.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
+
+use super::pool::{Manage, Pool};
+use super::{ClaimParams, Fail, JobFilter, JobRow, JobState, QueueStats, Retry, Store};
+use crate::enqueue::{JobId, NewJob, RunAt};
+use crate::error::{Error, Result};
+
+/// Migrations, numbered, applied in order by `migrate`.
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    include_str!("../../migrations/sqlite/0001_create_delayed_jobs.sql"),
+)];
+
+/// The database's clock as stored text; constant within one statement.
+const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+
+/// Every column, times as unix seconds (REAL).
+const COLUMNS: &str = "id, priority, attempts, handler, last_error, unixepoch(run_at, 'subsec'), \
+     unixepoch(locked_at, 'subsec'), unixepoch(failed_at, 'subsec'), locked_by, queue, \
+     unixepoch(created_at, 'subsec'), unixepoch(updated_at, 'subsec'), name, max_run_time";
+
+/// `synchronous` setting: NORMAL (the default; durable across process crashes, and in WAL mode
+/// loses at most the last commits on power loss) or FULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Synchronous {
+    Normal,
+    Full,
+}
+
+pub(crate) struct Manager {
+    path: PathBuf,
+    synchronous: Synchronous,
+}
+
+impl Manage for Manager {
+    type Conn = Connection;
+    fn open(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match self.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+    fn healthy(&self, _conn: &mut Connection) -> bool {
+        true
+    }
+}
+
+pub(crate) struct SqliteStore {
+    pool: Pool<Manager>,
+    shown: String,
+}
+
+impl SqliteStore {
+    /// `rest` is what follows `sqlite:` in the URL: a path, optionally `?synchronous=full`.
+    pub(crate) fn open(rest: &str) -> Result<SqliteStore> {
+        let bad = |reason: String| Error::BadUrl {
+            url: format!("sqlite:{rest}"),
+            reason,
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(bad("no file path after `sqlite:`".to_owned()));
+        }
+        let mut synchronous = Synchronous::Normal;
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            match pair.split_once('=') {
+                Some(("synchronous", v)) if v.eq_ignore_ascii_case("normal") => {
+                    synchronous = Synchronous::Normal
+                }
+                Some(("synchronous", v)) if v.eq_ignore_ascii_case("full") => {
+                    synchronous = Synchronous::Full
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown option `{pair}`; the one option is `synchronous=normal|full`"
+                    )))
+                }
+            }
+        }
+        Ok(SqliteStore {
+            pool: Pool::new(
+                Manager {
+                    path: PathBuf::from(path),
+                    synchronous,
+                },
+                16,
+            ),
+            shown: format!("sqlite:{path}"),
+        })
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn).map_err(|e| missing_table(e, &self.shown))
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
+    /// the busy timeout applies instead of a failed upgrade).
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        self.run(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+fn missing_table(e: rusqlite::Error, database: &str) -> Error {
+    let text = e.to_string();
+    if text.contains("no such table: delayed_jobs") || text.contains("no such column") {
+        Error::MissingTable {
+            database: database.to_owned(),
+        }
+    } else {
+        Error::Sqlite(e)
+    }
+}
+
+fn time(secs: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0))
+}
+
+fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: row.get(0)?,
+        priority: row.get(1)?,
+        attempts: row.get(2)?,
+        handler: row.get(3)?,
+        last_error: row.get(4)?,
+        run_at: time(row.get(5)?),
+        locked_at: row.get::<_, Option<f64>>(6)?.map(time),
+        failed_at: row.get::<_, Option<f64>>(7)?.map(time),
+        locked_by: row.get(8)?,
+        queue: row.get(9)?,
+        created_at: time(row.get(10)?),
+        updated_at: time(row.get(11)?),
+        name: row.get(12)?,
+        max_run_time: row.get(13)?,
+    })
+}
+
+/// Inserts rows on any connection: the pool's, or the caller's (inside its transaction if
+/// one is open; otherwise in a transaction of its own, so a batch is all or nothing).
+pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<JobId>> {
+    let own_tx = conn.is_autocommit() && rows.len() > 1;
+    if own_tx {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    let result = insert_rows(conn, rows);
+    if own_tx {
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end)?;
+    }
+    result.map_err(|e| missing_table(e, "the caller's connection"))
+}
+
+fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId>> {
+    let sql = format!(
+        "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, \
+                 CASE WHEN ?5 IS NULL THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
+                      ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END, \
+                 ?7, {NOW}, {NOW})"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (at, delay) = match row.run_at {
+            RunAt::Now => (None, 0.0),
+            RunAt::In(d) => (None, d.as_secs_f64()),
+            RunAt::At(t) => (Some(unix(t)), 0.0),
+        };
+        statement.execute(params![
+            row.name,
+            row.handler,
+            row.priority,
+            row.queue,
+            at,
+            delay,
+            row.max_run_time
+        ])?;
+        ids.push(conn.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
+fn unix(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+fn ids_json(ids: &[JobId]) -> String {
+    serde_json::to_string(ids).expect("ids serialize")
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn migrate(&self) -> Result<Vec<u32>> {
+        self.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS dj_schema_migrations ( \
+                     version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )?;
+            let mut applied = Vec::new();
+            for &(version, sql) in MIGRATIONS {
+                let done: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM dj_schema_migrations WHERE version = ?1)",
+                    [version],
+                    |r| r.get(0),
+                )?;
+                if done {
+                    continue;
+                }
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    &format!("INSERT INTO dj_schema_migrations (version, applied_at) VALUES (?1, {NOW})"),
+                    [version],
+                )?;
+                applied.push(version);
+            }
+            Ok(applied)
+        })
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        self.run(|conn| {
+            conn.prepare(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"))?;
+            Ok(())
+        })
+    }
+
+    fn now(&self) -> Result<SystemTime> {
+        self.run(|conn| {
+            let secs: f64 = conn.query_row("SELECT unixepoch('now', 'subsec')", [], |r| r.get(0))?;
+            Ok(time(secs))
+        })
+    }
+
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+        let conn = self.pool.get()?;
+        insert_jobs(&conn, rows).map_err(|e| match e {
+            Error::MissingTable { .. } => Error::MissingTable {
+                database: self.shown.clone(),
+            },
+            other => other,
+        })
+    }
+
+    fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1 \
+             WHERE id IN ( \
+                 SELECT id FROM delayed_jobs \
+                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW} \
+                   AND priority >= ?2 AND priority <= ?3 \
+                   AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
+                 ORDER BY priority, run_at \
+                 LIMIT ?5) \
+             RETURNING {COLUMNS}"
+        );
+        let queues = serde_json::to_string(p.queues).expect("queue names serialize");
+        let min = p.min_priority.unwrap_or(i32::MIN);
+        let max = p.max_priority.unwrap_or(i32::MAX);
+        let mut jobs = self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![p.worker, min, max, queues, p.limit as i64], job_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+        Ok(jobs)
+    }
+
+    fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.run(|conn| {
+            conn.prepare_cached(
+                "DELETE FROM delayed_jobs WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
+            )?
+            .execute(params![ids_json(ids), worker])?;
+            Ok(())
+        })
+    }
+
+    fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut statement = tx.prepare_cached(&format!(
+                "UPDATE delayed_jobs SET attempts = ?2, last_error = ?3, \
+                     run_at = strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?4)), \
+                     locked_at = CASE WHEN ?6 THEN NULL ELSE {NOW} END, \
+                     locked_by = CASE WHEN ?6 THEN NULL ELSE locked_by END, updated_at = {NOW} \
+                 WHERE id = ?1 AND locked_by = ?5"
+            ))?;
+            for r in retries {
+                statement.execute(params![
+                    r.id,
+                    r.attempts,
+                    r.last_error,
+                    r.delay.as_secs_f64(),
+                    worker,
+                    r.release
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
+        if fails.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2")?;
+            let mut keep = tx.prepare_cached(&format!(
+                "UPDATE delayed_jobs SET attempts = ?2, last_error = ?3, failed_at = {NOW}, \
+                     locked_at = NULL, locked_by = NULL, updated_at = {NOW} \
+                 WHERE id = ?1 AND locked_by = ?4"
+            ))?;
+            for f in fails {
+                if f.destroy {
+                    delete.execute(params![f.id, worker])?;
+                } else {
+                    keep.execute(params![f.id, f.attempts, f.last_error, worker])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
+                )?
+                .execute(params![ids_json(ids), worker])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        self.run(|conn| {
+            conn.prepare_cached(&format!(
+                "UPDATE delayed_jobs SET locked_at = {NOW} \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2"
+            ))?
+            .execute(params![ids_json(ids), worker])?;
+            Ok(())
+        })
+    }
+
+    fn job_expired(&self, default_max_run_time: Duration, limit: i64) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM delayed_jobs \
+             WHERE locked_by IS NOT NULL AND failed_at IS NULL \
+               AND unixepoch(locked_at, 'subsec') < unixepoch('now', 'subsec') - coalesce(max_run_time, ?1) \
+             ORDER BY locked_at LIMIT ?2"
+        );
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![default_max_run_time.as_secs_f64(), limit], job_row)?;
+            rows.collect()
+        })
+    }
+
+    fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn.execute(
+                "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = ?1",
+                [worker],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    fn job_lockers(&self) -> Result<Vec<(String, i64)>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT locked_by, count(*) FROM delayed_jobs WHERE locked_by IS NOT NULL \
+                 GROUP BY locked_by ORDER BY locked_by",
+            )?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        let (clause, values) = where_clause(filter);
+        let limit = filter.limit.map(|l| format!(" LIMIT {}", l.max(0))).unwrap_or_default();
+        let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
+        self.run(|conn| {
+            let mut statement = conn.prepare(&sql)?;
+            let rows = statement.query_map(params_from_iter(values), job_row)?;
+            rows.collect()
+        })
+    }
+
+    fn job_count(&self, filter: &JobFilter) -> Result<i64> {
+        let (clause, values) = where_clause(filter);
+        let sql = format!("SELECT count(*) FROM delayed_jobs{clause}");
+        self.run(|conn| conn.query_row(&sql, params_from_iter(values), |r| r.get(0)))
+    }
+
+    fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let (clause, values) = where_clause(filter);
+        let sql = format!("DELETE FROM delayed_jobs{clause}");
+        self.run(|conn| Ok(conn.execute(&sql, params_from_iter(values))? as u64))
+    }
+
+    fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
+        let (clause, values) = where_clause(filter);
+        let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
+        let sql = format!(
+            "UPDATE delayed_jobs SET run_at = {NOW}, attempts = 0, failed_at = NULL, \
+             updated_at = {NOW}{clause}{joiner} locked_at IS NULL"
+        );
+        self.run(|conn| Ok(conn.execute(&sql, params_from_iter(values))? as u64))
+    }
+
+    fn job_stats(&self) -> Result<Vec<QueueStats>> {
+        let sql = format!(
+            "SELECT queue, \
+               count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}), \
+               count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW}), \
+               count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NOT NULL), \
+               count(*) FILTER (WHERE failed_at IS NOT NULL), \
+               unixepoch('now', 'subsec') - min(unixepoch(run_at, 'subsec')) FILTER ( \
+                   WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}) \
+             FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST"
+        );
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map([], |r| {
+                Ok(QueueStats {
+                    queue: r.get(0)?,
+                    ready: r.get(1)?,
+                    scheduled: r.get(2)?,
+                    running: r.get(3)?,
+                    failed: r.get(4)?,
+                    oldest_ready_age: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// A filter's WHERE clause; values are bound, never spliced.
+fn where_clause(filter: &JobFilter) -> (String, Vec<Value>) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(state) = filter.state {
+        parts.push(
+            match state {
+                JobState::Ready => format!("(failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})"),
+                JobState::Scheduled => format!("(failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW})"),
+                JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)".to_owned(),
+                JobState::Failed => "(failed_at IS NOT NULL)".to_owned(),
+            },
+        );
+    }
+    if let Some(queue) = &filter.queue {
+        values.push(Value::Text(queue.clone()));
+        parts.push(format!("queue = ?{}", values.len()));
+    }
+    if let Some(name) = &filter.name {
+        values.push(Value::Text(name.clone()));
+        parts.push(format!("name = ?{}", values.len()));
+    }
+    if let Some(id) = filter.id {
+        values.push(Value::Integer(id));
+        parts.push(format!("id = ?{}", values.len()));
+    }
+    if let Some(worker) = &filter.locked_by {
+        values.push(Value::Text(worker.clone()));
+        parts.push(format!("locked_by = ?{}", values.len()));
+    }
+    if parts.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", parts.join(" AND ")), values)
+    }
+}
+
+/// The schema SQL, as `schema` prints it.
+pub(crate) fn schema_sql() -> String {
+    MIGRATIONS.iter().map(|(_, sql)| *sql).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,200 @@
+//! The rescuer: the worker's maintenance thread.
+//! - `max_run_time`: a job past its deadline is recorded as a failed attempt ("execution
+//!   expired"), its slot gets a fresh thread, and its lock is kept (and refreshed) until the
+//!   overrunning code really returns, so the job never runs twice at once;
+//! - dead workers: rows locked by a worker that is gone (its lease ran out, or it was on this
+//!   host and its process no longer exists, or it had this worker's own name) count a failed
+//!   attempt and become claimable again. A job that keeps killing its worker therefore runs out
+//!   of attempts instead of looping forever.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::completer::Outcome;
+use super::executor::{self, context, expired_error, failed_attempt};
+use super::{hostname, job_label, Shared};
+use crate::job::{JobError, Message};
+use crate::registry::load_handler;
+use crate::store::{JobFilter, JobRow};
+
+const TICK: Duration = Duration::from_millis(100);
+
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    jobs: Arc<Mutex<Receiver<JobRow>>>,
+    outcomes: Sender<Outcome>,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("dj-rescuer".into())
+        .spawn(move || run(&shared, &jobs, &outcomes, &done))
+        .expect("spawn the rescuer thread")
+}
+
+fn run(shared: &Arc<Shared>, jobs: &Arc<Mutex<Receiver<JobRow>>>, outcomes: &Sender<Outcome>, done: &AtomicBool) {
+    let mut next_rescue = Instant::now();
+    let mut next_touch = Instant::now();
+    let mut first = true;
+    let mut extra_slots = 0usize;
+    while !done.load(Ordering::SeqCst) {
+        enforce_max_run_time(shared, jobs, outcomes, &mut extra_slots);
+        if Instant::now() >= next_touch {
+            touch_fenced(shared);
+            next_touch = Instant::now() + Duration::from_secs(1);
+        }
+        if Instant::now() >= next_rescue && !shared.stop.is_set() {
+            if let Err(e) = rescue(shared, first) {
+                shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
+            }
+            first = false;
+            next_rescue = Instant::now() + shared.config.rescue_interval;
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Jobs past their deadline: record the failed attempt now (lock kept), replace the slot.
+fn enforce_max_run_time(
+    shared: &Arc<Shared>,
+    jobs: &Arc<Mutex<Receiver<JobRow>>>,
+    outcomes: &Sender<Outcome>,
+    extra_slots: &mut usize,
+) {
+    let now = Instant::now();
+    let overdue: Vec<_> = {
+        let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .values()
+            .filter(|r| now >= r.deadline && !r.expired.load(Ordering::SeqCst))
+            .map(|r| {
+                r.expired.store(true, Ordering::SeqCst);
+                (r.row.clone(), r.name.clone(), r.job.clone(), r.max_run_time)
+            })
+            .collect()
+    };
+    for (row, name, job, max_run_time) in overdue {
+        let label = job_label(&name, row.id, row.queue.as_deref());
+        let ctx = context(shared, &row);
+        shared.failed.fetch_add(1, Ordering::SeqCst);
+        let outcome = failed_attempt(shared, Some(&*job), &ctx, &row, &label, expired_error(max_run_time), false);
+        shared
+            .fenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(row.id, max_run_time);
+        let _ = outcomes.send(outcome);
+        // The slot's thread is stuck in the job; free its capacity and give it a new thread.
+        shared.finish_one();
+        *extra_slots += 1;
+        executor::spawn(shared.clone(), jobs.clone(), outcomes.clone(), shared.config.concurrency + *extra_slots);
+    }
+}
+
+/// Keeps the leases of overrunning jobs alive while their threads still run.
+fn touch_fenced(shared: &Shared) {
+    let ids: Vec<i64> = shared
+        .fenced
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.db.store().job_touch(&shared.name, &ids) {
+        shared.say_error(format_args!("Error while keeping locks of overrunning jobs {ids:?}: {e}"));
+    }
+}
+
+/// Frees rows whose worker is gone.
+fn rescue(shared: &Shared, at_start: bool) -> crate::Result<()> {
+    let store = shared.db.store();
+    let host = hostname();
+    let me = std::process::id();
+    for (locker, _count) in store.job_lockers()? {
+        let gone = if locker == shared.name {
+            // Our own name at start-up: a previous process with this name (same host, same
+            // pid, as in containers) died holding these rows.
+            at_start
+        } else {
+            match parse_worker_name(&locker) {
+                Some((h, pid)) => h == host && pid != me && !process_alive(pid),
+                None => false,
+            }
+        };
+        if !gone {
+            continue;
+        }
+        let rows = store.job_list(&JobFilter {
+            locked_by: Some(locker.clone()),
+            ..JobFilter::default()
+        })?;
+        for row in rows {
+            let reason = format!("the worker that ran it ({locker}) is gone: its process no longer exists");
+            rescue_row(shared, row, &locker, reason)?;
+        }
+    }
+    let expired = store.job_expired(shared.config.max_run_time, 100)?;
+    for row in expired {
+        let Some(locker) = row.locked_by.clone() else {
+            continue;
+        };
+        if locker == shared.name && shared.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&row.id) {
+            continue;
+        }
+        let reason = format!(
+            "the worker that ran it ({locker}) stopped answering: its lock expired after max_run_time"
+        );
+        rescue_row(shared, row, &locker, reason)?;
+    }
+    Ok(())
+}
+
+/// Counts a failed attempt for a row whose worker is gone, then reschedules or fails it.
+fn rescue_row(shared: &Shared, row: JobRow, locker: &str, reason: String) -> crate::Result<()> {
+    let store = shared.db.store();
+    let label = job_label(&row.name, row.id, row.queue.as_deref());
+    let ctx = context(shared, &row);
+    let outcome = match load_handler(&row.handler) {
+        Ok(job) => failed_attempt(shared, Some(&*job), &ctx, &row, &label, JobError::new(Message(reason)), true),
+        Err(error) => failed_attempt(shared, None, &ctx, &row, &label, JobError::permanent(Message(error.0)), true),
+    };
+    match outcome {
+        Outcome::Retry(retry) => store.job_retry(locker, &[retry]),
+        Outcome::Fail(fail) => store.job_fail(locker, &[fail]),
+        _ => Ok(()),
+    }
+}
+
+/// `[prefix ]host:HOST pid:PID` → (HOST, PID).
+pub(crate) fn parse_worker_name(name: &str) -> Option<(String, u32)> {
+    let (left, pid) = name.rsplit_once("pid:")?;
+    let pid: u32 = pid.trim().parse().ok()?;
+    let host_start = left.rfind("host:")? + "host:".len();
+    Some((left[host_start..].trim().to_owned(), pid))
+}
+
+/// True if a process with this pid exists on this host.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_worker_name;
+
+    #[test]
+    fn worker_names_parse() {
+        assert_eq!(parse_worker_name("host:web-1 pid:42"), Some(("web-1".into(), 42)));
+        assert_eq!(parse_worker_name("mail host:a.b pid:7"), Some(("a.b".into(), 7)));
+        assert_eq!(parse_worker_name("nonsense"), None);
+    }
+}
