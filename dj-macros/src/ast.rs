@@ -2,7 +2,7 @@
 //! for spans. Building it reads `#[job(...)]` and the shape of the input; what is allowed is
 //! decided in `check.rs`.
 
-use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::{
     Data, DeriveInput, Field, FnArg, GenericArgument, Generics, Ident, ItemFn, Pat, PathArguments,
@@ -48,10 +48,7 @@ impl<'a> JobType<'a> {
 
     /// The stored name: `#[job(name = "..")]`, else the type's own name.
     pub(crate) fn name(&self) -> String {
-        self.attrs.name.as_ref().map_or_else(
-            || self.ident.unraw().to_string(),
-            |name| name.value(),
-        )
+        self.attrs.name_or(self.ident)
     }
 }
 
@@ -63,9 +60,10 @@ pub(crate) struct JobFn<'a> {
     pub(crate) struct_ident: Ident,
     /// Whether the first parameter is a `&Context`, which is passed the worker's context.
     pub(crate) takes_context: bool,
-    /// The other parameters: the struct's fields. Receivers are left out (`check.rs` rejects
-    /// them), as are parameters whose pattern is not a plain name (rejected here).
+    /// The other parameters: the struct's fields. Receivers, and parameters whose pattern is
+    /// not a plain name, are left out (`check.rs` rejects them).
     pub(crate) args: Vec<Arg<'a>>,
+    /// `()` if the return type is not supported (`check.rs` rejects it).
     pub(crate) output: Output<'a>,
 }
 
@@ -82,8 +80,7 @@ pub(crate) enum Output<'a> {
 }
 
 impl<'a> JobFn<'a> {
-    pub(crate) fn from_syn(args: TokenStream, item: &'a ItemFn, errors: &mut Errors) -> Self {
-        let attrs = Attrs::from_args(args, errors);
+    pub(crate) fn from_syn(attrs: Attrs, item: &'a ItemFn) -> Self {
         let mut params = item.sig.inputs.iter().filter_map(|input| match input {
             FnArg::Typed(param) => Some(param),
             FnArg::Receiver(_) => None,
@@ -97,19 +94,12 @@ impl<'a> JobFn<'a> {
             params.next();
         }
         let args = params
-            .filter_map(|param| match &*param.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => Some(Arg {
-                    ident: &pat.ident,
+            .filter_map(|param| {
+                let ident = plain_name(&param.pat)?;
+                Some(Arg {
+                    ident,
                     ty: &param.ty,
-                }),
-                pat => {
-                    errors.at(
-                        pat,
-                        "`#[dj::job]` parameters become the fields of the job's struct, so each \
-                         needs a plain name: write e.g. `user_id: i64`",
-                    );
-                    None
-                }
+                })
             })
             .collect();
         JobFn {
@@ -118,16 +108,13 @@ impl<'a> JobFn<'a> {
             struct_ident: Ident::new(&upper_camel_case(&item.sig.ident), item.sig.ident.span()),
             takes_context,
             args,
-            output: output(&item.sig.output, errors),
+            output: output(&item.sig.output).unwrap_or(Output::Unit),
         }
     }
 
     /// The stored name: `#[dj::job(name = "..")]`, else the function's own name.
     pub(crate) fn name(&self) -> String {
-        self.attrs.name.as_ref().map_or_else(
-            || self.item.sig.ident.unraw().to_string(),
-            |name| name.value(),
-        )
+        self.attrs.name_or(&self.item.sig.ident)
     }
 }
 
@@ -147,29 +134,37 @@ pub(crate) fn names_context(ty: &Type) -> bool {
         && path.path.segments.last().is_some_and(|last| last.ident == "Context" && last.arguments.is_empty()))
 }
 
-/// `()` or `Result<(), E>`; anything else is reported.
-fn output<'a>(output: &'a ReturnType, errors: &mut Errors) -> Output<'a> {
+/// The name a parameter's pattern binds, if it is a plain name (`user_id`, `mut user_id`).
+pub(crate) fn plain_name(pat: &Pat) -> Option<&Ident> {
+    match pat {
+        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => Some(&pat.ident),
+        _ => None,
+    }
+}
+
+/// `()` or `Result<(), E>`; anything else is an error that says what to write.
+pub(crate) fn output(output: &ReturnType) -> syn::Result<Output<'_>> {
     let ty = match output {
-        ReturnType::Default => return Output::Unit,
+        ReturnType::Default => return Ok(Output::Unit),
         ReturnType::Type(_, ty) => &**ty,
     };
-    if matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty()) {
-        return Output::Unit;
+    let unit = |ty: &Type| matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty());
+    if unit(ty) {
+        return Ok(Output::Unit);
     }
-    let message = "a `#[dj::job]` function returns `()` or `Result<(), E>` where `E` is its error \
-                   type; a value it returns would be lost";
-    let Type::Path(path) = ty else {
-        errors.at(ty, message);
-        return Output::Unit;
+    let unsupported = |at: &dyn ToTokens| {
+        syn::Error::new_spanned(
+            at,
+            "a `#[dj::job]` function returns `()` or `Result<(), E>` where `E` is its error \
+             type; a value it returned would be lost",
+        )
     };
-    let Some(last) = path
-        .path
-        .segments
-        .last()
-        .filter(|last| last.ident == "Result")
-    else {
-        errors.at(ty, message);
-        return Output::Unit;
+    let last = match ty {
+        Type::Path(path) => path.path.segments.last(),
+        _ => None,
+    };
+    let Some(last) = last.filter(|last| last.ident == "Result") else {
+        return Err(unsupported(ty));
     };
     let types: Vec<&Type> = match &last.arguments {
         PathArguments::AngleBracketed(args) => args
@@ -183,23 +178,14 @@ fn output<'a>(output: &'a ReturnType, errors: &mut Errors) -> Output<'a> {
         _ => Vec::new(),
     };
     match types.as_slice() {
-        [Type::Tuple(ok), error] if ok.elems.is_empty() => Output::Result(error),
-        [ok, _] => {
-            errors.at(ok, message);
-            Output::Unit
-        }
-        [ok] if matches!(ok, Type::Tuple(tuple) if tuple.elems.is_empty()) => {
-            errors.at(
-                &last.arguments,
-                "`#[dj::job]` needs the error type spelled out, to name it as the job's \
-                 `Perform::Error`: write `Result<(), E>`, e.g. `Result<(), std::io::Error>`",
-            );
-            Output::Unit
-        }
-        _ => {
-            errors.at(ty, message);
-            Output::Unit
-        }
+        [ok, error] if unit(ok) => Ok(Output::Result(error)),
+        [ok, _] => Err(unsupported(ok)),
+        [ok] if unit(ok) => Err(syn::Error::new_spanned(
+            &last.arguments,
+            "`#[dj::job]` needs the error type spelled out, to name it as the job's \
+             `Perform::Error`: write `Result<(), E>`, e.g. `Result<(), std::io::Error>`",
+        )),
+        _ => Err(unsupported(ty)),
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) struct Attrs {
     pub(crate) max_run_time: Option<u64>,
 }
 
+/// The longest queue name the runtime accepts (`dj::MAX_QUEUE_NAME`).
+const MAX_QUEUE_NAME: usize = 255;
+
 /// Every key, with the example that messages suggest.
 const KEYS: [(&str, &str); 6] = [
     ("name", r#"name = "SendWelcome""#),
@@ -61,6 +64,13 @@ impl Attrs {
             }
         }
         settings.attrs
+    }
+
+    /// The stored name: `name = ".."` if given, else the Rust name of the type or function.
+    pub(crate) fn name_or(&self, ident: &Ident) -> String {
+        self.name
+            .as_ref()
+            .map_or_else(|| ident.unraw().to_string(), LitStr::value)
     }
 
     /// From the arguments of `#[dj::job(...)]`.
@@ -125,7 +135,10 @@ impl Settings {
     fn missing_value(&mut self, key: &Ident, errors: &mut Errors) {
         let name = key.unraw().to_string();
         match example_of(&name) {
-            Some(example) => errors.at(key, format!("`#[job]` key `{name}` needs a value, e.g. `{example}`")),
+            Some(example) => errors.at(
+                key,
+                format!("`#[job]` key `{name}` needs a value, e.g. `{example}`"),
+            ),
             None => errors.push(unknown_key(key)),
         }
     }
@@ -286,7 +299,8 @@ fn aliases(expr: &Expr, errors: &mut Errors) -> Vec<LitStr> {
     aliases
 }
 
-/// `queue = "mail"`: not empty, and no commas or whitespace, which `--queues a,b` could not name.
+/// `queue = "mail"`: what the runtime accepts (1 to 255 bytes, no control characters), and
+/// what a worker's `--queues mail,feeds` can name (no commas, no spaces at either end).
 fn queue(expr: &Expr) -> syn::Result<String> {
     let example = r#"queue = "mail""#;
     let Some(lit) = string(expr) else {
@@ -297,24 +311,22 @@ fn queue(expr: &Expr) -> syn::Result<String> {
         return Err(syn::Error::new_spanned(expr, message));
     };
     let value = lit.value();
-    if value.is_empty() {
-        let message = format!(
-            "a queue name cannot be empty; write e.g. `{example}`, or remove `queue` to use the \
-             worker's default queue"
-        );
-        return Err(syn::Error::new(lit.span(), message));
-    }
-    if value
-        .chars()
-        .any(|c| c == ',' || c.is_whitespace() || c.is_control())
-    {
-        let message = format!(
-            "a queue name cannot contain commas, whitespace or control characters: workers \
-             take a comma-separated list (`--queues mail,feeds`); write e.g. `{example}`"
-        );
-        return Err(syn::Error::new(lit.span(), message));
-    }
-    Ok(value)
+    let problem = if value.is_empty() {
+        "a queue name cannot be empty; remove `queue` to use no queue, or write"
+    } else if value.len() > MAX_QUEUE_NAME {
+        "a queue name is at most 255 bytes; write"
+    } else if value.chars().any(char::is_control) {
+        "a queue name cannot contain control characters; write"
+    } else if value.contains(',') || value.trim() != value {
+        "a queue name cannot contain commas or start or end with spaces: workers take a \
+         comma-separated list (`--queues mail,feeds`); write"
+    } else {
+        return Ok(value);
+    };
+    Err(syn::Error::new(
+        lit.span(),
+        format!("{problem} e.g. `{example}`"),
+    ))
 }
 
 /// The integer in `expr`, or else a message that says how to write one. A quoted number gets
@@ -325,7 +337,10 @@ fn integer_setting(expr: &Expr, key: &str, takes: &str, example: &str) -> syn::R
             .map(LitStr::value)
             .filter(|text| text.trim().parse::<i64>().is_ok());
         let message = match quoted {
-            Some(text) => format!("`{key}` takes {takes}, not a string: write `{key} = {}`", text.trim()),
+            Some(text) => format!(
+                "`{key}` takes {takes}, not a string: write `{key} = {}`",
+                text.trim()
+            ),
             None => format!("`{key}` takes {takes}, e.g. `{example}`"),
         };
         syn::Error::new_spanned(expr, message)
@@ -381,7 +396,8 @@ fn max_run_time(expr: &Expr) -> syn::Result<u64> {
         (None, Some(text)) => text.parse::<u64>().ok(),
         (None, None) => None,
     };
-    match seconds.filter(|secs| i64::try_from(*secs).is_ok()) {
+    // The table stores a job's own limit as a 32-bit count of seconds (68 years).
+    match seconds.filter(|secs| i32::try_from(*secs).is_ok()) {
         Some(0) => Err(syn::Error::new_spanned(
             expr,
             "`max_run_time` must be longer than zero, e.g. `max_run_time = \"30s\"`; \
@@ -433,7 +449,9 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(5_400));
         assert_eq!(parse_duration("1d2h3m4s"), Some(93_784));
         assert_eq!(parse_duration("0s"), Some(0));
-        for bad in ["", "30", "s", "250ms", "30m1h", "1h1h", "1 h", "1H", "1.5h", "-1s"] {
+        for bad in [
+            "", "30", "s", "250ms", "30m1h", "1h1h", "1 h", "1H", "1.5h", "-1s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

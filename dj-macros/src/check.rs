@@ -3,7 +3,7 @@
 
 use syn::{FnArg, GenericArgument, Generics, Item, PathArguments, Type};
 
-use crate::ast::{names_context, JobFn, JobType, Shape};
+use crate::ast::{names_context, output, plain_name, JobFn, JobType, Shape};
 use crate::attr::Attrs;
 use crate::errors::Errors;
 
@@ -73,12 +73,6 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
          for each parameter, and a worker finds it by name alone; remove the generic parameters",
         errors,
     );
-    if let Some(variadic) = &sig.variadic {
-        errors.at(
-            &variadic.dots,
-            "`#[dj::job]` functions cannot be variadic; take a `Vec` instead",
-        );
-    }
     for (position, input) in sig.inputs.iter().enumerate() {
         let param = match input {
             FnArg::Receiver(receiver) => {
@@ -95,7 +89,23 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
         if position == 0 && job.takes_context {
             continue;
         }
+        if plain_name(&param.pat).is_none() {
+            errors.at(
+                &param.pat,
+                "`#[dj::job]` parameters become the fields of the job's struct, so each needs a \
+                 plain name: write e.g. `user_id: i64`",
+            );
+        }
         param_borrows(&param.ty, errors);
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.at(
+            variadic.dots,
+            "`#[dj::job]` functions cannot be variadic; take a `Vec` instead",
+        );
+    }
+    if let Err(error) = output(&sig.output) {
+        errors.push(error);
     }
     aliases(&job.attrs, &job.name(), errors);
 }

@@ -24,7 +24,9 @@ impl Db {
     /// Nothing is connected until first use.
     pub fn open(url: &str) -> Result<Db> {
         let url = url.trim();
-        let store: Arc<dyn Store> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store: Arc<dyn Store> = if url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+        {
             open_postgres(url)?
         } else if let Some(rest) = url.strip_prefix("sqlite:") {
             open_sqlite(rest)?
@@ -129,7 +131,9 @@ pub fn schema_sql(url: &str) -> Result<String> {
         #[cfg(feature = "postgres")]
         return Ok(crate::store::postgres::schema_sql());
         #[cfg(not(feature = "postgres"))]
-        return Err(Error::BackendDisabled { backend: "postgres" });
+        return Err(Error::BackendDisabled {
+            backend: "postgres",
+        });
     }
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
@@ -147,7 +151,9 @@ fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
 
 #[cfg(not(feature = "postgres"))]
 fn open_postgres(_url: &str) -> Result<Arc<dyn Store>> {
-    Err(Error::BackendDisabled { backend: "postgres" })
+    Err(Error::BackendDisabled {
+        backend: "postgres",
+    })
 }
 
 #[cfg(feature = "sqlite")]

@@ -13,7 +13,9 @@ pub enum Error {
     #[error("the `delayed_jobs` table is missing or out of date in {database}; run `migrate` (the worker binary's `migrate` command, or `dj::Db::migrate`) first")]
     MissingTable { database: String },
     /// A backend that this build of dj does not include.
-    #[error("this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`")]
+    #[error(
+        "this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`"
+    )]
     BackendDisabled { backend: &'static str },
     /// Two job types registered one name.
     #[error("two job types are registered as `{name}`: `{first}` and `{second}`; give one of them `#[job(name = \"...\")]`")]

@@ -199,7 +199,8 @@ pub(crate) fn registry() -> &'static Registry {
         let mut by_name: BTreeMap<&'static str, &'static Registration> = BTreeMap::new();
         let mut duplicates = Vec::new();
         for registration in inventory::iter::<Registration> {
-            let names = std::iter::once(registration.name).chain(registration.aliases.iter().copied());
+            let names =
+                std::iter::once(registration.name).chain(registration.aliases.iter().copied());
             for name in names {
                 if let Some(first) = by_name.insert(name, registration) {
                     if !std::ptr::eq(first, registration) {
@@ -208,7 +209,10 @@ pub(crate) fn registry() -> &'static Registry {
                 }
             }
         }
-        Registry { by_name, duplicates }
+        Registry {
+            by_name,
+            duplicates,
+        }
     })
 }
 

@@ -3,11 +3,46 @@
 //!
 //! Inline mode is delayed_job's `delay_jobs = false`, scoped to the current thread (cargo runs
 //! tests in parallel threads, so a process-wide switch would leak between tests): while the
-//! guard lives, `.enqueue(..)` performs the job at once instead of inserting it, after a
-//! round trip through serde, exactly as a worker would load it.
+//! guard lives, `.enqueue(..)` performs the job at once instead of inserting it, after a round
+//! trip through serde, exactly as a worker would load it. A failing job makes `enqueue`
+//! return the error.
+//!
+//! ```
+//! use dj::{Job, Perform};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Job, Serialize, Deserialize)]
+//! #[job(queue = "mail")]
+//! struct Welcome { user_id: i64 }
+//!
+//! impl Perform for Welcome {
+//!     type Error = std::io::Error;
+//!     fn perform(&self, _ctx: &dj::Context) -> Result<(), Self::Error> { Ok(()) }
+//! }
+//!
+//! # fn main() -> Result<(), dj::Error> {
+//! # let dir = std::env::temp_dir().join(format!("dj-doc-testing-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let db = dj::Db::open(&format!("sqlite:{}", dir.join("app.db").display()))?;
+//! db.migrate()?;
+//!
+//! // Assert on what was enqueued, then work it off.
+//! Welcome { user_id: 7 }.delay().enqueue(&db)?;
+//! dj::testing::assert_enqueued::<Welcome>(&db, |w| w.job.user_id == 7 && w.queue.as_deref() == Some("mail"));
+//! let report = dj::testing::work_off(&db, 10)?;
+//! assert_eq!((report.succeeded, report.failed), (1, 0));
+//!
+//! // Or perform at enqueue time, in this test only.
+//! let _inline = dj::testing::inline();
+//! Welcome { user_id: 8 }.delay().enqueue(&db)?;
+//! dj::testing::assert_not_enqueued::<Welcome>(&db);
+//! # Ok(())
+//! # }
+//! ```
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::context::{Context, JobInfo, State};
 use crate::db::Db;
@@ -15,9 +50,12 @@ use crate::enqueue::JobId;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::registry::{handler_of, load_handler};
+use crate::store::{JobFilter, JobRow};
+use crate::worker::{Report, Worker};
 
 thread_local! {
-    static INLINE: Cell<usize> = const { Cell::new(0) };
+    /// The states of the inline guards alive on this thread, innermost last.
+    static INLINE: RefCell<Vec<Arc<State>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Performs jobs at enqueue time on this thread until dropped.
@@ -29,7 +67,12 @@ pub struct InlineGuard {
 
 /// Turns on inline mode for this thread until the returned guard is dropped.
 pub fn inline() -> InlineGuard {
-    INLINE.with(|n| n.set(n.get() + 1));
+    inline_with(State::new())
+}
+
+/// Inline mode whose jobs see `state` through their [`Context`].
+pub fn inline_with(state: State) -> InlineGuard {
+    INLINE.with(|s| s.borrow_mut().push(Arc::new(state)));
     InlineGuard {
         _not_send: std::marker::PhantomData,
     }
@@ -37,18 +80,21 @@ pub fn inline() -> InlineGuard {
 
 impl Drop for InlineGuard {
     fn drop(&mut self) {
-        INLINE.with(|n| n.set(n.get().saturating_sub(1)));
+        INLINE.with(|s| s.borrow_mut().pop());
     }
 }
 
 pub(crate) fn inline_active() -> bool {
-    INLINE.with(|n| n.get() > 0)
+    INLINE.with(|s| !s.borrow().is_empty())
 }
 
 /// Performs `job` now, after serializing and loading it as a worker would. Returns id 0.
 pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
     let handler = handler_of(job)?;
     let loaded = load_handler(&handler).map_err(|e| Error::Invalid(e.0))?;
+    let state = INLINE
+        .with(|s| s.borrow().last().cloned())
+        .unwrap_or_default();
     let ctx = Context::new(
         JobInfo {
             id: 0,
@@ -57,7 +103,7 @@ pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
             priority: J::OPTIONS.priority.unwrap_or(0),
             attempts: 0,
         },
-        Arc::new(State::new()),
+        state,
         db,
     );
     loaded.invoke(&ctx).map_err(|e| {
@@ -68,4 +114,78 @@ pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
         ))
     })?;
     Ok(0)
+}
+
+/// Performs up to `max` ready jobs with a default worker and returns how many succeeded and
+/// failed (failed ones are rescheduled, as a worker would).
+pub fn work_off(db: &Db, max: u64) -> Result<Report> {
+    Worker::new(db.clone()).work_off(max)
+}
+
+/// An enqueued job of type `J`, loaded back from its row.
+#[derive(Debug, Clone)]
+pub struct Enqueued<J> {
+    pub id: JobId,
+    pub job: J,
+    pub queue: Option<String>,
+    pub priority: i32,
+    pub run_at: SystemTime,
+    pub attempts: i32,
+}
+
+/// The not-failed jobs of type `J` in the table, oldest first.
+pub fn enqueued<J: Job>(db: &Db) -> Result<Vec<Enqueued<J>>> {
+    let rows = db.jobs(&JobFilter {
+        name: Some(J::NAME.to_owned()),
+        ..JobFilter::default()
+    })?;
+    rows.into_iter()
+        .filter(|r| r.failed_at.is_none())
+        .map(|row| decode(&row))
+        .collect()
+}
+
+fn decode<J: Job>(row: &JobRow) -> Result<Enqueued<J>> {
+    #[derive(serde::Deserialize)]
+    struct Handler<J> {
+        args: J,
+    }
+    let handler: Handler<J> = serde_json::from_str(&row.handler).map_err(|e| {
+        Error::Invalid(format!(
+            "job {} is named `{}` but its fields do not load: {e}",
+            row.id,
+            J::NAME
+        ))
+    })?;
+    Ok(Enqueued {
+        id: row.id,
+        job: handler.args,
+        queue: row.queue.clone(),
+        priority: row.priority,
+        run_at: row.run_at,
+        attempts: row.attempts,
+    })
+}
+
+/// Panics unless some enqueued job of type `J` satisfies `matches`; the message lists what
+/// is enqueued.
+#[track_caller]
+pub fn assert_enqueued<J: Job + std::fmt::Debug>(db: &Db, matches: impl Fn(&Enqueued<J>) -> bool) {
+    let jobs = enqueued::<J>(db).expect("dj::testing: read the queue");
+    if !jobs.iter().any(&matches) {
+        panic!(
+            "expected an enqueued `{}` matching the predicate; enqueued: {:#?}",
+            J::NAME,
+            jobs
+        );
+    }
+}
+
+/// Panics if any job of type `J` is enqueued.
+#[track_caller]
+pub fn assert_not_enqueued<J: Job + std::fmt::Debug>(db: &Db) {
+    let jobs = enqueued::<J>(db).expect("dj::testing: read the queue");
+    if !jobs.is_empty() {
+        panic!("expected no enqueued `{}`; enqueued: {:#?}", J::NAME, jobs);
+    }
 }

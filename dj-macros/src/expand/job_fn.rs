@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::Item;
 
 use crate::ast::{JobFn, Output};
+use crate::attr::Attrs;
 use crate::errors::Errors;
 use crate::{check, fallback};
 
@@ -17,7 +18,8 @@ pub(crate) fn job_fn(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => return fallback::job_fn(item, &error),
     };
     let mut errors = Errors::default();
-    let job = JobFn::from_syn(args, &item_fn, &mut errors);
+    let attrs = Attrs::from_args(args, &mut errors);
+    let job = JobFn::from_syn(attrs, &item_fn);
     check::job_fn(&job, &mut errors);
     match errors.finish() {
         Ok(()) => expand(&job),

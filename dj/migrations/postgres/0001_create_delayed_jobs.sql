@@ -27,6 +27,11 @@ CREATE INDEX IF NOT EXISTS delayed_jobs_ready
     ON delayed_jobs (priority, run_at)
     WHERE failed_at IS NULL;
 
+-- The claim's index for workers of listed queues: one ordered range per queue.
+CREATE INDEX IF NOT EXISTS delayed_jobs_queue_ready
+    ON delayed_jobs (queue, priority, run_at)
+    WHERE failed_at IS NULL;
+
 -- Failed rows, for `jobs --state failed` and `retry --failed`.
 CREATE INDEX IF NOT EXISTS delayed_jobs_failed
     ON delayed_jobs (failed_at)

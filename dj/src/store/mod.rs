@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 use crate::enqueue::{JobId, NewJob};
 use crate::error::Result;
 
+pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub(crate) mod pool;
 
 /// One row of `delayed_jobs`.
 #[derive(Debug, Clone, PartialEq)]

@@ -37,7 +37,11 @@ pub(crate) struct PgConn {
 }
 
 impl PgConn {
-    fn statement(&mut self, sql: &'static str, types: &[Type]) -> Result<Statement, postgres::Error> {
+    fn statement(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+    ) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
@@ -211,7 +215,8 @@ fn run_at_parts(run_at: RunAt) -> (Option<SystemTime>, f64) {
     }
 }
 
-const INSERT_ONE: &str = "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
+const INSERT_ONE: &str =
+    "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
      VALUES ($1, $2, $3, $4, coalesce($5, now() + $6 * interval '1 second'), $7) RETURNING id";
 const INSERT_ONE_TYPES: &[Type] = &[
     Type::TEXT,
@@ -279,21 +284,36 @@ pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> R
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The claim: lock up to `$5` ready rows, skipping rows other workers hold, in one statement.
-/// The CTE picks ids with `FOR UPDATE SKIP LOCKED`; the UPDATE joins on them (a scalar or
-/// CTE join, never `IN (...)`, which lets the planner lock extra rows).
-const CLAIM: &str = "WITH picked AS ( \
-         SELECT id FROM delayed_jobs \
-         WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
-           AND priority >= $2 AND priority <= $3 \
-           AND (cardinality($4::text[]) = 0 OR queue = ANY($4::text[])) \
-         ORDER BY priority, run_at \
-         LIMIT $5 \
-         FOR UPDATE SKIP LOCKED) \
-     UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1 \
-     FROM picked WHERE j.id = picked.id \
-     RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
-               j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time";
+/// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
+/// The CTE picks ids with `FOR UPDATE SKIP LOCKED`; the UPDATE joins on them (a CTE join,
+/// never `IN (...)`, which lets the planner lock extra rows). Two forms, so that each has a
+/// plan that walks an index in claim order: any queue (`delayed_jobs_ready`), or listed
+/// queues (`delayed_jobs_queue_ready`, `$5`).
+macro_rules! claim_sql {
+    ($queue_predicate:literal) => {
+        concat!(
+            "WITH picked AS ( \
+                 SELECT id FROM delayed_jobs \
+                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
+                   AND priority >= $2 AND priority <= $3 ",
+            $queue_predicate,
+            " ORDER BY priority, run_at \
+                 LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1 \
+             FROM picked WHERE j.id = picked.id \
+             RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time"
+        )
+    };
+}
+
+/// The claim for a worker of every queue.
+#[doc(hidden)]
+pub const CLAIM: &str = claim_sql!("");
+/// The claim for a worker of listed queues (`$5`).
+#[doc(hidden)]
+pub const CLAIM_QUEUES: &str = claim_sql!("AND queue = ANY($5::text[])");
 
 const COMPLETE: &str = "DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2";
 
@@ -314,7 +334,8 @@ const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
 const UNLOCK: &str = "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
      WHERE id = ANY($1) AND locked_by = $2";
 
-const TOUCH: &str = "UPDATE delayed_jobs SET locked_at = now() WHERE id = ANY($1) AND locked_by = $2";
+const TOUCH: &str =
+    "UPDATE delayed_jobs SET locked_at = now() WHERE id = ANY($1) AND locked_by = $2";
 
 impl Store for PgStore {
     fn describe(&self) -> String {
@@ -411,11 +432,22 @@ impl Store for PgStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let limit = p.limit as i64;
         let mut jobs: Vec<JobRow> = self.run(|conn| {
-            let rows = conn.query(
-                CLAIM,
-                &[Type::TEXT, Type::INT4, Type::INT4, Type::TEXT_ARRAY, Type::INT8],
-                &[&p.worker, &min, &max, &p.queues, &limit],
-            )?;
+            let types = [
+                Type::TEXT,
+                Type::INT4,
+                Type::INT4,
+                Type::INT8,
+                Type::TEXT_ARRAY,
+            ];
+            let rows = if p.queues.is_empty() {
+                conn.query(CLAIM, &types[..4], &[&p.worker, &min, &max, &limit])?
+            } else {
+                conn.query(
+                    CLAIM_QUEUES,
+                    &types,
+                    &[&p.worker, &min, &max, &limit, &p.queues],
+                )?
+            };
             Ok(rows.iter().map(job_row).collect())
         })?;
         jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
@@ -468,7 +500,12 @@ impl Store for PgStore {
                 let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
                 conn.execute(
                     FAIL_KEEP,
-                    &[Type::INT8_ARRAY, Type::INT4_ARRAY, Type::TEXT_ARRAY, Type::TEXT],
+                    &[
+                        Type::INT8_ARRAY,
+                        Type::INT4_ARRAY,
+                        Type::TEXT_ARRAY,
+                        Type::TEXT,
+                    ],
                     &[&ids, &attempts, &errors, &worker],
                 )?;
             }
@@ -528,7 +565,10 @@ impl Store for PgStore {
 
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let (clause, params) = where_clause(filter);
-        let limit = filter.limit.map(|l| format!(" LIMIT {}", l.max(0))).unwrap_or_default();
+        let limit = filter
+            .limit
+            .map(|l| format!(" LIMIT {}", l.max(0)))
+            .unwrap_or_default();
         let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
         self.run(|conn| {
             let rows = conn.client.query(sql.as_str(), &param_refs(&params))?;
@@ -539,7 +579,12 @@ impl Store for PgStore {
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
         let (clause, params) = where_clause(filter);
         let sql = format!("SELECT count(*) FROM delayed_jobs{clause}");
-        self.run(|conn| Ok(conn.client.query_one(sql.as_str(), &param_refs(&params))?.get(0)))
+        self.run(|conn| {
+            Ok(conn
+                .client
+                .query_one(sql.as_str(), &param_refs(&params))?
+                .get(0))
+        })
     }
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
@@ -612,7 +657,11 @@ impl Store for PgStore {
             }
             let slice = (deadline - now).min(Duration::from_millis(100));
             let client = slot.as_mut().expect("listener present");
-            let next = client.notifications().timeout_iter(slice).next().map(|n| n.is_some());
+            let next = client
+                .notifications()
+                .timeout_iter(slice)
+                .next()
+                .map(|n| n.is_some());
             match next {
                 Ok(true) => {
                     // Drain what else arrived: one wake-up is enough.
@@ -686,7 +735,11 @@ fn param_refs(params: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
-    MIGRATIONS.iter().map(|(_, sql)| *sql).collect::<Vec<_>>().join("\n")
+    MIGRATIONS
+        .iter()
+        .map(|(_, sql)| *sql)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -121,7 +121,10 @@ impl SqliteStore {
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
     /// the busy timeout applies instead of a failed upgrade).
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         self.run(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
@@ -244,7 +247,9 @@ impl Store for SqliteStore {
                 }
                 tx.execute_batch(sql)?;
                 tx.execute(
-                    &format!("INSERT INTO dj_schema_migrations (version, applied_at) VALUES (?1, {NOW})"),
+                    &format!(
+                        "INSERT INTO dj_schema_migrations (version, applied_at) VALUES (?1, {NOW})"
+                    ),
                     [version],
                 )?;
                 applied.push(version);
@@ -262,7 +267,8 @@ impl Store for SqliteStore {
 
     fn now(&self) -> Result<SystemTime> {
         self.run(|conn| {
-            let secs: f64 = conn.query_row("SELECT unixepoch('now', 'subsec')", [], |r| r.get(0))?;
+            let secs: f64 =
+                conn.query_row("SELECT unixepoch('now', 'subsec')", [], |r| r.get(0))?;
             Ok(time(secs))
         })
     }
@@ -294,7 +300,8 @@ impl Store for SqliteStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let mut jobs = self.run(|conn| {
             let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map(params![p.worker, min, max, queues, p.limit as i64], job_row)?;
+            let rows = statement
+                .query_map(params![p.worker, min, max, queues, p.limit as i64], job_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
@@ -395,7 +402,8 @@ impl Store for SqliteStore {
         );
         self.run(|conn| {
             let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map(params![default_max_run_time.as_secs_f64(), limit], job_row)?;
+            let rows =
+                statement.query_map(params![default_max_run_time.as_secs_f64(), limit], job_row)?;
             rows.collect()
         })
     }
@@ -423,7 +431,10 @@ impl Store for SqliteStore {
 
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let (clause, values) = where_clause(filter);
-        let limit = filter.limit.map(|l| format!(" LIMIT {}", l.max(0))).unwrap_or_default();
+        let limit = filter
+            .limit
+            .map(|l| format!(" LIMIT {}", l.max(0)))
+            .unwrap_or_default();
         let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
         self.run(|conn| {
             let mut statement = conn.prepare(&sql)?;
@@ -487,14 +498,16 @@ fn where_clause(filter: &JobFilter) -> (String, Vec<Value>) {
     let mut parts: Vec<String> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(state) = filter.state {
-        parts.push(
-            match state {
-                JobState::Ready => format!("(failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})"),
-                JobState::Scheduled => format!("(failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW})"),
-                JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)".to_owned(),
-                JobState::Failed => "(failed_at IS NOT NULL)".to_owned(),
-            },
-        );
+        parts.push(match state {
+            JobState::Ready => {
+                format!("(failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})")
+            }
+            JobState::Scheduled => {
+                format!("(failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW})")
+            }
+            JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)".to_owned(),
+            JobState::Failed => "(failed_at IS NOT NULL)".to_owned(),
+        });
     }
     if let Some(queue) = &filter.queue {
         values.push(Value::Text(queue.clone()));
@@ -521,5 +534,9 @@ fn where_clause(filter: &JobFilter) -> (String, Vec<Value>) {
 
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
-    MIGRATIONS.iter().map(|(_, sql)| *sql).collect::<Vec<_>>().join("\n")
+    MIGRATIONS
+        .iter()
+        .map(|(_, sql)| *sql)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -29,7 +29,10 @@ pub(super) enum Outcome {
     Shutdown,
 }
 
-pub(super) fn spawn(shared: Arc<Shared>, outcomes: Receiver<Outcome>) -> std::thread::JoinHandle<()> {
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    outcomes: Receiver<Outcome>,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("dj-completer".into())
         .spawn(move || run(&shared, &outcomes))
@@ -84,7 +87,8 @@ fn write_until_done(shared: &Shared, batch: Vec<Outcome>) {
             Ok(()) => return,
             Err(e) => {
                 let stopping = shared.stop.is_set();
-                let limit = *gave_up_at.get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout);
+                let limit = *gave_up_at
+                    .get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout);
                 if stopping && Instant::now() >= limit {
                     shared.say_error(format_args!(
                         "Error while recording job outcomes, giving up at shutdown: {e}; \

@@ -80,24 +80,32 @@ fn execute(shared: &Arc<Shared>, row: JobRow, outcomes: &Sender<Outcome>) -> boo
     let ctx = context(shared, &row);
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
     let expired = Arc::new(AtomicBool::new(false));
-    shared.running.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        row.id,
-        Running {
-            id: row.id,
-            name: name.clone(),
-            deadline: Instant::now() + max_run_time,
-            max_run_time,
-            expired: expired.clone(),
-            job: job.clone(),
-            row: row.clone(),
-        },
-    );
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            row.id,
+            Running {
+                id: row.id,
+                name: name.clone(),
+                deadline: Instant::now() + max_run_time,
+                max_run_time,
+                expired: expired.clone(),
+                job: job.clone(),
+                row: row.clone(),
+            },
+        );
 
     shared.say(format_args!("{label} RUNNING"));
     let started = Instant::now();
     let result = job.invoke(&ctx);
     let runtime = started.elapsed();
-    shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.id);
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&row.id);
 
     if expired.load(Ordering::SeqCst) {
         // The attempt was already recorded as expired; the lease was kept so that no one ran
@@ -106,13 +114,22 @@ fn execute(shared: &Arc<Shared>, row: JobRow, outcomes: &Sender<Outcome>) -> boo
             "{label} returned after {:.4} (past its max_run_time); releasing its lock",
             runtime.as_secs_f64()
         ));
-        shared.fenced.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.id);
+        // Send first, then unfence: a producer that sees no fenced job knows every release
+        // is already queued for the completer.
         let _ = outcomes.send(Outcome::Release(row.id));
+        shared
+            .fenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&row.id);
         return true;
     }
     let outcome = match result {
         Ok(()) => {
-            shared.say(format_args!("{label} COMPLETED after {:.4}", runtime.as_secs_f64()));
+            shared.say(format_args!(
+                "{label} COMPLETED after {:.4}",
+                runtime.as_secs_f64()
+            ));
             shared.succeeded.fetch_add(1, Ordering::SeqCst);
             Outcome::Complete(row.id)
         }
@@ -166,7 +183,9 @@ pub(super) fn failed_attempt(
     let out_of_attempts = attempts >= i32::try_from(max_attempts).unwrap_or(i32::MAX);
     if error.is_permanent() || out_of_attempts {
         if error.is_permanent() {
-            shared.say_error(format_args!("{label} FAILED permanently because the job asked not to be retried"));
+            shared.say_error(format_args!(
+                "{label} FAILED permanently because the job asked not to be retried"
+            ));
         } else {
             shared.say_error(format_args!(
                 "{label} FAILED permanently because of {attempts} consecutive failures"

@@ -37,6 +37,8 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         interrupted: AtomicU64::new(0),
     });
     shared.say(format_args!("Starting job worker"));
+    let name = ActiveName::register(&shared.name);
+    rescuer::rescue_at_start(&shared, name.first);
 
     let (job_tx, job_rx) = mpsc::channel::<JobRow>();
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -93,7 +95,8 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         match claimed {
             Err(e) => {
                 reserve_failures += 1;
-                let wait = Duration::from_millis(100 * 2u64.pow(reserve_failures.min(7))).min(Duration::from_secs(10));
+                let wait = Duration::from_millis(100 * 2u64.pow(reserve_failures.min(7)))
+                    .min(Duration::from_secs(10));
                 shared.say_error(format_args!(
                     "Error while reserving job: {e} (retrying in {:.1}s)",
                     wait.as_secs_f64()
@@ -106,7 +109,10 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
                     if exit_when_idle {
                         shared.wait_inflight_below(inflight, config.sleep_delay);
                     } else {
-                        shared.db.store().wait_for_jobs(config.sleep_delay, &shared.stop);
+                        shared
+                            .db
+                            .store()
+                            .wait_for_jobs(config.sleep_delay, &shared.stop);
                     }
                     continue;
                 }
@@ -115,7 +121,10 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
                     shared.say(format_args!("No more jobs available. Exiting"));
                     break;
                 }
-                shared.db.store().wait_for_jobs(config.sleep_delay, &shared.stop);
+                shared
+                    .db
+                    .store()
+                    .wait_for_jobs(config.sleep_delay, &shared.stop);
             }
             Ok(jobs) => {
                 reserve_failures = 0;
@@ -137,12 +146,14 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let wait = if shared.stop.is_set() {
         config.shutdown_timeout
     } else {
-        Duration::from_secs(u64::MAX / 4)
+        Duration::from_secs(365 * 24 * 3600)
     };
+    let deadline = Instant::now() + wait;
     if shared.wait_inflight_below(1, wait) > 0 {
         release_unstarted(&shared, &job_rx, &out_tx);
         interrupt_running(&shared);
     }
+    wait_for_fenced(&shared, deadline);
     burst.end(&shared);
     rescuer_done.store(true, Ordering::SeqCst);
     let _ = rescuer.join();
@@ -151,8 +162,34 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     Ok(shared.report())
 }
 
+/// Jobs that overran their max_run_time keep their locks until their code returns; give
+/// them until `deadline` to do so, so that their locks are released by this worker.
+fn wait_for_fenced(shared: &Shared, deadline: Instant) {
+    loop {
+        let fenced = shared
+            .fenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        if fenced == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            shared.say_error(format_args!(
+                "{fenced} job(s) still running past their max_run_time at exit; their locks expire after max_run_time"
+            ));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Claimed jobs no executor has started: unlock them without counting an attempt.
-fn release_unstarted(shared: &Shared, jobs: &Arc<Mutex<Receiver<JobRow>>>, outcomes: &mpsc::Sender<Outcome>) {
+fn release_unstarted(
+    shared: &Shared,
+    jobs: &Arc<Mutex<Receiver<JobRow>>>,
+    outcomes: &mpsc::Sender<Outcome>,
+) {
     // An idle executor holds the lock while it waits; it releases unstarted jobs itself.
     let Ok(jobs) = jobs.try_lock() else {
         return;
@@ -242,6 +279,38 @@ impl Burst {
             return;
         }
         let rate = count as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        shared.say(format_args!("{count} jobs processed at {rate:.4} j/s, {failed} failed"));
+        shared.say(format_args!(
+            "{count} jobs processed at {rate:.4} j/s, {failed} failed"
+        ));
+    }
+}
+
+/// Worker names running in this process. Rows locked under this worker's own name at start
+/// belong to a dead earlier process only if no other worker here uses the name.
+struct ActiveName {
+    name: String,
+    first: bool,
+}
+
+static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+impl ActiveName {
+    fn register(name: &str) -> Self {
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let first = !active.iter().any(|n| n == name);
+        active.push(name.to_owned());
+        ActiveName {
+            name: name.to_owned(),
+            first,
+        }
+    }
+}
+
+impl Drop for ActiveName {
+    fn drop(&mut self) {
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = active.iter().position(|n| *n == self.name) {
+            active.remove(i);
+        }
     }
 }

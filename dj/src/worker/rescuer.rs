@@ -33,10 +33,15 @@ pub(super) fn spawn(
         .expect("spawn the rescuer thread")
 }
 
-fn run(shared: &Arc<Shared>, jobs: &Arc<Mutex<Receiver<JobRow>>>, outcomes: &Sender<Outcome>, done: &AtomicBool) {
-    let mut next_rescue = Instant::now();
+fn run(
+    shared: &Arc<Shared>,
+    jobs: &Arc<Mutex<Receiver<JobRow>>>,
+    outcomes: &Sender<Outcome>,
+    done: &AtomicBool,
+) {
+    // The first rescue ran before the worker's first claim (see `rescue_at_start`).
+    let mut next_rescue = Instant::now() + shared.config.rescue_interval;
     let mut next_touch = Instant::now();
-    let mut first = true;
     let mut extra_slots = 0usize;
     while !done.load(Ordering::SeqCst) {
         enforce_max_run_time(shared, jobs, outcomes, &mut extra_slots);
@@ -45,10 +50,9 @@ fn run(shared: &Arc<Shared>, jobs: &Arc<Mutex<Receiver<JobRow>>>, outcomes: &Sen
             next_touch = Instant::now() + Duration::from_secs(1);
         }
         if Instant::now() >= next_rescue && !shared.stop.is_set() {
-            if let Err(e) = rescue(shared, first) {
+            if let Err(e) = rescue(shared, false) {
                 shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
             }
-            first = false;
             next_rescue = Instant::now() + shared.config.rescue_interval;
         }
         std::thread::sleep(TICK);
@@ -78,7 +82,15 @@ fn enforce_max_run_time(
         let label = job_label(&name, row.id, row.queue.as_deref());
         let ctx = context(shared, &row);
         shared.failed.fetch_add(1, Ordering::SeqCst);
-        let outcome = failed_attempt(shared, Some(&*job), &ctx, &row, &label, expired_error(max_run_time), false);
+        let outcome = failed_attempt(
+            shared,
+            Some(&*job),
+            &ctx,
+            &row,
+            &label,
+            expired_error(max_run_time),
+            false,
+        );
         shared
             .fenced
             .lock()
@@ -88,7 +100,12 @@ fn enforce_max_run_time(
         // The slot's thread is stuck in the job; free its capacity and give it a new thread.
         shared.finish_one();
         *extra_slots += 1;
-        executor::spawn(shared.clone(), jobs.clone(), outcomes.clone(), shared.config.concurrency + *extra_slots);
+        executor::spawn(
+            shared.clone(),
+            jobs.clone(),
+            outcomes.clone(),
+            shared.config.concurrency + *extra_slots,
+        );
     }
 }
 
@@ -105,7 +122,18 @@ fn touch_fenced(shared: &Shared) {
         return;
     }
     if let Err(e) = shared.db.store().job_touch(&shared.name, &ids) {
-        shared.say_error(format_args!("Error while keeping locks of overrunning jobs {ids:?}: {e}"));
+        shared.say_error(format_args!(
+            "Error while keeping locks of overrunning jobs {ids:?}: {e}"
+        ));
+    }
+}
+
+/// The rescue a worker runs once before its first claim. Only then can rows locked under its
+/// own name be known to belong to a dead earlier process (`own_rows_are_stale`: no other
+/// worker of this process uses the name).
+pub(super) fn rescue_at_start(shared: &Shared, own_rows_are_stale: bool) {
+    if let Err(e) = rescue(shared, own_rows_are_stale) {
+        shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
     }
 }
 
@@ -133,7 +161,8 @@ fn rescue(shared: &Shared, at_start: bool) -> crate::Result<()> {
             ..JobFilter::default()
         })?;
         for row in rows {
-            let reason = format!("the worker that ran it ({locker}) is gone: its process no longer exists");
+            let reason =
+                format!("the worker that ran it ({locker}) is gone: its process no longer exists");
             rescue_row(shared, row, &locker, reason)?;
         }
     }
@@ -142,7 +171,13 @@ fn rescue(shared: &Shared, at_start: bool) -> crate::Result<()> {
         let Some(locker) = row.locked_by.clone() else {
             continue;
         };
-        if locker == shared.name && shared.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&row.id) {
+        if locker == shared.name
+            && shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&row.id)
+        {
             continue;
         }
         let reason = format!(
@@ -159,8 +194,24 @@ fn rescue_row(shared: &Shared, row: JobRow, locker: &str, reason: String) -> cra
     let label = job_label(&row.name, row.id, row.queue.as_deref());
     let ctx = context(shared, &row);
     let outcome = match load_handler(&row.handler) {
-        Ok(job) => failed_attempt(shared, Some(&*job), &ctx, &row, &label, JobError::new(Message(reason)), true),
-        Err(error) => failed_attempt(shared, None, &ctx, &row, &label, JobError::permanent(Message(error.0)), true),
+        Ok(job) => failed_attempt(
+            shared,
+            Some(&*job),
+            &ctx,
+            &row,
+            &label,
+            JobError::new(Message(reason)),
+            true,
+        ),
+        Err(error) => failed_attempt(
+            shared,
+            None,
+            &ctx,
+            &row,
+            &label,
+            JobError::permanent(Message(error.0)),
+            true,
+        ),
     };
     match outcome {
         Outcome::Retry(retry) => store.job_retry(locker, &[retry]),
@@ -170,7 +221,7 @@ fn rescue_row(shared: &Shared, row: JobRow, locker: &str, reason: String) -> cra
 }
 
 /// `[prefix ]host:HOST pid:PID` → (HOST, PID).
-pub(crate) fn parse_worker_name(name: &str) -> Option<(String, u32)> {
+pub fn parse_worker_name(name: &str) -> Option<(String, u32)> {
     let (left, pid) = name.rsplit_once("pid:")?;
     let pid: u32 = pid.trim().parse().ok()?;
     let host_start = left.rfind("host:")? + "host:".len();
@@ -178,7 +229,7 @@ pub(crate) fn parse_worker_name(name: &str) -> Option<(String, u32)> {
 }
 
 /// True if a process with this pid exists on this host.
-pub(crate) fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -193,8 +244,14 @@ mod tests {
 
     #[test]
     fn worker_names_parse() {
-        assert_eq!(parse_worker_name("host:web-1 pid:42"), Some(("web-1".into(), 42)));
-        assert_eq!(parse_worker_name("mail host:a.b pid:7"), Some(("a.b".into(), 7)));
+        assert_eq!(
+            parse_worker_name("host:web-1 pid:42"),
+            Some(("web-1".into(), 42))
+        );
+        assert_eq!(
+            parse_worker_name("mail host:a.b pid:7"),
+            Some(("a.b".into(), 7))
+        );
         assert_eq!(parse_worker_name("nonsense"), None);
     }
 }

@@ -1,1 +1,0 @@
-pub fn main(_setup: fn() -> crate::State) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }

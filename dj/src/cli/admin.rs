@@ -1,0 +1,112 @@
+//! The write commands: `retry`, `delete`, `clear` (delayed_job's `rake jobs:clear`) and
+//! `unlock`. Bulk ones print the count and ask first (`--yes` off a terminal).
+
+use std::process::ExitCode;
+
+use super::args::{ClearArgs, DeleteArgs, RetryArgs, UnlockArgs};
+use super::confirm;
+use super::output::json;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::store::{JobFilter, JobState};
+use crate::worker::hostname;
+
+fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
+    if as_json {
+        json(&serde_json::json!({ verb: count }));
+    } else {
+        println!("{verb} {count} job(s)");
+    }
+    ExitCode::SUCCESS
+}
+
+pub(super) fn retry(db: &Db, args: &RetryArgs) -> Result<ExitCode> {
+    let filter = match args.id {
+        Some(id) => {
+            db.job(id)?.ok_or(Error::NotFound(id))?;
+            JobFilter {
+                id: Some(id),
+                ..JobFilter::default()
+            }
+        }
+        None => {
+            let filter = JobFilter {
+                state: Some(JobState::Failed),
+                queue: args.queue.clone(),
+                name: args.name.clone(),
+                ..JobFilter::default()
+            };
+            if !confirm("Retry", db.count(&filter)?, args.yes)? {
+                return Ok(ExitCode::FAILURE);
+            }
+            filter
+        }
+    };
+    Ok(done("retried", db.retry(&filter)?, args.json))
+}
+
+pub(super) fn delete(db: &Db, args: &DeleteArgs) -> Result<ExitCode> {
+    let filter = match args.id {
+        Some(id) => {
+            db.job(id)?.ok_or(Error::NotFound(id))?;
+            JobFilter {
+                id: Some(id),
+                ..JobFilter::default()
+            }
+        }
+        None => {
+            let filter = args.filter.filter();
+            if filter == JobFilter::default() {
+                return Err(Error::Invalid(
+                    "`delete` needs an id or a filter (--state, --queue, --name); to delete everything use `clear`".to_owned(),
+                ));
+            }
+            if !confirm("Delete", db.count(&filter)?, args.yes)? {
+                return Ok(ExitCode::FAILURE);
+            }
+            filter
+        }
+    };
+    Ok(done("deleted", db.delete(&filter)?, args.json))
+}
+
+pub(super) fn clear(db: &Db, args: &ClearArgs) -> Result<ExitCode> {
+    let filter = JobFilter {
+        queue: args.queue.clone(),
+        ..JobFilter::default()
+    };
+    if !confirm("Delete", db.count(&filter)?, args.yes)? {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(done("deleted", db.delete(&filter)?, args.json))
+}
+
+pub(super) fn unlock(db: &Db, args: &UnlockArgs) -> Result<ExitCode> {
+    if let Some(worker) = &args.worker {
+        return Ok(done("unlocked", db.unlock_worker(worker)?, args.json));
+    }
+    let host = hostname();
+    let now = db.now()?;
+    let mut released = 0;
+    for (locker, _) in db.lockers()? {
+        let gone = match crate::worker::parse_worker_name(&locker) {
+            Some((h, pid)) if h == host => !crate::worker::process_alive(pid),
+            _ => {
+                // Another host: gone once its newest lock is older than max_run_time.
+                let rows = db.jobs(&JobFilter {
+                    locked_by: Some(locker.clone()),
+                    ..JobFilter::default()
+                })?;
+                rows.iter().all(|r| {
+                    r.locked_at
+                        .and_then(|at| now.duration_since(at).ok())
+                        .is_some_and(|age| age > args.max_run_time)
+                })
+            }
+        };
+        if gone {
+            released += db.unlock_worker(&locker)?;
+        }
+    }
+    Ok(done("unlocked", released, args.json))
+}

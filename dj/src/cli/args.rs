@@ -1,0 +1,323 @@
+//! The command line's shape: commands, flags and the environment variables delayed_job reads.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::store::{JobFilter, JobState};
+use crate::worker::Config;
+
+/// A dj worker: performs the jobs stored in `delayed_jobs`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// `postgres://...` or `sqlite:path`; default: DATABASE_URL, else sqlite:dj.sqlite3.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log lines as plain text or as JSON objects (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DJ_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work jobs until stopped by TERM/INT (delayed_job's `rake jobs:work`).
+    Work(WorkArgs),
+    /// Work until no job is ready, then exit; exits non-zero if any job failed
+    /// (`rake jobs:workoff`).
+    Workoff(WorkArgs),
+    /// Create or upgrade the delayed_jobs table and its indexes (safe to repeat).
+    Migrate,
+    /// Print the schema SQL, for apps that manage their own migrations.
+    Schema,
+    /// List jobs, filtered by state, queue and name.
+    Jobs(JobsArgs),
+    /// Show one job, whole.
+    Show(ShowArgs),
+    /// Per queue: ready, scheduled, running and failed counts, and the oldest ready job's age.
+    Stats(StatsArgs),
+    /// Make failed (or scheduled) jobs run again now, with attempts reset.
+    Retry(RetryArgs),
+    /// Delete jobs by id or by filter.
+    Delete(DeleteArgs),
+    /// Delete every job, or every job of a queue (`rake jobs:clear`).
+    Clear(ClearArgs),
+    /// Release locks held by workers that are gone.
+    Unlock(UnlockArgs),
+}
+
+/// Options of `work` and `workoff`, with delayed_job's environment variables.
+#[derive(Debug, Clone, Args)]
+pub struct WorkArgs {
+    /// Comma-separated queues to work (default: all, including jobs with no queue).
+    #[arg(long, env = "QUEUES", value_delimiter = ',')]
+    pub queues: Vec<String>,
+    /// One queue to work (delayed_job's QUEUE).
+    #[arg(long, env = "QUEUE", conflicts_with = "queues")]
+    pub queue: Option<String>,
+    /// Only jobs with priority >= this.
+    #[arg(long, env = "MIN_PRIORITY", allow_negative_numbers = true)]
+    pub min_priority: Option<i32>,
+    /// Only jobs with priority <= this.
+    #[arg(long, env = "MAX_PRIORITY", allow_negative_numbers = true)]
+    pub max_priority: Option<i32>,
+    /// Seconds to wait when no job is ready (PostgreSQL workers also wake on NOTIFY).
+    #[arg(long, env = "SLEEP_DELAY", default_value = "5", value_parser = parse_duration)]
+    pub sleep_delay: Duration,
+    /// Jobs to hold claimed beyond the running ones.
+    #[arg(long, env = "READ_AHEAD", default_value_t = 5)]
+    pub read_ahead: usize,
+    /// Jobs to run at once in this process.
+    #[arg(long, short = 'c', env = "DJ_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: usize,
+    /// Exit when no job is ready.
+    #[arg(long)]
+    pub exit_on_complete: bool,
+    /// Runs in all before a job fails permanently (a job's own setting wins).
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 25)]
+    pub max_attempts: u32,
+    /// Longest run of one job, e.g. 30s, 15m, 4h (a job's own setting wins).
+    #[arg(long, env = "MAX_RUN_TIME", default_value = "4h", value_parser = parse_duration)]
+    pub max_run_time: Duration,
+    /// Keep permanently failed jobs with failed_at set, instead of deleting them.
+    #[arg(long, env = "DJ_KEEP_FAILED")]
+    pub keep_failed: bool,
+    /// On TERM/INT, how long to let running jobs finish before unlocking them.
+    #[arg(long, env = "DJ_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How often to look for locks of dead workers and expired locks.
+    #[arg(long, env = "DJ_RESCUE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub rescue_interval: Duration,
+    /// Prefix of the worker name stored in locked_by.
+    #[arg(long, env = "DJ_NAME_PREFIX")]
+    pub name_prefix: Option<String>,
+}
+
+impl WorkArgs {
+    /// The worker settings these options give.
+    pub fn config(&self) -> Result<Config> {
+        let mut queues: Vec<String> = self.queue.iter().cloned().collect();
+        queues.extend(
+            self.queues
+                .iter()
+                .map(|q| q.trim().to_owned())
+                .filter(|q| !q.is_empty()),
+        );
+        for queue in &queues {
+            crate::validate::queue_name(Some(queue))?;
+        }
+        if let (Some(min), Some(max)) = (self.min_priority, self.max_priority) {
+            if min > max {
+                return Err(Error::Invalid(format!(
+                    "--min-priority {min} is above --max-priority {max}; no job could match"
+                )));
+            }
+        }
+        if self.concurrency == 0 {
+            return Err(Error::Invalid(
+                "--concurrency must be at least 1".to_owned(),
+            ));
+        }
+        Ok(Config {
+            name_prefix: self.name_prefix.clone(),
+            queues,
+            min_priority: self.min_priority,
+            max_priority: self.max_priority,
+            sleep_delay: self.sleep_delay,
+            read_ahead: self.read_ahead,
+            concurrency: self.concurrency,
+            exit_on_complete: self.exit_on_complete,
+            max_attempts: self.max_attempts.max(1),
+            max_run_time: self.max_run_time,
+            destroy_failed_jobs: !self.keep_failed,
+            shutdown_timeout: self.shutdown_timeout,
+            rescue_interval: self.rescue_interval,
+        })
+    }
+}
+
+/// Filters shared by the read and bulk commands.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// ready, scheduled, running or failed.
+    #[arg(long)]
+    pub state: Option<JobState>,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this job name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl FilterArgs {
+    pub(crate) fn filter(&self) -> JobFilter {
+        JobFilter {
+            state: self.state,
+            queue: self.queue.clone(),
+            name: self.name.clone(),
+            ..JobFilter::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The job's id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// The job to retry.
+    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+    pub id: Option<i64>,
+    /// Retry every failed job (narrow with --queue and --name).
+    #[arg(long)]
+    pub failed: bool,
+    /// Only this queue (with --failed).
+    #[arg(long, requires = "failed")]
+    pub queue: Option<String>,
+    /// Only this job name (with --failed).
+    #[arg(long, requires = "failed")]
+    pub name: Option<String>,
+    /// Confirm a bulk retry without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    /// The job to delete.
+    #[arg(conflicts_with_all = ["state", "queue", "name"])]
+    pub id: Option<i64>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Confirm a bulk delete without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClearArgs {
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Confirm without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UnlockArgs {
+    /// Release locks of workers that are gone: on this host, processes that no longer exist;
+    /// anywhere, locks older than --max-run-time.
+    #[arg(long, required_unless_present = "worker")]
+    pub stale: bool,
+    /// Release every lock of this worker name.
+    #[arg(long, conflicts_with = "stale")]
+    pub worker: Option<String>,
+    /// The lock age past which a worker counts as gone.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub max_run_time: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `30`, `2.5`, `250ms`, `30s`, `15m`, `4h`, `1d`, or combinations such as `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    let bad = || {
+        format!("invalid duration `{text}`; write seconds (`30`) or e.g. `250ms`, `30s`, `15m`, `4h`, `1h30m`")
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+}

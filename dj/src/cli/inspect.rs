@@ -1,0 +1,112 @@
+//! The read commands: `jobs`, `show`, `stats` (delayed_job's `Delayed::Job.find` and
+//! `rake jobs:check`), each with `--json`.
+
+use std::process::ExitCode;
+
+use super::args::{JobsArgs, ShowArgs, StatsArgs};
+use super::output::{json, rfc3339, table, RowView};
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
+    let mut filter = args.filter.filter();
+    filter.limit = Some(args.limit);
+    let rows = db.jobs(&filter)?;
+    let now = db.now()?;
+    if args.json {
+        json(&rows.iter().map(|r| RowView::of(r, now)).collect::<Vec<_>>());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.state(now).as_str().to_owned(),
+                r.name.clone(),
+                r.queue.clone().unwrap_or_default(),
+                r.priority.to_string(),
+                r.attempts.to_string(),
+                rfc3339(r.run_at),
+                r.locked_by.clone().unwrap_or_default(),
+                r.last_error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("")
+                    .chars()
+                    .take(60)
+                    .collect(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATE",
+            "NAME",
+            "QUEUE",
+            "PRI",
+            "ATTEMPTS",
+            "RUN_AT",
+            "LOCKED_BY",
+            "LAST_ERROR",
+        ],
+        &cells,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
+    let row = db.job(args.id)?.ok_or(Error::NotFound(args.id))?;
+    let now = db.now()?;
+    let view = RowView::of(&row, now);
+    if args.json {
+        json(&view);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let value = serde_json::to_value(&view).expect("row serializes");
+    for (key, value) in value.as_object().expect("row is an object") {
+        let text = match value {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{key:>12}: {text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
+    let stats = db.stats()?;
+    if args.json {
+        json(&stats);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cells: Vec<Vec<String>> = stats
+        .iter()
+        .map(|s| {
+            vec![
+                s.queue.clone().unwrap_or_else(|| "(none)".to_owned()),
+                s.ready.to_string(),
+                s.scheduled.to_string(),
+                s.running.to_string(),
+                s.failed.to_string(),
+                s.oldest_ready_age
+                    .map(|a| format!("{a:.1}s"))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "QUEUE",
+            "READY",
+            "SCHEDULED",
+            "RUNNING",
+            "FAILED",
+            "OLDEST_READY",
+        ],
+        &cells,
+    );
+    Ok(ExitCode::SUCCESS)
+}

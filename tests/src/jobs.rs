@@ -1,0 +1,232 @@
+//! The job types the tests enqueue. Each records what happens to it in a perform log, so a
+//! test can count performs (not rows), even across worker processes.
+
+use std::time::{Duration, SystemTime};
+
+use dj::{Context, Job, JobError, Perform};
+use serde::{Deserialize, Serialize};
+
+use crate::support::record;
+
+/// Application state the worker binary provides.
+#[derive(Debug)]
+pub struct Greeting(pub String);
+
+/// Records `perform KEY`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Record {
+    pub log: String,
+    pub key: String,
+}
+
+impl Perform for Record {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, &format!("perform {}", self.key));
+        Ok(())
+    }
+}
+
+/// An error with a cause, to check that `last_error` keeps the chain.
+#[derive(Debug, thiserror::Error)]
+#[error("could not fetch {key}")]
+pub struct FetchError {
+    pub key: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Fails every time, with a cause chain.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct AlwaysFails {
+    pub log: String,
+    pub key: String,
+}
+
+impl Perform for AlwaysFails {
+    type Error = FetchError;
+    fn perform(&self, _ctx: &Context) -> Result<(), FetchError> {
+        record(&self.log, &format!("perform {}", self.key));
+        Err(FetchError {
+            key: self.key.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ),
+        })
+    }
+}
+
+/// Fails every time and asks to be retried at once, so attempts run out quickly; records
+/// its `failure` hook.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(max_attempts = 3)]
+pub struct FailsFast {
+    pub log: String,
+    pub keep: bool,
+    pub failure_panics: bool,
+}
+
+impl Perform for FailsFast {
+    type Error = dj::Message;
+    fn perform(&self, _ctx: &Context) -> Result<(), dj::Message> {
+        record(&self.log, "perform");
+        Err(dj::Message("still broken".to_owned()))
+    }
+    fn reschedule_at(&self, now: SystemTime, _attempts: u32) -> SystemTime {
+        now
+    }
+    fn failure(&self, _ctx: &Context, error: &JobError) {
+        record(&self.log, &format!("failure: {error}"));
+        if self.failure_panics {
+            panic!("the failure hook itself broke");
+        }
+    }
+    fn destroy_failed_jobs(&self) -> Option<bool> {
+        Some(!self.keep)
+    }
+}
+
+/// Panics in `perform`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Panics {
+    pub log: String,
+}
+
+impl Perform for Panics {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, "perform");
+        panic!("boom");
+    }
+}
+
+/// Sleeps, recording `start KEY` before and `done KEY` after.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Sleeps {
+    pub log: String,
+    pub key: String,
+    pub millis: u64,
+    pub max_run_time_secs: Option<u64>,
+}
+
+impl Perform for Sleeps {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, &format!("start {}", self.key));
+        std::thread::sleep(Duration::from_millis(self.millis));
+        record(&self.log, &format!("done {}", self.key));
+        Ok(())
+    }
+    fn max_run_time(&self) -> Option<Duration> {
+        self.max_run_time_secs.map(Duration::from_secs)
+    }
+}
+
+/// Records every hook, in order; fails when `fail` is set.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(max_attempts = 1)]
+pub struct Hooked {
+    pub log: String,
+    pub fail: bool,
+}
+
+impl Perform for Hooked {
+    type Error = dj::Message;
+    fn perform(&self, _ctx: &Context) -> Result<(), dj::Message> {
+        record(&self.log, "perform");
+        if self.fail {
+            return Err(dj::Message("hooked failure".to_owned()));
+        }
+        Ok(())
+    }
+    fn before(&self, _ctx: &Context) {
+        record(&self.log, "before");
+    }
+    fn after(&self, _ctx: &Context) {
+        record(&self.log, "after");
+    }
+    fn success(&self, _ctx: &Context) {
+        record(&self.log, "success");
+    }
+    fn error(&self, _ctx: &Context, _error: &JobError) {
+        record(&self.log, "error");
+    }
+    fn failure(&self, _ctx: &Context, _error: &JobError) {
+        record(&self.log, "failure");
+    }
+}
+
+/// Asks not to be retried.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct GivesUp {
+    pub log: String,
+}
+
+impl Perform for GivesUp {
+    type Error = JobError;
+    fn perform(&self, _ctx: &Context) -> Result<(), JobError> {
+        record(&self.log, "perform");
+        Err(JobError::permanent(dj::Message(
+            "the account is gone".to_owned(),
+        )))
+    }
+}
+
+/// Kills its own worker process (a poison pill).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(max_attempts = 2)]
+pub struct KillsWorker {
+    pub log: String,
+}
+
+impl Perform for KillsWorker {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, "perform");
+        std::process::abort();
+    }
+}
+
+/// Reads the worker's state through the context.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct ReadsState {
+    pub log: String,
+}
+
+impl Perform for ReadsState {
+    type Error = std::io::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        let greeting = ctx.get::<Greeting>().map_or("no state", |g| g.0.as_str());
+        record(&self.log, &format!("state: {greeting}"));
+        record(&self.log, &format!("attempts: {}", ctx.job().attempts));
+        Ok(())
+    }
+}
+
+/// A plain function as a job.
+#[dj::job(queue = "math")]
+pub fn add(log: String, a: i64, b: i64) -> Result<(), std::io::Error> {
+    record(&log, &format!("sum {}", a + b));
+    Ok(())
+}
+
+/// Stored under an explicit name, with an alias for rows written before a rename.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(name = "renamed.v2", aliases = ["OldName"])]
+pub struct Renamed {
+    pub log: String,
+}
+
+impl Perform for Renamed {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, "renamed");
+        Ok(())
+    }
+}
+
+/// The job name of `J`, for assertions.
+pub fn name_of<J: Job>() -> &'static str {
+    J::NAME
+}

@@ -1,0 +1,68 @@
+//! The conformance suite: every case runs on every backend (the backend is a parameter), so a
+//! behaviour difference between PostgreSQL and SQLite is a test failure.
+//!
+//! When no PostgreSQL answers, its cases are reported as ignored, except under `CI=true`,
+//! where an unreachable PostgreSQL fails them: CI always runs both backends.
+
+mod enqueue;
+mod failures;
+mod hooks;
+mod order;
+mod postgres_only;
+mod processes;
+mod testing;
+
+use dj_tests::support::{postgres_available, postgres_base_url, Backend};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// A case: a name and a function of the backend.
+pub type Case = (&'static str, fn(Backend));
+
+fn main() {
+    let args = Arguments::from_args();
+    let postgres = postgres_available();
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if let Err(e) = &postgres {
+        eprintln!(
+            "note: PostgreSQL at {} is unreachable ({e}); {}",
+            postgres_base_url(),
+            if in_ci {
+                "CI=true, so its cases fail"
+            } else {
+                "its cases are reported as ignored (set DJ_TEST_DATABASE_URL to run them)"
+            }
+        );
+    }
+    let shared: Vec<Case> = [
+        order::CASES,
+        enqueue::CASES,
+        failures::CASES,
+        hooks::CASES,
+        testing::CASES,
+        processes::CASES,
+    ]
+    .concat();
+    let mut trials = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let only_here: &[Case] = match backend {
+            Backend::Postgres => postgres_only::CASES,
+            Backend::Sqlite => &[],
+        };
+        for &(name, case) in shared.iter().chain(only_here) {
+            let unreachable = backend == Backend::Postgres && postgres.is_err();
+            let reason = postgres.clone().err();
+            let trial = Trial::test(format!("{}::{name}", backend.name()), move || {
+                if unreachable {
+                    return Err(Failed::from(format!(
+                        "PostgreSQL is unreachable in CI: {}",
+                        reason.unwrap_or_default()
+                    )));
+                }
+                case(backend);
+                Ok(())
+            });
+            trials.push(trial.with_ignored_flag(unreachable && !in_ci));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

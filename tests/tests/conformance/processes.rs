@@ -1,0 +1,284 @@
+//! Real worker processes (the `dj-test-worker` binary, whose jobs live in the `dj_tests`
+//! library crate): exactly-once across processes, SIGKILL, TERM, poison pills, duplicate names.
+
+use std::fs::File;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use dj::{Job, JobFilter};
+use dj_tests::jobs::{KillsWorker, Record, Sleeps};
+use dj_tests::support::{Backend, TestDb};
+
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    (
+        "worker_processes_perform_every_job_exactly_once",
+        exactly_once,
+    ),
+    ("sigkilled_workers_job_is_performed_by_another", sigkill),
+    (
+        "term_lets_the_running_job_finish_and_exits_0",
+        term_finishes_job,
+    ),
+    (
+        "job_that_kills_its_worker_runs_out_of_attempts",
+        poison_pill,
+    ),
+    (
+        "two_jobs_with_one_name_stop_the_worker_at_start",
+        duplicate_names,
+    ),
+    (
+        "workoff_exits_non_zero_when_a_job_failed",
+        workoff_exit_code,
+    ),
+];
+
+const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
+
+/// Starts `dj-test-worker ARGS` on the test database, logging to a file in its directory.
+pub fn spawn_worker(t: &TestDb, label: &str, args: &[&str]) -> Child {
+    spawn_bin(WORKER, t, label, args)
+}
+
+pub fn spawn_bin(bin: &str, t: &TestDb, label: &str, args: &[&str]) -> Child {
+    let out = File::create(t.dir.join(format!("{label}.log"))).expect("worker log");
+    Command::new(bin)
+        .args(args)
+        .env("DATABASE_URL", &t.url)
+        .env_remove("QUEUES")
+        .env_remove("QUEUE")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup log"))
+        .stderr(out)
+        .spawn()
+        .expect("start the worker binary")
+}
+
+/// The output a worker wrote so far.
+pub fn worker_output(t: &TestDb, label: &str) -> String {
+    std::fs::read_to_string(t.dir.join(format!("{label}.log"))).unwrap_or_default()
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("worker did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "signal the worker");
+}
+
+fn exactly_once(backend: Backend) {
+    // The sizes: 4 processes × 2,000 jobs on PostgreSQL, 3 × 3,000 on SQLite.
+    let (processes, per_process) = match backend {
+        Backend::Postgres => (4, 2_000),
+        Backend::Sqlite => (3, 3_000),
+    };
+    let t = TestDb::new(backend, "exactlyonce");
+    let log = t.log();
+    let total = processes * per_process;
+    dj::enqueue_many(
+        &t.db,
+        (0..total).map(|i| Record {
+            log: log.path(),
+            key: i.to_string(),
+        }),
+    )
+    .unwrap();
+    let mut workers: Vec<Child> = (0..processes)
+        .map(|i| {
+            spawn_worker(
+                &t,
+                &format!("w{i}"),
+                &["workoff", "--concurrency", "2", "--read-ahead", "10"],
+            )
+        })
+        .collect();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let status = wait_exit(w, Duration::from_secs(300));
+        assert!(
+            status.success(),
+            "worker {i}: {status}\n{}",
+            worker_output(&t, &format!("w{i}"))
+        );
+    }
+    let lines = log.lines();
+    let mut counts = std::collections::HashMap::new();
+    for line in &lines {
+        *counts.entry(line.as_str()).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "performed more than once: {twice:?}");
+    assert_eq!(counts.len(), total, "every job performed");
+    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    // The work was shared: more than one process performed jobs.
+    let busy = (0..processes)
+        .filter(|i| worker_output(&t, &format!("w{i}")).contains("COMPLETED"))
+        .count();
+    assert!(busy > 1, "only {busy} process(es) did any work");
+}
+
+fn sigkill(backend: Backend) {
+    let t = TestDb::new(backend, "sigkill");
+    let log = t.log();
+    let id = Sleeps {
+        log: log.path(),
+        key: "k".into(),
+        millis: 1500,
+        max_run_time_secs: None,
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let mut a = spawn_worker(&t, "a", &["work", "--sleep-delay", "0.2"]);
+    assert!(
+        log.wait_for("start k", Duration::from_secs(20)),
+        "worker a started the job"
+    );
+    signal(&a, libc::SIGKILL);
+    wait_exit(&mut a, Duration::from_secs(10));
+    let row = t.db.job(id).unwrap().unwrap();
+    assert!(
+        row.locked_by.is_some(),
+        "the dead worker's lock is still there"
+    );
+
+    // Another worker on this host sees that the lock's process is gone, counts the attempt
+    // and runs the job again after the backoff.
+    let mut b = spawn_worker(
+        &t,
+        "b",
+        &["work", "--sleep-delay", "0.2", "--rescue-interval", "0.5"],
+    );
+    let performed = log.wait_for("done k", Duration::from_secs(30));
+    signal(&b, libc::SIGTERM);
+    let status = wait_exit(&mut b, Duration::from_secs(30));
+    assert!(
+        performed,
+        "the job was performed again\n{}",
+        worker_output(&t, "b")
+    );
+    assert!(status.success());
+    assert_eq!(log.count("start k"), 2);
+    assert_eq!(log.count("done k"), 1);
+    assert!(t.db.job(id).unwrap().is_none());
+}
+
+fn term_finishes_job(backend: Backend) {
+    let t = TestDb::new(backend, "term");
+    let log = t.log();
+    let id = Sleeps {
+        log: log.path(),
+        key: "k".into(),
+        millis: 1500,
+        max_run_time_secs: None,
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let mut w = spawn_worker(&t, "w", &["work", "--sleep-delay", "0.2"]);
+    assert!(log.wait_for("start k", Duration::from_secs(20)));
+    signal(&w, libc::SIGTERM);
+    let status = wait_exit(&mut w, Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", worker_output(&t, "w"));
+    assert_eq!(log.count("done k"), 1, "the running job finished");
+    assert!(t.db.job(id).unwrap().is_none(), "and was deleted");
+    assert!(worker_output(&t, "w").contains("Exiting..."));
+}
+
+fn poison_pill(backend: Backend) {
+    let t = TestDb::new(backend, "poison");
+    let log = t.log();
+    let id = KillsWorker { log: log.path() }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    let args = [
+        "work",
+        "--sleep-delay",
+        "0.2",
+        "--rescue-interval",
+        "0.5",
+        "--keep-failed",
+    ];
+    // Each worker dies performing it; the next one counts the attempt.
+    for round in 0..2 {
+        let mut w = spawn_worker(&t, &format!("w{round}"), &args);
+        let status = wait_exit(&mut w, Duration::from_secs(30));
+        assert!(!status.success(), "the job killed worker {round}");
+        assert_eq!(log.count("perform"), round + 1);
+    }
+    let mut w = spawn_worker(&t, "w2", &args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let row = t.db.job(id).unwrap().unwrap();
+        if row.failed_at.is_some() || Instant::now() > deadline {
+            break row;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    signal(&w, libc::SIGTERM);
+    wait_exit(&mut w, Duration::from_secs(30));
+    assert!(row.failed_at.is_some(), "failed permanently: {row:?}");
+    assert_eq!(row.attempts, 2);
+    assert_eq!(log.count("perform"), 2, "never run a third time");
+}
+
+fn duplicate_names(backend: Backend) {
+    let t = TestDb::new(backend, "dupnames");
+    let mut w = spawn_bin(env!("CARGO_BIN_EXE_dj-dup-worker"), &t, "dup", &["workoff"]);
+    let status = wait_exit(&mut w, Duration::from_secs(30));
+    assert!(!status.success());
+    let out = worker_output(&t, "dup");
+    assert!(
+        out.contains("two job types are registered as `Twin`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dj_dup_worker::first::One") && out.contains("dj_dup_worker::second::Two"),
+        "{out}"
+    );
+}
+
+fn workoff_exit_code(backend: Backend) {
+    let t = TestDb::new(backend, "exitcode");
+    let log = t.log();
+    Record {
+        log: log.path(),
+        key: "ok".into(),
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let mut w = spawn_worker(&t, "ok", &["workoff"]);
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    let out = worker_output(&t, "ok");
+    assert!(out.contains("Starting job worker"), "{out}");
+    assert!(out.contains("Job Record (id="), "{out}");
+    assert!(out.contains("COMPLETED after"), "{out}");
+    assert!(out.contains("1 jobs processed at"), "{out}");
+    assert!(out.contains("No more jobs available. Exiting"), "{out}");
+
+    dj_tests::jobs::GivesUp { log: log.path() }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    let mut w = spawn_worker(&t, "bad", &["workoff"]);
+    let status = wait_exit(&mut w, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", worker_output(&t, "bad"));
+    assert!(worker_output(&t, "bad").contains("FAILED permanently"));
+    let _ = KillsWorker::NAME;
+}

@@ -1,0 +1,6 @@
+#[dj::job(queue_name = "mail")]
+fn send_welcome(user_id: i64) {
+    let _ = user_id;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dj::job(queue = "mail")]
+fn send_welcome<T: std::fmt::Display>(user: T) {
+    let _ = user.to_string();
+}
+
+fn main() {}

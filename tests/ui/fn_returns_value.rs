@@ -1,0 +1,6 @@
+#[dj::job(queue = "mail")]
+fn send_welcome(user_id: i64) -> i64 {
+    user_id
+}
+
+fn main() {}

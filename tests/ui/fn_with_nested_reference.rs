@@ -1,0 +1,6 @@
+#[dj::job(queue = "mail")]
+fn send_welcome(user_ids: Vec<&i64>) {
+    let _ = user_ids;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dj::job(queue = "mail")]
+fn send_welcome(user_id: i64, email: &str) {
+    let _ = (user_id, email);
+}
+
+fn main() {}

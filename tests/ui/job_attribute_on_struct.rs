@@ -1,0 +1,6 @@
+#[dj::job(queue = "mail")]
+struct SendWelcome {
+    user_id: i64,
+}
+
+fn main() {}

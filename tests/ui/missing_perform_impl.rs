@@ -1,0 +1,12 @@
+use dj::Job;
+use serde::{Deserialize, Serialize};
+
+#[derive(Job, Serialize, Deserialize)]
+#[job(queue = "feeds")]
+struct FetchFeed {
+    url: String,
+}
+
+fn main() {
+    let _ = FetchFeed { url: String::new() }.delay();
+}

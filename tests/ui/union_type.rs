@@ -1,0 +1,9 @@
+use dj::Job;
+
+#[derive(Job)]
+union FetchFeed {
+    id: u64,
+    score: f64,
+}
+
+fn main() {}
