@@ -31,7 +31,9 @@ pub fn main(setup: fn() -> State) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the log output the worker binary uses: delayed_job's lines as text or JSON on
+/// stdout, filtered by `RUST_LOG` (default `info`). Does nothing if a subscriber is set.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -31,6 +31,7 @@ impl<M: Manage> Pool<M> {
         }
     }
 
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn manager(&self) -> &M {
         &self.manager
     }
