@@ -70,6 +70,26 @@ struct Grouped {
 }
 
 fn write_until_done(shared: &Shared, batch: Vec<Outcome>) {
+    let ids: Vec<JobId> = batch.iter().filter_map(Outcome::id).collect();
+    write_grouped(shared, batch);
+    let mut held = shared.held.lock().unwrap_or_else(|e| e.into_inner());
+    for id in ids {
+        held.remove(&id);
+    }
+}
+
+impl Outcome {
+    fn id(&self) -> Option<JobId> {
+        match self {
+            Outcome::Complete(id) | Outcome::Release(id) => Some(*id),
+            Outcome::Retry(r) => (r.release).then_some(r.id),
+            Outcome::Fail(f) => Some(f.id),
+            Outcome::Shutdown => None,
+        }
+    }
+}
+
+fn write_grouped(shared: &Shared, batch: Vec<Outcome>) {
     let mut grouped = Grouped::default();
     for outcome in batch {
         match outcome {

@@ -15,7 +15,7 @@ mod rescuer;
 pub mod signals;
 mod stop;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -208,6 +208,9 @@ struct Shared {
     running: Mutex<HashMap<JobId, Running>>,
     /// Overrunning jobs whose leases the rescuer keeps alive until their thread returns.
     fenced: Mutex<HashMap<JobId, Duration>>,
+    /// Every job this worker has claimed and whose outcome is not yet written: what it may
+    /// legitimately hold locks on.
+    held: Mutex<HashSet<JobId>>,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

@@ -4,7 +4,7 @@
 //! stop claiming, hand back unstarted jobs, wait for running ones up to `shutdown_timeout`,
 //! unlock what is still running, and flush the completer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,7 +20,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     crate::registry::registry().check()?;
-    worker.db.store().check_schema()?;
+    wait_for_database(worker)?;
     let config = worker.config.clone();
     let shared = Arc::new(Shared {
         db: worker.db.clone(),
@@ -32,6 +32,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         inflight_changed: Condvar::new(),
         running: Mutex::new(HashMap::new()),
         fenced: Mutex::new(HashMap::new()),
+        held: Mutex::new(HashSet::new()),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
@@ -60,6 +61,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let capacity = concurrency + config.read_ahead;
     let mut claimed_total: u64 = 0;
     let mut reserve_failures: u32 = 0;
+    let mut reconcile = false;
     let mut burst = Burst::new(&shared);
 
     loop {
@@ -85,6 +87,18 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         if let Some(remaining) = remaining {
             limit = limit.min(usize::try_from(remaining).unwrap_or(usize::MAX));
         }
+        if reconcile {
+            match release_lost_claims(&shared) {
+                Ok(()) => reconcile = false,
+                Err(e) => {
+                    shared.say_error(format_args!(
+                        "Error while checking this worker's locks: {e}"
+                    ));
+                    shared.stop.sleep(Duration::from_millis(500));
+                    continue;
+                }
+            }
+        }
         let claimed = shared.db.store().job_claim(&ClaimParams {
             worker: &shared.name,
             queues: &config.queues,
@@ -94,6 +108,8 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         });
         match claimed {
             Err(e) => {
+                // The claim may have committed with its answer lost: check our locks first.
+                reconcile = true;
                 reserve_failures += 1;
                 let wait = Duration::from_millis(100 * 2u64.pow(reserve_failures.min(7)))
                     .min(Duration::from_secs(10));
@@ -130,6 +146,11 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
                 reserve_failures = 0;
                 burst.start();
                 let n = jobs.len();
+                shared
+                    .held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(jobs.iter().map(|j| j.id));
                 *shared.inflight.lock().unwrap_or_else(|e| e.into_inner()) += n;
                 claimed_total += n as u64;
                 for job in jobs {
@@ -160,6 +181,58 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let _ = out_tx.send(Outcome::Shutdown);
     let _ = completer.join();
     Ok(shared.report())
+}
+
+/// After a failed claim: rows locked under this worker's name that it never received (the
+/// claim committed but its answer was lost) are released, without counting an attempt.
+fn release_lost_claims(shared: &Shared) -> Result<()> {
+    let store = shared.db.store();
+    let locked = store.job_list(&crate::store::JobFilter {
+        locked_by: Some(shared.name.clone()),
+        ..crate::store::JobFilter::default()
+    })?;
+    let lost: Vec<i64> = {
+        let held = shared.held.lock().unwrap_or_else(|e| e.into_inner());
+        locked
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| !held.contains(id))
+            .collect()
+    };
+    if !lost.is_empty() {
+        store.job_unlock(&shared.name, &lost)?;
+        shared.say(format_args!(
+            "Released {} job(s) whose claim was lost to a connection error: {lost:?}",
+            lost.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the table before the first claim. A missing table is an error naming `migrate`; an
+/// unreachable database is waited for, with backoff, until it answers or the worker is stopped.
+fn wait_for_database(worker: &Worker) -> Result<()> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match worker.db.store().check_schema() {
+            Ok(()) => return Ok(()),
+            Err(e @ (crate::Error::MissingTable { .. } | crate::Error::BadUrl { .. })) => {
+                return Err(e)
+            }
+            Err(e) if worker.stop.is_set() => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    target: "dj",
+                    "[Worker({})] Error while connecting to {}: {e} (retrying in {:.1}s)",
+                    worker.name,
+                    worker.db.url(),
+                    wait.as_secs_f64()
+                );
+                worker.stop.sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }
 
 /// Jobs that overran their max_run_time keep their locks until their code returns; give
