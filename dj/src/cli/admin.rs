@@ -23,7 +23,12 @@ fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
 pub(super) fn retry(db: &Db, args: &RetryArgs) -> Result<ExitCode> {
     let filter = match args.id {
         Some(id) => {
-            db.job(id)?.ok_or(Error::NotFound(id))?;
+            let row = db.job(id)?.ok_or(Error::NotFound(id))?;
+            if let Some(worker) = row.locked_by {
+                return Err(Error::Invalid(format!(
+                    "job {id} is running (locked by {worker}); retry it once it has finished or failed, or `unlock` it if its worker is gone"
+                )));
+            }
             JobFilter {
                 id: Some(id),
                 ..JobFilter::default()

@@ -1,5 +1,6 @@
 //! The command line's shape: commands, flags and the environment variables delayed_job reads.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -54,6 +55,13 @@ pub enum Command {
     Clear(ClearArgs),
     /// Release locks held by workers that are gone.
     Unlock(UnlockArgs),
+    /// Run a pool of worker processes in the foreground (`script/delayed_job start -n N`):
+    /// restarts crashed workers, forwards TERM/INT, writes per-worker logs with --log-dir.
+    Start(StartArgs),
+    /// Stop the pool named by a pid file: TERM, then wait for it to exit.
+    Stop(StopArgs),
+    /// Whether the pool named by a pid file is running (exit 0 if so, 3 if not).
+    Status(StatusArgs),
 }
 
 /// Options of `work` and `workoff`, with delayed_job's environment variables.
@@ -104,6 +112,65 @@ pub struct WorkArgs {
 }
 
 impl WorkArgs {
+    /// The `work` command line that gives a worker process these settings, on `queues`
+    /// (empty: every queue) and named with `name_prefix`. Every option is written out, so
+    /// the worker does not read delayed_job's environment variables again.
+    pub(crate) fn command_line(&self, queues: &[String], name_prefix: &str) -> Vec<String> {
+        // Destructured without `..`: a new option is a compile error here until it is passed on.
+        let WorkArgs {
+            queues: _,
+            queue: _,
+            min_priority,
+            max_priority,
+            sleep_delay,
+            read_ahead,
+            concurrency,
+            exit_on_complete,
+            max_attempts,
+            max_run_time,
+            keep_failed,
+            shutdown_timeout,
+            rescue_interval,
+            name_prefix: _,
+        } = self;
+        let secs = |d: &Duration| d.as_secs_f64().to_string();
+        let mut args = vec!["work".to_owned()];
+        if !queues.is_empty() {
+            args.extend(["--queues".to_owned(), queues.join(",")]);
+        }
+        if let Some(min) = min_priority {
+            args.push(format!("--min-priority={min}"));
+        }
+        if let Some(max) = max_priority {
+            args.push(format!("--max-priority={max}"));
+        }
+        args.extend([
+            "--sleep-delay".to_owned(),
+            secs(sleep_delay),
+            "--read-ahead".to_owned(),
+            read_ahead.to_string(),
+            "--concurrency".to_owned(),
+            concurrency.to_string(),
+            "--max-attempts".to_owned(),
+            max_attempts.to_string(),
+            "--max-run-time".to_owned(),
+            secs(max_run_time),
+            "--shutdown-timeout".to_owned(),
+            secs(shutdown_timeout),
+            "--rescue-interval".to_owned(),
+            secs(rescue_interval),
+            "--name-prefix".to_owned(),
+            name_prefix.to_owned(),
+        ]);
+        if *exit_on_complete {
+            args.push("--exit-on-complete".to_owned());
+        }
+        if *keep_failed {
+            args.push("--keep-failed".to_owned());
+        }
+        args
+    }
+
     /// The worker settings these options give.
     pub fn config(&self) -> Result<Config> {
         let mut queues: Vec<String> = self.queue.iter().cloned().collect();
@@ -266,6 +333,98 @@ pub struct UnlockArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// How many worker processes to run, on --queues (default: every queue).
+    #[arg(
+        short = 'n',
+        long = "workers",
+        default_value_t = 1,
+        conflicts_with = "pool"
+    )]
+    pub workers: usize,
+    /// A group of workers as `QUEUES:N`, e.g. `mail,feeds:2`; `*` means every queue, and
+    /// `:N` may be left off for one worker. Repeat for several groups.
+    #[arg(long, value_name = "QUEUES:N", value_parser = PoolSpec::parse, conflicts_with_all = ["queues", "queue"])]
+    pub pool: Vec<PoolSpec>,
+    /// Write each worker's output to DIR/dj-N.log instead of prefixing it on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Write the supervisor's pid here (for `stop` and `status`); removed on exit.
+    #[arg(long, env = "DJ_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub work: WorkArgs,
+}
+
+/// One `--pool` group: which queues (empty: every queue) and how many workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub queues: Vec<String>,
+    pub workers: usize,
+}
+
+impl PoolSpec {
+    /// `mail,feeds:2`, `*:3`, `mail` (one worker).
+    pub fn parse(text: &str) -> Result<PoolSpec, String> {
+        let (queues, workers) = match text.rsplit_once(':') {
+            Some((queues, n)) => {
+                let workers = n.trim().parse::<usize>().map_err(|_| {
+                    format!("invalid pool `{text}`: `{n}` is not a number of workers; write e.g. `mail,feeds:2` or `*:3`")
+                })?;
+                (queues, workers)
+            }
+            None => (text, 1),
+        };
+        let queues: Vec<String> = queues
+            .split(',')
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if queues.is_empty() {
+            return Err(format!(
+                "invalid pool `{text}`: no queue; write e.g. `mail,feeds:2`, or `*:2` for every queue"
+            ));
+        }
+        if queues.iter().any(|q| q == "*") {
+            if queues.len() > 1 {
+                return Err(format!(
+                    "invalid pool `{text}`: `*` (every queue) cannot be combined with named queues"
+                ));
+            }
+            return Ok(PoolSpec {
+                queues: Vec::new(),
+                workers,
+            });
+        }
+        for queue in &queues {
+            crate::validate::queue_name(Some(queue)).map_err(|e| e.to_string())?;
+        }
+        Ok(PoolSpec { queues, workers })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// The pid file the pool was started with.
+    #[arg(long, env = "DJ_PID_FILE")]
+    pub pid_file: PathBuf,
+    /// How long to wait for the pool to exit.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The pid file the pool was started with.
+    #[arg(long, env = "DJ_PID_FILE")]
+    pub pid_file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `30`, `2.5`, `250ms`, `30s`, `15m`, `4h`, `1d`, or combinations such as `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -308,8 +467,56 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, Cli, Command, PoolSpec};
+    use clap::Parser;
     use std::time::Duration;
+
+    #[test]
+    fn pools() {
+        let spec = |queues: &[&str], workers| PoolSpec {
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            workers,
+        };
+        assert_eq!(
+            PoolSpec::parse("mail,feeds:2"),
+            Ok(spec(&["mail", "feeds"], 2))
+        );
+        assert_eq!(PoolSpec::parse("*:3"), Ok(spec(&[], 3)));
+        assert_eq!(PoolSpec::parse("mail"), Ok(spec(&["mail"], 1)));
+        assert!(PoolSpec::parse("mail:x").is_err());
+        assert!(PoolSpec::parse(":2").is_err());
+        assert!(PoolSpec::parse("*,mail:2").is_err());
+    }
+
+    #[test]
+    fn a_pool_worker_gets_the_pools_settings() {
+        let cli = Cli::parse_from([
+            "dj",
+            "start",
+            "-n",
+            "2",
+            "--queues",
+            "a,b",
+            "--sleep-delay",
+            "0.25",
+            "--min-priority",
+            "-3",
+            "--keep-failed",
+            "--concurrency",
+            "4",
+        ]);
+        let Command::Start(start) = cli.command else {
+            panic!("parsed as start");
+        };
+        let line = start.work.command_line(&["a".into(), "b".into()], "dj.1");
+        let worker = Cli::parse_from(std::iter::once("dj".to_owned()).chain(line));
+        let Command::Work(work) = worker.command else {
+            panic!("parsed as work");
+        };
+        let (mut want, got) = (start.work.config().unwrap(), work.config().unwrap());
+        want.name_prefix = Some("dj.1".into());
+        assert_eq!(format!("{want:?}"), format!("{got:?}"));
+    }
 
     #[test]
     fn durations() {

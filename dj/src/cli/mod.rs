@@ -5,13 +5,15 @@ mod admin;
 mod args;
 mod inspect;
 mod output;
+mod pidfile;
+mod supervisor;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, LogFormat, WorkArgs};
+pub use args::{Cli, Command, LogFormat, PoolSpec, StartArgs, WorkArgs};
 
 use crate::context::State;
 use crate::db::{database_url, schema_sql, Db};
@@ -39,6 +41,7 @@ pub fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_writer(std::io::stdout);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -74,6 +77,9 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Delete(args) => admin::delete(&db()?, &args),
         Command::Clear(args) => admin::clear(&db()?, &args),
         Command::Unlock(args) => admin::unlock(&db()?, &args),
+        Command::Start(args) => supervisor::start(&url, cli.log_format, &args),
+        Command::Stop(args) => pidfile::stop(&args),
+        Command::Status(args) => pidfile::status(&args),
     }
 }
 
@@ -111,5 +117,9 @@ fn confirm(action: &str, count: i64, yes: bool) -> Result<bool> {
     eprint!("{action} {count} job(s)? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES");
+    if !yes {
+        eprintln!("Nothing changed.");
+    }
+    Ok(yes)
 }
