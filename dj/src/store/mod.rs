@@ -196,3 +196,9 @@ pub(crate) trait Store: Send + Sync + 'static {
         false
     }
 }
+
+/// Claimed rows in the order they should start: priority, then run_at (then id). `RETURNING`
+/// gives no order of its own.
+pub(crate) fn claim_order(jobs: &mut [JobRow]) {
+    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+}

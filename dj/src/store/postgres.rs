@@ -450,7 +450,7 @@ impl Store for PgStore {
             };
             Ok(rows.iter().map(job_row).collect())
         })?;
-        jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+        super::claim_order(&mut jobs);
         Ok(jobs)
     }
 

@@ -304,7 +304,7 @@ impl Store for SqliteStore {
                 .query_map(params![p.worker, min, max, queues, p.limit as i64], job_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        jobs.sort_by(|a, b| (a.priority, a.run_at, a.id).cmp(&(b.priority, b.run_at, b.id)));
+        super::claim_order(&mut jobs);
         Ok(jobs)
     }
 
