@@ -1,11 +1,11 @@
 //! The worker, split by role as in River:
-//! - [`producer`]: claims ready jobs in batches and hands them to executors; waits on
+//! - `producer`: claims ready jobs in batches and hands them to executors; waits on
 //!   LISTEN/NOTIFY or polls when idle;
-//! - [`executor`]: runs one job at a time per slot (`--concurrency` slots), hooks and panics
+//! - `executor`: runs one job at a time per slot (`--concurrency` slots), hooks and panics
 //!   included, and decides the outcome;
-//! - [`completer`]: writes outcomes, many per statement, retrying until the database takes
+//! - `completer`: writes outcomes, many per statement, retrying until the database takes
 //!   them, so a finished job is never run again because a delete failed;
-//! - [`rescuer`]: enforces `max_run_time`, keeps leases of overrunning jobs alive, and frees
+//! - `rescuer`: enforces `max_run_time`, keeps leases of overrunning jobs alive, and frees
 //!   jobs whose worker died.
 
 mod completer;
