@@ -7,6 +7,7 @@
 mod enqueue;
 mod failures;
 mod hooks;
+mod operations;
 mod order;
 mod postgres_only;
 mod processes;
@@ -40,6 +41,7 @@ fn main() {
         hooks::CASES,
         testing::CASES,
         processes::CASES,
+        operations::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
