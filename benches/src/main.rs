@@ -1,0 +1,267 @@
+//! `dj-bench`: dj's benchmark program. It creates its own PostgreSQL database, runs each
+//! workload on a fresh `delayed_jobs` table and prints a table of medians over `--runs`.
+//! Benchmarks are programs, not tests: nothing here asserts a time.
+//!
+//! ```text
+//! cargo run --release -p dj-benches --bin dj-bench -- [--runs 5] [--smoke] [--url URL]
+//! ```
+
+mod jobs;
+mod report;
+mod setup;
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use report::{Figure, Row};
+use setup::BoxError;
+use workloads::WorkerSettings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dj-bench",
+    about = "dj's PostgreSQL benchmarks; prints medians of --runs"
+)]
+struct Args {
+    /// The database to create and use (its tables are dropped and recreated).
+    #[arg(
+        long,
+        env = "DJ_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/dj_bench"
+    )]
+    url: String,
+    /// Tiny sizes: every workload in a few seconds (for CI; the figures mean nothing).
+    #[arg(long)]
+    smoke: bool,
+    /// Repetitions of each workload; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Executor threads of the benchmarked worker.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
+    #[arg(long, default_value_t = 1000)]
+    read_ahead: usize,
+    /// Only these workloads (comma-separated): workoff, waiting, pickup, bulk, single, rss,
+    /// logged.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Internal: be the worker process of the `rss` and `logged` workloads.
+    #[arg(long, hide = true)]
+    child_worker: Option<u64>,
+    #[arg(long, hide = true)]
+    child_log: bool,
+}
+
+/// How big each workload is.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    workoff: u64,
+    waiting_small: u64,
+    waiting_large: u64,
+    waiting_sample: u64,
+    pickup: usize,
+    pickup_gap: Duration,
+    bulk: u64,
+    single: u64,
+    rss: u64,
+}
+
+const FULL: Sizes = Sizes {
+    workoff: 100_000,
+    waiting_small: 10_000,
+    waiting_large: 1_000_000,
+    waiting_sample: 10_000,
+    pickup: 200,
+    pickup_gap: Duration::from_millis(20),
+    bulk: 100_000,
+    single: 2_000,
+    rss: 100_000,
+};
+
+const SMOKE: Sizes = Sizes {
+    workoff: 2_000,
+    waiting_small: 500,
+    waiting_large: 5_000,
+    waiting_sample: 500,
+    pickup: 10,
+    pickup_gap: Duration::from_millis(20),
+    bulk: 2_000,
+    single: 50,
+    rss: 1_000,
+};
+
+/// Concurrency of the memory workload, as the issue states it.
+const RSS_CONCURRENCY: usize = 8;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.child_worker {
+        Some(n) => workloads::child_main(&args.url, n, settings(&args), args.child_log),
+        None => bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dj-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(args: &Args) -> WorkerSettings {
+    WorkerSettings {
+        concurrency: args.concurrency.max(1),
+        read_ahead: args.read_ahead,
+    }
+}
+
+fn bench(args: &Args) -> Result<(), BoxError> {
+    let sizes = if args.smoke { SMOKE } else { FULL };
+    let runs = if args.smoke { 1 } else { args.runs.max(1) };
+    let url = args.url.as_str();
+    let worker = settings(args);
+    let wanted = |key: &str| args.only.is_empty() || args.only.iter().any(|o| o == key);
+    setup::create_database(url)?;
+
+    println!(
+        "dj-bench: {url}, {runs} run(s), worker concurrency {} read_ahead {}",
+        worker.concurrency, worker.read_ahead
+    );
+    for (name, value) in setup::server_settings(url)? {
+        println!("  {name} = {value}");
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    let mut measure = |workload: String, f: &mut dyn FnMut() -> Result<Figure, BoxError>| {
+        let mut row = Row {
+            workload,
+            runs: Vec::new(),
+        };
+        for run in 0..runs {
+            let figure = f()?;
+            println!("  {} run {}: {figure:?}", row.workload, run + 1);
+            row.runs.push(figure);
+        }
+        rows.push(row);
+        Ok::<(), BoxError>(())
+    };
+    let c = worker.concurrency;
+    let ra = worker.read_ahead;
+
+    if wanted("workoff") {
+        measure(
+            format!("work-off {} (c={c}, read_ahead={ra})", sizes.workoff),
+            &mut || workloads::workoff(url, sizes.workoff, worker),
+        )?;
+    }
+    if wanted("waiting") {
+        measure(
+            format!(
+                "work-off {} of {} waiting",
+                sizes.waiting_sample, sizes.waiting_small
+            ),
+            &mut || {
+                workloads::waiting(
+                    url,
+                    sizes.waiting_small,
+                    sizes.waiting_sample,
+                    worker,
+                    false,
+                )
+            },
+        )?;
+        let mut first = true;
+        measure(
+            format!(
+                "work-off {} of {} waiting",
+                sizes.waiting_sample, sizes.waiting_large
+            ),
+            &mut || {
+                let reuse = !std::mem::take(&mut first);
+                workloads::waiting(
+                    url,
+                    sizes.waiting_large,
+                    sizes.waiting_sample,
+                    worker,
+                    reuse,
+                )
+            },
+        )?;
+    }
+    if wanted("pickup") {
+        measure(
+            format!(
+                "pickup latency, {} jobs {} ms apart",
+                sizes.pickup,
+                sizes.pickup_gap.as_millis()
+            ),
+            &mut || workloads::pickup(url, sizes.pickup, sizes.pickup_gap, worker),
+        )?;
+    }
+    if wanted("bulk") {
+        measure(format!("enqueue_many {}", sizes.bulk), &mut || {
+            workloads::bulk(url, sizes.bulk)
+        })?;
+    }
+    if wanted("single") {
+        measure(
+            format!("raw prepared INSERT, 1/tx, {}", sizes.single),
+            &mut || workloads::raw_insert(url, sizes.single),
+        )?;
+        measure(format!("enqueue, 1 job/tx, {}", sizes.single), &mut || {
+            workloads::single(url, sizes.single)
+        })?;
+    }
+    let rss_worker = WorkerSettings {
+        concurrency: RSS_CONCURRENCY,
+        ..worker
+    };
+    if wanted("rss") {
+        measure(
+            format!(
+                "worker process c={RSS_CONCURRENCY}, {} jobs, no log",
+                sizes.rss
+            ),
+            &mut || workloads::child(url, sizes.rss, rss_worker, false),
+        )?;
+    }
+    if wanted("logged") {
+        measure(
+            format!(
+                "worker process c={RSS_CONCURRENCY}, {} jobs, CLI log",
+                sizes.rss
+            ),
+            &mut || workloads::child(url, sizes.rss, rss_worker, true),
+        )?;
+    }
+
+    report::print_table(&rows, runs);
+    print_ratios(&rows);
+    Ok(())
+}
+
+/// The two ratios the targets are stated in.
+fn print_ratios(rows: &[Row]) {
+    let rate = |prefix: &str, contains: &str| {
+        rows.iter()
+            .find(|r| r.workload.starts_with(prefix) && r.workload.contains(contains))
+            .and_then(|r| r.median().jobs_per_s)
+    };
+    let waiting: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.workload.ends_with(" waiting"))
+        .filter_map(|r| r.median().jobs_per_s)
+        .collect();
+    if let [small, large] = waiting[..] {
+        println!(
+            "large-table rate / small-table rate: {:.0} %",
+            100.0 * large / small
+        );
+    }
+    if let (Some(raw), Some(dj)) = (rate("raw prepared", ""), rate("enqueue, 1", "")) {
+        println!("single enqueue / raw INSERT: {:.0} %", 100.0 * dj / raw);
+    }
+}

@@ -1,0 +1,101 @@
+//! The benchmark's own database: created on the server if missing, and a fresh
+//! `delayed_jobs` table (dj's migration) before every workload, so no run inherits another's
+//! dead rows.
+
+use std::str::FromStr;
+
+use postgres::{Client, NoTls};
+
+use crate::jobs::Noop;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates the database `url` names unless it exists, by connecting to the server's
+/// `postgres` database.
+pub fn create_database(url: &str) -> Result<(), BoxError> {
+    let config = postgres::Config::from_str(url)?;
+    let name = config
+        .get_dbname()
+        .ok_or("the benchmark URL must name a database")?
+        .to_owned();
+    let mut admin_config = config.clone();
+    admin_config.dbname("postgres");
+    let mut admin = admin_config.connect(NoTls)?;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?
+        .is_some();
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        admin.batch_execute(&format!("CREATE DATABASE {quoted}"))?;
+    }
+    Ok(())
+}
+
+/// A plain connection for the benchmark's own SQL.
+pub fn connect(url: &str) -> Result<Client, BoxError> {
+    Ok(postgres::Config::from_str(url)?.connect(NoTls)?)
+}
+
+/// Drops dj's tables and migrates again: an empty, unbloated `delayed_jobs`.
+pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
+    let mut client = connect(url)?;
+    client.batch_execute(
+        "DROP TABLE IF EXISTS delayed_jobs; DROP TABLE IF EXISTS dj_schema_migrations;",
+    )?;
+    let db = dj::Db::open(url)?;
+    db.migrate()?;
+    Ok(db)
+}
+
+/// Enqueues `n` no-op jobs through `enqueue_many` (in slices, to bound memory), then
+/// `VACUUM ANALYZE`s: the state a waiting queue is in once autovacuum has seen it (this
+/// server runs with autovacuum off, so the benchmark does it).
+pub fn pre_enqueue(url: &str, db: &dj::Db, n: u64) -> Result<(), BoxError> {
+    const SLICE: u64 = 50_000;
+    let mut start = 0;
+    while start < n {
+        let end = (start + SLICE).min(n);
+        dj::enqueue_many(db, (start..end).map(|n| Noop { n }))?;
+        start = end;
+    }
+    vacuum(url)
+}
+
+pub fn vacuum(url: &str) -> Result<(), BoxError> {
+    connect(url)?.batch_execute("VACUUM ANALYZE delayed_jobs")?;
+    Ok(())
+}
+
+/// Rows left in the table.
+pub fn count(url: &str) -> Result<i64, BoxError> {
+    Ok(connect(url)?
+        .query_one("SELECT count(*) FROM delayed_jobs", &[])?
+        .get(0))
+}
+
+/// Server settings that bear on the figures, for the report.
+pub fn server_settings(url: &str) -> Result<Vec<(String, String)>, BoxError> {
+    let mut client = connect(url)?;
+    let mut out = vec![(
+        "server_version".to_owned(),
+        client
+            .query_one("SHOW server_version", &[])?
+            .get::<_, String>(0),
+    )];
+    for row in client.query(
+        "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings \
+         WHERE name = ANY($1) ORDER BY name",
+        &[&vec![
+            "synchronous_commit",
+            "fsync",
+            "shared_buffers",
+            "wal_buffers",
+            "max_wal_size",
+            "autovacuum",
+            "commit_delay",
+        ]],
+    )? {
+        out.push((row.get(0), row.get(1)));
+    }
+    Ok(out)
+}

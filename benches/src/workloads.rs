@@ -1,0 +1,236 @@
+//! The workloads. Each starts from a fresh table, runs once, and returns what it measured.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dj::Job;
+
+use crate::jobs::{starts, Noop, Stamp};
+use crate::report::{quantile, Figure};
+use crate::setup::{self, BoxError};
+
+/// The worker settings every work-off uses.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub read_ahead: usize,
+}
+
+impl WorkerSettings {
+    fn config(self) -> dj::Config {
+        dj::Config {
+            concurrency: self.concurrency,
+            read_ahead: self.read_ahead,
+            ..dj::Config::default()
+        }
+    }
+}
+
+/// Works off `n` jobs with one in-process worker; jobs/s over the whole work-off (claims,
+/// performs and deletes; the last delete is written before `work_off` returns).
+fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<f64, BoxError> {
+    let worker = dj::Worker::new(db.clone()).config(settings.config());
+    let started = Instant::now();
+    let report = worker.work_off(n)?;
+    let secs = started.elapsed().as_secs_f64();
+    if report.succeeded != n {
+        return Err(format!("worked off {} of {n} jobs ({report:?})", report.succeeded).into());
+    }
+    Ok(n as f64 / secs)
+}
+
+/// `n` jobs enqueued up front, then worked off.
+pub fn workoff(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::pre_enqueue(url, &db, n)?;
+    let rate = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate),
+        ..Figure::default()
+    })
+}
+
+/// Works off `sample` jobs from a table holding `waiting`. With `reuse`, the table is the
+/// one the previous call left (for the large table, enqueued once).
+pub fn waiting(
+    url: &str,
+    waiting: u64,
+    sample: u64,
+    settings: WorkerSettings,
+    reuse: bool,
+) -> Result<Figure, BoxError> {
+    let db = if reuse && setup::count(url).unwrap_or(0) >= sample as i64 {
+        dj::Db::open(url)?
+    } else {
+        let db = setup::fresh_table(url)?;
+        setup::pre_enqueue(url, &db, waiting)?;
+        db
+    };
+    let rate = work_off(&db, sample, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate),
+        ..Figure::default()
+    })
+}
+
+/// An idle worker LISTENing; `n` jobs enqueued `gap` apart, one per transaction; latency from
+/// `enqueue` returning (its commit, as the client sees it) to `perform` starting.
+pub fn pickup(
+    url: &str,
+    n: usize,
+    gap: Duration,
+    settings: WorkerSettings,
+) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    starts().lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let worker = dj::Worker::new(db.clone()).config(settings.config());
+    let stop = worker.stop_flag();
+    let handle = std::thread::spawn(move || worker.run());
+    // Let the worker find the table empty and start listening.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut committed = Vec::with_capacity(n);
+    let first = Instant::now();
+    for seq in 0..n {
+        let due = first + gap * seq as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        Stamp { seq }.delay().enqueue(&db)?;
+        committed.push(Instant::now());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while starts().lock().unwrap_or_else(|e| e.into_inner()).len() < n {
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.set();
+    handle.join().map_err(|_| "the worker panicked")??;
+    let stamped = std::mem::take(&mut *starts().lock().unwrap_or_else(|e| e.into_inner()));
+    if stamped.len() != n {
+        return Err(format!("only {} of {n} jobs started within 10 s", stamped.len()).into());
+    }
+    // A perform can start before the client has read its commit's reply: count that as 0.
+    let mut ms: Vec<f64> = stamped
+        .iter()
+        .map(|&(seq, at)| {
+            at.checked_duration_since(committed[seq])
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Ok(Figure {
+        p50_ms: Some(quantile(&ms, 0.50)),
+        p99_ms: Some(quantile(&ms, 0.99)),
+        ..Figure::default()
+    })
+}
+
+/// `enqueue_many` of `n` jobs from one call.
+pub fn bulk(url: &str, n: u64) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    // Open the pool's connection first, as an application's would be.
+    db.now()?;
+    let started = Instant::now();
+    let ids = dj::enqueue_many(&db, (0..n).map(|n| Noop { n }))?;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(ids.len() as u64, n);
+    Ok(Figure {
+        jobs_per_s: Some(n as f64 / secs),
+        ..Figure::default()
+    })
+}
+
+/// `job.delay().enqueue(&db)`, one job per transaction, `n` times in a row.
+pub fn single(url: &str, n: u64) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    Noop { n: 0 }.delay().enqueue(&db)?; // warm: connection and prepared statement
+    let started = Instant::now();
+    for n in 0..n {
+        Noop { n }.delay().enqueue(&db)?;
+    }
+    Ok(Figure {
+        jobs_per_s: Some(n as f64 / started.elapsed().as_secs_f64()),
+        ..Figure::default()
+    })
+}
+
+/// The floor for [`single`]: a raw prepared INSERT of the same row into the same table (its
+/// NOTIFY trigger included), one per transaction, through the same `postgres` client.
+pub fn raw_insert(url: &str, n: u64) -> Result<Figure, BoxError> {
+    setup::fresh_table(url)?;
+    let mut client = setup::connect(url)?;
+    let insert = client.prepare(
+        "INSERT INTO delayed_jobs (name, handler, priority, run_at) \
+         VALUES ($1, $2, 0, now()) RETURNING id",
+    )?;
+    client.query_one(&insert, &[&"Noop", &r#"{"job":"Noop","args":{"n":0}}"#])?;
+    let started = Instant::now();
+    for n in 0..n {
+        let handler = format!(r#"{{"job":"Noop","args":{{"n":{n}}}}}"#);
+        client.query_one(&insert, &[&"Noop", &handler])?;
+    }
+    Ok(Figure {
+        jobs_per_s: Some(n as f64 / started.elapsed().as_secs_f64()),
+        ..Figure::default()
+    })
+}
+
+/// A worker in its own process (this program, `--child-worker N`) works off `n` jobs; its
+/// peak resident memory (VmHWM) and its rate. With `log`, it logs as the CLI does (text
+/// lines to a pipe-free sink: stderr on /dev/null), so the cost of per-job lines shows.
+pub fn child(url: &str, n: u64, settings: WorkerSettings, log: bool) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::pre_enqueue(url, &db, n)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--url", url, "--child-worker", &n.to_string()])
+        .args(["--concurrency", &settings.concurrency.to_string()])
+        .args(["--read-ahead", &settings.read_ahead.to_string()])
+        .stderr(Stdio::null());
+    if log {
+        command.arg("--child-log");
+    }
+    let output = command.output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("the child worker failed: {text}").into());
+    }
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    let (Some(Ok(rate)), Some(Ok(hwm_kb))) = (fields.next(), fields.next()) else {
+        return Err(format!("unexpected child output: {text:?}").into());
+    };
+    Ok(Figure {
+        jobs_per_s: Some(rate),
+        rss_mb: Some(hwm_kb / 1024.0),
+        ..Figure::default()
+    })
+}
+
+/// The child's side of [`child`]: prints `JOBS_PER_S VMHWM_KB`.
+pub fn child_main(url: &str, n: u64, settings: WorkerSettings, log: bool) -> Result<(), BoxError> {
+    if log {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let db = dj::Db::open(url)?;
+    let rate = work_off(&db, n, settings)?;
+    println!("{rate} {}", vm_kb("VmHWM")?);
+    Ok(())
+}
+
+/// A `/proc/self/status` field in kB.
+fn vm_kb(field: &str) -> Result<f64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/self/status").into())
+}
