@@ -42,6 +42,9 @@ pub fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
+        // A worker whose pool supervisor died writes into a closed pipe: drop the lines
+        // instead of reporting each failure on stderr (a closed pipe too, where it panics).
+        .log_internal_errors(false)
         .with_writer(std::io::stdout);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -65,6 +65,8 @@ struct Pool<'a> {
     slots: Vec<Slot>,
     /// Threads copying workers' output to stdout, joined (briefly) at exit.
     pipes: Vec<std::thread::JoinHandle<()>>,
+    /// A worker was killed, or exited non-zero, during the shutdown.
+    unclean_stop: bool,
 }
 
 pub(super) fn start(url: &str, log_format: LogFormat, args: &StartArgs) -> Result<ExitCode> {
@@ -88,6 +90,7 @@ pub(super) fn start(url: &str, log_format: LogFormat, args: &StartArgs) -> Resul
         exe: std::env::current_exe()?,
         slots,
         pipes: Vec::new(),
+        unclean_stop: false,
     };
     tracing::info!(
         target: "dj",
@@ -194,8 +197,11 @@ impl Pool<'_> {
         }
         // Orphans a job left behind, if this process is a container's PID 1.
         self.reap(true);
-        if killed {
-            tracing::error!(target: "dj", "Pool stopped; some workers had to be killed");
+        if killed || self.unclean_stop {
+            tracing::error!(
+                target: "dj",
+                "Pool stopped; some workers did not finish cleanly (their unfinished jobs stay locked until a worker rescues them)"
+            );
             ExitCode::FAILURE
         } else {
             tracing::info!(target: "dj", "Pool stopped");
@@ -228,8 +234,14 @@ impl Pool<'_> {
             };
             slot.pid = None;
             let how = describe_exit(status);
+            let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             if stopping {
-                tracing::info!(target: "dj", "{} (pid {pid}) {how}", slot.name);
+                if clean {
+                    tracing::info!(target: "dj", "{} (pid {pid}) {how}", slot.name);
+                } else {
+                    self.unclean_stop = true;
+                    tracing::error!(target: "dj", "{} (pid {pid}) {how} while stopping", slot.name);
+                }
                 continue;
             }
             let ran = slot.started.elapsed();
@@ -242,8 +254,9 @@ impl Pool<'_> {
             slot.restart_at = Some(Instant::now() + delay);
             tracing::error!(
                 target: "dj",
-                "{} (pid {pid}) died: {how} after {:.1}s; restarting in {:.1}s",
+                "{} (pid {pid}) {}: {how} after {:.1}s; restarting in {:.1}s",
                 slot.name,
+                if clean { "stopped" } else { "died" },
                 ran.as_secs_f64(),
                 delay.as_secs_f64()
             );

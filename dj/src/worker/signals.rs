@@ -76,10 +76,13 @@ pub fn install(stop: &StopFlag) {
         .name("dj-signals".into())
         .spawn(move || loop {
             if SIGNALS.load(Ordering::SeqCst) > 0 || FORWARDED.load(Ordering::SeqCst) {
-                if !stop.is_set() {
+                // Stop first: logging may fail (a dead supervisor's pipe) and must not keep
+                // the worker running.
+                let first = !stop.is_set();
+                stop.set();
+                if first {
                     tracing::info!(target: "dj", "Exiting...");
                 }
-                stop.set();
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

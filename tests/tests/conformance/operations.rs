@@ -396,11 +396,20 @@ fn platform_and_forwarded_term(backend: Backend) {
 
 fn supervisor_death(backend: Backend) {
     let t = TestDb::new(backend, "pooldeath");
+    // Output through the pool (no --log-dir): once it dies, its workers write into closed
+    // pipes, which must not keep them from stopping.
     let mut pool = spawn_worker(&t, "pool", &["start", "-n", "2", "--sleep-delay", "0.2"]);
     let workers = wait_for_workers(&t, "pool", 2);
+    // Past start-up (before it, TERM's default action ends a worker that holds nothing).
+    assert!(wait_until(Duration::from_secs(15), || worker_output(
+        &t, "pool"
+    )
+    .matches("Starting job worker")
+    .count()
+        == 2));
     signal(&pool, libc::SIGKILL);
     wait_exit(&mut pool, Duration::from_secs(5));
-    let gone = wait_until(Duration::from_secs(10), || {
+    let gone = wait_until(Duration::from_secs(15), || {
         workers.iter().all(|(_, pid)| !alive(*pid))
     });
     assert!(
