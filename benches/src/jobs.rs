@@ -1,6 +1,7 @@
 //! The jobs the benchmarks run: a no-op, and a no-op that stamps when it started so the
 //! pickup-latency workload can measure enqueue-commit → perform-start.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -16,7 +17,32 @@ pub struct Noop {
 impl Perform for Noop {
     type Error = std::convert::Infallible;
     fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
+            let nanos = base().elapsed().as_nanos().max(1) as u64;
+            let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
+        }
         Ok(())
+    }
+}
+
+/// When the first [`Noop`] since the last [`reset_first_noop`] started, in nanoseconds after
+/// [`base`] (0: none yet). A work-off's rate from there on leaves the worker's start-up out.
+static FIRST_NOOP: AtomicU64 = AtomicU64::new(0);
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+pub fn reset_first_noop() {
+    base();
+    FIRST_NOOP.store(0, Ordering::Relaxed);
+}
+
+pub fn first_noop() -> Option<Instant> {
+    match FIRST_NOOP.load(Ordering::Relaxed) {
+        0 => None,
+        nanos => Some(base() + std::time::Duration::from_nanos(nanos)),
     }
 }
 

@@ -7,6 +7,8 @@ pub struct Figure {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub rss_mb: Option<f64>,
+    /// A worker's start-up before its first job (schema check, first rescue pass).
+    pub startup_ms: Option<f64>,
 }
 
 /// A workload's name and its runs.
@@ -26,6 +28,7 @@ impl Row {
             p50_ms: field(|f| f.p50_ms),
             p99_ms: field(|f| f.p99_ms),
             rss_mb: field(|f| f.rss_mb),
+            startup_ms: field(|f| f.startup_ms),
         }
     }
 }
@@ -59,24 +62,26 @@ pub fn print_table(rows: &[Row], runs: usize) {
         .max(8);
     println!();
     println!(
-        "{:<width$}  {:>12}  {:>8}  {:>8}  {:>7}   (median of {runs} run{})",
+        "{:<width$}  {:>12}  {:>8}  {:>8}  {:>7}  {:>8}   (median of {runs} run{})",
         "workload",
         "jobs/s",
         "p50 ms",
         "p99 ms",
         "RSS MB",
+        "start ms",
         if runs == 1 { "" } else { "s" }
     );
-    println!("{}", "-".repeat(width + 45));
+    println!("{}", "-".repeat(width + 55));
     for row in rows {
         let m = row.median();
         println!(
-            "{:<width$}  {:>12}  {:>8}  {:>8}  {:>7}",
+            "{:<width$}  {:>12}  {:>8}  {:>8}  {:>7}  {:>8}",
             row.workload,
             show(m.jobs_per_s, 0),
             show(m.p50_ms, 2),
             show(m.p99_ms, 2),
             show(m.rss_mb, 1),
+            show(m.startup_ms, 0),
         );
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 
-use crate::jobs::{starts, Noop, Stamp};
+use crate::jobs::{first_noop, reset_first_noop, starts, Noop, Stamp};
 use crate::report::{quantile, Figure};
 use crate::setup::{self, BoxError};
 
@@ -26,31 +26,48 @@ impl WorkerSettings {
     }
 }
 
-/// Works off `n` jobs with one in-process worker; jobs/s over the whole work-off (claims,
-/// performs and deletes; the last delete is written before `work_off` returns).
-fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<f64, BoxError> {
+/// How long a work-off took: in all (start-up included: schema check, the rescuer's first
+/// look for abandoned locks), and from the first job's start to the last delete written.
+struct WorkOff {
+    total: Duration,
+    steady: Duration,
+}
+
+/// Works off `n` jobs with one in-process worker (claims, performs and deletes; the last
+/// delete is written before `work_off` returns).
+fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<WorkOff, BoxError> {
     let worker = dj::Worker::new(db.clone()).config(settings.config());
+    reset_first_noop();
     let started = Instant::now();
     let report = worker.work_off(n)?;
-    let secs = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
     if report.succeeded != n {
         return Err(format!("worked off {} of {n} jobs ({report:?})", report.succeeded).into());
     }
-    Ok(n as f64 / secs)
+    let first = first_noop().unwrap_or(started);
+    Ok(WorkOff {
+        total: ended - started,
+        steady: ended - first,
+    })
+}
+
+fn rate(n: u64, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
 }
 
 /// `n` jobs enqueued up front, then worked off.
 pub fn workoff(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
     let db = setup::fresh_table(url)?;
     setup::pre_enqueue(url, &db, n)?;
-    let rate = work_off(&db, n, settings)?;
+    let took = work_off(&db, n, settings)?;
     Ok(Figure {
-        jobs_per_s: Some(rate),
+        jobs_per_s: Some(rate(n, took.total)),
         ..Figure::default()
     })
 }
 
-/// Works off `sample` jobs from a table holding `waiting`. With `reuse`, the table is the
+/// Works off `sample` jobs from a table holding `waiting`: the steady rate (from the first
+/// job's start) and, apart, the worker's start-up before it. With `reuse`, the table is the
 /// one the previous call left (for the large table, enqueued once).
 pub fn waiting(
     url: &str,
@@ -66,9 +83,10 @@ pub fn waiting(
         setup::pre_enqueue(url, &db, waiting)?;
         db
     };
-    let rate = work_off(&db, sample, settings)?;
+    let took = work_off(&db, sample, settings)?;
     Ok(Figure {
-        jobs_per_s: Some(rate),
+        jobs_per_s: Some(rate(sample, took.steady)),
+        startup_ms: Some((took.total - took.steady).as_secs_f64() * 1e3),
         ..Figure::default()
     })
 }
@@ -220,8 +238,8 @@ pub fn child_main(url: &str, n: u64, settings: WorkerSettings, log: bool) -> Res
             .init();
     }
     let db = dj::Db::open(url)?;
-    let rate = work_off(&db, n, settings)?;
-    println!("{rate} {}", vm_kb("VmHWM")?);
+    let took = work_off(&db, n, settings)?;
+    println!("{} {}", rate(n, took.total), vm_kb("VmHWM")?);
     Ok(())
 }
 

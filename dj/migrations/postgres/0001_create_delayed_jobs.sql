@@ -18,7 +18,13 @@ CREATE TABLE IF NOT EXISTS delayed_jobs (
     -- dj: the job's own max_run_time in seconds (NULL: the worker's). A lock older than this
     -- has expired: its worker is gone, and the job may be claimed again.
     max_run_time integer
-);
+)
+-- Half of each page is left free when rows are inserted, so that a claim, which rewrites every
+-- row of a batch in place (locked_at, locked_by), finds room on the same page for the new row
+-- versions: a HOT update, with no new index entries. At the default (100) a batch claim of a
+-- freshly filled page moves most rows to other pages and inserts into every index; measured
+-- on 1,000,000 waiting rows, a 1,000-row claim took 24 ms at 100 and 8 ms at 50.
+WITH (fillfactor = 50);
 
 -- The claim's index: ready order over rows that have not failed. It covers no column the claim
 -- writes (locked_at, locked_by), so a claim's update can stay a HOT update, and failed rows kept
