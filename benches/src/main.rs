@@ -135,30 +135,21 @@ fn bench(args: &Args) -> Result<(), BoxError> {
         println!("  {name} = {value}");
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut measure = |workload: String, f: &mut dyn FnMut() -> Result<Figure, BoxError>| {
-        let mut row = Row {
-            workload,
-            runs: Vec::new(),
-        };
-        for run in 0..runs {
-            let figure = f()?;
-            println!("  {} run {}: {figure:?}", row.workload, run + 1);
-            row.runs.push(figure);
-        }
-        rows.push(row);
-        Ok::<(), BoxError>(())
-    };
     let c = worker.concurrency;
     let ra = worker.read_ahead;
 
     if wanted("workoff") {
         measure(
+            &mut rows,
+            runs,
             format!("work-off {} (c={c}, read_ahead={ra})", sizes.workoff),
             &mut || workloads::workoff(url, sizes.workoff, worker),
         )?;
     }
     if wanted("waiting") {
         measure(
+            &mut rows,
+            runs,
             format!(
                 "work-off {} of {} waiting",
                 sizes.waiting_sample, sizes.waiting_small
@@ -175,6 +166,8 @@ fn bench(args: &Args) -> Result<(), BoxError> {
         )?;
         let mut first = true;
         measure(
+            &mut rows,
+            runs,
             format!(
                 "work-off {} of {} waiting",
                 sizes.waiting_sample, sizes.waiting_large
@@ -192,28 +185,38 @@ fn bench(args: &Args) -> Result<(), BoxError> {
         )?;
     }
     if wanted("pickup") {
-        measure(
-            format!(
-                "pickup latency, {} jobs {} ms apart",
-                sizes.pickup,
-                sizes.pickup_gap.as_millis()
-            ),
+        measure_each(
+            &mut rows,
+            runs,
+            vec![
+                format!(
+                    "pickup latency, {} jobs {} ms apart",
+                    sizes.pickup,
+                    sizes.pickup_gap.as_millis()
+                ),
+                "  (its enqueue calls: 1-row INSERT + commit)".to_owned(),
+            ],
             &mut || workloads::pickup(url, sizes.pickup, sizes.pickup_gap, worker),
         )?;
     }
     if wanted("bulk") {
-        measure(format!("enqueue_many {}", sizes.bulk), &mut || {
-            workloads::bulk(url, sizes.bulk)
-        })?;
+        measure(
+            &mut rows,
+            runs,
+            format!("enqueue_many {}", sizes.bulk),
+            &mut || workloads::bulk(url, sizes.bulk),
+        )?;
     }
     if wanted("single") {
-        measure(
-            format!("raw prepared INSERT, 1/tx, {}", sizes.single),
-            &mut || workloads::raw_insert(url, sizes.single),
+        measure_each(
+            &mut rows,
+            runs,
+            vec![
+                format!("raw prepared INSERT, 1/tx, {}", sizes.single),
+                format!("enqueue, 1 job/tx, {}", sizes.single),
+            ],
+            &mut || workloads::single_vs_raw(url, sizes.single),
         )?;
-        measure(format!("enqueue, 1 job/tx, {}", sizes.single), &mut || {
-            workloads::single(url, sizes.single)
-        })?;
     }
     let rss_worker = WorkerSettings {
         concurrency: RSS_CONCURRENCY,
@@ -221,6 +224,8 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     };
     if wanted("rss") {
         measure(
+            &mut rows,
+            runs,
             format!(
                 "worker process c={RSS_CONCURRENCY}, {} jobs, no log",
                 sizes.rss
@@ -230,6 +235,8 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     }
     if wanted("logged") {
         measure(
+            &mut rows,
+            runs,
             format!(
                 "worker process c={RSS_CONCURRENCY}, {} jobs, CLI log",
                 sizes.rss
@@ -241,6 +248,36 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     report::print_table(&rows, runs);
     print_ratios(&rows);
     Ok(())
+}
+
+/// Runs `f` `runs` times; each run gives one figure per name.
+fn measure_each(
+    rows: &mut Vec<Row>,
+    runs: usize,
+    names: Vec<String>,
+    f: &mut dyn FnMut() -> Result<Vec<Figure>, BoxError>,
+) -> Result<(), BoxError> {
+    let first = rows.len();
+    rows.extend(names.into_iter().map(|workload| Row {
+        workload,
+        runs: Vec::new(),
+    }));
+    for run in 0..runs {
+        for (row, figure) in rows[first..].iter_mut().zip(f()?) {
+            println!("  {} run {}: {figure:?}", row.workload, run + 1);
+            row.runs.push(figure);
+        }
+    }
+    Ok(())
+}
+
+fn measure(
+    rows: &mut Vec<Row>,
+    runs: usize,
+    name: String,
+    f: &mut dyn FnMut() -> Result<Figure, BoxError>,
+) -> Result<(), BoxError> {
+    measure_each(rows, runs, vec![name], &mut || Ok(vec![f()?]))
 }
 
 /// The two ratios the targets are stated in.

@@ -92,13 +92,15 @@ pub fn waiting(
 }
 
 /// An idle worker LISTENing; `n` jobs enqueued `gap` apart, one per transaction; latency from
-/// `enqueue` returning (its commit, as the client sees it) to `perform` starting.
+/// `enqueue` returning (its commit, as the client sees it) to `perform` starting. The second
+/// figure is how long those `enqueue` calls took: a commit's round trip at that moment, which
+/// bounds what a pickup (NOTIFY, then a claim that commits) can cost.
 pub fn pickup(
     url: &str,
     n: usize,
     gap: Duration,
     settings: WorkerSettings,
-) -> Result<Figure, BoxError> {
+) -> Result<Vec<Figure>, BoxError> {
     let db = setup::fresh_table(url)?;
     starts().lock().unwrap_or_else(|e| e.into_inner()).clear();
     let worker = dj::Worker::new(db.clone()).config(settings.config());
@@ -107,14 +109,18 @@ pub fn pickup(
     // Let the worker find the table empty and start listening.
     std::thread::sleep(Duration::from_millis(500));
     let mut committed = Vec::with_capacity(n);
+    let mut calls = Vec::with_capacity(n);
     let first = Instant::now();
     for seq in 0..n {
         let due = first + gap * seq as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
+        let called = Instant::now();
         Stamp { seq }.delay().enqueue(&db)?;
-        committed.push(Instant::now());
+        let returned = Instant::now();
+        committed.push(returned);
+        calls.push((returned - called).as_secs_f64() * 1e3);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while starts().lock().unwrap_or_else(|e| e.into_inner()).len() < n {
@@ -130,7 +136,7 @@ pub fn pickup(
         return Err(format!("only {} of {n} jobs started within 10 s", stamped.len()).into());
     }
     // A perform can start before the client has read its commit's reply: count that as 0.
-    let mut ms: Vec<f64> = stamped
+    let ms: Vec<f64> = stamped
         .iter()
         .map(|&(seq, at)| {
             at.checked_duration_since(committed[seq])
@@ -139,12 +145,16 @@ pub fn pickup(
                 * 1e3
         })
         .collect();
+    Ok(vec![percentiles(ms), percentiles(calls)])
+}
+
+fn percentiles(mut ms: Vec<f64>) -> Figure {
     ms.sort_by(f64::total_cmp);
-    Ok(Figure {
+    Figure {
         p50_ms: Some(quantile(&ms, 0.50)),
         p99_ms: Some(quantile(&ms, 0.99)),
         ..Figure::default()
-    })
+    }
 }
 
 /// `enqueue_many` of `n` jobs from one call.
@@ -162,39 +172,48 @@ pub fn bulk(url: &str, n: u64) -> Result<Figure, BoxError> {
     })
 }
 
-/// `job.delay().enqueue(&db)`, one job per transaction, `n` times in a row.
-pub fn single(url: &str, n: u64) -> Result<Figure, BoxError> {
+/// Single enqueue against its floor, on one table, alternating blocks of [`BLOCK`]
+/// transactions so that both see the same disk and load: `job.delay().enqueue(&db)` one job
+/// per transaction, and a raw prepared INSERT of the same row (NOTIFY trigger included)
+/// through the same `postgres` client. Returns the raw figure, then dj's.
+pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
+    const BLOCK: u64 = 50;
     let db = setup::fresh_table(url)?;
-    Noop { n: 0 }.delay().enqueue(&db)?; // warm: connection and prepared statement
-    let started = Instant::now();
-    for n in 0..n {
-        Noop { n }.delay().enqueue(&db)?;
-    }
-    Ok(Figure {
-        jobs_per_s: Some(n as f64 / started.elapsed().as_secs_f64()),
-        ..Figure::default()
-    })
-}
-
-/// The floor for [`single`]: a raw prepared INSERT of the same row into the same table (its
-/// NOTIFY trigger included), one per transaction, through the same `postgres` client.
-pub fn raw_insert(url: &str, n: u64) -> Result<Figure, BoxError> {
-    setup::fresh_table(url)?;
     let mut client = setup::connect(url)?;
     let insert = client.prepare(
         "INSERT INTO delayed_jobs (name, handler, priority, run_at) \
          VALUES ($1, $2, 0, now()) RETURNING id",
     )?;
+    // Warm both: connections and prepared statements.
     client.query_one(&insert, &[&"Noop", &r#"{"job":"Noop","args":{"n":0}}"#])?;
-    let started = Instant::now();
-    for n in 0..n {
-        let handler = format!(r#"{{"job":"Noop","args":{{"n":{n}}}}}"#);
-        client.query_one(&insert, &[&"Noop", &handler])?;
+    Noop { n: 0 }.delay().enqueue(&db)?;
+    let (mut raw, mut dj) = (Duration::ZERO, Duration::ZERO);
+    let mut i = 0;
+    while i < n {
+        let end = (i + BLOCK).min(n);
+        let started = Instant::now();
+        for n in i..end {
+            let handler = format!(r#"{{"job":"Noop","args":{{"n":{n}}}}}"#);
+            client.query_one(&insert, &[&"Noop", &handler])?;
+        }
+        raw += started.elapsed();
+        let started = Instant::now();
+        for n in i..end {
+            Noop { n }.delay().enqueue(&db)?;
+        }
+        dj += started.elapsed();
+        i = end;
     }
-    Ok(Figure {
-        jobs_per_s: Some(n as f64 / started.elapsed().as_secs_f64()),
-        ..Figure::default()
-    })
+    Ok(vec![
+        Figure {
+            jobs_per_s: Some(rate(n, raw)),
+            ..Figure::default()
+        },
+        Figure {
+            jobs_per_s: Some(rate(n, dj)),
+            ..Figure::default()
+        },
+    ])
 }
 
 /// A worker in its own process (this program, `--child-worker N`) works off `n` jobs; its
