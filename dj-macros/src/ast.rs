@@ -130,8 +130,12 @@ fn is_context(ty: &Type) -> bool {
 
 /// Whether `ty` is a path ending in `Context`.
 pub(crate) fn names_context(ty: &Type) -> bool {
-    matches!(ty, Type::Path(path) if path.qself.is_none()
-        && path.path.segments.last().is_some_and(|last| last.ident == "Context" && last.arguments.is_empty()))
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let last = path.path.segments.last();
+    path.qself.is_none()
+        && last.is_some_and(|last| last.ident == "Context" && last.arguments.is_empty())
 }
 
 /// The name a parameter's pattern binds, if it is a plain name (`user_id`, `mut user_id`).

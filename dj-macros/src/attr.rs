@@ -119,7 +119,7 @@ impl Settings {
                     if input.peek(syn::token::Paren) {
                         input.parse::<proc_macro2::Group>()?; // `queue("mail")`: reported below
                     }
-                    self.missing_value(&key, errors);
+                    missing_value(&key, errors);
                 }
                 if !input.is_empty() {
                     input.parse::<Token![,]>()?;
@@ -132,25 +132,16 @@ impl Settings {
         }
     }
 
-    fn missing_value(&mut self, key: &Ident, errors: &mut Errors) {
-        let name = key.unraw().to_string();
-        match example_of(&name) {
-            Some(example) => errors.at(
-                key,
-                format!("`#[job]` key `{name}` needs a value, e.g. `{example}`"),
-            ),
-            None => errors.push(unknown_key(key)),
-        }
-    }
-
     fn set(&mut self, key: &Ident, value: &Expr, errors: &mut Errors) {
         let name = key.unraw().to_string();
         if example_of(&name).is_none() {
             return errors.push(unknown_key(key));
         }
         if self.seen.contains(&name) {
-            let message =
-                format!("duplicate `#[job]` key `{name}`; give each key once: remove this `{name}` or the first");
+            let message = format!(
+                "duplicate `#[job]` key `{name}`; give each key once: remove this `{name}` \
+                 or the first"
+            );
             return errors.at(key, message);
         }
         self.seen.push(name.clone());
@@ -172,6 +163,18 @@ impl Settings {
         if let Err(error) = result {
             errors.push(error);
         }
+    }
+}
+
+/// `queue` alone, or `queue("mail")`.
+fn missing_value(key: &Ident, errors: &mut Errors) {
+    let name = key.unraw().to_string();
+    match example_of(&name) {
+        Some(example) => errors.at(
+            key,
+            format!("`#[job]` key `{name}` needs a value, e.g. `{example}`"),
+        ),
+        None => errors.push(unknown_key(key)),
     }
 }
 

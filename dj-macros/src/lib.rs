@@ -1,4 +1,14 @@
-//! placeholder docs
+//! The macros of [dj](https://docs.rs/dj), delayed_job for Rust: `#[derive(Job)]` declares a
+//! job type, `#[dj::job]` turns a function into one. Use them through `dj`, which re-exports
+//! both; the code they generate names only `::dj::...`.
+//!
+//! Inside, as in serde_derive: `attr` parses `#[job(...)]`, `ast` is the model of the input,
+//! `check` reports what is not allowed (every mistake at its own token, all in one pass),
+//! `expand` writes the code from the model, and `fallback` is what is emitted beside errors.
+//!
+//! The examples below are marked `ignore` because this crate cannot depend on `dj`; dj's own
+//! crate docs and its `examples/` run them.
+
 mod ast;
 mod attr;
 mod check;
@@ -8,12 +18,138 @@ mod fallback;
 
 use proc_macro::TokenStream;
 
+/// Declares a job type: implements [`dj::Job`] for it and registers it, so that any worker
+/// binary linking the crate can load stored jobs of this type by name.
+///
+/// The type also derives serde's `Serialize` and `Deserialize` (its fields are what is stored)
+/// and implements `dj::Perform` (what a run does). Structs, tuple structs, unit structs and
+/// enums are accepted; generic types, unions and fields that borrow (`&str`) are not, since a
+/// stored job is one concrete type that owns its data.
+///
+/// ```ignore
+/// use dj::{Job, Perform};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(queue = "feeds", priority = 0, max_attempts = 5, max_run_time = "30s")]
+/// struct FetchFeed {
+///     url: String,
+/// }
+///
+/// impl Perform for FetchFeed {
+///     type Error = std::io::Error;
+///     fn perform(&self, _ctx: &dj::Context) -> Result<(), Self::Error> {
+///         println!("fetching {}", self.url);
+///         Ok(())
+///     }
+/// }
+///
+/// let id = FetchFeed { url: "https://example.com/feed".into() }.delay().enqueue(&db)?;
+/// ```
+///
+/// # Settings: `#[job(...)]`
+///
+/// All optional. Write them in one attribute or in several, below the derive; each key at
+/// most once. `#[dj::job(...)]` takes the same keys. `queue` and `priority` are defaults that
+/// an enqueue can override (`.delay().queue("..").priority(..)`).
+///
+/// | key | value | without it |
+/// |---|---|---|
+/// | `name` | the stored name, a string without whitespace | the type's name |
+/// | `aliases` | a list of older stored names | none |
+/// | `queue` | a string | no queue |
+/// | `priority` | an `i32`, lower runs first | 0 |
+/// | `max_attempts` | runs in all, at least 1 | the worker's (25) |
+/// | `max_run_time` | whole seconds: `"30s"`, `"5m"`, `"4h"`, `"1d"`, `"1h30m"`, or `90` | the worker's (4h) |
+///
+/// ## `name` and `aliases`
+///
+/// The name is stored in every row and is how a worker finds the type, so it should outlive
+/// renames of the Rust type: fix it with `name`, and list names that rows already in the table
+/// may carry with `aliases`.
+///
+/// ```ignore
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(name = "fetch_feed", aliases = ["FetchFeed", "RefreshFeed"])]
+/// struct FetchFeed {
+///     url: String,
+/// }
+/// ```
+///
+/// ## `queue` and `priority`
+///
+/// Where a job goes and how soon it runs. Workers can be limited to queues (`--queues
+/// feeds,mail`) and priorities (`--min-priority`, `--max-priority`).
+///
+/// ```ignore
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(queue = "mail", priority = -10)]
+/// struct SendReceipt {
+///     order_id: i64,
+/// }
+/// ```
+///
+/// ## `max_attempts` and `max_run_time`
+///
+/// How many runs a job gets before it fails for good (the first run counts), and how long one
+/// run may take before it counts as a failed attempt. Units of `max_run_time` go from the
+/// largest: `d`, `h`, `m`, `s`; an integer means seconds.
+///
+/// ```ignore
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(max_attempts = 3, max_run_time = "1h30m")]
+/// struct RebuildSearchIndex;
+///
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(max_attempts = 1, max_run_time = 90)] // run once, never retry; 90 seconds
+/// enum Notify {
+///     Email { to: String },
+///     Sms(String),
+/// }
+/// ```
+///
+/// [`dj::Job`]: https://docs.rs/dj/latest/dj/trait.Job.html
 #[proc_macro_derive(Job, attributes(job))]
 pub fn derive_job(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive::derive(&input).into()
 }
 
+/// Makes a function a job: the function stays as it is, and beside it comes a struct of its
+/// arguments that is a job whose `perform` calls it (delayed_job's `handle_asynchronously`).
+///
+/// The struct is named after the function in UpperCamelCase (`send_welcome` →
+/// `SendWelcome`), has the function's visibility, and one public field per parameter. Its
+/// stored name is the function's name unless `name` says otherwise; the settings are the ones
+/// [`derive@Job`] takes.
+///
+/// ```ignore
+/// #[dj::job(queue = "mail", max_attempts = 5)]
+/// fn send_welcome(user_id: i64, email: String) -> Result<(), MailError> {
+///     mailer().send(&email, &format!("welcome, user {user_id}"))
+/// }
+///
+/// let id = SendWelcome { user_id: 7, email: "a@example.com".into() }.delay().enqueue(&db)?;
+/// send_welcome(7, "a@example.com".into())?; // still callable directly
+/// ```
+///
+/// The function:
+/// - returns `()` (the job cannot fail) or `Result<(), E>`, where `E` is any
+///   `std::error::Error + Send + Sync` or a `dj::JobError`;
+/// - takes owned parameters that are `Serialize`, `Deserialize` and `Clone` (each attempt gets
+///   clones of the stored values), with plain names;
+/// - may take the worker's context as its first parameter, which is passed in and not stored:
+///
+/// ```ignore
+/// #[dj::job]
+/// fn rebuild_report(ctx: &dj::Context, report_id: u64) {
+///     let pool = ctx.state::<Pool>();
+///     // ...
+/// }
+/// ```
+///
+/// It cannot be `async` (jobs run on worker threads), generic, a method, `const`, `unsafe` or
+/// `extern`, or take references or `impl Trait`: each is a compile error at the token.
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::job_fn::job_fn(args.into(), item.into()).into()

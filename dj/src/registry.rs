@@ -239,7 +239,7 @@ impl Registry {
         self.by_name.get(name).copied().ok_or_else(|| {
             LoadError(format!(
                 "Job failed to load: no job named `{name}` is registered in this worker (known: {}); \
-                 link the crate that defines it into the worker binary, or keep the old name with `#[job(aliases = [\"{name}\"])]`",
+                 make the worker binary use the crate that defines it (for example `dj::main!(that_crate::state)`), or keep an old name with `#[job(aliases = [\"{name}\"])]`",
                 self.known()
             ))
         })

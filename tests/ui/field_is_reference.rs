@@ -13,6 +13,4 @@ impl Perform for FetchFeed {
     }
 }
 
-fn main() {
-    let _ = FetchFeed { url: "https://example.com/feed" }.delay();
-}
+fn main() {}

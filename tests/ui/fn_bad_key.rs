@@ -3,4 +3,7 @@ fn send_welcome(user_id: i64) {
     let _ = user_id;
 }
 
-fn main() {}
+fn main() {
+    // The function stays callable: only the mistake is reported.
+    send_welcome(7);
+}

@@ -3,4 +3,7 @@ fn send_welcome(user_id: i64, email: &str) {
     let _ = (user_id, email);
 }
 
-fn main() {}
+fn main() {
+    // The function stays callable: only the mistake is reported.
+    send_welcome(7, "a@example.com");
+}

@@ -61,7 +61,7 @@ fn expand(job: &JobFn<'_>) -> TokenStream {
             quote!(::core::convert::Infallible),
             quote!(#call; ::core::result::Result::Ok(())),
         ),
-        Output::Result(error) => (quote_spanned!(error.span()=> #error), call),
+        Output::Result(error) => (quote!(#error), call),
     };
     let job_impl = super::job_impl(ident, &job.name(), &job.attrs);
     quote! {

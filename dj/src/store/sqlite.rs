@@ -149,6 +149,12 @@ fn time(secs: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0))
 }
 
+/// A required time column. A value SQLite cannot read as a time (text written by hand, say)
+/// reads as the epoch rather than making the row, and every claim that meets it, fail.
+fn required_time(row: &Row<'_>, index: usize) -> rusqlite::Result<SystemTime> {
+    Ok(row.get::<_, Option<f64>>(index)?.map_or(UNIX_EPOCH, time))
+}
+
 fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
         id: row.get(0)?,
@@ -156,13 +162,13 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
         attempts: row.get(2)?,
         handler: row.get(3)?,
         last_error: row.get(4)?,
-        run_at: time(row.get(5)?),
+        run_at: required_time(row, 5)?,
         locked_at: row.get::<_, Option<f64>>(6)?.map(time),
         failed_at: row.get::<_, Option<f64>>(7)?.map(time),
         locked_by: row.get(8)?,
         queue: row.get(9)?,
-        created_at: time(row.get(10)?),
-        updated_at: time(row.get(11)?),
+        created_at: required_time(row, 10)?,
+        updated_at: required_time(row, 11)?,
         name: row.get(12)?,
         max_run_time: row.get(13)?,
     })

@@ -65,7 +65,16 @@ macro_rules! prioritized {
 }
 prioritized!(Urgent, -100, "urgent");
 
-perform_nothing!(FetchFeed, ResizeImage, Ping, Seconds, Minutes, Hours, Days, Urgent);
+perform_nothing!(
+    FetchFeed,
+    ResizeImage,
+    Ping,
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Urgent
+);
 
 fn main() {
     assert_eq!(FetchFeed::NAME, "fetch_feed");
@@ -94,14 +103,31 @@ fn main() {
     assert!(Ping::ALIASES.is_empty());
     assert_eq!(Ping::OPTIONS, JobOptions::new());
 
-    assert_eq!(Seconds::OPTIONS, JobOptions::new().max_run_time(Duration::from_secs(30)));
-    assert_eq!(Minutes::OPTIONS, JobOptions::new().max_run_time(Duration::from_secs(300)));
-    assert_eq!(Hours::OPTIONS, JobOptions::new().max_run_time(Duration::from_secs(14_400)));
+    assert_eq!(
+        Seconds::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(30))
+    );
+    assert_eq!(
+        Minutes::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(300))
+    );
+    assert_eq!(
+        Hours::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(14_400))
+    );
     assert_eq!(
         Days::OPTIONS,
-        JobOptions::new().queue("a queue").max_run_time(Duration::from_secs(93_784))
+        JobOptions::new()
+            .queue("a queue")
+            .max_run_time(Duration::from_secs(93_784))
     );
-    assert_eq!(Urgent::OPTIONS, JobOptions::new().priority(-100).queue("urgent"));
+    assert_eq!(
+        Urgent::OPTIONS,
+        JobOptions::new().priority(-100).queue("urgent")
+    );
 
-    let _ = (FetchFeed { url: String::new() }.url, ResizeImage { width: 1 }.width);
+    let _ = (
+        FetchFeed { url: String::new() }.url,
+        ResizeImage { width: 1 }.width,
+    );
 }

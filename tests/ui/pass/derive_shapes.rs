@@ -59,7 +59,14 @@ mod feeds {
     }
 }
 
-perform_nothing!(Named, Tuple, Unit, Notify, WithSerdeAttributes, feeds::Refresh);
+perform_nothing!(
+    Named,
+    Tuple,
+    Unit,
+    Notify,
+    WithSerdeAttributes,
+    feeds::Refresh
+);
 
 fn main() {
     assert_eq!(Named::NAME, "Named");
@@ -69,12 +76,23 @@ fn main() {
     assert_eq!(WithSerdeAttributes::NAME, "WithSerdeAttributes");
     assert_eq!(feeds::Refresh::NAME, "Refresh");
 
-    let named = Named { id: 1, tags: Vec::new(), note: None };
+    let named = Named {
+        id: 1,
+        tags: Vec::new(),
+        note: None,
+    };
     let _ = (named.id, named.tags, named.note);
     let tuple = Tuple(1, String::new());
     let _ = (tuple.0, tuple.1);
-    let _ = [Notify::Email { to: String::new() }, Notify::Sms(String::new()), Notify::Nobody];
-    let with = WithSerdeAttributes { url: String::new(), cache: NotStored };
+    let _ = [
+        Notify::Email { to: String::new() },
+        Notify::Sms(String::new()),
+        Notify::Nobody,
+    ];
+    let with = WithSerdeAttributes {
+        url: String::new(),
+        cache: NotStored,
+    };
     let _ = (with.url, with.cache);
     let _ = feeds::Refresh { url: String::new() }.delay();
 }

@@ -77,18 +77,32 @@ fn main() {
     clean_up();
 
     // The generated structs: public fields named after the parameters.
-    let job = SendWelcome { user_id: 7, email: "a@example.com".into() };
+    let job = SendWelcome {
+        user_id: 7,
+        email: "a@example.com".into(),
+    };
     let _ = (&job.user_id, &job.email);
     let _: dj::Delayed<SendWelcome> = job.delay();
     let _ = Touch { user_id: 7 }.delay().priority(3);
     let _ = CleanUp {}.delay();
-    let _ = BuildReport { report_id: 1, pages: vec![1] }.delay();
-    let _ = short_names::Resize { r#type: "png".into() }.delay();
+    let _ = BuildReport {
+        report_id: 1,
+        pages: vec![1],
+    }
+    .delay();
+    let _ = short_names::Resize {
+        r#type: "png".into(),
+    }
+    .delay();
 
     // The error types.
     fn error_of<J: Perform>(_: &J) -> &'static str {
         std::any::type_name::<J::Error>()
     }
     assert!(error_of(&Touch { user_id: 1 }).ends_with("Infallible"));
-    assert!(error_of(&SendWelcome { user_id: 1, email: String::new() }).ends_with("MailError"));
+    assert!(error_of(&SendWelcome {
+        user_id: 1,
+        email: String::new()
+    })
+    .ends_with("MailError"));
 }

@@ -21,10 +21,16 @@ fn main() -> Result<(), dj::Error> {
     let db = dj::Db::open(&format!("sqlite:{}", dir.join("jobs.db").display()))?;
     db.migrate()?;
 
-    let id = SendWelcome { user_id: 7, email: "a@example.com".into() }
-        .delay()
-        .enqueue(&db)?;
-    assert_eq!(db.job(id)?.map(|row| row.queue), Some(Some("mail".to_owned())));
+    let id = SendWelcome {
+        user_id: 7,
+        email: "a@example.com".into(),
+    }
+    .delay()
+    .enqueue(&db)?;
+    assert_eq!(
+        db.job(id)?.map(|row| row.queue),
+        Some(Some("mail".to_owned()))
+    );
 
     let report = dj::Worker::new(db.clone()).work_off(10)?;
     assert_eq!(report.succeeded, 1);
