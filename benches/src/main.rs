@@ -206,6 +206,12 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             format!("enqueue_many {}", sizes.bulk),
             &mut || workloads::bulk(url, sizes.bulk),
         )?;
+        measure(
+            &mut rows,
+            runs,
+            format!("  (server alone: INSERT .. SELECT {})", sizes.bulk),
+            &mut || workloads::bulk_floor(url, sizes.bulk),
+        )?;
     }
     if wanted("single") {
         measure_each(

@@ -172,6 +172,25 @@ pub fn bulk(url: &str, n: u64) -> Result<Figure, BoxError> {
     })
 }
 
+/// The server's floor for [`bulk`]: the same rows made by the server itself in one
+/// `INSERT ... SELECT FROM generate_series` (no client, no parameters), same table, same
+/// indexes and trigger.
+pub fn bulk_floor(url: &str, n: u64) -> Result<Figure, BoxError> {
+    setup::fresh_table(url)?;
+    let mut client = setup::connect(url)?;
+    let started = Instant::now();
+    client.execute(
+        "INSERT INTO delayed_jobs (name, handler, priority, run_at) \
+         SELECT 'Noop', '{\"job\":\"Noop\",\"args\":{\"n\":' || g || '}}', 0, now() \
+         FROM generate_series(1, $1::int8) AS g",
+        &[&(n as i64)],
+    )?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, started.elapsed())),
+        ..Figure::default()
+    })
+}
+
 /// Single enqueue against its floor, on one table, alternating blocks of [`BLOCK`]
 /// transactions so that both see the same disk and load: `job.delay().enqueue(&db)` one job
 /// per transaction, and a raw prepared INSERT of the same row (NOTIFY trigger included)
