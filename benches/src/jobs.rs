@@ -17,32 +17,41 @@ pub struct Noop {
 impl Perform for Noop {
     type Error = std::convert::Infallible;
     fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        let nanos = base().elapsed().as_nanos().max(1) as u64;
         if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
-            let nanos = base().elapsed().as_nanos().max(1) as u64;
             let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
         }
+        LAST_NOOP.fetch_max(nanos, Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// When the first [`Noop`] since the last [`reset_first_noop`] started, in nanoseconds after
+/// When the first [`Noop`] since the last [`reset_noops`] started, in nanoseconds after
 /// [`base`] (0: none yet). A work-off's rate from there on leaves the worker's start-up out.
 static FIRST_NOOP: AtomicU64 = AtomicU64::new(0);
+/// The same for the last [`Noop`] to start.
+static LAST_NOOP: AtomicU64 = AtomicU64::new(0);
 
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
     *BASE.get_or_init(Instant::now)
 }
 
-pub fn reset_first_noop() {
+pub fn reset_noops() {
     base();
     FIRST_NOOP.store(0, Ordering::Relaxed);
+    LAST_NOOP.store(0, Ordering::Relaxed);
 }
 
-pub fn first_noop() -> Option<Instant> {
-    match FIRST_NOOP.load(Ordering::Relaxed) {
-        0 => None,
-        nanos => Some(base() + std::time::Duration::from_nanos(nanos)),
+/// When the first and the last [`Noop`] since [`reset_noops`] started.
+pub fn noop_span() -> Option<(Instant, Instant)> {
+    let at = |nanos| base() + std::time::Duration::from_nanos(nanos);
+    match (
+        FIRST_NOOP.load(Ordering::Relaxed),
+        LAST_NOOP.load(Ordering::Relaxed),
+    ) {
+        (0, _) | (_, 0) => None,
+        (first, last) => Some((at(first), at(last))),
     }
 }
 

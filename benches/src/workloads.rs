@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 
-use crate::jobs::{first_noop, reset_first_noop, starts, Noop, Stamp};
+use crate::jobs::{noop_span, reset_noops, starts, Noop, Stamp};
 use crate::report::{quantile, Figure};
 use crate::setup::{self, BoxError};
 
@@ -27,9 +27,11 @@ impl WorkerSettings {
 }
 
 /// How long a work-off took: in all (start-up included: schema check, the rescuer's first
-/// look for abandoned locks), and from the first job's start to the last delete written.
+/// look for abandoned locks; and its shutdown), and from the first job's start to the last
+/// job's start (the jobs between them: `n - 1`).
 struct WorkOff {
     total: Duration,
+    startup: Duration,
     steady: Duration,
 }
 
@@ -37,17 +39,18 @@ struct WorkOff {
 /// delete is written before `work_off` returns).
 fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<WorkOff, BoxError> {
     let worker = dj::Worker::new(db.clone()).config(settings.config());
-    reset_first_noop();
+    reset_noops();
     let started = Instant::now();
     let report = worker.work_off(n)?;
     let ended = Instant::now();
     if report.succeeded != n {
         return Err(format!("worked off {} of {n} jobs ({report:?})", report.succeeded).into());
     }
-    let first = first_noop().unwrap_or(started);
+    let (first, last) = noop_span().unwrap_or((started, ended));
     Ok(WorkOff {
         total: ended - started,
-        steady: ended - first,
+        startup: first - started,
+        steady: last - first,
     })
 }
 
@@ -66,8 +69,8 @@ pub fn workoff(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, Bo
     })
 }
 
-/// Works off `sample` jobs from a table holding `waiting`: the steady rate (from the first
-/// job's start) and, apart, the worker's start-up before it. With `reuse`, the table is the
+/// Works off `sample` jobs from a table holding `waiting`: the steady rate (first job's start
+/// to last job's start) and, apart, the worker's start-up before it. With `reuse`, the table is the
 /// one the previous call left (for the large table, enqueued once).
 pub fn waiting(
     url: &str,
@@ -85,8 +88,8 @@ pub fn waiting(
     };
     let took = work_off(&db, sample, settings)?;
     Ok(Figure {
-        jobs_per_s: Some(rate(sample, took.steady)),
-        startup_ms: Some((took.total - took.steady).as_secs_f64() * 1e3),
+        jobs_per_s: Some(rate(sample - 1, took.steady)),
+        startup_ms: Some(took.startup.as_secs_f64() * 1e3),
         ..Figure::default()
     })
 }
