@@ -102,7 +102,14 @@ impl Db {
 
     /// Worker names holding locks, with how many rows each.
     pub fn lockers(&self) -> Result<Vec<(String, i64)>> {
-        self.store.job_lockers()
+        let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+        for row in self.jobs(&JobFilter {
+            state: Some(crate::store::JobState::Running),
+            ..JobFilter::default()
+        })? {
+            *counts.entry(row.locked_by.unwrap_or_default()).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

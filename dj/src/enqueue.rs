@@ -41,7 +41,7 @@ pub struct NewJob {
     pub(crate) queue: Option<String>,
     pub(crate) run_at: RunAt,
     /// The job's own `max_run_time` in seconds, if it has one; it also bounds its lock.
-    pub(crate) max_run_time: Option<i64>,
+    pub(crate) max_run_time: Option<i32>,
 }
 
 impl<J: Job> Delayed<J> {
@@ -96,7 +96,7 @@ impl<J: Job> Delayed<J> {
             run_at: self.run_at,
             max_run_time: crate::Perform::max_run_time(&self.job)
                 .or(J::OPTIONS.max_run_time)
-                .map(|d| d.as_secs().max(1) as i64),
+                .map(|d| i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)),
         })
     }
 }

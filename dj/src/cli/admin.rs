@@ -9,7 +9,7 @@ use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::store::{JobFilter, JobState};
-use crate::worker::hostname;
+use crate::worker::Staleness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
     if as_json {
@@ -90,28 +90,21 @@ pub(super) fn unlock(db: &Db, args: &UnlockArgs) -> Result<ExitCode> {
     if let Some(worker) = &args.worker {
         return Ok(done("unlocked", db.unlock_worker(worker)?, args.json));
     }
-    let host = hostname();
-    let now = db.now()?;
+    let stale = Staleness::new(db.now()?, args.max_run_time);
+    let rows = db.jobs(&JobFilter {
+        state: Some(JobState::Running),
+        ..JobFilter::default()
+    })?;
+    let mut gone: Vec<String> = rows
+        .iter()
+        .filter(|row| stale.reason(row).is_some())
+        .filter_map(|row| row.locked_by.clone())
+        .collect();
+    gone.sort();
+    gone.dedup();
     let mut released = 0;
-    for (locker, _) in db.lockers()? {
-        let gone = match crate::worker::parse_worker_name(&locker) {
-            Some((h, pid)) if h == host => !crate::worker::process_alive(pid),
-            _ => {
-                // Another host: gone once its newest lock is older than max_run_time.
-                let rows = db.jobs(&JobFilter {
-                    locked_by: Some(locker.clone()),
-                    ..JobFilter::default()
-                })?;
-                rows.iter().all(|r| {
-                    r.locked_at
-                        .and_then(|at| now.duration_since(at).ok())
-                        .is_some_and(|age| age > args.max_run_time)
-                })
-            }
-        };
-        if gone {
-            released += db.unlock_worker(&locker)?;
-        }
+    for locker in &gone {
+        released += db.unlock_worker(locker)?;
     }
     Ok(done("unlocked", released, args.json))
 }

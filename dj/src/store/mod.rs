@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::enqueue::{JobId, NewJob};
 use crate::error::Result;
 
+pub(crate) mod filter;
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -175,12 +176,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64>;
     /// Refreshes `locked_at` of jobs still running, so their leases do not expire.
     fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()>;
-    /// Locked rows whose lease (`max_run_time`, or `default_max_run_time`) has run out.
-    fn job_expired(&self, default_max_run_time: Duration, limit: i64) -> Result<Vec<JobRow>>;
     /// Releases every lock held by one worker name; returns how many.
     fn job_unlock_worker(&self, worker: &str) -> Result<u64>;
-    /// The worker names holding locks, with how many rows each.
-    fn job_lockers(&self) -> Result<Vec<(String, i64)>>;
 
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>>;
     fn job_count(&self, filter: &JobFilter) -> Result<i64>;

@@ -14,7 +14,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
 
 use super::pool::{Manage, Pool};
-use super::{ClaimParams, Fail, JobFilter, JobRow, JobState, QueueStats, Retry, Store};
+use super::{filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store};
 use crate::enqueue::{JobId, NewJob, RunAt};
 use crate::error::{Error, Result};
 use crate::worker::StopFlag;
@@ -196,14 +196,10 @@ impl<'a> InsertArrays<'a> {
             a.queues.push(row.queue.as_deref());
             a.at.push(at);
             a.delays.push(delay);
-            a.max_run_times.push(row.max_run_time.map(clamp_i32));
+            a.max_run_times.push(row.max_run_time);
         }
         a
     }
-}
-
-fn clamp_i32(v: i64) -> i32 {
-    v.clamp(0, i64::from(i32::MAX)) as i32
 }
 
 /// An absolute time, or seconds to add to the database's `now()`.
@@ -250,7 +246,7 @@ pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> R
         [] => return Ok(Vec::new()),
         [row] => {
             let (at, delay) = run_at_parts(row.run_at);
-            let max_run_time = row.max_run_time.map(clamp_i32);
+            let max_run_time = row.max_run_time;
             client.query_typed(
                 INSERT_ONE,
                 &[
@@ -391,7 +387,7 @@ impl Store for PgStore {
             [] => return Ok(Vec::new()),
             [row] => {
                 let (at, delay) = run_at_parts(row.run_at);
-                let max_run_time = row.max_run_time.map(clamp_i32);
+                let max_run_time = row.max_run_time;
                 conn.query(
                     INSERT_ONE,
                     INSERT_ONE_TYPES,
@@ -524,23 +520,6 @@ impl Store for PgStore {
         })
     }
 
-    fn job_expired(&self, default_max_run_time: Duration, limit: i64) -> Result<Vec<JobRow>> {
-        let default = default_max_run_time.as_secs_f64();
-        self.run(|conn| {
-            let rows = conn.query(
-                "SELECT id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
-                        locked_by, queue, created_at, updated_at, name, max_run_time \
-                 FROM delayed_jobs \
-                 WHERE locked_at IS NOT NULL AND failed_at IS NULL \
-                   AND locked_at < now() - coalesce(max_run_time, $1) * interval '1 second' \
-                 ORDER BY locked_at LIMIT $2",
-                &[Type::FLOAT8, Type::INT8],
-                &[&default, &limit],
-            )?;
-            Ok(rows.iter().map(job_row).collect())
-        })
-    }
-
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
         self.run(|conn| {
             conn.execute(
@@ -551,56 +530,40 @@ impl Store for PgStore {
         })
     }
 
-    fn job_lockers(&self) -> Result<Vec<(String, i64)>> {
-        self.run(|conn| {
-            let rows = conn.query(
-                "SELECT locked_by, count(*) FROM delayed_jobs WHERE locked_by IS NOT NULL \
-                 GROUP BY locked_by ORDER BY locked_by",
-                &[],
-                &[],
-            )?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
-    }
-
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
-        let (clause, params) = where_clause(filter);
-        let limit = filter
-            .limit
-            .map(|l| format!(" LIMIT {}", l.max(0)))
-            .unwrap_or_default();
-        let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
+        let statement = filter::list(&DIALECT, filter, COLUMNS);
         self.run(|conn| {
-            let rows = conn.client.query(sql.as_str(), &param_refs(&params))?;
+            let rows = conn
+                .client
+                .query(statement.sql.as_str(), &params(&statement))?;
             Ok(rows.iter().map(job_row).collect())
         })
     }
 
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
-        let (clause, params) = where_clause(filter);
-        let sql = format!("SELECT count(*) FROM delayed_jobs{clause}");
+        let statement = filter::count(&DIALECT, filter);
         self.run(|conn| {
             Ok(conn
                 .client
-                .query_one(sql.as_str(), &param_refs(&params))?
+                .query_one(statement.sql.as_str(), &params(&statement))?
                 .get(0))
         })
     }
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
-        let (clause, params) = where_clause(filter);
-        let sql = format!("DELETE FROM delayed_jobs{clause}");
-        self.run(|conn| conn.client.execute(sql.as_str(), &param_refs(&params)))
+        let statement = filter::delete(&DIALECT, filter);
+        self.run(|conn| {
+            conn.client
+                .execute(statement.sql.as_str(), &params(&statement))
+        })
     }
 
     fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
-        let (clause, params) = where_clause(filter);
-        let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
-        let sql = format!(
-            "UPDATE delayed_jobs SET run_at = now(), attempts = 0, failed_at = NULL, \
-             updated_at = now(){clause}{joiner} locked_at IS NULL"
-        );
-        self.run(|conn| conn.client.execute(sql.as_str(), &param_refs(&params)))
+        let statement = filter::retry_now(&DIALECT, filter);
+        self.run(|conn| {
+            conn.client
+                .execute(statement.sql.as_str(), &params(&statement))
+        })
     }
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
@@ -689,48 +652,22 @@ impl PgStore {
     }
 }
 
-/// A filter's WHERE clause. Values are always bound parameters; only fixed fragments are
-/// written into the SQL text.
-fn where_clause(filter: &JobFilter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
-    let mut parts: Vec<String> = Vec::new();
-    let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-    if let Some(state) = filter.state {
-        parts.push(state_predicate(state).to_owned());
-    }
-    if let Some(queue) = &filter.queue {
-        params.push(Box::new(queue.clone()));
-        parts.push(format!("queue = ${}", params.len()));
-    }
-    if let Some(name) = &filter.name {
-        params.push(Box::new(name.clone()));
-        parts.push(format!("name = ${}", params.len()));
-    }
-    if let Some(id) = filter.id {
-        params.push(Box::new(id));
-        parts.push(format!("id = ${}", params.len()));
-    }
-    if let Some(worker) = &filter.locked_by {
-        params.push(Box::new(worker.clone()));
-        parts.push(format!("locked_by = ${}", params.len()));
-    }
-    if parts.is_empty() {
-        (String::new(), params)
-    } else {
-        (format!(" WHERE {}", parts.join(" AND ")), params)
-    }
-}
+/// PostgreSQL's spelling of the filtered commands.
+const DIALECT: filter::Dialect = filter::Dialect {
+    now: "now()",
+    placeholder: |n| format!("${n}"),
+};
 
-fn state_predicate(state: JobState) -> &'static str {
-    match state {
-        JobState::Ready => "(failed_at IS NULL AND locked_at IS NULL AND run_at <= now())",
-        JobState::Scheduled => "(failed_at IS NULL AND locked_at IS NULL AND run_at > now())",
-        JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)",
-        JobState::Failed => "(failed_at IS NOT NULL)",
-    }
-}
-
-fn param_refs(params: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
-    params.iter().map(|p| &**p).collect()
+/// A filtered statement's values, bound as PostgreSQL parameters.
+fn params(statement: &filter::Statement) -> Vec<&(dyn ToSql + Sync)> {
+    statement
+        .values
+        .iter()
+        .map(|v| match v {
+            filter::Value::Text(t) => t as &(dyn ToSql + Sync),
+            filter::Value::Int(i) => i as &(dyn ToSql + Sync),
+        })
+        .collect()
 }
 
 /// The schema SQL, as `schema` prints it.

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
 
 use super::pool::{Manage, Pool};
-use super::{ClaimParams, Fail, JobFilter, JobRow, JobState, QueueStats, Retry, Store};
+use super::{filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store};
 use crate::enqueue::{JobId, NewJob, RunAt};
 use crate::error::{Error, Result};
 
@@ -399,21 +399,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn job_expired(&self, default_max_run_time: Duration, limit: i64) -> Result<Vec<JobRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM delayed_jobs \
-             WHERE locked_by IS NOT NULL AND failed_at IS NULL \
-               AND unixepoch(locked_at, 'subsec') < unixepoch('now', 'subsec') - coalesce(max_run_time, ?1) \
-             ORDER BY locked_at LIMIT ?2"
-        );
-        self.run(|conn| {
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows =
-                statement.query_map(params![default_max_run_time.as_secs_f64(), limit], job_row)?;
-            rows.collect()
-        })
-    }
-
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
         self.run(|conn| {
             let n = conn.execute(
@@ -424,51 +409,28 @@ impl Store for SqliteStore {
         })
     }
 
-    fn job_lockers(&self) -> Result<Vec<(String, i64)>> {
-        self.run(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT locked_by, count(*) FROM delayed_jobs WHERE locked_by IS NOT NULL \
-                 GROUP BY locked_by ORDER BY locked_by",
-            )?;
-            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
-    }
-
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
-        let (clause, values) = where_clause(filter);
-        let limit = filter
-            .limit
-            .map(|l| format!(" LIMIT {}", l.max(0)))
-            .unwrap_or_default();
-        let sql = format!("SELECT {COLUMNS} FROM delayed_jobs{clause} ORDER BY id{limit}");
+        let statement = filter::list(&DIALECT, filter, COLUMNS);
         self.run(|conn| {
-            let mut statement = conn.prepare(&sql)?;
-            let rows = statement.query_map(params_from_iter(values), job_row)?;
+            let mut prepared = conn.prepare(&statement.sql)?;
+            let rows = prepared.query_map(params(&statement), job_row)?;
             rows.collect()
         })
     }
 
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
-        let (clause, values) = where_clause(filter);
-        let sql = format!("SELECT count(*) FROM delayed_jobs{clause}");
-        self.run(|conn| conn.query_row(&sql, params_from_iter(values), |r| r.get(0)))
+        let statement = filter::count(&DIALECT, filter);
+        self.run(|conn| conn.query_row(&statement.sql, params(&statement), |r| r.get(0)))
     }
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
-        let (clause, values) = where_clause(filter);
-        let sql = format!("DELETE FROM delayed_jobs{clause}");
-        self.run(|conn| Ok(conn.execute(&sql, params_from_iter(values))? as u64))
+        let statement = filter::delete(&DIALECT, filter);
+        self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
     }
 
     fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
-        let (clause, values) = where_clause(filter);
-        let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
-        let sql = format!(
-            "UPDATE delayed_jobs SET run_at = {NOW}, attempts = 0, failed_at = NULL, \
-             updated_at = {NOW}{clause}{joiner} locked_at IS NULL"
-        );
-        self.run(|conn| Ok(conn.execute(&sql, params_from_iter(values))? as u64))
+        let statement = filter::retry_now(&DIALECT, filter);
+        self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
     }
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
@@ -499,43 +461,24 @@ impl Store for SqliteStore {
     }
 }
 
-/// A filter's WHERE clause; values are bound, never spliced.
-fn where_clause(filter: &JobFilter) -> (String, Vec<Value>) {
-    let mut parts: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    if let Some(state) = filter.state {
-        parts.push(match state {
-            JobState::Ready => {
-                format!("(failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})")
-            }
-            JobState::Scheduled => {
-                format!("(failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW})")
-            }
-            JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)".to_owned(),
-            JobState::Failed => "(failed_at IS NOT NULL)".to_owned(),
-        });
-    }
-    if let Some(queue) = &filter.queue {
-        values.push(Value::Text(queue.clone()));
-        parts.push(format!("queue = ?{}", values.len()));
-    }
-    if let Some(name) = &filter.name {
-        values.push(Value::Text(name.clone()));
-        parts.push(format!("name = ?{}", values.len()));
-    }
-    if let Some(id) = filter.id {
-        values.push(Value::Integer(id));
-        parts.push(format!("id = ?{}", values.len()));
-    }
-    if let Some(worker) = &filter.locked_by {
-        values.push(Value::Text(worker.clone()));
-        parts.push(format!("locked_by = ?{}", values.len()));
-    }
-    if parts.is_empty() {
-        (String::new(), values)
-    } else {
-        (format!(" WHERE {}", parts.join(" AND ")), values)
-    }
+/// SQLite's spelling of the filtered commands.
+const DIALECT: filter::Dialect = filter::Dialect {
+    now: NOW,
+    placeholder: |n| format!("?{n}"),
+};
+
+/// A filtered statement's values, bound as SQLite parameters.
+fn params(statement: &filter::Statement) -> rusqlite::ParamsFromIter<Vec<Value>> {
+    params_from_iter(
+        statement
+            .values
+            .iter()
+            .map(|v| match v {
+                filter::Value::Text(t) => Value::Text(t.clone()),
+                filter::Value::Int(i) => Value::Integer(*i),
+            })
+            .collect(),
+    )
 }
 
 /// The schema SQL, as `schema` prints it.

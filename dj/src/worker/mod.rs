@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub use rescuer::{parse_worker_name, process_alive};
+pub use rescuer::{parse_worker_name, process_alive, Staleness};
 pub use stop::StopFlag;
 
 use crate::context::State;

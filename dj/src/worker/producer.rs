@@ -5,13 +5,13 @@
 //! unlock what is still running, and flush the completer.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::completer::{self, Outcome};
-use super::{executor, job_label, rescuer, Report, Shared, Worker};
+use super::{executor, job_label, rescuer, Report, Shared, StopFlag, Worker};
 use crate::error::Result;
 use crate::store::{ClaimParams, JobRow};
 
@@ -49,7 +49,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     for slot in 0..concurrency {
         executor::spawn(shared.clone(), job_rx.clone(), out_tx.clone(), slot);
     }
-    let rescuer_done = Arc::new(AtomicBool::new(false));
+    let rescuer_done = StopFlag::new();
     let rescuer = rescuer::spawn(
         shared.clone(),
         job_rx.clone(),
@@ -176,7 +176,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     }
     wait_for_fenced(&shared, deadline);
     burst.end(&shared);
-    rescuer_done.store(true, Ordering::SeqCst);
+    rescuer_done.set();
     let _ = rescuer.join();
     let _ = out_tx.send(Outcome::Shutdown);
     let _ = completer.join();

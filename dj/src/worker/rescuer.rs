@@ -7,17 +7,17 @@
 //!   attempt and become claimable again. A job that keeps killing its worker therefore runs out
 //!   of attempts instead of looping forever.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::completer::Outcome;
 use super::executor::{self, context, expired_error, failed_attempt};
-use super::{hostname, job_label, Shared};
+use super::{hostname, job_label, Shared, StopFlag};
 use crate::job::{JobError, Message};
 use crate::registry::load_handler;
-use crate::store::{JobFilter, JobRow};
+use crate::store::{JobFilter, JobRow, JobState};
 
 const TICK: Duration = Duration::from_millis(100);
 
@@ -25,7 +25,7 @@ pub(super) fn spawn(
     shared: Arc<Shared>,
     jobs: Arc<Mutex<Receiver<JobRow>>>,
     outcomes: Sender<Outcome>,
-    done: Arc<AtomicBool>,
+    done: StopFlag,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("dj-rescuer".into())
@@ -37,13 +37,13 @@ fn run(
     shared: &Arc<Shared>,
     jobs: &Arc<Mutex<Receiver<JobRow>>>,
     outcomes: &Sender<Outcome>,
-    done: &AtomicBool,
+    done: &StopFlag,
 ) {
     // The first rescue ran before the worker's first claim (see `rescue_at_start`).
     let mut next_rescue = Instant::now() + shared.config.rescue_interval;
     let mut next_touch = Instant::now();
     let mut extra_slots = 0usize;
-    while !done.load(Ordering::SeqCst) {
+    while !done.is_set() {
         enforce_max_run_time(shared, jobs, outcomes, &mut extra_slots);
         if Instant::now() >= next_touch {
             touch_fenced(shared);
@@ -55,7 +55,7 @@ fn run(
             }
             next_rescue = Instant::now() + shared.config.rescue_interval;
         }
-        std::thread::sleep(TICK);
+        done.sleep(TICK);
     }
 }
 
@@ -137,55 +137,91 @@ pub(super) fn rescue_at_start(shared: &Shared, own_rows_are_stale: bool) {
     }
 }
 
-/// Frees rows whose worker is gone.
+/// Frees rows whose worker is gone. One query reads every locked row (few: at most each
+/// worker's `concurrency + read_ahead`); the verdicts are made here.
 fn rescue(shared: &Shared, at_start: bool) -> crate::Result<()> {
     let store = shared.db.store();
-    let host = hostname();
-    let me = std::process::id();
-    for (locker, _count) in store.job_lockers()? {
-        let gone = if locker == shared.name {
-            // Our own name at start-up: a previous process with this name (same host, same
-            // pid, as in containers) died holding these rows.
-            at_start
-        } else {
-            match parse_worker_name(&locker) {
-                Some((h, pid)) => h == host && pid != me && !process_alive(pid),
-                None => false,
-            }
-        };
-        if !gone {
-            continue;
-        }
-        let rows = store.job_list(&JobFilter {
-            locked_by: Some(locker.clone()),
-            ..JobFilter::default()
-        })?;
-        for row in rows {
-            let reason =
-                format!("the worker that ran it ({locker}) is gone: its process no longer exists");
-            rescue_row(shared, row, &locker, reason)?;
-        }
+    let locked = store.job_list(&JobFilter {
+        state: Some(JobState::Running),
+        ..JobFilter::default()
+    })?;
+    if locked.is_empty() {
+        return Ok(());
     }
-    let expired = store.job_expired(shared.config.max_run_time, 100)?;
-    for row in expired {
+    let stale = Staleness::new(store.now()?, shared.config.max_run_time);
+    for row in locked {
         let Some(locker) = row.locked_by.clone() else {
             continue;
         };
-        if locker == shared.name
-            && shared
-                .running
+        let reason = if locker == shared.name {
+            let ours = shared
+                .held
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&row.id)
-        {
-            continue;
+                .contains(&row.id);
+            if at_start {
+                // A previous process with this name (same host and pid, as in containers)
+                // died holding these rows.
+                Some(format!("the worker that ran it ({locker}) restarted"))
+            } else if !ours {
+                stale.reason(&row)
+            } else {
+                None
+            }
+        } else {
+            stale.reason(&row)
+        };
+        if let Some(reason) = reason {
+            rescue_row(shared, row, &locker, reason)?;
         }
-        let reason = format!(
-            "the worker that ran it ({locker}) stopped answering: its lock expired after max_run_time"
-        );
-        rescue_row(shared, row, &locker, reason)?;
     }
     Ok(())
+}
+
+/// When a lock belongs to a worker that is gone: its process on this host no longer exists,
+/// or (anywhere) the lock is older than the job's `max_run_time`. Used by the rescuer and by
+/// `unlock --stale`.
+#[derive(Debug)]
+pub struct Staleness {
+    now: SystemTime,
+    default_max_run_time: Duration,
+    host: String,
+    pid: u32,
+}
+
+impl Staleness {
+    /// Judged by the database's `now` and the default `max_run_time` of jobs without one.
+    pub fn new(now: SystemTime, default_max_run_time: Duration) -> Self {
+        Staleness {
+            now,
+            default_max_run_time,
+            host: hostname(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Why `row`'s lock is stale, or `None` if its worker may still be running it.
+    pub fn reason(&self, row: &JobRow) -> Option<String> {
+        let locker = row.locked_by.as_deref()?;
+        if let Some((host, pid)) = parse_worker_name(locker) {
+            if host == self.host && pid != self.pid && !process_alive(pid) {
+                return Some(format!(
+                    "the worker that ran it ({locker}) is gone: its process no longer exists"
+                ));
+            }
+        }
+        let max_run_time = row
+            .max_run_time
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.default_max_run_time, Duration::from_secs);
+        let age = self.now.duration_since(row.locked_at?).ok()?;
+        (age > max_run_time).then(|| {
+            format!(
+                "the worker that ran it ({locker}) stopped answering: its lock expired after {}s",
+                max_run_time.as_secs()
+            )
+        })
+    }
 }
 
 /// Counts a failed attempt for a row whose worker is gone, then reschedules or fails it.
