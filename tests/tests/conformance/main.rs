@@ -22,7 +22,9 @@ pub type Case = (&'static str, fn(Backend));
 fn main() {
     // Several cases panic on purpose inside jobs (dj catches it); print one line, not a
     // backtrace, for each.
-    std::panic::set_hook(Box::new(|info| eprintln!("panic (expected in some cases): {info}")));
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("panic (expected in some cases): {info}")
+    }));
     let args = Arguments::from_args();
     let postgres = postgres_available();
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
