@@ -1,9 +1,10 @@
 //! `dj-bench`: dj's benchmark program. It creates its own PostgreSQL database, runs each
-//! workload on a fresh `delayed_jobs` table and prints a table of medians over `--runs`.
+//! workload on a fresh `delayed_jobs` table and prints a table of medians over `--runs`. The
+//! `sqlite-*` workloads use a fresh SQLite file per run instead, and need no PostgreSQL.
 //! Benchmarks are programs, not tests: nothing here asserts a time.
 //!
 //! ```text
-//! cargo run --release -p dj-benches --bin dj-bench -- [--runs 5] [--smoke] [--url URL]
+//! cargo run --release -p dj-benches --bin dj-bench -- [--runs 5] [--smoke] [--url URL] [--only KEYS]
 //! ```
 
 mod jobs;
@@ -11,19 +12,20 @@ mod report;
 mod setup;
 mod workloads;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 
 use report::{Figure, Row};
-use setup::BoxError;
+use setup::{BoxError, Synchronous};
 use workloads::WorkerSettings;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "dj-bench",
-    about = "dj's PostgreSQL benchmarks; prints medians of --runs"
+    about = "dj's PostgreSQL and SQLite benchmarks; prints medians of --runs"
 )]
 struct Args {
     /// The database to create and use (its tables are dropped and recreated).
@@ -46,9 +48,12 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
     /// Only these workloads (comma-separated): workoff, waiting, pickup, bulk, single, rss,
-    /// logged.
+    /// logged, sqlite-enqueue, sqlite-workoff.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Where the SQLite workloads create their files (a new directory per run, removed after).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    sqlite_dir: PathBuf,
     /// Internal: be the worker process of the `rss` and `logged` workloads.
     #[arg(long, hide = true)]
     child_worker: Option<u64>,
@@ -68,6 +73,7 @@ pub struct Sizes {
     bulk: u64,
     single: u64,
     rss: u64,
+    sqlite: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -80,6 +86,7 @@ const FULL: Sizes = Sizes {
     bulk: 100_000,
     single: 2_000,
     rss: 100_000,
+    sqlite: 10_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -92,7 +99,21 @@ const SMOKE: Sizes = Sizes {
     bulk: 2_000,
     single: 50,
     rss: 1_000,
+    sqlite: 200,
 };
+
+/// The workloads `--only` accepts; those that start with `sqlite-` need no PostgreSQL.
+const WORKLOADS: &[&str] = &[
+    "workoff",
+    "waiting",
+    "pickup",
+    "bulk",
+    "single",
+    "rss",
+    "logged",
+    "sqlite-enqueue",
+    "sqlite-workoff",
+];
 
 /// Concurrency of the memory workload, as the issue states it.
 const RSS_CONCURRENCY: usize = 8;
@@ -124,15 +145,31 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     let runs = if args.smoke { 1 } else { args.runs.max(1) };
     let url = args.url.as_str();
     let worker = settings(args);
+    if let Some(unknown) = args.only.iter().find(|o| !WORKLOADS.contains(&o.as_str())) {
+        return Err(format!(
+            "unknown workload `{unknown}`; expected one of: {}",
+            WORKLOADS.join(", ")
+        )
+        .into());
+    }
     let wanted = |key: &str| args.only.is_empty() || args.only.iter().any(|o| o == key);
-    setup::create_database(url)?;
+    let postgres = WORKLOADS
+        .iter()
+        .any(|key| !key.starts_with("sqlite-") && wanted(key));
 
     println!(
-        "dj-bench: {url}, {runs} run(s), worker concurrency {} read_ahead {}",
+        "dj-bench: {runs} run(s), worker concurrency {} read_ahead {}",
         worker.concurrency, worker.read_ahead
     );
-    for (name, value) in setup::server_settings(url)? {
-        println!("  {name} = {value}");
+    if postgres {
+        setup::create_database(url)?;
+        println!("PostgreSQL: {url}");
+        for (name, value) in setup::server_settings(url)? {
+            println!("  {name} = {value}");
+        }
+    }
+    if wanted("sqlite-enqueue") || wanted("sqlite-workoff") {
+        println!("SQLite: files under {}", args.sqlite_dir.display());
     }
     let mut rows: Vec<Row> = Vec::new();
     let c = worker.concurrency;
@@ -248,6 +285,28 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 sizes.rss
             ),
             &mut || workloads::child(url, sizes.rss, rss_worker, true),
+        )?;
+    }
+
+    let dir = args.sqlite_dir.as_path();
+    let n = sizes.sqlite;
+    let each = |name: &str| Synchronous::BOTH.map(|s| format!("sqlite {:<6} {name}", s.name()));
+    if wanted("sqlite-enqueue") {
+        let single = each(&format!("enqueue, 1 job/tx, {n}"));
+        let bulk = each(&format!("enqueue_many {n}"));
+        measure_each(
+            &mut rows,
+            runs,
+            single.into_iter().chain(bulk).collect(),
+            &mut || workloads::sqlite_enqueue(dir, n),
+        )?;
+    }
+    if wanted("sqlite-workoff") {
+        measure_each(
+            &mut rows,
+            runs,
+            each(&format!("work-off {n} (c={c}, read_ahead={ra})")).to_vec(),
+            &mut || workloads::sqlite_workoff(dir, n, worker),
         )?;
     }
 

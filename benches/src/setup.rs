@@ -1,8 +1,10 @@
-//! The benchmark's own database: created on the server if missing, and a fresh
-//! `delayed_jobs` table (dj's migration) before every workload, so no run inherits another's
-//! dead rows.
+//! The benchmark's own databases: on PostgreSQL, created on the server if missing, and a
+//! fresh `delayed_jobs` table (dj's migration) before every workload, so no run inherits
+//! another's dead rows; on SQLite, a fresh file in a new directory for every run.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use postgres::{Client, NoTls};
 
@@ -51,6 +53,12 @@ pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
 /// `VACUUM ANALYZE`s: the state a waiting queue is in once autovacuum has seen it (this
 /// server runs with autovacuum off, so the benchmark does it).
 pub fn pre_enqueue(url: &str, db: &dj::Db, n: u64) -> Result<(), BoxError> {
+    enqueue_noops(db, n)?;
+    vacuum(url)
+}
+
+/// Enqueues `n` no-op jobs through `enqueue_many`, in slices to bound memory.
+pub fn enqueue_noops(db: &dj::Db, n: u64) -> Result<(), BoxError> {
     const SLICE: u64 = 50_000;
     let mut start = 0;
     while start < n {
@@ -58,7 +66,7 @@ pub fn pre_enqueue(url: &str, db: &dj::Db, n: u64) -> Result<(), BoxError> {
         dj::enqueue_many(db, (start..end).map(|n| Noop { n }))?;
         start = end;
     }
-    vacuum(url)
+    Ok(())
 }
 
 pub fn vacuum(url: &str) -> Result<(), BoxError> {
@@ -98,4 +106,65 @@ pub fn server_settings(url: &str) -> Result<Vec<(String, String)>, BoxError> {
         out.push((row.get(0), row.get(1)));
     }
     Ok(out)
+}
+
+/// SQLite's `synchronous` setting, as a dj URL states it.
+#[derive(Debug, Clone, Copy)]
+pub enum Synchronous {
+    /// dj's default: in WAL mode a commit is durable across a process crash; on power loss the
+    /// last commits may be lost (the WAL is synced at checkpoints, not at every commit).
+    Normal,
+    /// Every commit syncs the WAL.
+    Full,
+}
+
+impl Synchronous {
+    pub const BOTH: [Synchronous; 2] = [Synchronous::Normal, Synchronous::Full];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+
+    fn url_query(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "",
+            Synchronous::Full => "?synchronous=full",
+        }
+    }
+}
+
+/// A fresh SQLite database: `bench.db` in a new directory under `parent`, migrated; the
+/// directory is removed on drop.
+pub struct SqliteFile {
+    dir: PathBuf,
+    pub db: dj::Db,
+}
+
+impl SqliteFile {
+    pub fn new(parent: &Path, synchronous: Synchronous) -> Result<SqliteFile, BoxError> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let dir = parent.join(format!(
+            "dj-bench-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("bench.db");
+        let path = path.to_str().ok_or("the SQLite directory must be UTF-8")?;
+        let file = SqliteFile {
+            db: dj::Db::open(&format!("sqlite:{path}{}", synchronous.url_query()))?,
+            dir,
+        };
+        file.db.migrate()?;
+        Ok(file)
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -1,5 +1,7 @@
-//! The workloads. Each starts from a fresh table, runs once, and returns what it measured.
+//! The workloads. Each starts from a fresh table (or SQLite file), runs once, and returns what
+//! it measured.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -7,7 +9,7 @@ use dj::Job;
 
 use crate::jobs::{noop_span, reset_noops, starts, Noop, Stamp};
 use crate::report::{quantile, Figure};
-use crate::setup::{self, BoxError};
+use crate::setup::{self, BoxError, SqliteFile, Synchronous};
 
 /// The worker settings every work-off uses.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +35,19 @@ struct WorkOff {
     total: Duration,
     startup: Duration,
     steady: Duration,
+}
+
+impl WorkOff {
+    /// The steady rate of `n` jobs (the `n - 1` after the first, over first start to last
+    /// start) and the start-up apart: for samples so small that the worker's shutdown (up to
+    /// one 100 ms rescuer tick) would swamp the whole call.
+    fn steady_figure(&self, n: u64) -> Figure {
+        Figure {
+            jobs_per_s: Some(rate(n - 1, self.steady)),
+            startup_ms: Some(self.startup.as_secs_f64() * 1e3),
+            ..Figure::default()
+        }
+    }
 }
 
 /// Works off `n` jobs with one in-process worker (claims, performs and deletes; the last
@@ -86,12 +101,7 @@ pub fn waiting(
         setup::pre_enqueue(url, &db, waiting)?;
         db
     };
-    let took = work_off(&db, sample, settings)?;
-    Ok(Figure {
-        jobs_per_s: Some(rate(sample - 1, took.steady)),
-        startup_ms: Some(took.startup.as_secs_f64() * 1e3),
-        ..Figure::default()
-    })
+    Ok(work_off(&db, sample, settings)?.steady_figure(sample))
 }
 
 /// An idle worker LISTENing; `n` jobs enqueued `gap` apart, one per transaction; latency from
@@ -162,17 +172,30 @@ fn percentiles(mut ms: Vec<f64>) -> Figure {
 
 /// `enqueue_many` of `n` jobs from one call.
 pub fn bulk(url: &str, n: u64) -> Result<Figure, BoxError> {
-    let db = setup::fresh_table(url)?;
+    enqueue_many(&setup::fresh_table(url)?, n)
+}
+
+/// `enqueue_many` of `n` jobs from one call into an empty `db`.
+fn enqueue_many(db: &dj::Db, n: u64) -> Result<Figure, BoxError> {
     // Open the pool's connection first, as an application's would be.
     db.now()?;
     let started = Instant::now();
-    let ids = dj::enqueue_many(&db, (0..n).map(|n| Noop { n }))?;
-    let secs = started.elapsed().as_secs_f64();
+    let ids = dj::enqueue_many(db, (0..n).map(|n| Noop { n }))?;
+    let took = started.elapsed();
     assert_eq!(ids.len() as u64, n);
     Ok(Figure {
-        jobs_per_s: Some(n as f64 / secs),
+        jobs_per_s: Some(rate(n, took)),
         ..Figure::default()
     })
+}
+
+/// `job.delay().enqueue(db)` for each job of `seqs`: one job per transaction.
+fn enqueue_each(db: &dj::Db, seqs: std::ops::Range<u64>) -> Result<Duration, BoxError> {
+    let started = Instant::now();
+    for n in seqs {
+        Noop { n }.delay().enqueue(db)?;
+    }
+    Ok(started.elapsed())
 }
 
 /// The server's floor for [`bulk`]: the same rows made by the server itself in one
@@ -219,11 +242,7 @@ pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
             client.query_one(&insert, &[&"Noop", &handler])?;
         }
         raw += started.elapsed();
-        let started = Instant::now();
-        for n in i..end {
-            Noop { n }.delay().enqueue(&db)?;
-        }
-        dj += started.elapsed();
+        dj += enqueue_each(&db, i..end)?;
         i = end;
     }
     Ok(vec![
@@ -236,6 +255,42 @@ pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
             ..Figure::default()
         },
     ])
+}
+
+/// SQLite, one fresh file per measurement, each `synchronous` setting in turn (so both see the
+/// same load): `n` jobs enqueued one per transaction, then `n` from one `enqueue_many` call.
+/// Returns the single figures (NORMAL, FULL), then the bulk ones.
+pub fn sqlite_enqueue(dir: &Path, n: u64) -> Result<Vec<Figure>, BoxError> {
+    let mut figures = Vec::new();
+    for synchronous in Synchronous::BOTH {
+        let file = SqliteFile::new(dir, synchronous)?;
+        // Open the pool's connection first, as an application's would be.
+        file.db.now()?;
+        figures.push(Figure {
+            jobs_per_s: Some(rate(n, enqueue_each(&file.db, 0..n)?)),
+            ..Figure::default()
+        });
+    }
+    for synchronous in Synchronous::BOTH {
+        figures.push(enqueue_many(&SqliteFile::new(dir, synchronous)?.db, n)?);
+    }
+    Ok(figures)
+}
+
+/// SQLite, a fresh file per setting: `n` jobs enqueued up front, then worked off by one
+/// in-process worker; the steady rate, as [`waiting`] takes it, and the start-up apart.
+pub fn sqlite_workoff(
+    dir: &Path,
+    n: u64,
+    settings: WorkerSettings,
+) -> Result<Vec<Figure>, BoxError> {
+    let mut figures = Vec::new();
+    for synchronous in Synchronous::BOTH {
+        let file = SqliteFile::new(dir, synchronous)?;
+        setup::enqueue_noops(&file.db, n)?;
+        figures.push(work_off(&file.db, n, settings)?.steady_figure(n));
+    }
+    Ok(figures)
 }
 
 /// A worker in its own process (this program, `--child-worker N`) works off `n` jobs; its
