@@ -38,12 +38,16 @@ struct WorkOff {
 }
 
 impl WorkOff {
-    /// The steady rate of `n` jobs (the `n - 1` after the first, over first start to last
-    /// start) and the start-up apart: for samples so small that the worker's shutdown (up to
-    /// one 100 ms rescuer tick) would swamp the whole call.
-    fn steady_figure(&self, n: u64) -> Figure {
+    /// The rate of `n` jobs over the whole call, or with `steady` from the first job's start
+    /// to the last one's (the `n - 1` after the first); the start-up apart.
+    fn figure(&self, n: u64, steady: bool) -> Figure {
+        let (jobs, took) = if steady {
+            (n - 1, self.steady)
+        } else {
+            (n, self.total)
+        };
         Figure {
-            jobs_per_s: Some(rate(n - 1, self.steady)),
+            jobs_per_s: Some(rate(jobs, took)),
             startup_ms: Some(self.startup.as_secs_f64() * 1e3),
             ..Figure::default()
         }
@@ -101,7 +105,7 @@ pub fn waiting(
         setup::pre_enqueue(url, &db, waiting)?;
         db
     };
-    Ok(work_off(&db, sample, settings)?.steady_figure(sample))
+    Ok(work_off(&db, sample, settings)?.figure(sample, true))
 }
 
 /// An idle worker LISTENing; `n` jobs enqueued `gap` apart, one per transaction; latency from
@@ -278,7 +282,7 @@ pub fn sqlite_enqueue(dir: &Path, n: u64) -> Result<Vec<Figure>, BoxError> {
 }
 
 /// SQLite, a fresh file per setting: `n` jobs enqueued up front, then worked off by one
-/// in-process worker; the steady rate, as [`waiting`] takes it, and the start-up apart.
+/// in-process worker, as [`workoff`] does (the rate over the whole call); start-up apart.
 pub fn sqlite_workoff(
     dir: &Path,
     n: u64,
@@ -288,7 +292,7 @@ pub fn sqlite_workoff(
     for synchronous in Synchronous::BOTH {
         let file = SqliteFile::new(dir, synchronous)?;
         setup::enqueue_noops(&file.db, n)?;
-        figures.push(work_off(&file.db, n, settings)?.steady_figure(n));
+        figures.push(work_off(&file.db, n, settings)?.figure(n, false));
     }
     Ok(figures)
 }
