@@ -45,7 +45,7 @@ pub enum Error {
     NotFound(i64),
     /// The PostgreSQL backend failed.
     #[cfg(feature = "postgres")]
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     /// The SQLite backend failed.
     #[cfg(feature = "sqlite")]
@@ -61,3 +61,20 @@ pub enum Error {
 
 /// `Result` with dj's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The server's own words (message, detail, hint) where `postgres::Error` alone says only
+/// "db error".
+#[cfg(feature = "postgres")]
+fn postgres_message(e: &postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return e.to_string();
+    };
+    let mut text = format!("{}: {}", db.severity(), db.message());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!(" (detail: {detail})"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!(" (hint: {hint})"));
+    }
+    text
+}

@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS delayed_jobs_ready
 -- The claim's index for workers of listed queues: one ordered range per queue.
 CREATE INDEX IF NOT EXISTS delayed_jobs_queue_ready
     ON delayed_jobs (queue, priority, run_at)
-    WHERE failed_at IS NULL;
+    WHERE failed_at IS NULL AND queue IS NOT NULL;
 
 -- Failed rows, for `jobs --state failed` and `retry --failed`.
 CREATE INDEX IF NOT EXISTS delayed_jobs_failed

@@ -239,45 +239,87 @@ const INSERT_MANY_TYPES: &[Type] = &[
     Type::INT4_ARRAY,
 ];
 
+/// How an insert reaches the server: a pooled connection runs its cached prepared statement;
+/// the caller's own client runs it typed (one round trip, nothing left prepared on it).
+trait Query {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error>;
+}
+
+impl Query for PgConn {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        PgConn::query(self, sql, types, params)
+    }
+}
+
+/// The caller's client (a transaction, or a plain connection).
+struct Typed<'a, C>(&'a mut C);
+
+impl<C: GenericClient> Query for Typed<'_, C> {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+            params.iter().copied().zip(types.iter().cloned()).collect();
+        self.0.query_typed(sql, &typed)
+    }
+}
+
 /// Inserts rows through any client: a pooled connection or the caller's transaction. One
-/// statement, one round trip (typed, so nothing is prepared on the caller's connection).
+/// statement, one round trip.
 pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> Result<Vec<JobId>> {
+    insert(&mut Typed(client), rows).map_err(|e| missing_table(e, "the caller's connection"))
+}
+
+fn insert(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::Error> {
     let result = match rows {
         [] => return Ok(Vec::new()),
         [row] => {
             let (at, delay) = run_at_parts(row.run_at);
-            let max_run_time = row.max_run_time;
-            client.query_typed(
+            q.query(
                 INSERT_ONE,
+                INSERT_ONE_TYPES,
                 &[
-                    (&row.name, Type::TEXT),
-                    (&row.handler, Type::TEXT),
-                    (&row.priority, Type::INT4),
-                    (&row.queue, Type::TEXT),
-                    (&at, Type::TIMESTAMPTZ),
-                    (&delay, Type::FLOAT8),
-                    (&max_run_time, Type::INT4),
+                    &row.name,
+                    &row.handler,
+                    &row.priority,
+                    &row.queue,
+                    &at,
+                    &delay,
+                    &row.max_run_time,
                 ],
-            )
+            )?
         }
         rows => {
             let a = InsertArrays::of(rows);
-            client.query_typed(
+            q.query(
                 INSERT_MANY,
+                INSERT_MANY_TYPES,
                 &[
-                    (&a.names, Type::TEXT_ARRAY),
-                    (&a.handlers, Type::TEXT_ARRAY),
-                    (&a.priorities, Type::INT4_ARRAY),
-                    (&a.queues, Type::TEXT_ARRAY),
-                    (&a.at, Type::TIMESTAMPTZ_ARRAY),
-                    (&a.delays, Type::FLOAT8_ARRAY),
-                    (&a.max_run_times, Type::INT4_ARRAY),
+                    &a.names,
+                    &a.handlers,
+                    &a.priorities,
+                    &a.queues,
+                    &a.at,
+                    &a.delays,
+                    &a.max_run_times,
                 ],
-            )
+            )?
         }
     };
-    let rows = result.map_err(|e| missing_table(e, "the caller's connection"))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(result.iter().map(|r| r.get(0)).collect())
 }
 
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
@@ -382,45 +424,7 @@ impl Store for PgStore {
     }
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
-        let mut conn = self.pool.get()?;
-        let result = match rows {
-            [] => return Ok(Vec::new()),
-            [row] => {
-                let (at, delay) = run_at_parts(row.run_at);
-                let max_run_time = row.max_run_time;
-                conn.query(
-                    INSERT_ONE,
-                    INSERT_ONE_TYPES,
-                    &[
-                        &row.name,
-                        &row.handler,
-                        &row.priority,
-                        &row.queue,
-                        &at,
-                        &delay,
-                        &max_run_time,
-                    ],
-                )
-            }
-            rows => {
-                let a = InsertArrays::of(rows);
-                conn.query(
-                    INSERT_MANY,
-                    INSERT_MANY_TYPES,
-                    &[
-                        &a.names,
-                        &a.handlers,
-                        &a.priorities,
-                        &a.queues,
-                        &a.at,
-                        &a.delays,
-                        &a.max_run_times,
-                    ],
-                )
-            }
-        };
-        let rows = result.map_err(|e| self.error(e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.run(|conn| insert(conn, rows))
     }
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
