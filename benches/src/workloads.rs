@@ -221,7 +221,7 @@ pub fn bulk_floor(url: &str, n: u64) -> Result<Figure, BoxError> {
     })
 }
 
-/// Single enqueue against its floor, on one table, alternating blocks of [`BLOCK`]
+/// Single enqueue against its floor, on one table, alternating blocks of `BLOCK` (50)
 /// transactions so that both see the same disk and load: `job.delay().enqueue(&db)` one job
 /// per transaction, and a raw prepared INSERT of the same row (NOTIFY trigger included)
 /// through the same `postgres` client. Returns the raw figure, then dj's.
