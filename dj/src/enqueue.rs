@@ -101,8 +101,8 @@ impl<J: Job> Delayed<J> {
     }
 }
 
-/// Enqueues many jobs in one statement per batch of [`crate::INSERT_BATCH`] rows and returns
-/// their ids in order. Items are job values or [`Delayed`] builders.
+/// Enqueues many jobs, all or none (one transaction, or a savepoint inside the caller's), in
+/// one statement per batch of [`crate::INSERT_BATCH`] rows, and returns their ids in order. Items are job values or [`Delayed`] builders.
 pub fn enqueue_many<T, I, J>(mut target: T, jobs: I) -> Result<Vec<JobId>>
 where
     T: EnqueueTarget,
@@ -122,11 +122,7 @@ where
         .into_iter()
         .map(Delayed::into_row)
         .collect::<Result<Vec<_>>>()?;
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(crate::INSERT_BATCH) {
-        ids.extend(target.insert_jobs(chunk)?);
-    }
-    Ok(ids)
+    target.insert_jobs(&rows)
 }
 
 impl<J: Job> From<J> for Delayed<J> {

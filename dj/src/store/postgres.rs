@@ -280,7 +280,23 @@ impl<C: GenericClient> Query for Typed<'_, C> {
 /// Inserts rows through any client: a pooled connection or the caller's transaction. One
 /// statement, one round trip.
 pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> Result<Vec<JobId>> {
-    insert(&mut Typed(client), rows).map_err(|e| missing_table(e, "the caller's connection"))
+    let error = |e| missing_table(e, "the caller's connection");
+    if rows.len() <= crate::INSERT_BATCH {
+        return insert(&mut Typed(client), rows).map_err(error);
+    }
+    // Several statements, all or none: a transaction, or a savepoint inside the caller's.
+    let mut tx = client.transaction().map_err(error)?;
+    let ids = insert_batches(&mut Typed(&mut tx), rows).map_err(error)?;
+    tx.commit().map_err(error)?;
+    Ok(ids)
+}
+
+fn insert_batches(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::Error> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for batch in rows.chunks(crate::INSERT_BATCH) {
+        ids.extend(insert(q, batch)?);
+    }
+    Ok(ids)
 }
 
 fn insert(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::Error> {
@@ -424,7 +440,23 @@ impl Store for PgStore {
     }
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
-        self.run(|conn| insert(conn, rows))
+        self.run(|conn| {
+            if rows.len() <= crate::INSERT_BATCH {
+                return insert(conn, rows);
+            }
+            // One commit for all the batches (the prepared statements stay in use).
+            conn.client.batch_execute("BEGIN")?;
+            match insert_batches(conn, rows) {
+                Ok(ids) => {
+                    conn.client.batch_execute("COMMIT")?;
+                    Ok(ids)
+                }
+                Err(e) => {
+                    let _ = conn.client.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
     }
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {

@@ -16,6 +16,7 @@ pub const CASES: &[Case] = &[
     ),
     ("enqueue_in_committed_transaction_is_worked", committed),
     ("enqueue_many_inserts_every_job_in_order", enqueue_many),
+    ("enqueue_many_is_all_or_none", enqueue_many_all_or_none),
     ("job_fn_is_a_job", job_fn),
     ("explicit_name_and_alias_load", names_and_aliases),
     ("hostile_queue_names_are_data", hostile_queue_names),
@@ -124,6 +125,43 @@ fn enqueue_many(backend: Backend) {
     assert!(first.handler.contains("\"key\":\"0\""));
     let last = t.db.job(ids[11_999]).unwrap().unwrap();
     assert!(last.handler.contains("\"key\":\"11999\""));
+}
+
+fn enqueue_many_all_or_none(backend: Backend) {
+    let t = TestDb::new(backend, "manyatomic");
+    let job = |i: usize| Record {
+        log: "unused".into(),
+        key: i.to_string(),
+    };
+    // One bad job among several batches: nothing is inserted.
+    let delayed = (0..7_000).map(|i| {
+        let d = job(i).delay();
+        if i == 6_500 {
+            d.queue("bad\nqueue")
+        } else {
+            d
+        }
+    });
+    assert!(dj::enqueue_many(&t.db, delayed).is_err());
+    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    // Several batches inside the caller's transaction roll back with it.
+    match backend {
+        Backend::Postgres => {
+            let mut client = t.pg_client();
+            let mut tx = client.transaction().unwrap();
+            let ids = dj::enqueue_many(&mut tx, (0..7_000).map(job)).unwrap();
+            assert_eq!(ids.len(), 7_000);
+            tx.rollback().unwrap();
+        }
+        Backend::Sqlite => {
+            let mut conn = rusqlite::Connection::open(t.sqlite_path()).unwrap();
+            let tx = conn.transaction().unwrap();
+            let ids = dj::enqueue_many(&tx, (0..7_000).map(job)).unwrap();
+            assert_eq!(ids.len(), 7_000);
+            tx.rollback().unwrap();
+        }
+    }
+    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
 }
 
 fn job_fn(backend: Backend) {
