@@ -199,3 +199,13 @@ pub(crate) trait Store: Send + Sync + 'static {
 pub(crate) fn claim_order(jobs: &mut [JobRow]) {
     jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
 }
+
+/// Every migration's SQL in order: what `schema` prints.
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn schema_of(migrations: &[(u32, &str)]) -> String {
+    migrations
+        .iter()
+        .map(|(_, sql)| *sql)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -49,15 +49,6 @@ impl PgConn {
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
-    fn query(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, postgres::Error> {
-        let statement = self.statement(sql, types)?;
-        self.client.query(&statement, params)
-    }
     fn execute(
         &mut self,
         sql: &'static str,
@@ -257,7 +248,8 @@ impl Query for PgConn {
         types: &[Type],
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, postgres::Error> {
-        PgConn::query(self, sql, types, params)
+        let statement = self.statement(sql, types)?;
+        self.client.query(&statement, params)
     }
 }
 
@@ -708,11 +700,7 @@ fn params(statement: &filter::Statement) -> Vec<&(dyn ToSql + Sync)> {
 
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
-    MIGRATIONS
-        .iter()
-        .map(|(_, sql)| *sql)
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::schema_of(MIGRATIONS)
 }
 
 #[cfg(test)]

@@ -483,9 +483,5 @@ fn params(statement: &filter::Statement) -> rusqlite::ParamsFromIter<Vec<Value>>
 
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
-    MIGRATIONS
-        .iter()
-        .map(|(_, sql)| *sql)
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::schema_of(MIGRATIONS)
 }
