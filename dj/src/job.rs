@@ -185,6 +185,7 @@ impl JobError {
         self.action == FailAction::Permanent
     }
     /// The message followed by each cause, one `caused by:` line each: what `last_error` holds.
+    /// Cut at [`crate::MAX_LAST_ERROR_BYTES`], so that one enormous message cannot bloat the row.
     pub fn report(&self) -> String {
         let mut out = self.error.to_string();
         let mut source = self.error.source();
@@ -193,7 +194,7 @@ impl JobError {
             out.push_str(&cause.to_string());
             source = cause.source();
         }
-        out
+        truncate(out, crate::MAX_LAST_ERROR_BYTES)
     }
     /// A short type-like label for log lines (`FAILED ... with LABEL: message`).
     pub(crate) fn kind(&self) -> &'static str {
@@ -225,6 +226,21 @@ impl fmt::Display for JobError {
     }
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), saying how long it was.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("... (truncated: {total} bytes in all)"));
+    text
+}
+
 /// A failure made from a message, for jobs that have no error type of their own.
 #[derive(Debug)]
 pub struct Message(pub String);
@@ -236,3 +252,33 @@ impl fmt::Display for Message {
 }
 
 impl StdError for Message {}
+
+#[cfg(test)]
+mod tests {
+    use super::{JobError, Message};
+
+    #[test]
+    fn report_keeps_the_cause_chain_and_is_bounded() {
+        #[derive(Debug)]
+        struct Outer(Message);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("could not save the report")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let report = JobError::new(Outer(Message("disk full".into()))).report();
+        assert_eq!(report, "could not save the report\ncaused by: disk full");
+        let huge = JobError::new(Message("é".repeat(crate::MAX_LAST_ERROR_BYTES)));
+        let report = huge.report();
+        assert!(report.len() < crate::MAX_LAST_ERROR_BYTES + 64);
+        assert!(report.ends_with(&format!(
+            "(truncated: {} bytes in all)",
+            2 * crate::MAX_LAST_ERROR_BYTES
+        )));
+    }
+}

@@ -71,6 +71,9 @@ pub use worker::{Config, Report, StopFlag, Worker};
 /// with [`Error::PayloadTooLarge`]; store big data elsewhere and enqueue a key to it.
 pub const MAX_HANDLER_BYTES: usize = 1 << 20;
 
+/// The longest `last_error` dj writes: 64 KiB; a longer report is cut and says how long it was.
+pub const MAX_LAST_ERROR_BYTES: usize = 64 * 1024;
+
 /// Rows per insert statement in [`enqueue_many`].
 pub const INSERT_BATCH: usize = 5_000;
 
