@@ -19,7 +19,7 @@ use crate::enqueue::Delayed;
     label = "not a job",
     note = "add `#[derive(dj::Job, serde::Serialize, serde::Deserialize)]` to `{Self}` and implement `dj::Perform` for it"
 )]
-pub trait Job: Perform + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Job: Perform + Stored + Send + Sync + 'static {
     /// The stable name stored in the `handler` column (defaults to the type's name).
     const NAME: &'static str;
     /// Older names that stored rows may still carry; a worker loads them as this type.
@@ -35,6 +35,13 @@ pub trait Job: Perform + Serialize + DeserializeOwned + Send + Sync + 'static {
         Delayed::new(self)
     }
 }
+
+/// What can be stored in a row: `Serialize + Deserialize`, for every such type. (Its own
+/// trait so that the errors for a job without serde's derives name serde's traits and no
+/// type of dj's.)
+pub trait Stored: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> Stored for T {}
 
 /// Per-type defaults declared with `#[job(queue = .., priority = .., max_attempts = ..,
 /// max_run_time = ..)]`. `None` means "use the worker's setting".

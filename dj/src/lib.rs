@@ -62,7 +62,7 @@ pub use db::{database_url, schema_sql, Db, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
 pub use error::{Error, Result};
-pub use job::{Job, JobError, JobOptions, Message, Perform};
+pub use job::{Job, JobError, JobOptions, Message, Perform, Stored};
 pub use store::{JobFilter, JobRow, JobState, QueueStats};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Report, StopFlag, Worker};
