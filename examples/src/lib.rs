@@ -134,8 +134,15 @@ pub fn serve_feeds(count: usize) -> std::io::Result<String> {
 }
 
 fn answer(mut stream: TcpStream, count: usize) -> std::io::Result<()> {
+    // Read the whole request head: closing a socket with unread request bytes makes the
+    // kernel reset the connection, and the client could lose the response.
+    let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
-    BufReader::new(&stream).read_line(&mut request_line)?;
+    reader.read_line(&mut request_line)?;
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 0 && header.trim_end() != "" {
+        header.clear();
+    }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
     let feed = path
         .strip_prefix("/feeds/")
@@ -158,5 +165,6 @@ fn answer(mut stream: TcpStream, count: usize) -> std::io::Result<()> {
         stream,
         "HTTP/1.0 {status}\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
+    )?;
+    stream.shutdown(std::net::Shutdown::Write)
 }
