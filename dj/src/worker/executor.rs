@@ -24,7 +24,7 @@ pub(super) fn spawn(
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name(format!("dj-executor-{slot}"))
-        .spawn(move || slot_loop(&shared, &jobs, &outcomes, slot))
+        .spawn(move || slot_loop(&shared, &jobs, &outcomes))
         .expect("spawn an executor thread")
 }
 
@@ -32,7 +32,6 @@ fn slot_loop(
     shared: &Arc<Shared>,
     jobs: &Arc<Mutex<Receiver<JobRow>>>,
     outcomes: &Sender<Outcome>,
-    slot: usize,
 ) {
     loop {
         let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -48,7 +47,6 @@ fn slot_loop(
         if execute(shared, row, outcomes) {
             // The job overran: the rescuer already freed its capacity and gave the slot a
             // new thread; this one ends.
-            let _ = slot;
             return;
         }
         shared.finish_one();

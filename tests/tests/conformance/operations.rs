@@ -6,10 +6,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dj::{Job, JobFilter, JobState};
-use dj_tests::jobs::{GivesUp, Record, Sleeps};
-use dj_tests::support::{Backend, PerformLog, TestDb};
+use dj_tests::jobs::{GivesUp, Record};
+use dj_tests::support::{Backend, TestDb};
 
-use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
+use crate::processes::{signal, sleeps, spawn_worker, wait_exit, worker_output};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
@@ -60,19 +60,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A sleeping job, recording `start KEY` and `done KEY`.
-fn sleeps(t: &TestDb, log: &PerformLog, key: &str, millis: u64) -> i64 {
-    Sleeps {
-        log: log.path(),
-        key: key.into(),
-        millis,
-        max_run_time_secs: None,
-    }
-    .delay()
-    .enqueue(&t.db)
-    .unwrap()
 }
 
 /// Polls `check` every 20 ms for up to `timeout`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dj::{Job, JobFilter};
 use dj_tests::jobs::{KillsWorker, Record, Sleeps};
-use dj_tests::support::{Backend, TestDb};
+use dj_tests::support::{Backend, PerformLog, TestDb};
 
 use crate::Case;
 
@@ -75,6 +75,19 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
+/// Enqueues a `Sleeps` job that records `start KEY`, sleeps `millis`, records `done KEY`.
+pub fn sleeps(t: &TestDb, log: &PerformLog, key: &str, millis: u64) -> i64 {
+    Sleeps {
+        log: log.path(),
+        key: key.into(),
+        millis,
+        max_run_time_secs: None,
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap()
+}
+
 pub fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
@@ -134,15 +147,7 @@ fn exactly_once(backend: Backend) {
 fn sigkill(backend: Backend) {
     let t = TestDb::new(backend, "sigkill");
     let log = t.log();
-    let id = Sleeps {
-        log: log.path(),
-        key: "k".into(),
-        millis: 1500,
-        max_run_time_secs: None,
-    }
-    .delay()
-    .enqueue(&t.db)
-    .unwrap();
+    let id = sleeps(&t, &log, "k", 1500);
     let mut a = spawn_worker(&t, "a", &["work", "--sleep-delay", "0.2"]);
     assert!(
         log.wait_for("start k", Duration::from_secs(20)),
@@ -180,15 +185,7 @@ fn sigkill(backend: Backend) {
 fn term_finishes_job(backend: Backend) {
     let t = TestDb::new(backend, "term");
     let log = t.log();
-    let id = Sleeps {
-        log: log.path(),
-        key: "k".into(),
-        millis: 1500,
-        max_run_time_secs: None,
-    }
-    .delay()
-    .enqueue(&t.db)
-    .unwrap();
+    let id = sleeps(&t, &log, "k", 1500);
     let mut w = spawn_worker(&t, "w", &["work", "--sleep-delay", "0.2"]);
     assert!(log.wait_for("start k", Duration::from_secs(20)));
     signal(&w, libc::SIGTERM);
@@ -280,5 +277,4 @@ fn workoff_exit_code(backend: Backend) {
     let status = wait_exit(&mut w, Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "{}", worker_output(&t, "bad"));
     assert!(worker_output(&t, "bad").contains("FAILED permanently"));
-    let _ = KillsWorker::NAME;
 }

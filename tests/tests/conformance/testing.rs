@@ -1,7 +1,7 @@
 //! `dj::testing`, as an application's tests use it.
 
 use dj::{Job, JobFilter};
-use dj_tests::jobs::{AlwaysFails, Greeting, ReadsState, Record};
+use dj_tests::jobs::{AlwaysFails, ReadsState, Record};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::Case;
@@ -50,7 +50,6 @@ fn inline_mode(backend: Backend) {
     .enqueue(&t.db)
     .unwrap();
     assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
-    let _ = Greeting(String::new());
 }
 
 fn inline_scoped(backend: Backend) {
