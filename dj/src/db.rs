@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::enqueue::JobId;
 use crate::error::{Error, Result};
-use crate::store::{JobFilter, JobRow, QueueStats, Store};
+use crate::store::{JobFilter, JobRow, QueueStats, Store, WorkerRow};
 
 /// The SQLite file used when `DATABASE_URL` is not set: `dj.sqlite3` in the working
 /// directory, so an app and its worker started in one directory agree with no setup.
@@ -98,6 +98,11 @@ impl Db {
     /// Releases every lock held by the worker named `worker`; returns how many.
     pub fn unlock_worker(&self, worker: &str) -> Result<u64> {
         self.store.job_unlock_worker(worker)
+    }
+
+    /// The registered workers (`dj_workers`), live or not yet found dead.
+    pub fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.store.worker_list()
     }
 
     /// Worker names holding locks, with how many rows each.

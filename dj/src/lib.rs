@@ -63,7 +63,7 @@ pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, Stored};
-pub use store::{JobFilter, JobRow, JobState, QueueStats};
+pub use store::{JobFilter, JobRow, JobState, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Report, StopFlag, Worker};
 

@@ -9,7 +9,7 @@ use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::store::{JobFilter, JobState};
-use crate::worker::Staleness;
+use crate::worker::Liveness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
     if as_json {
@@ -90,14 +90,14 @@ pub(super) fn unlock(db: &Db, args: &UnlockArgs) -> Result<ExitCode> {
     if let Some(worker) = &args.worker {
         return Ok(done("unlocked", db.unlock_worker(worker)?, args.json));
     }
-    let stale = Staleness::new(db.now()?, args.max_run_time);
     let rows = db.jobs(&JobFilter {
         state: Some(JobState::Running),
         ..JobFilter::default()
     })?;
+    let live = Liveness::new(db.now()?, args.heartbeat_timeout, db.workers()?);
     let mut gone: Vec<String> = rows
         .iter()
-        .filter(|row| stale.reason(row).is_some())
+        .filter(|row| live.lock_stale(row).is_some())
         .filter_map(|row| row.locked_by.clone())
         .collect();
     gone.sort();

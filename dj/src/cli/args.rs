@@ -106,6 +106,10 @@ pub struct WorkArgs {
     /// How often to look for locks of dead workers and expired locks.
     #[arg(long, env = "DJ_RESCUE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub rescue_interval: Duration,
+    /// A worker whose heartbeat is older than this is dead (its jobs are freed by another
+    /// worker); use the same value for every worker of one database.
+    #[arg(long, env = "DJ_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
     /// Prefix of the worker name stored in locked_by.
     #[arg(long, env = "DJ_NAME_PREFIX")]
     pub name_prefix: Option<String>,
@@ -131,6 +135,7 @@ impl WorkArgs {
             keep_failed,
             shutdown_timeout,
             rescue_interval,
+            heartbeat_timeout,
             name_prefix: _,
         } = self;
         let secs = |d: &Duration| d.as_secs_f64().to_string();
@@ -159,6 +164,8 @@ impl WorkArgs {
             secs(shutdown_timeout),
             "--rescue-interval".to_owned(),
             secs(rescue_interval),
+            "--heartbeat-timeout".to_owned(),
+            secs(heartbeat_timeout),
             "--name-prefix".to_owned(),
             name_prefix.to_owned(),
         ]);
@@ -209,6 +216,7 @@ impl WorkArgs {
             destroy_failed_jobs: !self.keep_failed,
             shutdown_timeout: self.shutdown_timeout,
             rescue_interval: self.rescue_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
         })
     }
 }
@@ -318,16 +326,18 @@ pub struct ClearArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct UnlockArgs {
-    /// Release locks of workers that are gone: on this host, processes that no longer exist;
-    /// anywhere, locks older than --max-run-time.
+    /// Release locks of workers that are gone, by the workers' own liveness rule: a registered
+    /// worker whose heartbeat is older than --heartbeat-timeout, or (on this host) whose
+    /// process no longer exists; a lock of an unregistered name older than the timeout.
     #[arg(long, required_unless_present = "worker")]
     pub stale: bool,
     /// Release every lock of this worker name.
     #[arg(long, conflicts_with = "stale")]
     pub worker: Option<String>,
-    /// The lock age past which a worker counts as gone.
-    #[arg(long, default_value = "4h", value_parser = parse_duration)]
-    pub max_run_time: Duration,
+    /// The heartbeat age (and, for unregistered names, the lock age) past which a worker
+    /// counts as gone.
+    #[arg(long, env = "DJ_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -33,6 +33,11 @@ pub struct JobRow {
     pub name: String,
     /// The job's own `max_run_time` in seconds, if it set one.
     pub max_run_time: Option<i32>,
+    /// When the worker holding the lock recorded that the job started (`None`: no start
+    /// recorded during this lock). Only a recorded start is charged when a worker dies.
+    pub started_at: Option<SystemTime>,
+    /// How often a worker died holding this job before recording its start.
+    pub crashes: i32,
 }
 
 impl JobRow {
@@ -142,6 +147,52 @@ pub(crate) struct Fail {
     pub destroy: bool,
 }
 
+/// A worker's entry in `dj_workers`, as `stats` and `status` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkerRow {
+    /// The name it locks rows with (`locked_by`).
+    pub name: String,
+    pub host: String,
+    pub pid: i32,
+    /// The queues it works (`None`: every queue).
+    pub queues: Option<String>,
+    /// dj's version.
+    pub version: String,
+    #[serde(serialize_with = "unix_seconds")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "unix_seconds")]
+    pub heartbeat_at: SystemTime,
+    /// Jobs running at its last heartbeat.
+    pub running: i32,
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    s.serialize_f64(secs)
+}
+
+/// What a worker registers.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerInfo<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub pid: i32,
+    /// Empty: every queue.
+    pub queues: &'a [String],
+}
+
+impl WorkerInfo<'_> {
+    /// The `queues` column: comma-separated, `None` for every queue.
+    pub(crate) fn queues_column(&self) -> Option<String> {
+        (!self.queues.is_empty()).then(|| self.queues.join(","))
+    }
+}
+
+/// dj's version, as workers register it.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Counts for one queue, as `stats` prints them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct QueueStats {
@@ -174,8 +225,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()>;
     /// Releases locks without counting an attempt (interrupted at shutdown).
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64>;
-    /// Refreshes `locked_at` of jobs still running, so their leases do not expire.
-    fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()>;
+    /// Records that these jobs, locked by `worker`, have started; returns how many were.
+    fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64>;
+    /// Releases locks of a dead worker's jobs that had no recorded start, without counting an
+    /// attempt, and counts the crash (`crashes + 1`).
+    fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64>;
     /// Releases every lock held by one worker name; returns how many.
     fn job_unlock_worker(&self, worker: &str) -> Result<u64>;
 
@@ -185,6 +239,18 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Makes matching failed (or scheduled) jobs ready now, with attempts reset.
     fn job_retry_now(&self, filter: &JobFilter) -> Result<u64>;
     fn job_stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// Adds (or replaces) a worker's entry in `dj_workers`, heartbeat now.
+    fn worker_register(&self, worker: &WorkerInfo<'_>) -> Result<()>;
+    /// Refreshes a worker's heartbeat; false if it has no entry (it was declared dead).
+    fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool>;
+    /// Removes a worker's entry. With `stale_after`, only if its heartbeat is older than that
+    /// (so a worker that has just answered is never declared dead). True if it was removed.
+    fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool>;
+    /// Every registered worker, by name.
+    fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+    /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
+    fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 
     /// Blocks until new jobs may be ready or `timeout` passes. Returns true if woken early.
     /// The default just sleeps: polling.

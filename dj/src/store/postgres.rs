@@ -14,19 +14,28 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
 
 use super::pool::{Manage, Pool};
-use super::{filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store};
+use super::{
+    filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
+    VERSION,
+};
 use crate::enqueue::{JobId, NewJob, RunAt};
 use crate::error::{Error, Result};
 use crate::worker::StopFlag;
 
 /// Migrations, numbered, applied in order by `migrate`.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_create_delayed_jobs.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_create_delayed_jobs.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_worker_liveness.sql"),
+    ),
+];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
-                       locked_by, queue, created_at, updated_at, name, max_run_time";
+                       locked_by, queue, created_at, updated_at, name, max_run_time, started_at, crashes";
 
 const CHANNEL: &str = "delayed_jobs";
 
@@ -154,6 +163,8 @@ fn job_row(row: &Row) -> JobRow {
         updated_at: row.get(11),
         name: row.get(12),
         max_run_time: row.get(13),
+        started_at: row.get(14),
+        crashes: row.get(15),
     }
 }
 
@@ -331,6 +342,8 @@ fn insert(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::E
 }
 
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
+/// Only a registered worker claims (the `dj_workers` check is one InitPlan, run once): a
+/// worker that was declared dead cannot take new rows under its old name.
 /// The CTE picks ids with `FOR UPDATE SKIP LOCKED`; the UPDATE joins on them (a CTE join,
 /// never `IN (...)`, which lets the planner lock extra rows). Two forms, so that each has a
 /// plan that walks an index in claim order: any queue (`delayed_jobs_ready`), or listed
@@ -341,15 +354,17 @@ macro_rules! claim_sql {
             "WITH picked AS ( \
                  SELECT id FROM delayed_jobs \
                  WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
-                   AND priority >= $2 AND priority <= $3 ",
+                   AND priority >= $2 AND priority <= $3 \
+                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) ",
             $queue_predicate,
             " ORDER BY priority, run_at \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1 \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
              FROM picked WHERE j.id = picked.id \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
-                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time"
+                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
+                       j.started_at, j.crashes"
         )
     };
 }
@@ -380,8 +395,14 @@ const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
 const UNLOCK: &str = "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
      WHERE id = ANY($1) AND locked_by = $2";
 
-const TOUCH: &str =
-    "UPDATE delayed_jobs SET locked_at = now() WHERE id = ANY($1) AND locked_by = $2";
+const MARK_STARTED: &str = "UPDATE delayed_jobs SET started_at = now() \
+     WHERE id = ANY($1) AND locked_by = $2 AND started_at IS NULL";
+
+const RELEASE_ORPHANED: &str = "UPDATE delayed_jobs \
+     SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
+     WHERE id = ANY($1) AND locked_by = $2";
+
+const WORKER_COLUMNS: &str = "name, host, pid, queues, version, started_at, heartbeat_at, running";
 
 impl Store for PgStore {
     fn describe(&self) -> String {
@@ -423,6 +444,14 @@ impl Store for PgStore {
         self.run(|conn| {
             conn.client
                 .query(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"), &[])?;
+            conn.client.query(
+                &format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"),
+                &[],
+            )?;
+            conn.client.query(
+                "SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0",
+                &[],
+            )?;
             Ok(())
         })
     }
@@ -541,10 +570,23 @@ impl Store for PgStore {
         self.run(|conn| conn.execute(UNLOCK, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]))
     }
 
-    fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+    fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
         self.run(|conn| {
-            conn.execute(TOUCH, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
-            Ok(())
+            conn.execute(
+                MARK_STARTED,
+                &[Type::INT8_ARRAY, Type::TEXT],
+                &[&ids, &worker],
+            )
+        })
+    }
+
+    fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(|conn| {
+            conn.execute(
+                RELEASE_ORPHANED,
+                &[Type::INT8_ARRAY, Type::TEXT],
+                &[&ids, &worker],
+            )
         })
     }
 
@@ -619,6 +661,84 @@ impl Store for PgStore {
                     oldest_ready_age: r.get(5),
                 })
                 .collect())
+        })
+    }
+
+    fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
+        let queues = w.queues_column();
+        self.run(|conn| {
+            conn.execute(
+                "INSERT INTO dj_workers (name, host, pid, queues, version) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET host = $2, pid = $3, queues = $4, version = $5, \
+                     started_at = now(), heartbeat_at = now(), running = 0",
+                &[Type::TEXT, Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT],
+                &[&w.name, &w.host, &w.pid, &queues, &VERSION],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
+        self.run(|conn| {
+            let n = conn.execute(
+                "UPDATE dj_workers SET heartbeat_at = now(), running = $2 WHERE name = $1",
+                &[Type::TEXT, Type::INT4],
+                &[&name, &running],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
+        let secs = stale_after.map(|d| d.as_secs_f64());
+        self.run(|conn| {
+            let n = conn.execute(
+                "DELETE FROM dj_workers WHERE name = $1 \
+                 AND ($2::float8 IS NULL OR heartbeat_at < now() - $2 * interval '1 second')",
+                &[Type::TEXT, Type::FLOAT8],
+                &[&name, &secs],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.run(|conn| {
+            let rows = conn.query(
+                concat!(
+                    "SELECT name, host, pid, queues, version, started_at, heartbeat_at, running ",
+                    "FROM dj_workers ORDER BY name"
+                ),
+                &[],
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| WorkerRow {
+                    name: r.get(0),
+                    host: r.get(1),
+                    pid: r.get(2),
+                    queues: r.get(3),
+                    version: r.get(4),
+                    started_at: r.get(5),
+                    heartbeat_at: r.get(6),
+                    running: r.get(7),
+                })
+                .collect())
+        })
+    }
+
+    fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
+        let secs = every.as_secs_f64();
+        self.run(|conn| {
+            let n = conn.execute(
+                "UPDATE dj_maintenance SET ran_at = now(), ran_by = $2 \
+                 WHERE task = $1 AND ran_at <= now() - $3 * interval '1 second'",
+                &[Type::TEXT, Type::TEXT, Type::FLOAT8],
+                &[&task, &worker, &secs],
+            )?;
+            Ok(n > 0)
         })
     }
 

@@ -10,15 +10,24 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
 
 use super::pool::{Manage, Pool};
-use super::{filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store};
+use super::{
+    filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
+    VERSION,
+};
 use crate::enqueue::{JobId, NewJob, RunAt};
 use crate::error::{Error, Result};
 
 /// Migrations, numbered, applied in order by `migrate`.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    include_str!("../../migrations/sqlite/0001_create_delayed_jobs.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/sqlite/0001_create_delayed_jobs.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_worker_liveness.sql"),
+    ),
+];
 
 /// The database's clock as stored text; constant within one statement.
 const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
@@ -26,7 +35,12 @@ const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
 /// Every column, times as unix seconds (REAL).
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, unixepoch(run_at, 'subsec'), \
      unixepoch(locked_at, 'subsec'), unixepoch(failed_at, 'subsec'), locked_by, queue, \
-     unixepoch(created_at, 'subsec'), unixepoch(updated_at, 'subsec'), name, max_run_time";
+     unixepoch(created_at, 'subsec'), unixepoch(updated_at, 'subsec'), name, max_run_time, \
+     unixepoch(started_at, 'subsec'), crashes";
+
+/// `dj_workers`' columns, times as unix seconds.
+const WORKER_COLUMNS: &str = "name, host, pid, queues, version, unixepoch(started_at, 'subsec'), \
+     unixepoch(heartbeat_at, 'subsec'), running";
 
 /// `synchronous` setting: NORMAL (the default; durable across process crashes, and in WAL mode
 /// loses at most the last commits on power loss) or FULL.
@@ -171,6 +185,8 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
         updated_at: required_time(row, 11)?,
         name: row.get(12)?,
         max_run_time: row.get(13)?,
+        started_at: row.get::<_, Option<f64>>(14)?.map(time),
+        crashes: row.get(15)?,
     })
 }
 
@@ -267,6 +283,8 @@ impl Store for SqliteStore {
     fn check_schema(&self) -> Result<()> {
         self.run(|conn| {
             conn.prepare(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"))?;
+            conn.prepare(&format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"))?;
+            conn.prepare("SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0")?;
             Ok(())
         })
     }
@@ -291,11 +309,12 @@ impl Store for SqliteStore {
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
         let sql = format!(
-            "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1 \
+            "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
              WHERE id IN ( \
                  SELECT id FROM delayed_jobs \
                  WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW} \
                    AND priority >= ?2 AND priority <= ?3 \
+                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
                    AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
                  ORDER BY priority, run_at \
                  LIMIT ?5) \
@@ -388,14 +407,28 @@ impl Store for SqliteStore {
         })
     }
 
-    fn job_touch(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+    fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
         self.run(|conn| {
-            conn.prepare_cached(&format!(
-                "UPDATE delayed_jobs SET locked_at = {NOW} \
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2"
-            ))?
-            .execute(params![ids_json(ids), worker])?;
-            Ok(())
+            let n = conn
+                .prepare_cached(&format!(
+                    "UPDATE delayed_jobs SET started_at = {NOW} \
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2 \
+                       AND started_at IS NULL"
+                ))?
+                .execute(params![ids_json(ids), worker])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
+                )?
+                .execute(params![ids_json(ids), worker])?;
+            Ok(n as u64)
         })
     }
 
@@ -457,6 +490,77 @@ impl Store for SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
+        let queues = w.queues_column();
+        self.run(|conn| {
+            conn.prepare_cached(&format!(
+                "INSERT INTO dj_workers (name, host, pid, queues, version, started_at, heartbeat_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, {NOW}, {NOW}) \
+                 ON CONFLICT (name) DO UPDATE SET host = ?2, pid = ?3, queues = ?4, version = ?5, \
+                     started_at = {NOW}, heartbeat_at = {NOW}, running = 0"
+            ))?
+            .execute(params![w.name, w.host, w.pid, queues, VERSION])?;
+            Ok(())
+        })
+    }
+
+    fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&format!(
+                    "UPDATE dj_workers SET heartbeat_at = {NOW}, running = ?2 WHERE name = ?1"
+                ))?
+                .execute(params![name, running])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
+        let secs = stale_after.map(|d| d.as_secs_f64());
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM dj_workers WHERE name = ?1 AND (?2 IS NULL OR \
+                     unixepoch(heartbeat_at, 'subsec') < unixepoch('now', 'subsec') - ?2)",
+                )?
+                .execute(params![name, secs])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {WORKER_COLUMNS} FROM dj_workers ORDER BY name"
+            ))?;
+            let rows = statement.query_map([], |r| {
+                Ok(WorkerRow {
+                    name: r.get(0)?,
+                    host: r.get(1)?,
+                    pid: r.get(2)?,
+                    queues: r.get(3)?,
+                    version: r.get(4)?,
+                    started_at: required_time(r, 5)?,
+                    heartbeat_at: required_time(r, 6)?,
+                    running: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&format!(
+                    "UPDATE dj_maintenance SET ran_at = {NOW}, ran_by = ?2 \
+                     WHERE task = ?1 AND unixepoch(ran_at, 'subsec') <= unixepoch('now', 'subsec') - ?3"
+                ))?
+                .execute(params![task, worker, every.as_secs_f64()])?;
+            Ok(n > 0)
         })
     }
 }

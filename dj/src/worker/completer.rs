@@ -2,7 +2,10 @@
 //! goes in one statement per kind (delete, reschedule, fail, release), so a busy worker makes
 //! few commits per job while an idle one writes at once. A write that fails is retried until
 //! the database takes it: a job that succeeded is never rescheduled because its delete failed.
+//! Every write names the worker the row was claimed under, and matches only rows still locked
+//! by it: a worker declared dead meanwhile changes nothing (fencing).
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,13 +28,20 @@ pub(super) enum Outcome {
     Fail(Fail),
     /// Not performed (stopping), or done overrunning: unlock, no attempt counted.
     Release(JobId),
+}
+
+/// What reaches the completer.
+#[derive(Debug)]
+pub(super) enum Message {
+    /// An outcome, for a row claimed under this worker name.
+    Write(Arc<str>, Outcome),
     /// The worker is done: write what is queued, then stop.
     Shutdown,
 }
 
 pub(super) fn spawn(
     shared: Arc<Shared>,
-    outcomes: Receiver<Outcome>,
+    outcomes: Receiver<Message>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("dj-completer".into())
@@ -39,22 +49,28 @@ pub(super) fn spawn(
         .expect("spawn the completer thread")
 }
 
-fn run(shared: &Shared, outcomes: &Receiver<Outcome>) {
+fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     // Ends at `Shutdown` (after writing what is queued) or when every sender is gone.
     let mut shutting_down = false;
     while let Ok(first) = outcomes.recv() {
-        let mut batch = Vec::new();
+        let mut batch: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
+        let mut size = 0;
         let mut next = Some(first);
-        while let Some(outcome) = next.take() {
-            match outcome {
-                Outcome::Shutdown => shutting_down = true,
-                outcome => batch.push(outcome),
+        while let Some(message) = next.take() {
+            match message {
+                Message::Shutdown => shutting_down = true,
+                Message::Write(owner, outcome) => {
+                    batch.entry(owner).or_default().push(outcome);
+                    size += 1;
+                }
             }
-            if batch.len() < BATCH {
+            if size < BATCH {
                 next = outcomes.try_recv().ok();
             }
         }
-        write_until_done(shared, batch);
+        for (owner, outcomes) in batch {
+            write_until_done(shared, &owner, outcomes);
+        }
         if shutting_down && outcomes.try_recv().is_err() {
             return;
         }
@@ -69,27 +85,23 @@ struct Grouped {
     release: Vec<JobId>,
 }
 
-fn write_until_done(shared: &Shared, batch: Vec<Outcome>) {
-    let ids: Vec<JobId> = batch.iter().filter_map(Outcome::id).collect();
-    write_grouped(shared, batch);
-    let mut held = shared.held.lock().unwrap_or_else(|e| e.into_inner());
-    for id in ids {
-        held.remove(&id);
-    }
+fn write_until_done(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
+    let ids: Vec<JobId> = batch.iter().map(Outcome::id).collect();
+    write_grouped(shared, owner, batch);
+    shared.slots.written(&ids);
 }
 
 impl Outcome {
-    fn id(&self) -> Option<JobId> {
+    fn id(&self) -> JobId {
         match self {
-            Outcome::Complete(id) | Outcome::Release(id) => Some(*id),
-            Outcome::Retry(r) => (r.release).then_some(r.id),
-            Outcome::Fail(f) => Some(f.id),
-            Outcome::Shutdown => None,
+            Outcome::Complete(id) | Outcome::Release(id) => *id,
+            Outcome::Retry(r) => r.id,
+            Outcome::Fail(f) => f.id,
         }
     }
 }
 
-fn write_grouped(shared: &Shared, batch: Vec<Outcome>) {
+fn write_grouped(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
     let mut grouped = Grouped::default();
     for outcome in batch {
         match outcome {
@@ -97,13 +109,12 @@ fn write_grouped(shared: &Shared, batch: Vec<Outcome>) {
             Outcome::Retry(r) => grouped.retry.push(r),
             Outcome::Fail(f) => grouped.fail.push(f),
             Outcome::Release(id) => grouped.release.push(id),
-            Outcome::Shutdown => {}
         }
     }
     let mut wait = Duration::from_millis(50);
     let mut gave_up_at: Option<Instant> = None;
     loop {
-        match write(shared, &mut grouped) {
+        match write(shared, owner, &mut grouped) {
             Ok(()) => return,
             Err(e) => {
                 let stopping = shared.stop.is_set();
@@ -130,22 +141,22 @@ fn write_grouped(shared: &Shared, batch: Vec<Outcome>) {
 
 /// Writes each group, emptying it once written, so a retry after an error repeats only
 /// what is left.
-fn write(shared: &Shared, g: &mut Grouped) -> crate::Result<()> {
+fn write(shared: &Shared, owner: &str, g: &mut Grouped) -> crate::Result<()> {
     let store = shared.db.store();
     if !g.complete.is_empty() {
-        store.job_complete(&shared.name, &g.complete)?;
+        store.job_complete(owner, &g.complete)?;
         g.complete.clear();
     }
     if !g.retry.is_empty() {
-        store.job_retry(&shared.name, &g.retry)?;
+        store.job_retry(owner, &g.retry)?;
         g.retry.clear();
     }
     if !g.fail.is_empty() {
-        store.job_fail(&shared.name, &g.fail)?;
+        store.job_fail(owner, &g.fail)?;
         g.fail.clear();
     }
     if !g.release.is_empty() {
-        store.job_unlock(&shared.name, &g.release)?;
+        store.job_unlock(owner, &g.release)?;
         g.release.clear();
     }
     Ok(())

@@ -1,60 +1,67 @@
-//! The executor: one slot runs one job at a time. It loads the handler (only registered
-//! types), runs the hooks and `perform` with panics caught, and turns the result into an
-//! [`Outcome`] for the completer. `failed_attempt` decides what a failure means: the rescuer
-//! uses it too, for jobs whose worker died or that overran.
+//! The executor: one thread runs one job at a time. It takes the next claimed job from the
+//! slot table, loads the handler (only registered types), runs the hooks and `perform` with
+//! panics caught, and turns the result into an [`Outcome`] for the completer.
+//! `failed_attempt` decides what a failure means: the watchdog and the rescuer use it too, for
+//! jobs that overran or whose worker died.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::completer::Outcome;
-use super::{job_label, Running, Shared};
+use super::completer::{Message, Outcome};
+use super::slots::{Ended, Run};
+use super::{job_label, Shared};
 use crate::context::{Context, JobInfo};
-use crate::job::{FailAction, JobError, Message};
+use crate::job::{FailAction, JobError, Message as ErrorMessage};
 use crate::registry::{load_handler, LoadedJob};
 use crate::store::{Fail, JobRow, Retry};
 
-/// Starts one executor thread taking jobs from `jobs`.
+/// Starts one executor thread.
 pub(super) fn spawn(
     shared: Arc<Shared>,
-    jobs: Arc<Mutex<Receiver<JobRow>>>,
-    outcomes: Sender<Outcome>,
-    slot: usize,
+    outcomes: Sender<Message>,
+    number: usize,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
-        .name(format!("dj-executor-{slot}"))
-        .spawn(move || slot_loop(&shared, &jobs, &outcomes))
+        .name(format!("dj-executor-{number}"))
+        .spawn(move || executor_loop(&shared, &outcomes))
         .expect("spawn an executor thread")
 }
 
-fn slot_loop(
-    shared: &Arc<Shared>,
-    jobs: &Arc<Mutex<Receiver<JobRow>>>,
-    outcomes: &Sender<Outcome>,
-) {
-    loop {
-        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(row) = next else {
-            return;
-        };
+fn executor_loop(shared: &Shared, outcomes: &Sender<Message>) {
+    while let Some((row, owner)) = shared.slots.next() {
         if shared.stop.is_set() {
             // Claimed but not started: hand it back untouched.
-            let _ = outcomes.send(Outcome::Release(row.id));
-            shared.finish_one();
+            release(shared, outcomes, row.id);
             continue;
         }
-        if execute(shared, row, outcomes) {
-            // The job overran: the rescuer already freed its capacity and gave the slot a
-            // new thread; this one ends.
+        if execute(shared, row, &owner, outcomes) == Done::Overran {
+            // The watchdog gave this job's place a new thread; this one ends.
             return;
         }
-        shared.finish_one();
     }
 }
 
-/// Runs one job; returns true if it overran `max_run_time` (its slot was replaced).
-fn execute(shared: &Arc<Shared>, row: JobRow, outcomes: &Sender<Outcome>) -> bool {
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    Returned,
+    Overran,
+}
+
+fn send(outcomes: &Sender<Message>, owner: Arc<str>, outcome: Outcome) {
+    let _ = outcomes.send(Message::Write(owner, outcome));
+}
+
+/// A job this executor will not run: unlocked untouched (unless it was lost meanwhile).
+fn release(shared: &Shared, outcomes: &Sender<Message>, id: i64) {
+    if let Ended::Record(owner) | Ended::Overran(owner) = shared.slots.ended(id) {
+        send(outcomes, owner, Outcome::Release(id));
+    }
+}
+
+/// Runs one job.
+fn execute(shared: &Shared, row: JobRow, owner: &Arc<str>, outcomes: &Sender<Message>) -> Done {
     let job: Arc<dyn LoadedJob> = match load_handler(&row.handler) {
         Ok(job) => Arc::from(job),
         Err(error) => {
@@ -64,64 +71,68 @@ fn execute(shared: &Arc<Shared>, row: JobRow, outcomes: &Sender<Outcome>) -> boo
                 error.0
             ));
             shared.failed.fetch_add(1, Ordering::SeqCst);
-            let _ = outcomes.send(Outcome::Fail(Fail {
-                id: row.id,
-                attempts: row.attempts,
-                last_error: error.0,
-                destroy: shared.config.destroy_failed_jobs,
-            }));
-            return false;
+            if let Ended::Record(owner) = shared.slots.ended(row.id) {
+                send(
+                    outcomes,
+                    owner,
+                    Outcome::Fail(Fail {
+                        id: row.id,
+                        attempts: row.attempts,
+                        last_error: error.0,
+                        destroy: shared.config.destroy_failed_jobs,
+                    }),
+                );
+            }
+            return Done::Returned;
         }
     };
     let name = job.display_name();
     let label = job_label(&name, row.id, row.queue.as_deref());
-    let ctx = context(shared, &row);
+    if !may_start(shared, &row, owner, &label) {
+        release(shared, outcomes, row.id);
+        return Done::Returned;
+    }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
-    let expired = Arc::new(AtomicBool::new(false));
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            row.id,
-            Running {
-                id: row.id,
-                name: name.clone(),
-                deadline: Instant::now() + max_run_time,
-                max_run_time,
-                expired: expired.clone(),
-                job: job.clone(),
-                row: row.clone(),
-            },
-        );
+    let started = Instant::now();
+    let run = Run {
+        deadline: started + max_run_time,
+        max_run_time,
+        name: name.clone(),
+        job: job.clone(),
+        recorded: row.crashes > 0,
+    };
+    if !shared.slots.running(row.id, run) {
+        shared.say_error(format_args!(
+            "{label} not started: this worker lost its lock on it"
+        ));
+        return Done::Returned;
+    }
 
     shared.say(format_args!("{label} RUNNING"));
-    let started = Instant::now();
+    let ctx = context(shared, &row);
     let result = job.invoke(&ctx);
     let runtime = started.elapsed();
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&row.id);
-
-    if expired.load(Ordering::SeqCst) {
-        // The attempt was already recorded as expired; the lease was kept so that no one ran
-        // it meanwhile. Now that it has really stopped, release it.
-        shared.say(format_args!(
-            "{label} returned after {:.4} (past its max_run_time); releasing its lock",
-            runtime.as_secs_f64()
-        ));
-        // Send first, then unfence: a producer that sees no fenced job knows every release
-        // is already queued for the completer.
-        let _ = outcomes.send(Outcome::Release(row.id));
-        shared
-            .fenced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&row.id);
-        return true;
-    }
+    let owner = match shared.slots.ended(row.id) {
+        Ended::Record(owner) => owner,
+        Ended::Overran(owner) => {
+            // The attempt was already recorded as expired; the lock was kept so that no one
+            // ran it meanwhile. Now that it has really stopped, release it.
+            shared.say(format_args!(
+                "{label} returned after {:.4} (past its max_run_time); releasing its lock",
+                runtime.as_secs_f64()
+            ));
+            send(outcomes, owner, Outcome::Release(row.id));
+            return Done::Overran;
+        }
+        Ended::Lost => {
+            shared.say_error(format_args!(
+                "{label} returned after {:.4}, but this worker lost its lock on it meanwhile \
+                 (another worker has the job): its outcome is not recorded",
+                runtime.as_secs_f64()
+            ));
+            return Done::Returned;
+        }
+    };
     let outcome = match result {
         Ok(()) => {
             shared.say(format_args!(
@@ -136,8 +147,41 @@ fn execute(shared: &Arc<Shared>, row: JobRow, outcomes: &Sender<Outcome>) -> boo
             failed_attempt(shared, Some(&*job), &ctx, &row, &label, error, true)
         }
     };
-    let _ = outcomes.send(outcome);
-    false
+    send(outcomes, owner, outcome);
+    Done::Returned
+}
+
+/// Whether a claimed job may start now. Not while this worker's heartbeat is stale (it may be
+/// declared dead any moment, its claims freed): it waits for a fresh heartbeat, or for the
+/// news that the job was lost. A job whose earlier worker died before recording its start
+/// (`crashes > 0`) has its start recorded first, so that a job that kills its worker is
+/// charged an attempt for it next time.
+fn may_start(shared: &Shared, row: &JobRow, owner: &str, label: &str) -> bool {
+    let timeout = shared.config.heartbeat_timeout;
+    while !shared.beat.fresh(timeout) {
+        if shared.stop.is_set() || shared.slots.is_lost(row.id) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if row.crashes == 0 {
+        return true;
+    }
+    match shared.db.store().job_mark_started(owner, &[row.id]) {
+        Ok(1) => true,
+        Ok(_) => {
+            shared.say_error(format_args!(
+                "{label} not started: this worker no longer holds its lock"
+            ));
+            false
+        }
+        Err(e) => {
+            shared.say_error(format_args!(
+                "{label} not started: recording its start failed: {e}"
+            ));
+            false
+        }
+    }
 }
 
 /// The context a job of `row` runs with.
@@ -230,7 +274,7 @@ fn one_line(text: &str) -> String {
 
 /// The error recorded for a run that went past its max_run_time.
 pub(super) fn expired_error(max_run_time: Duration) -> JobError {
-    JobError::new(Message(format!(
+    JobError::new(ErrorMessage(format!(
         "execution expired (max_run_time is only {} second{})",
         max_run_time.as_secs(),
         if max_run_time.as_secs() == 1 { "" } else { "s" }

@@ -1,26 +1,35 @@
-//! The worker, split by role as in River:
-//! - `producer`: claims ready jobs in batches and hands them to executors; waits on
-//!   LISTEN/NOTIFY or polls when idle;
-//! - `executor`: runs one job at a time per slot (`--concurrency` slots), hooks and panics
+//! The worker, split by role as in River, around one slot table:
+//! - `runtime`: starts and stops the roles below, owns start-up (registration) and shutdown;
+//! - `slots`: every job this worker holds, with its state (claimed, running, overrunning,
+//!   finished, lost) and the transitions between them, under one lock;
+//! - `producer`: claims ready jobs in batches into the slot table; waits on LISTEN/NOTIFY or
+//!   polls when idle;
+//! - `executor`: runs one job at a time per thread (`--concurrency` threads), hooks and panics
 //!   included, and decides the outcome;
+//! - `watchdog`: enforces `max_run_time` on running jobs;
 //! - `completer`: writes outcomes, many per statement, retrying until the database takes
 //!   them, so a finished job is never run again because a delete failed;
-//! - `rescuer`: enforces `max_run_time`, keeps leases of overrunning jobs alive, and frees
-//!   jobs whose worker died.
+//! - `heartbeat`: keeps this worker's `dj_workers` entry fresh, records which jobs started,
+//!   and notices when this worker was declared dead (fencing);
+//! - `rescuer`: database maintenance, one worker at a time: frees the jobs of dead workers.
 
 mod completer;
 mod executor;
+mod heartbeat;
+mod liveness;
 mod producer;
 mod rescuer;
+mod runtime;
 pub mod signals;
+mod slots;
 mod stop;
+mod watchdog;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-pub use rescuer::{parse_worker_name, process_alive, Staleness};
+pub use liveness::{parse_worker_name, process_alive, Liveness};
 pub use stop::StopFlag;
 
 use crate::context::State;
@@ -51,14 +60,19 @@ pub struct Config {
     pub exit_on_complete: bool,
     /// Runs in all before a job fails permanently (a job's own setting wins).
     pub max_attempts: u32,
-    /// How long one run may take (a job's own setting wins); also a dead worker's lock lifetime.
+    /// How long one run may take (a job's own setting wins).
     pub max_run_time: Duration,
     /// Delete permanently failed jobs (true) or keep them with `failed_at` (false).
     pub destroy_failed_jobs: bool,
     /// How long a stopping worker waits for running jobs before unlocking them.
     pub shutdown_timeout: Duration,
-    /// How often to look for expired locks and dead workers' locks.
+    /// How often (across all workers) to look for locked rows whose locker is not a
+    /// registered worker (from a worker that was removed, or an older dj).
     pub rescue_interval: Duration,
+    /// A worker whose heartbeat is older than this is dead, on any host: its started jobs
+    /// are charged one attempt and its unstarted claims released. Workers heartbeat six
+    /// times per timeout.
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for Config {
@@ -77,6 +91,7 @@ impl Default for Config {
             destroy_failed_jobs: true,
             shutdown_timeout: Duration::from_secs(25),
             rescue_interval: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -140,7 +155,9 @@ impl Worker {
     pub fn stop_flag(&self) -> StopFlag {
         self.stop.clone()
     }
-    /// This worker's name, as stored in `locked_by`.
+    /// This worker's name, as stored in `locked_by` and `dj_workers`. A second worker of the
+    /// same process registers as `NAME #2` (and so on), as does a worker that re-registers
+    /// after it was declared dead.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -151,13 +168,13 @@ impl Worker {
 
     /// Works until the stop flag is set (or, with `exit_on_complete`, until no job is ready).
     pub fn run(&self) -> Result<Report> {
-        producer::run(self, None)
+        runtime::run(self, None)
     }
 
     /// Performs up to `max` jobs that are ready now, then returns (delayed_job's
     /// `work_off`). Jobs that fail are rescheduled as usual.
     pub fn work_off(&self, max: u64) -> Result<Report> {
-        producer::run(self, Some(max))
+        runtime::run(self, Some(max))
     }
 }
 
@@ -183,66 +200,25 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// A job being performed, as the rescuer sees it.
-struct Running {
-    id: JobId,
-    name: String,
-    deadline: Instant,
-    max_run_time: Duration,
-    /// Set by the rescuer when the job overran; the executor then only releases its lock.
-    expired: Arc<AtomicBool>,
-    job: Arc<dyn crate::registry::LoadedJob>,
-    row: crate::store::JobRow,
-}
-
-/// What the producer, executors, completer and rescuer share.
+/// What the roles of one running worker share.
 struct Shared {
     db: Db,
     config: Config,
     state: Arc<State>,
     stop: StopFlag,
-    name: String,
-    /// Claimed jobs not yet finished by an executor (waiting or running).
-    inflight: Mutex<usize>,
-    inflight_changed: Condvar,
-    running: Mutex<HashMap<JobId, Running>>,
-    /// Overrunning jobs whose leases the rescuer keeps alive until their thread returns.
-    fenced: Mutex<HashMap<JobId, Duration>>,
-    /// Every job this worker has claimed and whose outcome is not yet written: what it may
-    /// legitimately hold locks on.
-    held: Mutex<HashSet<JobId>>,
+    /// The name this worker is registered under now; it changes only when the worker was
+    /// declared dead and registers again.
+    name: RwLock<Arc<str>>,
+    slots: slots::Slots,
+    beat: heartbeat::Beat,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,
 }
 
 impl Shared {
-    fn finish_one(&self) {
-        let mut n = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        *n = n.saturating_sub(1);
-        self.inflight_changed.notify_all();
-    }
-
-    fn inflight(&self) -> usize {
-        *self.inflight.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits until fewer than `below` jobs are in flight, or `timeout` passes.
-    fn wait_inflight_below(&self, below: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        let mut n = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        while *n >= below {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            n = self
-                .inflight_changed
-                .wait_timeout(n, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        *n
+    fn name(&self) -> Arc<str> {
+        self.name.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn report(&self) -> Report {
@@ -255,11 +231,11 @@ impl Shared {
 
     /// `[Worker(name)] ` in front of every log line, as delayed_job writes it.
     fn say(&self, text: std::fmt::Arguments<'_>) {
-        tracing::info!(target: "dj", "[Worker({})] {}", self.name, text);
+        tracing::info!(target: "dj", "[Worker({})] {}", self.name(), text);
     }
 
     fn say_error(&self, text: std::fmt::Arguments<'_>) {
-        tracing::error!(target: "dj", "[Worker({})] {}", self.name, text);
+        tracing::error!(target: "dj", "[Worker({})] {}", self.name(), text);
     }
 }
 

@@ -617,7 +617,10 @@ fn unlock_stale(backend: Backend) {
     let recent_elsewhere = job("recent");
     lock(recent_elsewhere, "host:elsewhere pid:1");
 
-    let out = dj(&t, &["unlock", "--stale", "--max-run-time", "1s", "--json"]);
+    let out = dj(
+        &t,
+        &["unlock", "--stale", "--heartbeat-timeout", "1s", "--json"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["unlocked"], 2, "{json}");

@@ -207,31 +207,38 @@ fn poison_pill(backend: Backend) {
         "work",
         "--sleep-delay",
         "0.2",
-        "--rescue-interval",
-        "0.5",
+        "--heartbeat-timeout",
+        "3s",
         "--keep-failed",
     ];
-    // Each worker dies performing it; the next one counts the attempt.
-    for round in 0..2 {
+    // Each worker dies performing it; the next one frees it. The first death comes before the
+    // start was recorded, so it is released uncharged but marked as a crash; from then on its
+    // start is recorded before it runs, and each death counts an attempt (max_attempts = 2).
+    let mut row = t.db.job(id).unwrap().unwrap();
+    for round in 0..5 {
         let mut w = spawn_worker(&t, &format!("w{round}"), &args);
-        let status = wait_exit(&mut w, Duration::from_secs(30));
-        assert!(!status.success(), "the job killed worker {round}");
-        assert_eq!(log.count("perform"), round + 1);
-    }
-    let mut w = spawn_worker(&t, "w2", &args);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let row = loop {
-        let row = t.db.job(id).unwrap().unwrap();
-        if row.failed_at.is_some() || Instant::now() > deadline {
-            break row;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            row = t.db.job(id).unwrap().unwrap();
+            if row.failed_at.is_some() || Instant::now() > deadline {
+                signal(&w, libc::SIGTERM);
+                wait_exit(&mut w, Duration::from_secs(30));
+                break;
+            }
+            if let Some(status) = w.try_wait().unwrap() {
+                assert!(!status.success(), "the job killed worker {round}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    signal(&w, libc::SIGTERM);
-    wait_exit(&mut w, Duration::from_secs(30));
+        if row.failed_at.is_some() {
+            break;
+        }
+    }
     assert!(row.failed_at.is_some(), "failed permanently: {row:?}");
     assert_eq!(row.attempts, 2);
-    assert_eq!(log.count("perform"), 2, "never run a third time");
+    assert_eq!(row.crashes, 1, "{row:?}");
+    assert_eq!(log.count("perform"), 3, "max_attempts + 1 runs, never more");
 }
 
 fn duplicate_names(backend: Backend) {

@@ -1,0 +1,193 @@
+//! The runtime: starts a worker's roles around one slot table and stops them in order.
+//!
+//! Start-up: check the registry, wait for the database, free what an earlier process with
+//! this worker's name left locked, register in `dj_workers`, then start the completer, the
+//! executors, the watchdog, the heartbeat and the rescuer, and run the producer on this
+//! thread. Shutdown (stop flag, `exit_on_complete`, or `work_off`'s count reached): stop
+//! claiming, hand back unstarted jobs, wait for running ones up to `shutdown_timeout`, unlock
+//! what is still running (interrupted, not an attempt), let overrunning jobs return, write
+//! every outcome, and remove the worker's entry.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::completer::{self, Message, Outcome};
+use super::heartbeat::{self, Beat, NameLease};
+use super::slots::Slots;
+use super::{executor, job_label, producer, rescuer, watchdog, Report, Shared, StopFlag, Worker};
+use crate::error::Result;
+use crate::store::JobFilter;
+
+pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
+    crate::registry::registry().check()?;
+    wait_for_database(worker)?;
+    let lease = NameLease::new(&worker.name);
+    let shared = Arc::new(Shared {
+        db: worker.db.clone(),
+        config: worker.config.clone(),
+        state: worker.state.clone(),
+        stop: worker.stop.clone(),
+        name: RwLock::new(lease.0.clone()),
+        slots: Slots::default(),
+        beat: Beat::new(),
+        succeeded: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        interrupted: AtomicU64::new(0),
+    });
+    start_up(&shared)?;
+    let leases = Arc::new(Mutex::new(vec![lease]));
+    shared.say(format_args!("Starting job worker"));
+
+    let (out_tx, out_rx) = mpsc::channel::<Message>();
+    let completer = completer::spawn(shared.clone(), out_rx);
+    let concurrency = shared.config.concurrency.max(1);
+    let threads = Arc::new(AtomicUsize::new(concurrency));
+    for number in 0..concurrency {
+        executor::spawn(shared.clone(), out_tx.clone(), number);
+    }
+    let done = StopFlag::new();
+    let helpers = [
+        watchdog::spawn(shared.clone(), out_tx.clone(), threads, done.clone()),
+        heartbeat::spawn(shared.clone(), leases.clone(), done.clone()),
+        rescuer::spawn(shared.clone(), done.clone()),
+    ];
+
+    producer::run(&shared, max);
+
+    shut_down(&shared, &out_tx);
+    done.set();
+    for helper in helpers {
+        let _ = helper.join();
+    }
+    let _ = out_tx.send(Message::Shutdown);
+    let _ = completer.join();
+    if let Err(e) = shared.db.store().worker_remove(&shared.name(), None) {
+        shared.say_error(format_args!("Error while deregistering: {e}"));
+    }
+    drop(leases);
+    Ok(shared.report())
+}
+
+/// Rows still locked under this worker's name belong to an earlier process that had it (the
+/// same host and pid, as in containers), which is gone: free them, then register.
+fn start_up(shared: &Shared) -> Result<()> {
+    let name = shared.name();
+    let reason = format!("the worker that ran it ({name}) restarted");
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let store = shared.db.store();
+        let result = store
+            .worker_remove(&name, None)
+            .and_then(|_| {
+                store.job_list(&JobFilter {
+                    locked_by: Some(name.to_string()),
+                    ..JobFilter::default()
+                })
+            })
+            .and_then(|rows| rescuer::rescue_rows(shared, &name, &reason, rows))
+            .and_then(|()| heartbeat::register(shared, &name));
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if shared.stop.is_set() => return Err(e),
+            Err(e) => {
+                shared.say_error(format_args!(
+                    "Error while registering: {e} (retrying in {:.1}s)",
+                    wait.as_secs_f64()
+                ));
+                shared.stop.sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Checks the table before the first claim. A missing table is an error naming `migrate`; an
+/// unreachable database is waited for, with backoff, until it answers or the worker is stopped.
+fn wait_for_database(worker: &Worker) -> Result<()> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match worker.db.store().check_schema() {
+            Ok(()) => return Ok(()),
+            Err(e @ (crate::Error::MissingTable { .. } | crate::Error::BadUrl { .. })) => {
+                return Err(e)
+            }
+            Err(e) if worker.stop.is_set() => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    target: "dj",
+                    "[Worker({})] Error while connecting to {}: {e} (retrying in {:.1}s)",
+                    worker.name,
+                    worker.db.url(),
+                    wait.as_secs_f64()
+                );
+                worker.stop.sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// No more claims: unstarted jobs go back, running ones get `shutdown_timeout` (all the time
+/// they need when the worker ends because work ran out), overrunning ones until then too.
+fn shut_down(shared: &Shared, outcomes: &Sender<Message>) {
+    release_unstarted(shared, outcomes);
+    let wait = if shared.stop.is_set() {
+        shared.config.shutdown_timeout
+    } else {
+        Duration::from_secs(365 * 24 * 3600)
+    };
+    let deadline = Instant::now() + wait;
+    if shared.slots.wait_in_flight_below(1, wait) > 0 {
+        release_unstarted(shared, outcomes);
+        interrupt_running(shared);
+    }
+    shared.slots.close();
+    wait_for_overrunning(shared, deadline);
+}
+
+/// Claimed jobs no executor has started: unlocked without counting an attempt.
+fn release_unstarted(shared: &Shared, outcomes: &Sender<Message>) {
+    for (owner, id) in shared.slots.take_unstarted() {
+        let _ = outcomes.send(Message::Write(owner, Outcome::Release(id)));
+    }
+}
+
+/// Jobs still running at the shutdown timeout: unlocked now so another worker can take
+/// them, counted as interrupted (not as failed attempts).
+fn interrupt_running(shared: &Shared) {
+    for job in shared.slots.interrupt_running() {
+        let label = job_label(&job.name, job.row.id, job.row.queue.as_deref());
+        match shared.db.store().job_unlock(&job.owner, &[job.row.id]) {
+            Ok(_) => {
+                shared.say_error(format_args!(
+                    "{label} INTERRUPTED: still running after the {}s shutdown timeout; unlocked for another worker",
+                    shared.config.shutdown_timeout.as_secs()
+                ));
+                shared.interrupted.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => shared.say_error(format_args!(
+                "Error while unlocking interrupted {label}: {e}; it is freed once this worker's entry is gone"
+            )),
+        }
+    }
+}
+
+/// Jobs that overran their max_run_time keep their locks until their code returns; give
+/// them until `deadline` to do so, so that their locks are released by this worker.
+fn wait_for_overrunning(shared: &Shared, deadline: Instant) {
+    loop {
+        let overrunning = shared.slots.overrunning_count();
+        if overrunning == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            shared.say_error(format_args!(
+                "{overrunning} job(s) still running past their max_run_time at exit; they are freed once this worker's entry is gone"
+            ));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

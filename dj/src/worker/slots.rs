@@ -1,0 +1,398 @@
+//! The slot table: every job this worker holds, by id, with the state it is in. One lock
+//! guards it all, and every change goes through a transition method here:
+//!
+//! ```text
+//!  claim ──► Claimed ──(an executor takes it)──► Starting ──► Running ──(returns)──► Finished
+//!               │                                                │                      │
+//!               │ (shutdown: released)              (max_run_time passes)   (outcome written:
+//!               ▼                                                ▼            slot removed)
+//!            removed                                        Overrunning ──(returns)──► Finished
+//!
+//!  declared dead (heartbeat): Claimed → removed; Starting, Running, Overrunning → Lost
+//!  (a Lost job's outcome is never recorded: its row is no longer this worker's)
+//! ```
+//!
+//! Capacity counts Claimed, Starting and Running slots: an overrunning job has a thread of its
+//! own and no longer holds one of the `concurrency` places.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::enqueue::JobId;
+use crate::registry::LoadedJob;
+use crate::store::JobRow;
+
+/// Where one held job is.
+enum State {
+    /// Claimed, waiting for an executor.
+    Claimed,
+    /// Taken by an executor, which is loading it.
+    Starting,
+    /// Being performed.
+    Running(Run),
+    /// Past its max_run_time: the attempt is recorded, the lock kept until the code returns.
+    Overrunning(Run),
+    /// Its outcome is with the completer.
+    Finished,
+    /// This worker was declared dead while holding it: nothing about it may be recorded.
+    Lost,
+}
+
+/// A job being performed.
+#[derive(Clone)]
+pub(super) struct Run {
+    pub deadline: Instant,
+    pub max_run_time: Duration,
+    /// The job's display name, for log lines.
+    pub name: String,
+    pub job: Arc<dyn LoadedJob>,
+    /// Its start is recorded in the database (`started_at`).
+    pub recorded: bool,
+}
+
+struct Slot {
+    row: JobRow,
+    /// The worker name the row was claimed under: every write about it uses this name.
+    owner: Arc<str>,
+    state: State,
+}
+
+#[derive(Default)]
+struct Table {
+    slots: HashMap<JobId, Slot>,
+    waiting: VecDeque<JobId>,
+    /// No more jobs will be added: executors exit once `waiting` is empty.
+    closed: bool,
+}
+
+impl Table {
+    fn in_flight(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    State::Claimed | State::Starting | State::Running(_)
+                )
+            })
+            .count()
+    }
+}
+
+/// How an executor's job ended, as the table saw it.
+pub(super) enum Ended {
+    /// Record the outcome under this owner name.
+    Record(Arc<str>),
+    /// The job overran: its attempt is recorded; release the lock under this owner name.
+    Overran(Arc<str>),
+    /// The worker lost the job (declared dead): record nothing.
+    Lost,
+}
+
+/// A job past its deadline, for the watchdog.
+pub(super) struct Overdue {
+    pub row: JobRow,
+    pub owner: Arc<str>,
+    pub run: Run,
+}
+
+/// A job still running at the shutdown timeout.
+pub(super) struct Interrupted {
+    pub row: JobRow,
+    pub owner: Arc<str>,
+    pub name: String,
+}
+
+/// What declaring this worker dead took from it.
+pub(super) struct LostJobs {
+    /// Claimed jobs that never started.
+    pub unstarted: Vec<JobId>,
+    /// Jobs whose code is still running; their outcomes will be dropped.
+    pub running: Vec<(JobId, String)>,
+}
+
+#[derive(Default)]
+pub(super) struct Slots {
+    table: Mutex<Table>,
+    changed: Condvar,
+}
+
+impl Slots {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// New claims, in the order they should start.
+    pub(super) fn add_claimed(&self, owner: &Arc<str>, rows: Vec<JobRow>) {
+        let mut table = self.lock();
+        for row in rows {
+            table.waiting.push_back(row.id);
+            table.slots.insert(
+                row.id,
+                Slot {
+                    row,
+                    owner: owner.clone(),
+                    state: State::Claimed,
+                },
+            );
+        }
+        self.changed.notify_all();
+    }
+
+    /// Jobs that hold one of the `concurrency + read_ahead` places.
+    pub(super) fn in_flight(&self) -> usize {
+        self.lock().in_flight()
+    }
+
+    /// Waits until fewer than `below` jobs are in flight, or `timeout` passes; returns how
+    /// many are.
+    pub(super) fn wait_in_flight_below(&self, below: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut table = self.lock();
+        loop {
+            let n = table.in_flight();
+            let now = Instant::now();
+            if n < below || now >= deadline {
+                return n;
+            }
+            table = self
+                .changed
+                .wait_timeout(table, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The next claimed job for an executor (Claimed → Starting), waiting for one; `None`
+    /// once the table is closed and nothing waits.
+    pub(super) fn next(&self) -> Option<(JobRow, Arc<str>)> {
+        let mut table = self.lock();
+        loop {
+            if let Some(id) = table.waiting.pop_front() {
+                if let Some(slot) = table.slots.get_mut(&id) {
+                    if matches!(slot.state, State::Claimed) {
+                        slot.state = State::Starting;
+                        return Some((slot.row.clone(), slot.owner.clone()));
+                    }
+                }
+                continue;
+            }
+            if table.closed {
+                return None;
+            }
+            table = self.changed.wait(table).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Starting → Running. False if the job was lost meanwhile (then it must not run).
+    pub(super) fn running(&self, id: JobId, run: Run) -> bool {
+        let mut table = self.lock();
+        match table.slots.get_mut(&id) {
+            Some(slot) if matches!(slot.state, State::Starting) => {
+                slot.state = State::Running(run);
+                true
+            }
+            Some(slot) if matches!(slot.state, State::Lost) => {
+                table.slots.remove(&id);
+                self.changed.notify_all();
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// An executor is done with a job (it returned, or never ran): Starting/Running →
+    /// Finished, Overrunning → Finished, Lost → removed.
+    pub(super) fn ended(&self, id: JobId) -> Ended {
+        let mut table = self.lock();
+        let ended = match table.slots.get_mut(&id) {
+            Some(slot) => match slot.state {
+                State::Overrunning(_) => {
+                    slot.state = State::Finished;
+                    Ended::Overran(slot.owner.clone())
+                }
+                State::Lost => {
+                    table.slots.remove(&id);
+                    Ended::Lost
+                }
+                _ => {
+                    slot.state = State::Finished;
+                    Ended::Record(slot.owner.clone())
+                }
+            },
+            None => Ended::Lost,
+        };
+        self.changed.notify_all();
+        ended
+    }
+
+    /// Outcomes the completer has written: their slots go (overrunning ones, whose attempt was
+    /// written while their code still runs, stay).
+    pub(super) fn written(&self, ids: &[JobId]) {
+        let mut table = self.lock();
+        for id in ids {
+            if matches!(table.slots.get(id).map(|s| &s.state), Some(State::Finished)) {
+                table.slots.remove(id);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Running jobs past their deadline become Overrunning; returned for the watchdog.
+    pub(super) fn overdue(&self, now: Instant) -> Vec<Overdue> {
+        let mut table = self.lock();
+        let mut overdue = Vec::new();
+        for slot in table.slots.values_mut() {
+            if let State::Running(run) = &slot.state {
+                if now >= run.deadline {
+                    let run = run.clone();
+                    overdue.push(Overdue {
+                        row: slot.row.clone(),
+                        owner: slot.owner.clone(),
+                        run: run.clone(),
+                    });
+                    slot.state = State::Overrunning(run);
+                }
+            }
+        }
+        if !overdue.is_empty() {
+            self.changed.notify_all();
+        }
+        overdue
+    }
+
+    /// Running and overrunning jobs whose start is not yet recorded, by owner.
+    pub(super) fn unrecorded_starts(&self) -> Vec<(Arc<str>, JobId)> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|(_, s)| match &s.state {
+                State::Running(run) | State::Overrunning(run) => !run.recorded,
+                _ => false,
+            })
+            .map(|(id, s)| (s.owner.clone(), *id))
+            .collect()
+    }
+
+    /// Their starts are recorded now.
+    pub(super) fn starts_recorded(&self, ids: &[JobId]) {
+        let mut table = self.lock();
+        for id in ids {
+            if let Some(Slot {
+                state: State::Running(run) | State::Overrunning(run),
+                ..
+            }) = table.slots.get_mut(id)
+            {
+                run.recorded = true;
+            }
+        }
+    }
+
+    /// Jobs whose code is running (overrunning ones included), for the heartbeat.
+    pub(super) fn running_count(&self) -> usize {
+        self.lock()
+            .slots
+            .values()
+            .filter(|s| matches!(s.state, State::Running(_) | State::Overrunning(_)))
+            .count()
+    }
+
+    /// Overrunning jobs whose code has not returned yet.
+    pub(super) fn overrunning_count(&self) -> usize {
+        self.lock()
+            .slots
+            .values()
+            .filter(|s| matches!(s.state, State::Overrunning(_)))
+            .count()
+    }
+
+    /// Every job id this worker holds a lock on under `owner` (lost ones excluded).
+    pub(super) fn held(&self, owner: &str) -> Vec<JobId> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|(_, s)| &*s.owner == owner && !matches!(s.state, State::Lost))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Claimed jobs no executor has taken: removed, to be released untouched.
+    pub(super) fn take_unstarted(&self) -> Vec<(Arc<str>, JobId)> {
+        let mut table = self.lock();
+        let waiting: Vec<JobId> = table.waiting.drain(..).collect();
+        let mut taken = Vec::new();
+        for id in waiting {
+            if let Some(slot) = table.slots.get_mut(&id) {
+                if matches!(slot.state, State::Claimed) {
+                    slot.state = State::Finished;
+                    taken.push((slot.owner.clone(), id));
+                }
+            }
+        }
+        self.changed.notify_all();
+        taken
+    }
+
+    /// Running jobs at the shutdown timeout: they are unlocked for another worker, so their
+    /// outcomes, should their code still return, are not recorded (→ Lost).
+    pub(super) fn interrupt_running(&self) -> Vec<Interrupted> {
+        let mut table = self.lock();
+        let mut interrupted = Vec::new();
+        for slot in table.slots.values_mut() {
+            if let State::Running(run) = &slot.state {
+                interrupted.push(Interrupted {
+                    row: slot.row.clone(),
+                    owner: slot.owner.clone(),
+                    name: run.name.clone(),
+                });
+                slot.state = State::Lost;
+            }
+        }
+        self.changed.notify_all();
+        interrupted
+    }
+
+    /// This worker was declared dead: every job it holds is no longer its own.
+    pub(super) fn lose_all(&self) -> LostJobs {
+        let mut table = self.lock();
+        table.waiting.clear();
+        let mut lost = LostJobs {
+            unstarted: Vec::new(),
+            running: Vec::new(),
+        };
+        table.slots.retain(|id, slot| match &slot.state {
+            State::Claimed => {
+                lost.unstarted.push(*id);
+                false
+            }
+            State::Starting => {
+                slot.state = State::Lost;
+                true
+            }
+            State::Running(run) | State::Overrunning(run) => {
+                lost.running.push((*id, run.name.clone()));
+                slot.state = State::Lost;
+                true
+            }
+            // The completer's write of a finished job is fenced by the database.
+            State::Finished | State::Lost => true,
+        });
+        self.changed.notify_all();
+        lost
+    }
+
+    /// No more jobs will be claimed: idle executors exit.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    /// True if the job is still held and not lost.
+    pub(super) fn is_lost(&self, id: JobId) -> bool {
+        !matches!(
+            self.lock().slots.get(&id).map(|s| &s.state),
+            Some(state) if !matches!(state, State::Lost)
+        )
+    }
+}

@@ -1,0 +1,54 @@
+//! The watchdog: enforces `max_run_time` beside the executors. A job past its deadline is
+//! recorded as a failed attempt ("execution expired") at once, its lock is kept (the worker's
+//! heartbeat keeps it alive) until the overrunning code really returns, so the job never runs
+//! twice at once, and its place gets a new executor thread.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::completer::Message;
+use super::executor::{self, context, expired_error, failed_attempt};
+use super::{job_label, Shared, StopFlag};
+
+const TICK: Duration = Duration::from_millis(100);
+
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    outcomes: Sender<Message>,
+    threads: Arc<AtomicUsize>,
+    done: StopFlag,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("dj-watchdog".into())
+        .spawn(move || {
+            while !done.is_set() {
+                expire_overdue(&shared, &outcomes, &threads);
+                done.sleep(TICK);
+            }
+        })
+        .expect("spawn the watchdog thread")
+}
+
+fn expire_overdue(shared: &Arc<Shared>, outcomes: &Sender<Message>, threads: &AtomicUsize) {
+    for overdue in shared.slots.overdue(Instant::now()) {
+        let row = &overdue.row;
+        let label = job_label(&overdue.run.name, row.id, row.queue.as_deref());
+        let ctx = context(shared, row);
+        shared.failed.fetch_add(1, Ordering::SeqCst);
+        let outcome = failed_attempt(
+            shared,
+            Some(&*overdue.run.job),
+            &ctx,
+            row,
+            &label,
+            expired_error(overdue.run.max_run_time),
+            false,
+        );
+        let _ = outcomes.send(Message::Write(overdue.owner.clone(), outcome));
+        // The job's thread is stuck in its code; its place gets a new thread.
+        let number = threads.fetch_add(1, Ordering::SeqCst);
+        executor::spawn(shared.clone(), outcomes.clone(), number);
+    }
+}
