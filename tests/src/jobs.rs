@@ -230,3 +230,42 @@ impl Perform for Renamed {
 pub fn name_of<J: Job>() -> &'static str {
     J::NAME
 }
+
+/// Records `start KEY attempts N`, sleeps `millis`, records `done KEY`: for the chaos cases,
+/// which count performs and check that no innocent job was charged an attempt.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Bystander {
+    pub log: String,
+    pub key: String,
+    pub millis: u64,
+}
+
+impl Perform for Bystander {
+    type Error = std::io::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        record(
+            &self.log,
+            &format!("start {} attempts {}", self.key, ctx.job().attempts),
+        );
+        std::thread::sleep(Duration::from_millis(self.millis));
+        record(&self.log, &format!("done {}", self.key));
+        Ok(())
+    }
+}
+
+/// Kills its own worker process after a short pause (so that outcomes the worker already
+/// has reach the database first): a poison pill among bystanders.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(max_attempts = 3)]
+pub struct PoisonPill {
+    pub log: String,
+}
+
+impl Perform for PoisonPill {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, "pill");
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::abort();
+    }
+}

@@ -182,7 +182,14 @@ fn charge(shared: &Shared, locker: &str, reason: &str, row: JobRow) -> crate::Re
         ),
     };
     match outcome {
-        super::completer::Outcome::Retry(retry) => store.job_retry(locker, &[retry]),
+        // Ready again at once: the job did not fail, its worker died.
+        super::completer::Outcome::Retry(retry) => store.job_retry(
+            locker,
+            &[crate::store::Retry {
+                delay: std::time::Duration::ZERO,
+                ..retry
+            }],
+        ),
         super::completer::Outcome::Fail(fail) => store.job_fail(locker, &[fail]),
         _ => Ok(()),
     }

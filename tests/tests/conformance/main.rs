@@ -4,6 +4,7 @@
 //! When no PostgreSQL answers, its cases are reported as ignored, except under `CI=true`,
 //! where an unreachable PostgreSQL fails them: CI always runs both backends.
 
+mod chaos;
 mod enqueue;
 mod failures;
 mod hooks;
@@ -47,15 +48,16 @@ fn main() {
         testing::CASES,
         processes::CASES,
         operations::CASES,
+        chaos::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let only_here: &[Case] = match backend {
-            Backend::Postgres => postgres_only::CASES,
-            Backend::Sqlite => &[],
+        let only_here: Vec<Case> = match backend {
+            Backend::Postgres => [postgres_only::CASES, chaos::POSTGRES_CASES].concat(),
+            Backend::Sqlite => Vec::new(),
         };
-        for &(name, case) in shared.iter().chain(only_here) {
+        for &(name, case) in shared.iter().chain(&only_here) {
             let unreachable = backend == Backend::Postgres && postgres.is_err();
             let reason = postgres.clone().err();
             let trial = Trial::test(format!("{}::{name}", backend.name()), move || {

@@ -63,7 +63,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Polls `check` every 20 ms for up to `timeout`.
-fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {
@@ -124,7 +124,7 @@ fn pid_of(child: &Child) -> u32 {
     child.id()
 }
 
-fn kill(pid: u32, sig: libc::c_int) {
+pub fn kill(pid: u32, sig: libc::c_int) {
     // SAFETY: signalling a process these tests started.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
     assert_eq!(rc, 0, "signal {pid}");

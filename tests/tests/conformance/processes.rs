@@ -43,10 +43,15 @@ pub fn spawn_worker(t: &TestDb, label: &str, args: &[&str]) -> Child {
 }
 
 pub fn spawn_bin(bin: &str, t: &TestDb, label: &str, args: &[&str]) -> Child {
+    spawn_bin_at(bin, t, label, &t.url, args)
+}
+
+/// Like [`spawn_bin`], on another URL of the test's database (with extra parameters, say).
+pub fn spawn_bin_at(bin: &str, t: &TestDb, label: &str, url: &str, args: &[&str]) -> Child {
     let out = File::create(t.dir.join(format!("{label}.log"))).expect("worker log");
     Command::new(bin)
         .args(args)
-        .env("DATABASE_URL", &t.url)
+        .env("DATABASE_URL", url)
         .env_remove("QUEUES")
         .env_remove("QUEUE")
         .stdin(Stdio::null())
