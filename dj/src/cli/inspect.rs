@@ -2,11 +2,13 @@
 //! `rake jobs:check`), each with `--json`.
 
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use super::args::{JobsArgs, ShowArgs, StatsArgs};
 use super::output::{json, rfc3339, table, RowView};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::WorkerRow;
 
 pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     let mut filter = args.filter.filter();
@@ -78,8 +80,11 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
 
 pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
     let stats = db.stats()?;
+    let workers = db.workers()?;
+    let now = db.now()?;
     if args.json {
-        json(&stats);
+        let workers: Vec<_> = workers.iter().map(|w| WorkerView::of(w, now)).collect();
+        json(&serde_json::json!({ "queues": stats, "workers": workers }));
         return Ok(ExitCode::SUCCESS);
     }
     let cells: Vec<Vec<String>> = stats
@@ -108,5 +113,49 @@ pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
         ],
         &cells,
     );
+    println!();
+    workers_table(&workers, now);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registered workers, as `stats` and `status` print them.
+pub(super) fn workers_table(workers: &[WorkerRow], now: SystemTime) {
+    if workers.is_empty() {
+        println!("No workers registered.");
+        return;
+    }
+    let cells: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            let view = WorkerView::of(w, now);
+            vec![
+                w.name.clone(),
+                w.queues.clone().unwrap_or_else(|| "(all)".to_owned()),
+                w.running.to_string(),
+                format!("{:.1}s ago", view.heartbeat_age),
+            ]
+        })
+        .collect();
+    table(&["WORKER", "QUEUES", "RUNNING", "LAST_HEARTBEAT"], &cells);
+}
+
+/// A worker entry with its heartbeat's age by the database's clock.
+#[derive(serde::Serialize)]
+pub(super) struct WorkerView<'a> {
+    #[serde(flatten)]
+    pub worker: &'a WorkerRow,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age: f64,
+}
+
+impl<'a> WorkerView<'a> {
+    pub(super) fn of(worker: &'a WorkerRow, now: SystemTime) -> Self {
+        let heartbeat_age = now
+            .duration_since(worker.heartbeat_at)
+            .map_or(0.0, |d| d.as_secs_f64());
+        WorkerView {
+            worker,
+            heartbeat_age,
+        }
+    }
 }

@@ -82,7 +82,7 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Unlock(args) => admin::unlock(&db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, &args),
         Command::Stop(args) => pidfile::stop(&args),
-        Command::Status(args) => pidfile::status(&args),
+        Command::Status(args) => pidfile::status(&db()?, &args),
     }
 }
 

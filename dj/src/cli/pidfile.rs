@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::args::{StatusArgs, StopArgs};
+use super::inspect::{workers_table, WorkerView};
 use super::output::json;
+use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::WorkerRow;
 
 /// A pid file holding this process's pid; removed when dropped.
 #[derive(Debug)]
@@ -76,16 +79,33 @@ pub(super) fn running(pid: u32) -> bool {
 }
 
 /// `status`: exit 0 if the pool runs, 3 if it does not (the LSB init-script convention).
-pub(super) fn status(args: &StatusArgs) -> Result<ExitCode> {
+pub(super) fn status(db: &Db, args: &StatusArgs) -> Result<ExitCode> {
     let pid = read(&args.pid_file)?;
     let alive = pid.is_some_and(running);
+    // The pool's workers as they registered: this host, children of the pool's process.
+    let workers = match pid.filter(|_| alive) {
+        Some(pool) => pool_workers(db, pool),
+        None => Ok(Vec::new()),
+    };
+    let now = db.now().unwrap_or_else(|_| SystemTime::now());
     if args.json {
+        let workers = workers.as_ref().map_or_else(
+            |e| serde_json::json!({ "error": e.to_string() }),
+            |w| serde_json::json!(w.iter().map(|w| WorkerView::of(w, now)).collect::<Vec<_>>()),
+        );
         json(&serde_json::json!({
             "running": alive,
             "pid": pid.filter(|_| alive),
             "pid_file": args.pid_file.display().to_string(),
+            "workers": workers,
         }));
     } else {
+        if alive {
+            match &workers {
+                Ok(workers) => workers_table(workers, now),
+                Err(e) => println!("(workers unknown: {e})"),
+            }
+        }
         match pid {
             Some(pid) if alive => println!("dj pool is running (pid {pid})"),
             Some(pid) => println!(
@@ -130,4 +150,24 @@ pub(super) fn stop(args: &StopArgs) -> Result<ExitCode> {
     }
     println!("dj pool stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registered workers on this host whose parent process is the pool.
+fn pool_workers(db: &Db, pool: u32) -> Result<Vec<WorkerRow>> {
+    let host = crate::worker::hostname();
+    Ok(db
+        .workers()?
+        .into_iter()
+        .filter(|w| {
+            w.host == host && u32::try_from(w.pid).is_ok_and(|p| parent_of(p) == Some(pool))
+        })
+        .collect())
+}
+
+/// A process's parent, from `/proc/PID/stat` (Linux).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses; ppid follows the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
 }

@@ -430,10 +430,30 @@ fn stop_and_status(backend: Backend) {
     let out = dj(&t, &["status", "--pid-file", pid_arg]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).contains("running"), "{}", stdout(&out));
+    // The pool's worker, as it registered in dj_workers.
+    let (worker_name, worker_pid) = pool_workers(&worker_output(&t, "pool"))[0].clone();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let out = dj(&t, &["status", "--pid-file", pid_arg, "--json"]);
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            json["workers"]
+                .as_array()
+                .is_some_and(|w| w.len() == 1 && w[0]["pid"] == worker_pid)
+        }),
+        "status lists the pool's worker"
+    );
     let out = dj(&t, &["status", "--pid-file", pid_arg, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["running"], true);
     assert_eq!(json["pid"], pid_of(&pool));
+    let worker = &json["workers"][0];
+    assert!(
+        worker["name"].as_str().unwrap().starts_with(&worker_name),
+        "{json}"
+    );
+    assert!(worker["heartbeat_age"].as_f64().unwrap() < 30.0, "{json}");
+    let out = dj(&t, &["status", "--pid-file", pid_arg]);
+    assert!(stdout(&out).contains("LAST_HEARTBEAT"), "{}", stdout(&out));
 
     // A second pool on the same pid file refuses to start.
     let out = dj(&t, &["start", "-n", "1", "--pid-file", pid_arg]);
@@ -537,7 +557,12 @@ fn stats_json(backend: Backend) {
     let out = dj(&t, &["stats", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let queues = json.as_array().expect("an array of queues");
+    let queues = json["queues"].as_array().expect("an array of queues");
+    assert_eq!(
+        json["workers"],
+        serde_json::json!([]),
+        "no worker registered"
+    );
     assert_eq!(queues.len(), 2, "{json}");
     let find = |name: Option<&str>| {
         queues
@@ -568,7 +593,7 @@ fn stats_json(backend: Backend) {
             "OLDEST_READY"
         ]
     );
-    for line in lines {
+    for line in lines.by_ref().take_while(|l| !l.is_empty()) {
         let cells: Vec<&str> = line.split_whitespace().collect();
         let queue = match cells[0] {
             "(none)" => None,
@@ -577,6 +602,7 @@ fn stats_json(backend: Backend) {
         let table: Vec<i64> = cells[1..5].iter().map(|c| c.parse().unwrap()).collect();
         assert_eq!(table, counts(find(queue)), "{text}");
     }
+    assert_eq!(lines.next(), Some("No workers registered."), "{text}");
 }
 
 fn unlock_stale(backend: Backend) {
