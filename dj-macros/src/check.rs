@@ -47,13 +47,6 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
             "`#[dj::job]` functions cannot be `const`; remove `const`",
         );
     }
-    if let Some(asyncness) = &sig.asyncness {
-        errors.at(
-            asyncness,
-            "`#[dj::job]` functions run on worker threads and cannot be `async`; remove `async` \
-             and wait for any future inside, e.g. with your runtime's `block_on`",
-        );
-    }
     if let Some(unsafety) = &sig.unsafety {
         errors.at(
             unsafety,

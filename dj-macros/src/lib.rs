@@ -148,8 +148,18 @@ pub fn derive_job(input: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
-/// It cannot be `async` (jobs run on worker threads), generic, a method, `const`, `unsafe` or
-/// `extern`, or take references or `impl Trait`: each is a compile error at the token.
+/// It may be `async`: the job then implements `dj::PerformAsync`, and the worker runs it on
+/// its tokio runtime (its future must be `Send`, and `max_run_time` drops it at the deadline):
+///
+/// ```ignore
+/// #[dj::job]
+/// async fn send_welcome(user_id: i64) -> Result<(), MailError> {
+///     mailer().send_async(user_id).await
+/// }
+/// ```
+///
+/// It cannot be generic, a method, `const`, `unsafe` or `extern`, or take references (other
+/// than the context) or `impl Trait`: each is a compile error at the token.
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::job_fn::job_fn(args.into(), item.into()).into()

@@ -3,6 +3,8 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
@@ -99,7 +101,7 @@ impl Default for JobOptions {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` derives `Job` but does not implement `dj::Perform`",
     label = "this job has no `perform`",
-    note = "add `impl dj::Perform for {Self} {{ type Error = ..; fn perform(&self, ctx: &dj::Context) -> Result<(), Self::Error> {{ .. }} }}`"
+    note = "add `impl dj::Perform for {Self} {{ type Error = ..; fn perform(&self, ctx: &dj::Context) -> Result<(), Self::Error> {{ .. }} }}`, or `impl dj::PerformAsync` with an `async fn perform`"
 )]
 pub trait Perform {
     /// What `perform` returns on failure: any `std::error::Error + Send + Sync`, or a
@@ -139,6 +141,136 @@ pub trait Perform {
     /// The name used in log lines (defaults to the job's stored name).
     fn display_name(&self) -> Option<String> {
         None
+    }
+
+    /// True for [`PerformAsync`] jobs, which the worker runs on its tokio runtime.
+    #[doc(hidden)]
+    const __ASYNC: bool = false;
+
+    /// The attempt as a future, for [`PerformAsync`] jobs; `None` for sync ones.
+    #[doc(hidden)]
+    fn __perform_async<'a>(&'a self, _ctx: &'a Context) -> Option<BoxFuture<'a>> {
+        None
+    }
+}
+
+/// A boxed attempt of an async job.
+#[doc(hidden)]
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'a>>;
+
+/// The async counterpart of [`Perform`], for jobs whose work is an `async fn`: the worker runs
+/// them on a tokio runtime of its own, many per thread, beside sync jobs. The hooks are the
+/// same (and sync). `max_run_time` really stops an async job: its future is dropped at the
+/// deadline and the attempt fails with "execution expired".
+///
+/// Every `PerformAsync` type is a [`Perform`] too (a blanket impl), so `#[derive(Job)]`
+/// registers it like any job. Outside a worker (`dj::testing::inline`), its sync `perform`
+/// runs the future to completion on a runtime of its own.
+///
+/// ```
+/// use dj::{Context, Job, PerformAsync};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Job, Serialize, Deserialize)]
+/// struct Ping { url: String }
+///
+/// impl PerformAsync for Ping {
+///     type Error = std::io::Error;
+///     async fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+///         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+///         Ok(())
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `dj::PerformAsync`",
+    note = "add `impl dj::PerformAsync for {Self} {{ type Error = ..; async fn perform(&self, ctx: &dj::Context) -> Result<(), Self::Error> {{ .. }} }}`"
+)]
+pub trait PerformAsync: Send + Sync {
+    /// What `perform` returns on failure, as for [`Perform::Error`].
+    type Error: Into<JobError>;
+
+    /// Does the work. `Err` (or a panic) is a failed attempt. The future must be `Send`: the
+    /// worker's runtime may move it between threads.
+    fn perform(&self, ctx: &Context) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// See [`Perform::before`].
+    fn before(&self, _ctx: &Context) {}
+    /// See [`Perform::after`].
+    fn after(&self, _ctx: &Context) {}
+    /// See [`Perform::success`].
+    fn success(&self, _ctx: &Context) {}
+    /// See [`Perform::error`].
+    fn error(&self, _ctx: &Context, _error: &JobError) {}
+    /// See [`Perform::failure`].
+    fn failure(&self, _ctx: &Context, _error: &JobError) {}
+    /// See [`Perform::reschedule_at`].
+    fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime {
+        now + backoff::delay(attempts)
+    }
+    /// See [`Perform::max_attempts`].
+    fn max_attempts(&self) -> Option<u32> {
+        None
+    }
+    /// See [`Perform::max_run_time`].
+    fn max_run_time(&self) -> Option<Duration> {
+        None
+    }
+    /// See [`Perform::destroy_failed_jobs`].
+    fn destroy_failed_jobs(&self) -> Option<bool> {
+        None
+    }
+    /// See [`Perform::display_name`].
+    fn display_name(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T: PerformAsync> Perform for T {
+    type Error = JobError;
+
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        crate::block::on_own_thread(async {
+            PerformAsync::perform(self, ctx).await.map_err(Into::into)
+        })
+    }
+    fn before(&self, ctx: &Context) {
+        PerformAsync::before(self, ctx)
+    }
+    fn after(&self, ctx: &Context) {
+        PerformAsync::after(self, ctx)
+    }
+    fn success(&self, ctx: &Context) {
+        PerformAsync::success(self, ctx)
+    }
+    fn error(&self, ctx: &Context, error: &JobError) {
+        PerformAsync::error(self, ctx, error)
+    }
+    fn failure(&self, ctx: &Context, error: &JobError) {
+        PerformAsync::failure(self, ctx, error)
+    }
+    fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime {
+        PerformAsync::reschedule_at(self, now, attempts)
+    }
+    fn max_attempts(&self) -> Option<u32> {
+        PerformAsync::max_attempts(self)
+    }
+    fn max_run_time(&self) -> Option<Duration> {
+        PerformAsync::max_run_time(self)
+    }
+    fn destroy_failed_jobs(&self) -> Option<bool> {
+        PerformAsync::destroy_failed_jobs(self)
+    }
+    fn display_name(&self) -> Option<String> {
+        PerformAsync::display_name(self)
+    }
+
+    const __ASYNC: bool = true;
+
+    fn __perform_async<'a>(&'a self, ctx: &'a Context) -> Option<BoxFuture<'a>> {
+        Some(Box::pin(async move {
+            PerformAsync::perform(self, ctx).await.map_err(Into::into)
+        }))
     }
 }
 

@@ -41,6 +41,7 @@
 //! (`work`, `workoff`, `migrate`, `schema`, `jobs`, `show`, ...). See the README.
 
 mod backoff;
+mod block;
 pub mod cli;
 mod context;
 mod db;
@@ -62,7 +63,7 @@ pub use db::{database_url, schema_sql, Db, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
 pub use error::{Error, Result};
-pub use job::{Job, JobError, JobOptions, Message, Perform, Stored};
+pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use store::{JobFilter, JobRow, JobState, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Report, StopFlag, Worker};

@@ -12,7 +12,8 @@ use serde_json::value::RawValue;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobError, Message, Perform};
+use crate::job::{BoxFuture, Job, JobError, Message, Perform};
+use futures_util::FutureExt;
 
 /// One job type, as the worker sees it. Built by the macros with [`Registration::of`].
 #[derive(Debug)]
@@ -21,6 +22,7 @@ pub struct Registration {
     aliases: &'static [&'static str],
     type_name: fn() -> &'static str,
     load: fn(&str) -> serde_json::Result<Box<dyn LoadedJob>>,
+    is_async: bool,
 }
 
 impl Registration {
@@ -31,6 +33,7 @@ impl Registration {
             aliases: J::ALIASES,
             type_name: std::any::type_name::<J>,
             load: load::<J>,
+            is_async: <J as Perform>::__ASYNC,
         }
     }
 }
@@ -46,6 +49,10 @@ fn load<J: Job>(args: &str) -> serde_json::Result<Box<dyn LoadedJob>> {
 pub(crate) trait LoadedJob: Send + Sync {
     /// `before → perform → success | error → after`, each panic caught and counted as an error.
     fn invoke(&self, ctx: &Context) -> Result<(), JobError>;
+    /// An async job's attempt, the same sequence with `perform` awaited; `None` for sync jobs.
+    fn invoke_async<'a>(&'a self, ctx: &'a Context) -> Option<BoxFuture<'a>>;
+    /// True for async jobs.
+    fn is_async(&self) -> bool;
     /// The `failure` hook; a panic in it is caught and reported.
     fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String>;
     fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime;
@@ -59,25 +66,34 @@ impl<J: Job> LoadedJob for J {
     fn invoke(&self, ctx: &Context) -> Result<(), JobError> {
         let outcome = catching(|| {
             self.before(ctx);
-            self.perform(ctx).map_err(Into::into)?;
+            Perform::perform(self, ctx).map_err(Into::into)?;
             self.success(ctx);
             Ok(())
         });
-        if let Err(error) = &outcome {
-            if let Err(panic) = catching(|| {
-                self.error(ctx, error);
+        after_attempt(self, ctx, outcome)
+    }
+    fn invoke_async<'a>(&'a self, ctx: &'a Context) -> Option<BoxFuture<'a>> {
+        let perform = self.__perform_async(ctx)?;
+        Some(Box::pin(async move {
+            let outcome = match catching(|| {
+                self.before(ctx);
                 Ok(())
             }) {
-                tracing::error!("Error when running error callback: {panic}");
-            }
-        }
-        if let Err(panic) = catching(|| {
-            self.after(ctx);
-            Ok(())
-        }) {
-            tracing::error!("Error when running after callback: {panic}");
-        }
-        outcome
+                Err(error) => Err(error),
+                Ok(()) => match AssertUnwindSafe(perform).catch_unwind().await {
+                    Err(payload) => Err(panic_error(&*payload)),
+                    Ok(Err(error)) => Err(error),
+                    Ok(Ok(())) => catching(|| {
+                        self.success(ctx);
+                        Ok(())
+                    }),
+                },
+            };
+            after_attempt(self, ctx, outcome)
+        }))
+    }
+    fn is_async(&self) -> bool {
+        <J as Perform>::__ASYNC
     }
     fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String> {
         catching(|| {
@@ -103,19 +119,43 @@ impl<J: Job> LoadedJob for J {
     }
 }
 
-/// Runs `f`, turning a panic into a failed attempt whose message is the panic's.
-pub(crate) fn catching(f: impl FnOnce() -> Result<(), JobError>) -> Result<(), JobError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(outcome) => outcome,
-        Err(payload) => {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-            Err(JobError::new(Message(format!("panicked: {text}"))))
+/// The end of every attempt, sync or async: the `error` hook on failure, then `after`, each
+/// panic in them logged and ignored.
+fn after_attempt<J: Job>(
+    job: &J,
+    ctx: &Context,
+    outcome: Result<(), JobError>,
+) -> Result<(), JobError> {
+    if let Err(error) = &outcome {
+        if let Err(panic) = catching(|| {
+            job.error(ctx, error);
+            Ok(())
+        }) {
+            tracing::error!("Error when running error callback: {panic}");
         }
     }
+    if let Err(panic) = catching(|| {
+        job.after(ctx);
+        Ok(())
+    }) {
+        tracing::error!("Error when running after callback: {panic}");
+    }
+    outcome
+}
+
+/// Runs `f`, turning a panic into a failed attempt whose message is the panic's.
+pub(crate) fn catching(f: impl FnOnce() -> Result<(), JobError>) -> Result<(), JobError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panic_error(&*payload)))
+}
+
+/// A panic as a failed attempt, with the panic's message.
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> JobError {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+    JobError::new(Message(format!("panicked: {text}")))
 }
 
 /// The stored form of a job: `{"job": NAME, "args": FIELDS}`.
@@ -218,6 +258,12 @@ pub(crate) fn registry() -> &'static Registry {
 
 impl Registry {
     /// Fails on the first name claimed by two types: called at worker start.
+    /// True if any registered job is a [`crate::PerformAsync`] job: the worker then starts its
+    /// tokio runtime.
+    pub(crate) fn has_async(&self) -> bool {
+        self.by_name.values().any(|r| r.is_async)
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         match self.duplicates.first() {
             None => Ok(()),

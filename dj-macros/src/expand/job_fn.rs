@@ -56,12 +56,52 @@ fn expand(job: &JobFn<'_>) -> TokenStream {
         quote_spanned!(ty.span()=> ::core::clone::Clone::clone(&self.#name))
     });
     let call = quote!(#function(#passed_ctx #(#args),*));
-    let (error, body) = match job.output {
-        Output::Unit => (
-            quote!(::core::convert::Infallible),
-            quote!(#call; ::core::result::Result::Ok(())),
-        ),
-        Output::Result(error) => (quote!(#error), call),
+    let error = match job.output {
+        Output::Unit => quote!(::core::convert::Infallible),
+        Output::Result(error) => quote!(#error),
+    };
+    let perform_impl = match &job.item.sig.asyncness {
+        None => {
+            let body = match job.output {
+                Output::Unit => quote!(#call; ::core::result::Result::Ok(())),
+                Output::Result(_) => call,
+            };
+            quote! {
+                #[automatically_derived]
+                impl ::dj::Perform for #ident {
+                    type Error = #error;
+                    fn perform(
+                        &self,
+                        #ctx: &::dj::Context,
+                    ) -> ::core::result::Result<(), Self::Error> {
+                        #body
+                    }
+                }
+            }
+        }
+        Some(asyncness) => {
+            // The `Send` check is spanned at `async`, where a non-`Send` future is reported.
+            let future = quote_spanned!(asyncness.span=> ::dj::__private::send_future(#call));
+            let body = match job.output {
+                Output::Unit => quote!(future.await; ::core::result::Result::Ok(())),
+                Output::Result(_) => quote!(future.await),
+            };
+            quote! {
+                #[automatically_derived]
+                impl ::dj::PerformAsync for #ident {
+                    type Error = #error;
+                    fn perform(
+                        &self,
+                        #ctx: &::dj::Context,
+                    ) -> impl ::core::future::Future<
+                        Output = ::core::result::Result<(), Self::Error>,
+                    > + ::core::marker::Send {
+                        let future = #future;
+                        async move { #body }
+                    }
+                }
+            }
+        }
     };
     let job_impl = super::job_impl(ident, &job.name(), &job.attrs);
     quote! {
@@ -77,16 +117,7 @@ fn expand(job: &JobFn<'_>) -> TokenStream {
         const _: () = {
             #job_impl
 
-            #[automatically_derived]
-            impl ::dj::Perform for #ident {
-                type Error = #error;
-                fn perform(
-                    &self,
-                    #ctx: &::dj::Context,
-                ) -> ::core::result::Result<(), Self::Error> {
-                    #body
-                }
-            }
+            #perform_impl
         };
     }
 }

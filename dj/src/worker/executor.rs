@@ -29,7 +29,7 @@ pub(super) fn spawn(
         .expect("spawn an executor thread")
 }
 
-fn executor_loop(shared: &Shared, outcomes: &Sender<Message>) {
+fn executor_loop(shared: &Arc<Shared>, outcomes: &Sender<Message>) {
     while let Some((row, owner)) = shared.slots.next() {
         if shared.stop.is_set() {
             // Claimed but not started: hand it back untouched.
@@ -60,8 +60,23 @@ fn release(shared: &Shared, outcomes: &Sender<Message>, id: i64) {
     }
 }
 
-/// Runs one job.
-fn execute(shared: &Shared, row: JobRow, owner: &Arc<str>, outcomes: &Sender<Message>) -> Done {
+/// A job being attempted: what finishing it needs.
+struct Attempt {
+    row: JobRow,
+    job: Arc<dyn LoadedJob>,
+    ctx: Context,
+    label: String,
+    started: Instant,
+}
+
+/// Starts one job: a sync job runs on this thread; an async one is spawned on the worker's
+/// runtime, and this thread is free for the next job at once.
+fn execute(
+    shared: &Arc<Shared>,
+    row: JobRow,
+    owner: &Arc<str>,
+    outcomes: &Sender<Message>,
+) -> Done {
     let job: Arc<dyn LoadedJob> = match load_handler(&row.handler) {
         Ok(job) => Arc::from(job),
         Err(error) => {
@@ -93,13 +108,16 @@ fn execute(shared: &Shared, row: JobRow, owner: &Arc<str>, outcomes: &Sender<Mes
         return Done::Returned;
     }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
+    let runtime = shared.async_runtime.clone().filter(|_| job.is_async());
     let started = Instant::now();
     let run = Run {
         deadline: started + max_run_time,
         max_run_time,
-        name: name.clone(),
+        name,
         job: job.clone(),
         recorded: row.crashes > 0,
+        // An async job's deadline drops its future; the watchdog fences sync ones only.
+        fenced: runtime.is_none(),
     };
     if !shared.slots.running(row.id, run) {
         shared.say_error(format_args!(
@@ -110,7 +128,45 @@ fn execute(shared: &Shared, row: JobRow, owner: &Arc<str>, outcomes: &Sender<Mes
 
     shared.say(format_args!("{label} RUNNING"));
     let ctx = context(shared, &row);
-    let result = job.invoke(&ctx);
+    let attempt = Attempt {
+        row,
+        job,
+        ctx,
+        label,
+        started,
+    };
+    let Some(runtime) = runtime else {
+        let result = attempt.job.invoke(&attempt.ctx);
+        return finish(shared, attempt, result, outcomes);
+    };
+    let (shared, outcomes) = (shared.clone(), outcomes.clone());
+    runtime.spawn(async move {
+        let result = match attempt.job.invoke_async(&attempt.ctx) {
+            Some(future) => tokio::time::timeout(max_run_time, future)
+                .await
+                .unwrap_or_else(|_| Err(expired_error(max_run_time))),
+            None => attempt.job.invoke(&attempt.ctx),
+        };
+        finish(&shared, attempt, result, &outcomes);
+    });
+    Done::Returned
+}
+
+/// Turns an attempt's result into its outcome, unless the job overran (its attempt is
+/// recorded already: release its lock) or was lost (record nothing).
+fn finish(
+    shared: &Shared,
+    attempt: Attempt,
+    result: Result<(), JobError>,
+    outcomes: &Sender<Message>,
+) -> Done {
+    let Attempt {
+        row,
+        job,
+        ctx,
+        label,
+        started,
+    } = attempt;
     let runtime = started.elapsed();
     let owner = match shared.slots.ended(row.id) {
         Ended::Record(owner) => owner,

@@ -211,6 +211,8 @@ struct Shared {
     name: RwLock<Arc<str>>,
     slots: slots::Slots,
     beat: heartbeat::Beat,
+    /// The runtime async jobs run on (present when any registered job is async).
+    async_runtime: Option<tokio::runtime::Handle>,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

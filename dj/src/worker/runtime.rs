@@ -23,6 +23,10 @@ use crate::store::JobFilter;
 pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     crate::registry::registry().check()?;
     wait_for_database(worker)?;
+    let async_runtime = crate::registry::registry()
+        .has_async()
+        .then(|| async_runtime(worker.config.concurrency))
+        .transpose()?;
     let lease = NameLease::new(&worker.name);
     let shared = Arc::new(Shared {
         db: worker.db.clone(),
@@ -30,8 +34,9 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         state: worker.state.clone(),
         stop: worker.stop.clone(),
         name: RwLock::new(lease.0.clone()),
-        slots: Slots::default(),
+        slots: Slots::new(worker.config.concurrency),
         beat: Beat::new(),
+        async_runtime: async_runtime.as_ref().map(|rt| rt.handle().clone()),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
@@ -67,7 +72,22 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         shared.say_error(format_args!("Error while deregistering: {e}"));
     }
     drop(leases);
+    if let Some(runtime) = async_runtime {
+        // Every async job has ended or was interrupted (unlocked): drop what is left.
+        runtime.shutdown_background();
+    }
     Ok(shared.report())
+}
+
+/// The tokio runtime async jobs run on, many per thread: as many threads as cores (at most
+/// four, and no more than the concurrency).
+fn async_runtime(concurrency: usize) -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.min(4).min(concurrency.max(1)))
+        .thread_name("dj-async")
+        .enable_all()
+        .build()?)
 }
 
 /// Rows still locked under this worker's name belong to an earlier process that had it (the

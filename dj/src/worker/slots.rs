@@ -49,6 +49,9 @@ pub(super) struct Run {
     pub job: Arc<dyn LoadedJob>,
     /// Its start is recorded in the database (`started_at`).
     pub recorded: bool,
+    /// Past its deadline the job is fenced by the watchdog (sync jobs); an async job's
+    /// future is dropped at the deadline instead.
+    pub fenced: bool,
 }
 
 struct Slot {
@@ -64,9 +67,20 @@ struct Table {
     waiting: VecDeque<JobId>,
     /// No more jobs will be added: executors exit once `waiting` is empty.
     closed: bool,
+    /// Jobs that may run at once, sync and async together.
+    concurrency: usize,
 }
 
 impl Table {
+    /// Jobs starting or running within the concurrency bound (overrunning ones have a thread
+    /// of their own and are not counted).
+    fn active(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| matches!(s.state, State::Starting | State::Running(_)))
+            .count()
+    }
+
     fn in_flight(&self) -> usize {
         self.slots
             .values()
@@ -112,13 +126,23 @@ pub(super) struct LostJobs {
     pub running: Vec<(JobId, String)>,
 }
 
-#[derive(Default)]
 pub(super) struct Slots {
     table: Mutex<Table>,
     changed: Condvar,
 }
 
 impl Slots {
+    /// A table for a worker running up to `concurrency` jobs at once.
+    pub(super) fn new(concurrency: usize) -> Self {
+        Slots {
+            table: Mutex::new(Table {
+                concurrency: concurrency.max(1),
+                ..Table::default()
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,12 +188,14 @@ impl Slots {
         }
     }
 
-    /// The next claimed job for an executor (Claimed → Starting), waiting for one; `None`
-    /// once the table is closed and nothing waits.
+    /// The next claimed job for an executor (Claimed → Starting), waiting for one and for a
+    /// place within the concurrency bound (async jobs leave their executor free, so the bound
+    /// is kept here); `None` once the table is closed and nothing waits.
     pub(super) fn next(&self) -> Option<(JobRow, Arc<str>)> {
         let mut table = self.lock();
         loop {
-            if let Some(id) = table.waiting.pop_front() {
+            let room = table.active() < table.concurrency;
+            if let Some(id) = room.then(|| table.waiting.pop_front()).flatten() {
                 if let Some(slot) = table.slots.get_mut(&id) {
                     if matches!(slot.state, State::Claimed) {
                         slot.state = State::Starting;
@@ -178,7 +204,7 @@ impl Slots {
                 }
                 continue;
             }
-            if table.closed {
+            if table.closed && table.waiting.is_empty() {
                 return None;
             }
             table = self.changed.wait(table).unwrap_or_else(|e| e.into_inner());
@@ -245,7 +271,7 @@ impl Slots {
         let mut overdue = Vec::new();
         for slot in table.slots.values_mut() {
             if let State::Running(run) = &slot.state {
-                if now >= run.deadline {
+                if run.fenced && now >= run.deadline {
                     let run = run.clone();
                     overdue.push(Overdue {
                         row: slot.row.clone(),
