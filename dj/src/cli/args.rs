@@ -242,10 +242,10 @@ impl FilterArgs {
 pub struct JobsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// At most this many rows.
+    /// At most this many rows; when more match, a last line says how many more.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
-    /// Print JSON.
+    /// Print a JSON array of the rows (the "N more" note then goes to stderr).
     #[arg(long)]
     pub json: bool,
 }
