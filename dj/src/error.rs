@@ -1,9 +1,14 @@
 //! The library's own errors (a job's failure is a [`crate::JobError`], not this).
 
+use std::fmt;
 use std::time::Duration;
 
 /// What can go wrong in dj itself: configuration, the database, the registry.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`, so that `fn main() -> Result<(), Box<dyn
+/// std::error::Error>>` ends with the message rather than a dump of the variant; match on
+/// the variants to tell the cases apart.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// `DATABASE_URL` (or `--database-url`) is not a URL dj understands.
@@ -59,6 +64,12 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// `Result` with dj's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,4 +88,21 @@ fn postgres_message(e: &postgres::Error) -> String {
         text.push_str(&format!(" (hint: {hint})"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn debug_is_the_message() {
+        let e = Error::MissingTable {
+            database: "sqlite:jobs.db".to_owned(),
+        };
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert!(format!("{e:?}").starts_with("the `delayed_jobs` table is missing"));
+        // What `fn main() -> Result<(), Box<dyn std::error::Error>>` prints on failure.
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::NotFound(7));
+        assert_eq!(format!("{boxed:?}"), "no job with id 7");
+    }
 }
