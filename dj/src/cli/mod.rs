@@ -92,7 +92,7 @@ fn work(db: Db, args: WorkArgs, setup: fn() -> State, workoff: bool) -> Result<E
         config.exit_on_complete = true;
     }
     let worker = Worker::new(db).config(config).state(setup());
-    signals::install(&worker.stop_flag());
+    signals::install(&worker);
     let report = worker.run()?;
     if report.interrupted > 0 {
         tracing::warn!(
