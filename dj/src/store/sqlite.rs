@@ -4,10 +4,12 @@
 //! needs no SKIP LOCKED: the UPDATE ... RETURNING is atomic.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior,
+};
 
 use super::pool::{Manage, Pool};
 use super::{filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store};
@@ -51,8 +53,8 @@ impl Manage for Manager {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        use_wal(&conn)?;
         let sync = match self.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -64,6 +66,42 @@ impl Manage for Manager {
     fn healthy(&self, _conn: &mut Connection) -> bool {
         true
     }
+}
+
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Puts the file in WAL mode, which the file then keeps: only its first opener changes it.
+/// The switch needs the file to itself and SQLite answers "database is locked" at once
+/// instead of applying the busy timeout, so when several processes open a new file together,
+/// the ones that lose retry (within the busy timeout) until the one that won is done.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let switched = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    return Ok(());
+                }
+                conn.pragma_update(None, "journal_mode", "WAL")
+            });
+        match switched {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 pub(crate) struct SqliteStore {

@@ -11,6 +11,7 @@ mod operations;
 mod order;
 mod postgres_only;
 mod processes;
+mod sqlite_only;
 mod testing;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
@@ -53,7 +54,7 @@ fn main() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let only_here: &[Case] = match backend {
             Backend::Postgres => postgres_only::CASES,
-            Backend::Sqlite => &[],
+            Backend::Sqlite => sqlite_only::CASES,
         };
         for &(name, case) in shared.iter().chain(only_here) {
             let unreachable = backend == Backend::Postgres && postgres.is_err();
