@@ -17,6 +17,10 @@ pub enum Error {
     /// The `delayed_jobs` table (or a column of it) is missing.
     #[error("the `delayed_jobs` table is missing or out of date in {database}; run `migrate` (the worker binary's `migrate` command, or `dj::Db::migrate`) first")]
     MissingTable { database: String },
+    /// The database can be read but not written: a worker, `migrate` and the write commands
+    /// need write access.
+    #[error("{database} is read-only for this process: the file, or the directory holding it (where SQLite creates its `-wal` and `-shm` files), cannot be written; give this user write access to both, or mount them read-write; only `jobs`, `show`, `stats` and `schema` work on a read-only database")]
+    ReadOnly { database: String },
     /// A backend that this build of dj does not include.
     #[error(
         "this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`"

@@ -209,13 +209,14 @@ fn release_lost_claims(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// Checks the table before the first claim. A missing table is an error naming `migrate`; an
-/// unreachable database is waited for, with backoff, until it answers or the worker is stopped.
+/// Checks the table before the first claim. A missing table is an error naming `migrate`, a
+/// database this process cannot write an error naming the file; an unreachable database is
+/// waited for, with backoff, until it answers or the worker is stopped.
 fn wait_for_database(worker: &Worker) -> Result<()> {
     let mut wait = Duration::from_millis(250);
     loop {
         match worker.db.store().check_schema() {
-            Ok(()) => return Ok(()),
+            Ok(()) => return worker.db.store().check_writable(),
             Err(e @ (crate::Error::MissingTable { .. } | crate::Error::BadUrl { .. })) => {
                 return Err(e)
             }
