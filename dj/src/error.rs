@@ -60,9 +60,13 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The database stayed unreachable.
-    #[error("database unreachable after {waited:?}: {last}")]
-    Unreachable { waited: Duration, last: String },
+    /// The database did not answer within the wait allowed for it.
+    #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
+    Unreachable {
+        database: String,
+        waited: Duration,
+        last: String,
+    },
     /// I/O (signals, pid files, logs).
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -19,6 +19,11 @@ pub struct Cli {
     /// Log lines as plain text or as JSON objects (for log shippers).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DJ_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// How long to wait for a database that does not answer before failing, e.g. `30s`,
+    /// `5m`. Default: 30s for every command but `work` (and `start`'s workers), which wait
+    /// until the database answers.
+    #[arg(long, global = true, env = "DJ_WAIT_FOR_DATABASE", value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_for_database: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -209,6 +214,7 @@ impl WorkArgs {
             destroy_failed_jobs: !self.keep_failed,
             shutdown_timeout: self.shutdown_timeout,
             rescue_interval: self.rescue_interval,
+            database_wait: None,
         })
     }
 }

@@ -59,6 +59,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How often to look for expired locks and dead workers' locks.
     pub rescue_interval: Duration,
+    /// How long to wait at start for a database that does not answer; `None` (the default)
+    /// waits until it answers or the worker is stopped.
+    pub database_wait: Option<Duration>,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             destroy_failed_jobs: true,
             shutdown_timeout: Duration::from_secs(25),
             rescue_interval: Duration::from_secs(30),
+            database_wait: None,
         }
     }
 }
