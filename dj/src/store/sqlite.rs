@@ -87,6 +87,8 @@ impl Manager {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            // Commits left in the -wal (a writer that crashed, or one still at work): reading
+            // them needs the -shm file, and recovering them needs write access.
             return Err(Error::ReadOnly {
                 database: format!("sqlite:{}", self.path.display()),
             });
