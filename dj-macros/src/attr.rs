@@ -1,5 +1,7 @@
 //! `#[job(...)]`: the settings both macros take, parsed into [`Attrs`].
 
+use std::time::Duration;
+
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
@@ -96,8 +98,9 @@ impl Settings {
     //   #[job(queue = "mail")]                the default queue
     //   #[job(priority = 10)]                 the default priority, an i32, may be negative
     //   #[job(max_attempts = 5)]              runs in all before failing for good, at least 1
-    //   #[job(max_run_time = "30s")]          also "5m", "4h", "1d", "1h30m" (units d, h, m, s,
-    //   #[job(max_run_time = 90)]             largest first), or an integer of seconds; not 0
+    //   #[job(max_run_time = "30s")]          dj's duration grammar (humantime's: "15m", "4h",
+    //   #[job(max_run_time = "90")]           "1d", "1h30m"; a bare number is seconds), in
+    //   #[job(max_run_time = 90)]             whole seconds, not 0, at most i32::MAX seconds
     //   #[job(queue = "mail", priority = 1)]  several keys in one attribute,
     //   #[job(queue = "mail")] #[job(priority = 1)]   or in several, merged
     //   #[job]  #[job()]                      nothing set
@@ -389,54 +392,61 @@ fn max_attempts(expr: &Expr) -> syn::Result<u32> {
     }
 }
 
-/// `max_run_time = "1h30m"` or `max_run_time = 90` (seconds).
+/// `max_run_time = "1h30m"` or `max_run_time = 90` (seconds): dj's one duration grammar (as
+/// the worker's `--max-run-time`), in whole seconds, since the table stores a job's own limit
+/// as a 32-bit count of seconds (68 years).
 fn max_run_time(expr: &Expr) -> syn::Result<u64> {
-    let message = "`max_run_time` takes a duration of whole seconds: a string such as \
-                   \"30s\", \"5m\", \"4h\", \"1d\" or \"1h30m\" (units d, h, m, s, largest first), \
-                   or an integer of seconds, e.g. `max_run_time = \"30s\"`";
-    let seconds = match (string(expr), integer(expr)) {
+    let message = "`max_run_time` takes a duration: a string such as \"30s\", \"15m\", \"4h\", \
+                   \"1d\" or \"1h30m\" (humantime's units, in any order), or a number of seconds, \
+                   e.g. `max_run_time = \"30s\"`";
+    let duration = match (string(expr), integer(expr)) {
         (Some(lit), _) => parse_duration(&lit.value()),
-        (None, Some(text)) => text.parse::<u64>().ok(),
+        (None, Some(text)) => text.parse::<u64>().ok().map(Duration::from_secs),
         (None, None) => None,
     };
-    // The table stores a job's own limit as a 32-bit count of seconds (68 years).
-    match seconds.filter(|secs| i32::try_from(*secs).is_ok()) {
-        Some(0) => Err(syn::Error::new_spanned(
+    let Some(duration) = duration else {
+        return Err(syn::Error::new_spanned(expr, message));
+    };
+    if duration.subsec_nanos() != 0 {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`max_run_time` is stored in whole seconds, and {} is not; write e.g. `max_run_time = \"{}s\"`",
+                humantime::format_duration(duration),
+                duration.as_secs() + 1
+            ),
+        ));
+    }
+    match duration.as_secs() {
+        0 => Err(syn::Error::new_spanned(
             expr,
             "`max_run_time` must be longer than zero, e.g. `max_run_time = \"30s\"`; \
              remove it to use the worker's limit (4h by default)",
         )),
-        Some(secs) => Ok(secs),
-        None => Err(syn::Error::new_spanned(expr, message)),
+        secs if i32::try_from(secs).is_err() => Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`max_run_time` can be at most {} seconds (68 years), e.g. `max_run_time = \"30d\"`",
+                i32::MAX
+            ),
+        )),
+        secs => Ok(secs),
     }
 }
 
-/// Seconds in "90s", "5m", "4h", "1d" or "1h30m": units d, h, m, s, largest first, each once.
-fn parse_duration(text: &str) -> Option<u64> {
-    const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
-    let mut rest = text;
-    let mut total: u64 = 0;
-    let mut smallest_used = 0;
-    if rest.is_empty() {
-        return None;
+/// dj's duration grammar, as `dj::cli::parse_duration` reads it: humantime's, and a bare
+/// number is seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    // The bare-number rule; dj's `parse_duration` has the same line.
+    if let Some(secs) = text
+        .parse()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    {
+        return Some(secs);
     }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let (number, tail) = rest.split_at(digits);
-        let unit = tail.chars().next()?;
-        let index = smallest_used
-            + UNITS[smallest_used..]
-                .iter()
-                .position(|(name, _)| *name == unit)?;
-        let amount = number.parse::<u64>().ok()?.checked_mul(UNITS[index].1)?;
-        total = total.checked_add(amount)?;
-        smallest_used = index + 1;
-        rest = &tail[unit.len_utf8()..];
-    }
-    Some(total)
+    humantime::parse_duration(text).ok()
 }
 
 #[cfg(test)]
@@ -445,16 +455,20 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30s"), Some(30));
-        assert_eq!(parse_duration("5m"), Some(300));
-        assert_eq!(parse_duration("4h"), Some(14_400));
-        assert_eq!(parse_duration("1d"), Some(86_400));
-        assert_eq!(parse_duration("1h30m"), Some(5_400));
-        assert_eq!(parse_duration("1d2h3m4s"), Some(93_784));
-        assert_eq!(parse_duration("0s"), Some(0));
-        for bad in [
-            "", "30", "s", "250ms", "30m1h", "1h1h", "1 h", "1H", "1.5h", "-1s",
-        ] {
+        let secs = |text| parse_duration(text).map(|d| d.as_secs_f64());
+        assert_eq!(secs("30s"), Some(30.0));
+        assert_eq!(secs("5m"), Some(300.0));
+        assert_eq!(secs("4h"), Some(14_400.0));
+        assert_eq!(secs("1d"), Some(86_400.0));
+        assert_eq!(secs("1h30m"), Some(5_400.0));
+        assert_eq!(secs("30m1h"), Some(5_400.0));
+        assert_eq!(secs("1d2h3m4s"), Some(93_784.0));
+        assert_eq!(secs("250ms"), Some(0.25));
+        assert_eq!(secs("30"), Some(30.0));
+        assert_eq!(secs("2.5"), Some(2.5));
+        assert_eq!(secs("1.5h"), Some(5_400.0));
+        assert_eq!(secs("0s"), Some(0.0));
+        for bad in ["", "s", "1H", "-1s", "-1", "soon"] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::enqueue::JobId;
 use crate::error::{Error, Result};
 use crate::store::{JobFilter, JobRow, QueueStats, Store, WorkerRow};
+use crate::worker::StopFlag;
 
 /// The SQLite file used when `DATABASE_URL` is not set: `dj.sqlite3` in the working
 /// directory, so an app and its worker started in one directory agree with no setup.
@@ -115,6 +116,47 @@ impl Db {
             *counts.entry(row.locked_by.unwrap_or_default()).or_default() += 1;
         }
         Ok(counts.into_iter().collect())
+    }
+
+    /// Runs `probe` until it succeeds, retrying while the database is unreachable, with
+    /// backoff from 0.25 s up to 10 s between tries: for at most `bound` (then
+    /// [`Error::Unreachable`]), or with no bound until `stop` is set. Errors that waiting
+    /// cannot fix (a bad URL, a missing table, a read-only file) return at once. `on_retry`
+    /// hears each failure and the pause before the next try.
+    pub(crate) fn wait_for<T>(
+        &self,
+        bound: Option<Duration>,
+        stop: &StopFlag,
+        probe: impl Fn(&dyn Store) -> Result<T>,
+        mut on_retry: impl FnMut(&Error, Duration),
+    ) -> Result<T> {
+        let deadline = bound.map(|b| Instant::now() + b);
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let e = match probe(self.store()) {
+                Ok(value) => return Ok(value),
+                Err(
+                    e
+                    @ (Error::MissingTable { .. } | Error::BadUrl { .. } | Error::ReadOnly { .. }),
+                ) => return Err(e),
+                Err(e) if stop.is_set() => return Err(e),
+                Err(e) => e,
+            };
+            if let (Some(bound), Some(deadline)) = (bound, deadline) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Unreachable {
+                        database: self.url(),
+                        waited: bound,
+                        last: e.to_string(),
+                    });
+                }
+                pause = pause.min(left);
+            }
+            on_retry(&e, pause);
+            stop.sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

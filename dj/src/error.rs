@@ -1,9 +1,14 @@
 //! The library's own errors (a job's failure is a [`crate::JobError`], not this).
 
+use std::fmt;
 use std::time::Duration;
 
 /// What can go wrong in dj itself: configuration, the database, the registry.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`, so that `fn main() -> Result<(), Box<dyn
+/// std::error::Error>>` ends with the message rather than a dump of the variant; match on
+/// the variants to tell the cases apart.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// `DATABASE_URL` (or `--database-url`) is not a URL dj understands.
@@ -12,6 +17,10 @@ pub enum Error {
     /// The `delayed_jobs` table (or a column of it) is missing.
     #[error("the `delayed_jobs` table is missing or out of date in {database}; run `migrate` (the worker binary's `migrate` command, or `dj::Db::migrate`) first")]
     MissingTable { database: String },
+    /// The database can be read but not written: a worker, `migrate` and the write commands
+    /// need write access.
+    #[error("{database} is read-only for this process: the file, or the directory holding it (where SQLite creates its `-wal` and `-shm` files), cannot be written; give this user write access to both, or mount them read-write; only `jobs`, `show`, `stats` and `schema` work on a read-only database")]
+    ReadOnly { database: String },
     /// A backend that this build of dj does not include.
     #[error(
         "this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`"
@@ -51,12 +60,22 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The database stayed unreachable.
-    #[error("database unreachable after {waited:?}: {last}")]
-    Unreachable { waited: Duration, last: String },
+    /// The database did not answer within the wait allowed for it.
+    #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
+    Unreachable {
+        database: String,
+        waited: Duration,
+        last: String,
+    },
     /// I/O (signals, pid files, logs).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// `Result` with dj's [`Error`].
@@ -77,4 +96,21 @@ fn postgres_message(e: &postgres::Error) -> String {
         text.push_str(&format!(" (hint: {hint})"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn debug_is_the_message() {
+        let e = Error::MissingTable {
+            database: "sqlite:jobs.db".to_owned(),
+        };
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert!(format!("{e:?}").starts_with("the `delayed_jobs` table is missing"));
+        // What `fn main() -> Result<(), Box<dyn std::error::Error>>` prints on failure.
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::NotFound(7));
+        assert_eq!(format!("{boxed:?}"), "no job with id 7");
+    }
 }

@@ -2,7 +2,7 @@ use dj::{Job, Perform};
 use serde::{Deserialize, Serialize};
 
 #[derive(Job, Serialize, Deserialize)]
-#[job(max_run_time = "250ms")]
+#[job(max_run_time = "soon")]
 struct FetchFeed {
     url: String,
 }

@@ -19,6 +19,11 @@ pub struct Cli {
     /// Log lines as plain text or as JSON objects (for log shippers).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DJ_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// How long to wait for a database that does not answer before failing, e.g. `30s`,
+    /// `5m`. Default: 30s for every command but `work` (and `start`'s workers), which wait
+    /// until the database answers.
+    #[arg(long, global = true, env = "DJ_WAIT_FOR_DATABASE", value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_for_database: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -217,6 +222,7 @@ impl WorkArgs {
             shutdown_timeout: self.shutdown_timeout,
             rescue_interval: self.rescue_interval,
             heartbeat_timeout: self.heartbeat_timeout,
+            database_wait: None,
         })
     }
 }
@@ -250,10 +256,10 @@ impl FilterArgs {
 pub struct JobsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// At most this many rows.
+    /// At most this many rows; when more match, a last line says how many more.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
-    /// Print JSON.
+    /// Print a JSON array of the rows (the "N more" note then goes to stderr).
     #[arg(long)]
     pub json: bool,
 }
@@ -435,44 +441,22 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `30`, `2.5`, `250ms`, `30s`, `15m`, `4h`, `1d`, or combinations such as `1h30m`.
+/// A duration as dj reads one everywhere (these flags and `#[job(max_run_time = ...)]`):
+/// humantime's grammar (`250ms`, `30s`, `15m`, `4h`, `1d`, `1h30m`, `1h 30m`), and a bare
+/// number is seconds (`30`, `2.5`), as in delayed_job's environment variables.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    // The bare-number rule; dj-macros' `max_run_time` has the same line.
+    if let Some(secs) = text
+        .parse()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    {
+        return Ok(secs);
     }
-    let bad = || {
-        format!("invalid duration `{text}`; write seconds (`30`) or e.g. `250ms`, `30s`, `15m`, `4h`, `1h30m`")
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
-            _ => return Err(bad()),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration `{text}` ({e}); write seconds (`30`) or e.g. `250ms`, `30s`, `15m`, `4h`, `1h30m`")
+    })
 }
 
 #[cfg(test)]
@@ -534,7 +518,12 @@ mod tests {
         assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30m1h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2days"), Ok(Duration::from_secs(2 * 86_400)));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
         assert!(parse_duration("5x").is_err());
     }
 }

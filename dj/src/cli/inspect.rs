@@ -15,8 +15,20 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     filter.limit = Some(args.limit);
     let rows = db.jobs(&filter)?;
     let now = db.now()?;
+    let more = match usize::try_from(args.limit) {
+        Ok(limit) if rows.len() < limit => None,
+        _ => {
+            let total = db.count(&args.filter.filter())?;
+            let more = total - rows.len() as i64;
+            (more > 0).then(|| format!("... {more} more; use --limit {total} to list them all"))
+        }
+    };
     if args.json {
         json(&rows.iter().map(|r| RowView::of(r, now)).collect::<Vec<_>>());
+        // stdout stays one JSON array; the note is for the person reading.
+        if let Some(more) = more {
+            eprintln!("{more}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let cells: Vec<Vec<String>> = rows
@@ -55,6 +67,9 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
         ],
         &cells,
     );
+    if let Some(more) = more {
+        println!("{more}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

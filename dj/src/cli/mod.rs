@@ -10,6 +10,7 @@ mod supervisor;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -18,7 +19,11 @@ pub use args::{Cli, Command, LogFormat, PoolSpec, StartArgs, WorkArgs};
 use crate::context::State;
 use crate::db::{database_url, schema_sql, Db};
 use crate::error::Result;
-use crate::worker::{signals, Worker};
+use crate::worker::{signals, StopFlag, Worker};
+
+/// How long every command but `work` waits for a database that does not answer, unless
+/// `--wait-for-database` says otherwise: long enough for a restart, short enough for cron.
+const DEFAULT_DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Entry point of a `dj::main!()` binary: parses the command line and runs the command.
 pub fn main(setup: fn() -> State) -> ExitCode {
@@ -55,10 +60,14 @@ pub fn init_logging(format: LogFormat) {
 /// Runs one parsed command.
 pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
     let url = database_url(cli.database_url.as_deref());
-    let db = || Db::open(&url);
+    let wait = cli.wait_for_database;
+    let db = || reachable(&url, wait.unwrap_or(DEFAULT_DATABASE_WAIT));
     match cli.command {
-        Command::Work(args) => work(db()?, args, setup, false),
-        Command::Workoff(args) => work(db()?, args, setup, true),
+        Command::Work(args) => work(Db::open(&url)?, args, setup, wait, false),
+        Command::Workoff(args) => {
+            let wait = wait.unwrap_or(DEFAULT_DATABASE_WAIT);
+            work(Db::open(&url)?, args, setup, Some(wait), true)
+        }
         Command::Migrate => {
             let db = db()?;
             let applied = db.migrate()?;
@@ -80,19 +89,45 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Delete(args) => admin::delete(&db()?, &args),
         Command::Clear(args) => admin::clear(&db()?, &args),
         Command::Unlock(args) => admin::unlock(&db()?, &args),
-        Command::Start(args) => supervisor::start(&url, cli.log_format, &args),
+        Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),
     }
 }
 
-fn work(db: Db, args: WorkArgs, setup: fn() -> State, workoff: bool) -> Result<ExitCode> {
-    let mut config = args.config()?;
-    if workoff {
-        config.exit_on_complete = true;
-    }
+/// Opens the database and waits up to `bound` for it to answer (the table may be missing).
+fn reachable(url: &str, bound: Duration) -> Result<Db> {
+    let db = Db::open(url)?;
+    db.wait_for(
+        Some(bound),
+        &StopFlag::new(),
+        |store| store.now(),
+        |e, pause| {
+            eprintln!(
+                "waiting for {}: {e} (retrying in {:.1}s)",
+                db.url(),
+                pause.as_secs_f64()
+            )
+        },
+    )?;
+    Ok(db)
+}
+
+/// `work`, or `workoff`: work until no job is ready, and exit non-zero if one failed.
+fn work(
+    db: Db,
+    args: WorkArgs,
+    setup: fn() -> State,
+    database_wait: Option<Duration>,
+    workoff: bool,
+) -> Result<ExitCode> {
+    let config = crate::worker::Config {
+        database_wait,
+        exit_on_complete: args.exit_on_complete || workoff,
+        ..args.config()?
+    };
     let worker = Worker::new(db).config(config).state(setup());
-    signals::install(&worker.stop_flag());
+    signals::install(&worker);
     let report = worker.run()?;
     if report.interrupted > 0 {
         tracing::warn!(

@@ -67,9 +67,16 @@ struct Pool<'a> {
     pipes: Vec<std::thread::JoinHandle<()>>,
     /// A worker was killed, or exited non-zero, during the shutdown.
     unclean_stop: bool,
+    /// `--wait-for-database`, passed on to the workers.
+    database_wait: Option<Duration>,
 }
 
-pub(super) fn start(url: &str, log_format: LogFormat, args: &StartArgs) -> Result<ExitCode> {
+pub(super) fn start(
+    url: &str,
+    log_format: LogFormat,
+    database_wait: Option<Duration>,
+    args: &StartArgs,
+) -> Result<ExitCode> {
     args.work.config()?;
     if args.work.exit_on_complete {
         return Err(Error::Invalid(
@@ -91,6 +98,7 @@ pub(super) fn start(url: &str, log_format: LogFormat, args: &StartArgs) -> Resul
         slots,
         pipes: Vec::new(),
         unclean_stop: false,
+        database_wait,
     };
     tracing::info!(
         target: "dj",
@@ -279,6 +287,9 @@ impl Pool<'_> {
             .env_remove("QUEUES")
             .env_remove("QUEUE")
             .stdin(Stdio::null());
+        if let Some(wait) = self.database_wait {
+            command.arg(format!("--wait-for-database={}", wait.as_secs_f64()));
+        }
         match &self.args.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("dj-{}.log", slot.number));

@@ -213,6 +213,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn migrate(&self) -> Result<Vec<u32>>;
     /// Fails with [`crate::Error::MissingTable`] unless the table has every column dj needs.
     fn check_schema(&self) -> Result<()>;
+    /// Fails with [`crate::Error::ReadOnly`] when this process cannot write to the database.
+    /// The default assumes it can (a PostgreSQL role without write grants fails on its
+    /// first claim instead).
+    fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
     /// The database's clock.
     fn now(&self) -> Result<SystemTime>;
 

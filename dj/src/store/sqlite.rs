@@ -4,10 +4,13 @@
 //! needs no SKIP LOCKED: the UPDATE ... RETURNING is atomic.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, DatabaseName, ErrorCode, OpenFlags, Row,
+    TransactionBehavior,
+};
 
 use super::pool::{Manage, Pool};
 use super::{
@@ -65,8 +68,11 @@ impl Manage for Manager {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        if conn.is_readonly(DatabaseName::Main)? {
+            return self.open_read_only(conn);
+        }
+        use_wal(&conn)?;
         let sync = match self.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -78,6 +84,89 @@ impl Manage for Manager {
     fn healthy(&self, _conn: &mut Connection) -> bool {
         true
     }
+}
+
+impl Manager {
+    /// A file SQLite could open only for reading (a read-only file, directory or mount) still
+    /// serves the read commands; writes fail with [`Error::ReadOnly`]. A WAL file closed
+    /// cleanly has no `-wal` and `-shm` files beside it, and reading it needs them unless
+    /// the file is opened as immutable. With no `-wal` file no writer is using it, so this
+    /// connection (a read command's, short-lived) reads it that way.
+    fn open_read_only(&self, conn: Connection) -> Result<Connection> {
+        match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) => {}
+            Err(e) => return Err(e.into()),
+            Ok(()) => return Ok(conn),
+        }
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            // Commits left in the -wal (a writer that crashed, or one still at work): reading
+            // them needs the -shm file, and recovering them needs write access.
+            return Err(Error::ReadOnly {
+                database: format!("sqlite:{}", self.path.display()),
+            });
+        }
+        let uri = format!("file:{}?immutable=1", uri_path(&self.path));
+        let conn = Connection::open_with_flags(
+            uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+}
+
+/// A path as the path of a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &std::path::Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Puts the file in WAL mode, which the file then keeps: only its first opener changes it.
+/// The switch needs the file to itself and SQLite answers "database is locked" at once
+/// instead of applying the busy timeout, so when several processes open a new file together,
+/// the ones that lose retry (within the busy timeout) until the one that won is done.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let switched = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    return Ok(());
+                }
+                conn.pragma_update(None, "journal_mode", "WAL")
+            });
+        match switched {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 pub(crate) struct SqliteStore {
@@ -148,10 +237,15 @@ impl SqliteStore {
     }
 }
 
+/// The typed error for a missing table or a file that cannot be written.
 fn missing_table(e: rusqlite::Error, database: &str) -> Error {
     let text = e.to_string();
     if text.contains("no such table: delayed_jobs") || text.contains("no such column") {
         Error::MissingTable {
+            database: database.to_owned(),
+        }
+    } else if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) {
+        Error::ReadOnly {
             database: database.to_owned(),
         }
     } else {
@@ -287,6 +381,16 @@ impl Store for SqliteStore {
             conn.prepare("SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0")?;
             Ok(())
         })
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        // SQLite opens a file it cannot write read-only, and fails only at the first write.
+        if self.pool.get()?.is_readonly(DatabaseName::Main)? {
+            return Err(Error::ReadOnly {
+                database: self.shown.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn now(&self) -> Result<SystemTime> {

@@ -73,6 +73,9 @@ pub struct Config {
     /// are charged one attempt and its unstarted claims released. Workers heartbeat six
     /// times per timeout.
     pub heartbeat_timeout: Duration,
+    /// How long to wait at start for a database that does not answer; `None` (the default)
+    /// waits until it answers or the worker is stopped.
+    pub database_wait: Option<Duration>,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(25),
             rescue_interval: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(30),
+            database_wait: None,
         }
     }
 }

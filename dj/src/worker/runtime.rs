@@ -123,30 +123,27 @@ fn start_up(shared: &Shared) -> Result<()> {
     }
 }
 
-/// Checks the table before the first claim. A missing table is an error naming `migrate`; an
-/// unreachable database is waited for, with backoff, until it answers or the worker is stopped.
+/// Checks the table before the first claim. A missing table is an error naming `migrate`, a
+/// database this process cannot write an error naming the file; an unreachable database is
+/// waited for, with backoff, until it answers, the worker is stopped, or `database_wait` runs
+/// out.
 fn wait_for_database(worker: &Worker) -> Result<()> {
-    let mut wait = Duration::from_millis(250);
-    loop {
-        match worker.db.store().check_schema() {
-            Ok(()) => return Ok(()),
-            Err(e @ (crate::Error::MissingTable { .. } | crate::Error::BadUrl { .. })) => {
-                return Err(e)
-            }
-            Err(e) if worker.stop.is_set() => return Err(e),
-            Err(e) => {
-                tracing::error!(
-                    target: "dj",
-                    "[Worker({})] Error while connecting to {}: {e} (retrying in {:.1}s)",
-                    worker.name,
-                    worker.db.url(),
-                    wait.as_secs_f64()
-                );
-                worker.stop.sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    let db = &worker.db;
+    db.wait_for(
+        worker.config.database_wait,
+        &worker.stop,
+        |store| store.check_schema(),
+        |e, wait| {
+            tracing::error!(
+                target: "dj",
+                "[Worker({})] Error while connecting to {}: {e} (retrying in {:.1}s)",
+                worker.name,
+                db.url(),
+                wait.as_secs_f64()
+            )
+        },
+    )?;
+    db.store().check_writable()
 }
 
 /// No more claims: unstarted jobs go back, running ones get `shutdown_timeout` (all the time

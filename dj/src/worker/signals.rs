@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use super::StopFlag;
+use super::Worker;
 
 /// The environment variable through which a pool supervisor tells its workers its pid.
 pub const SUPERVISOR_PID_ENV: &str = "DJ_SUPERVISOR_PID";
@@ -62,8 +62,9 @@ fn install_handlers() {
     });
 }
 
-/// Routes TERM and INT to `stop`. Safe to call more than once; the handlers are installed once.
-pub fn install(stop: &StopFlag) {
+/// Routes TERM and INT to the worker's stop flag. Safe to call more than once; the handlers
+/// are installed once.
+pub fn install(worker: &Worker) {
     if let Some(pid) = std::env::var(SUPERVISOR_PID_ENV)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok())
@@ -71,7 +72,8 @@ pub fn install(stop: &StopFlag) {
         SUPERVISOR.store(pid, Ordering::SeqCst);
     }
     install_handlers();
-    let stop = stop.clone();
+    let stop = worker.stop_flag();
+    let name = worker.name().to_owned();
     std::thread::Builder::new()
         .name("dj-signals".into())
         .spawn(move || loop {
@@ -81,7 +83,7 @@ pub fn install(stop: &StopFlag) {
                 let first = !stop.is_set();
                 stop.set();
                 if first {
-                    tracing::info!(target: "dj", "Exiting...");
+                    tracing::info!(target: "dj", "[Worker({name})] Exiting...");
                 }
                 return;
             }

@@ -12,6 +12,7 @@ mod operations;
 mod order;
 mod postgres_only;
 mod processes;
+mod sqlite_only;
 mod testing;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
@@ -55,7 +56,7 @@ fn main() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let only_here: Vec<Case> = match backend {
             Backend::Postgres => [postgres_only::CASES, chaos::POSTGRES_CASES].concat(),
-            Backend::Sqlite => Vec::new(),
+            Backend::Sqlite => sqlite_only::CASES.to_vec(),
         };
         for &(name, case) in shared.iter().chain(&only_here) {
             let unreachable = backend == Backend::Postgres && postgres.is_err();

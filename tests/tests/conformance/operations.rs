@@ -40,6 +40,7 @@ pub const CASES: &[Case] = &[
         bulk_delete_needs_yes,
     ),
     ("json_logs_keep_delayed_jobs_wording", json_logs),
+    ("jobs_says_how_many_more_match_than_it_lists", jobs_limit),
 ];
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
@@ -756,4 +757,36 @@ fn json_logs(backend: Backend) {
         start["worker"].as_str().unwrap().starts_with("dj.1 pid:"),
         "{start}"
     );
+}
+
+fn jobs_limit(backend: Backend) {
+    let t = TestDb::new(backend, "jobslimit");
+    let log = t.log();
+    dj::enqueue_many(
+        &t.db,
+        (0..7).map(|i| Record {
+            log: log.path(),
+            key: i.to_string(),
+        }),
+    )
+    .unwrap();
+    let note = "... 2 more; use --limit 7 to list them all";
+
+    let out = dj(&t, &["jobs", "--limit", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 5 + 1, "header, 5 rows, the note:\n{text}");
+    assert_eq!(lines[6], note);
+
+    let all = stdout(&dj(&t, &["jobs", "--limit", "7"]));
+    assert_eq!(all.lines().count(), 1 + 7, "{all}");
+    assert!(!all.contains("more;"), "{all}");
+
+    // --json: stdout stays one JSON array; the note goes to stderr.
+    let out = dj(&t, &["jobs", "--limit", "5", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
+    assert_eq!(stderr(&out).trim(), note);
 }

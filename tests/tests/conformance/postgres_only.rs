@@ -18,6 +18,10 @@ pub const CASES: &[Case] = &[
     ("claim_is_an_index_scan_with_a_million_rows", claim_plan),
     ("idle_worker_wakes_on_notify_not_on_its_poll", notify_wakes),
     ("worker_survives_a_database_outage_and_loses_no_job", outage),
+    (
+        "workoff_and_read_commands_give_up_on_an_unreachable_database",
+        bounded_wait,
+    ),
 ];
 
 fn claim_plan(backend: Backend) {
@@ -208,4 +212,39 @@ fn outage(backend: Backend) {
     assert_eq!(unique.len(), 200, "every job performed");
     assert_eq!(lines.len(), 200, "none twice");
     assert_eq!(t.db.count(&dj::JobFilter::default()).unwrap(), 0);
+}
+
+/// `--wait-for-database 2s` on a port nobody listens on: `workoff`, `work` given the bound,
+/// and the read and admin commands fail with a message naming the database (without its
+/// password) and the flag, instead of waiting forever.
+fn bounded_wait(backend: Backend) {
+    let t = TestDb::new(backend, "boundedwait");
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://postgres:hunter2@127.0.0.1:{port}/test");
+    let shown = format!("postgres://postgres:***@127.0.0.1:{port}/test");
+    for command in [
+        &["workoff"][..],
+        &["work"],
+        &["jobs"],
+        &["stats"],
+        &["migrate"],
+        &["retry", "--failed", "--yes"],
+    ] {
+        let label = command[0];
+        let mut args = vec!["--database-url", &url, "--wait-for-database", "2s"];
+        args.extend(command);
+        let mut child = spawn_worker(&t, label, &args);
+        let status = wait_exit(&mut child, Duration::from_secs(30));
+        let out = worker_output(&t, label);
+        assert!(!status.success(), "{label}: {status}\n{out}");
+        assert!(
+            out.contains(&format!("error: {shown} did not answer within 2s"))
+                && out.contains("`--wait-for-database`"),
+            "{label}:\n{out}"
+        );
+        assert!(!out.contains("hunter2"), "{label}:\n{out}");
+    }
 }

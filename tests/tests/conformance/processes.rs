@@ -198,7 +198,10 @@ fn term_finishes_job(backend: Backend) {
     assert!(status.success(), "{status}\n{}", worker_output(&t, "w"));
     assert_eq!(log.count("done k"), 1, "the running job finished");
     assert!(t.db.job(id).unwrap().is_none(), "and was deleted");
-    assert!(worker_output(&t, "w").contains("Exiting..."));
+    // The last line names the worker, as every other line does.
+    let out = worker_output(&t, "w");
+    let exiting = out.lines().find(|l| l.contains("Exiting...")).expect(&out);
+    assert!(exiting.contains("[Worker(host:"), "{exiting}");
 }
 
 fn poison_pill(backend: Backend) {

@@ -55,6 +55,20 @@ struct Hours;
 #[job(max_run_time = "1d2h3m4s", queue = "a queue")]
 struct Days;
 
+/// dj's one duration grammar (humantime's, as the worker's flags): units in any order,
+/// milliseconds that make whole seconds, a string of bare seconds.
+#[derive(Job, Serialize, Deserialize)]
+#[job(max_run_time = "30m1h")]
+struct AnyOrder;
+
+#[derive(Job, Serialize, Deserialize)]
+#[job(max_run_time = "2000ms")]
+struct Millis;
+
+#[derive(Job, Serialize, Deserialize)]
+#[job(max_run_time = "45")]
+struct BareSeconds;
+
 /// Values passed through `macro_rules!` arrive wrapped in invisible groups.
 macro_rules! prioritized {
     ($job:ident, $priority:expr, $queue:expr) => {
@@ -73,6 +87,9 @@ perform_nothing!(
     Minutes,
     Hours,
     Days,
+    AnyOrder,
+    Millis,
+    BareSeconds,
     Urgent
 );
 
@@ -120,6 +137,18 @@ fn main() {
         JobOptions::new()
             .queue("a queue")
             .max_run_time(Duration::from_secs(93_784))
+    );
+    assert_eq!(
+        AnyOrder::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(5_400))
+    );
+    assert_eq!(
+        Millis::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(2))
+    );
+    assert_eq!(
+        BareSeconds::OPTIONS,
+        JobOptions::new().max_run_time(Duration::from_secs(45))
     );
     assert_eq!(
         Urgent::OPTIONS,
