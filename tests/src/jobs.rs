@@ -269,3 +269,36 @@ impl Perform for PoisonPill {
         std::process::abort();
     }
 }
+
+/// An async job: records `async KEY attempts N`, then fails the first `fail_first` attempts.
+#[dj::job(max_attempts = 3)]
+pub async fn async_record(
+    ctx: &Context,
+    log: String,
+    key: String,
+    fail_first: u32,
+) -> Result<(), dj::Message> {
+    tokio::task::yield_now().await;
+    let attempts = ctx.job().attempts;
+    record(&log, &format!("async {key} attempts {attempts}"));
+    if attempts < fail_first {
+        return Err(dj::Message(format!("async failure {attempts}")));
+    }
+    Ok(())
+}
+
+/// An async job that outlives its max_run_time (1 s) unless dropped.
+#[dj::job(max_run_time = 1)]
+pub async fn async_sleeps(log: String) {
+    record(&log, "async sleep start");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    record(&log, "async sleep done");
+}
+
+/// An async job that panics after an await.
+#[dj::job]
+pub async fn async_panics(log: String) {
+    tokio::task::yield_now().await;
+    record(&log, "async panic");
+    panic!("async boom");
+}

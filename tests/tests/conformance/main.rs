@@ -4,6 +4,7 @@
 //! When no PostgreSQL answers, its cases are reported as ignored, except under `CI=true`,
 //! where an unreachable PostgreSQL fails them: CI always runs both backends.
 
+mod async_jobs;
 mod chaos;
 mod enqueue;
 mod failures;
@@ -50,6 +51,7 @@ fn main() {
         processes::CASES,
         operations::CASES,
         chaos::CASES,
+        async_jobs::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
