@@ -76,10 +76,24 @@ pub(super) fn interval(timeout: Duration) -> Duration {
 static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// A unique name for this process, released when dropped.
+#[derive(Debug)]
 pub(super) struct NameLease(pub Arc<str>);
 
 impl NameLease {
     pub(super) fn new(base: &str) -> NameLease {
+        NameLease(Self::take(base))
+    }
+
+    /// Gives this lease's name back and takes one for `base` instead.
+    pub(super) fn rename(&mut self, base: &str) {
+        NAMES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| **n != *self.0);
+        self.0 = Self::take(base);
+    }
+
+    fn take(base: &str) -> Arc<str> {
         let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
         let name = (1..)
             .map(|n| match n {
@@ -89,7 +103,7 @@ impl NameLease {
             .find(|candidate| !names.contains(candidate))
             .expect("a free name");
         names.push(name.clone());
-        NameLease(name.into())
+        name.into()
     }
 }
 

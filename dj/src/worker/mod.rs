@@ -118,14 +118,14 @@ pub struct Worker {
     config: Config,
     state: Arc<State>,
     stop: StopFlag,
-    name: String,
+    name: heartbeat::NameLease,
 }
 
 impl Worker {
     /// A worker with default settings on `db`.
     pub fn new(db: Db) -> Self {
         let config = Config::default();
-        let name = worker_name(config.name_prefix.as_deref());
+        let name = heartbeat::NameLease::new(&worker_name(config.name_prefix.as_deref()));
         Worker {
             db,
             config,
@@ -136,7 +136,8 @@ impl Worker {
     }
     /// Replaces all settings.
     pub fn config(mut self, config: Config) -> Self {
-        self.name = worker_name(config.name_prefix.as_deref());
+        self.name
+            .rename(&worker_name(config.name_prefix.as_deref()));
         self.config = config;
         self
     }
@@ -159,11 +160,11 @@ impl Worker {
     pub fn stop_flag(&self) -> StopFlag {
         self.stop.clone()
     }
-    /// This worker's name, as stored in `locked_by` and `dj_workers`. A second worker of the
-    /// same process registers as `NAME #2` (and so on), as does a worker that re-registers
-    /// after it was declared dead.
+    /// This worker's name, as stored in `locked_by` and `dj_workers`: unique in this process
+    /// (a second worker of the process is `NAME #2`, and so on). A worker that registers again
+    /// after it was declared dead does so under a new `#N` name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.name.0
     }
     /// The settings in force.
     pub fn settings(&self) -> &Config {

@@ -27,13 +27,12 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         .has_async()
         .then(|| async_runtime(worker.config.concurrency))
         .transpose()?;
-    let lease = NameLease::new(&worker.name);
     let shared = Arc::new(Shared {
         db: worker.db.clone(),
         config: worker.config.clone(),
         state: worker.state.clone(),
         stop: worker.stop.clone(),
-        name: RwLock::new(lease.0.clone()),
+        name: RwLock::new(worker.name.0.clone()),
         slots: Slots::new(worker.config.concurrency),
         beat: Beat::new(),
         async_runtime: async_runtime.as_ref().map(|rt| rt.handle().clone()),
@@ -42,7 +41,8 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         interrupted: AtomicU64::new(0),
     });
     start_up(&shared)?;
-    let leases = Arc::new(Mutex::new(vec![lease]));
+    // Names taken when registering again after being declared dead.
+    let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
     shared.say(format_args!("Starting job worker"));
 
     let (out_tx, out_rx) = mpsc::channel::<Message>();
@@ -95,32 +95,25 @@ fn async_runtime(concurrency: usize) -> Result<tokio::runtime::Runtime> {
 fn start_up(shared: &Shared) -> Result<()> {
     let name = shared.name();
     let reason = format!("the worker that ran it ({name}) restarted");
-    let mut wait = Duration::from_millis(250);
-    loop {
-        let store = shared.db.store();
-        let result = store
-            .worker_remove(&name, None)
-            .and_then(|_| {
-                store.job_list(&JobFilter {
-                    locked_by: Some(name.to_string()),
-                    ..JobFilter::default()
-                })
-            })
-            .and_then(|rows| rescuer::rescue_rows(shared, &name, &reason, rows))
-            .and_then(|()| heartbeat::register(shared, &name));
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if shared.stop.is_set() => return Err(e),
-            Err(e) => {
-                shared.say_error(format_args!(
-                    "Error while registering: {e} (retrying in {:.1}s)",
-                    wait.as_secs_f64()
-                ));
-                shared.stop.sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    shared.db.wait_for(
+        shared.config.database_wait,
+        &shared.stop,
+        |store| {
+            store.worker_remove(&name, None)?;
+            let rows = store.job_list(&JobFilter {
+                locked_by: Some(name.to_string()),
+                ..JobFilter::default()
+            })?;
+            rescuer::rescue_rows(shared, &name, &reason, rows)?;
+            heartbeat::register(shared, &name)
+        },
+        |e, wait| {
+            shared.say_error(format_args!(
+                "Error while registering: {e} (retrying in {:.1}s)",
+                wait.as_secs_f64()
+            ))
+        },
+    )
 }
 
 /// Checks the table before the first claim. A missing table is an error naming `migrate`, a
@@ -137,7 +130,7 @@ fn wait_for_database(worker: &Worker) -> Result<()> {
             tracing::error!(
                 target: "dj",
                 "[Worker({})] Error while connecting to {}: {e} (retrying in {:.1}s)",
-                worker.name,
+                worker.name(),
                 db.url(),
                 wait.as_secs_f64()
             )
