@@ -67,6 +67,21 @@ pub enum Error {
         waited: Duration,
         last: String,
     },
+    /// The server did not answer within a deadline: connecting (with the login handshake),
+    /// or one of dj's statements.
+    #[error("{database} did not answer {what} within {}; check that the server is up and not overloaded, or allow longer with `connect_timeout` / `statement_timeout` in the url (e.g. `?connect_timeout=10&statement_timeout=60s`)", humantime::format_duration(*.after))]
+    Timeout {
+        database: String,
+        what: &'static str,
+        after: Duration,
+    },
+    /// Every connection of the `Db`'s pool stayed in use for the whole checkout wait.
+    #[error("all {size} connections of the pool for {database} stayed in use for {}; raise `pool_size` in the url (e.g. `?pool_size=20`), share the `Db` among fewer threads, or wait longer with `pool_timeout`", humantime::format_duration(*.waited))]
+    PoolExhausted {
+        database: String,
+        size: usize,
+        waited: Duration,
+    },
     /// I/O (signals, pid files, logs).
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -47,6 +47,7 @@ mod context;
 mod db;
 mod enqueue;
 mod error;
+mod io;
 mod job;
 mod registry;
 pub mod store;

@@ -2,6 +2,7 @@
 //! types the tests enqueue, and a perform log that counts performs across processes.
 
 pub mod jobs;
+pub mod net;
 pub mod support;
 
 /// The state the test worker binary gives its jobs.

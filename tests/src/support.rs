@@ -200,6 +200,13 @@ impl PerformLog {
     pub fn count(&self, line: &str) -> usize {
         self.lines().iter().filter(|l| *l == line).count()
     }
+    /// How many lines start with `prefix`.
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
     /// Waits up to `timeout` for `line` to appear.
     pub fn wait_for(&self, line: &str, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;

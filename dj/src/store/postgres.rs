@@ -3,23 +3,25 @@
 //! statement per batch, and an `AFTER INSERT ... FOR EACH STATEMENT` trigger NOTIFYs idle
 //! workers.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use fallible_iterator::FallibleIterator;
-use postgres::error::SqlState;
-use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Row, Statement};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
-use super::pool::{Manage, Pool};
+use super::pool::PoolLimits;
 use super::{
     filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
     VERSION,
 };
 use crate::enqueue::{JobId, NewJob, RunAt};
 use crate::error::{Error, Result};
+use crate::io;
 use crate::worker::StopFlag;
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -39,84 +41,235 @@ const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, lock
 
 const CHANNEL: &str = "delayed_jobs";
 
-/// A connection with its prepared statements, so hot queries are parsed once per connection.
-pub(crate) struct PgConn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
+/// How long dj waits for the server. Set in the URL (`?connect_timeout=5&statement_timeout=30s`,
+/// beside the pool's `pool_size` and `pool_timeout`); dj takes its own keys out before the
+/// driver reads the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limits {
+    /// Connecting, TLS and the login handshake together (the driver's own `connect_timeout`
+    /// bounds only the socket).
+    pub(crate) connect: Duration,
+    /// One operation of dj's: a statement, or the statements of one transaction.
+    pub(crate) statement: Duration,
+    /// Connections one `Db` keeps open (a worker's LISTEN connection is apart).
+    pub(crate) pool: PoolLimits,
 }
 
-impl PgConn {
-    fn statement(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-    ) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect: Duration::from_secs(5),
+            statement: Duration::from_secs(30),
+            pool: PoolLimits::default(),
         }
-        let statement = self.client.prepare_typed(sql, types)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-    fn execute(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
-        let statement = self.statement(sql, types)?;
-        self.client.execute(&statement, params)
     }
 }
 
-pub(crate) struct Manager {
-    config: postgres::Config,
-}
-
-impl Manage for Manager {
-    type Conn = PgConn;
-    fn open(&self) -> Result<PgConn> {
-        let client = self.config.connect(NoTls)?;
-        Ok(PgConn {
-            client,
-            statements: HashMap::new(),
-        })
+/// Splits dj's own keys (`statement_timeout`, `pool_size`, `pool_timeout`) out of a URL's
+/// query and returns the URL the driver reads, with the limits found.
+pub(crate) fn split_url(url: &str) -> Result<(String, Limits), String> {
+    let mut limits = Limits::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), limits));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if let Some(taken) = limits.pool.take(key, value) {
+            taken?;
+        } else if key == "statement_timeout" {
+            limits.statement = crate::cli::parse_duration(value)
+                .map_err(|e| format!("`statement_timeout`: {e}"))?;
+        } else {
+            kept.push(pair);
+        }
     }
-    fn healthy(&self, conn: &mut PgConn) -> bool {
-        !conn.client.is_closed()
+    if kept.is_empty() {
+        Ok((base.to_owned(), limits))
+    } else {
+        Ok((format!("{base}?{}", kept.join("&")), limits))
     }
 }
 
 pub(crate) struct PgStore {
-    pool: Pool<Manager>,
+    pool: Pool,
+    config: tokio_postgres::Config,
+    limits: Limits,
     shown: String,
-    listener: Mutex<Option<Client>>,
+    listener: Mutex<Option<Listener>>,
+}
+
+/// The worker's LISTEN connection: the client, and the wake-ups its connection task hears.
+struct Listener {
+    _client: Client,
+    wakeups: mpsc::Receiver<()>,
 }
 
 impl PgStore {
     pub(crate) fn open(url: &str) -> Result<PgStore> {
-        let config = postgres::Config::from_str(url).map_err(|e| Error::BadUrl {
+        let bad_url = |reason: String| Error::BadUrl {
             url: hide_password(url),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let (driver_url, mut limits) = split_url(url).map_err(bad_url)?;
+        let mut config =
+            tokio_postgres::Config::from_str(&driver_url).map_err(|e| bad_url(e.to_string()))?;
+        match config.get_connect_timeout() {
+            Some(&connect) => limits.connect = connect,
+            None => {
+                config.connect_timeout(limits.connect);
+            }
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(limits.pool.size)
+            .wait_timeout(Some(limits.pool.timeout))
+            .create_timeout(Some(limits.connect))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| bad_url(e.to_string()))?;
         Ok(PgStore {
-            pool: Pool::new(Manager { config }, 16),
+            pool,
+            config,
+            limits,
             shown: hide_password(url),
             listener: Mutex::new(None),
         })
     }
 
-    fn run<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, postgres::Error>) -> Result<T> {
-        let mut conn = self.pool.get()?;
-        f(&mut conn).map_err(|e| self.error(e))
+    /// A pooled connection, within the pool's wait and the connect deadline.
+    async fn checkout(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => Error::PoolExhausted {
+                database: self.shown.clone(),
+                size: self.limits.pool.size,
+                waited: self.limits.pool.timeout,
+            },
+            PoolError::Timeout(_) => self.timeout("to a connection attempt", self.limits.connect),
+            PoolError::Backend(e) => self.error(e),
+            other => Error::Invalid(format!(
+                "the connection pool of {} failed: {other}",
+                self.shown
+            )),
+        })
     }
 
-    fn error(&self, e: postgres::Error) -> Error {
+    /// Runs one operation on a pooled connection within the statement deadline. A connection
+    /// whose operation ran out of time is in an unknown state: it is closed, not pooled, and
+    /// the server is asked to cancel what it was running.
+    async fn run_async<T>(
+        &self,
+        operation: impl AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        let mut conn = self.checkout().await?;
+        let result = tokio::time::timeout(self.limits.statement, operation(&mut conn)).await;
+        match result {
+            Ok(done) => done.map_err(|e| self.error(e)),
+            Err(_elapsed) => {
+                let cancel = conn.cancel_token();
+                drop(Object::take(conn));
+                let bound = self.limits.connect;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+                });
+                Err(self.timeout("a statement", self.limits.statement))
+            }
+        }
+    }
+
+    /// The sync form of [`PgStore::run_async`]: blocks this thread (see [`crate::io`]).
+    fn run<T>(
+        &self,
+        operation: impl AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        io::block_on(self.run_async(operation))
+    }
+
+    fn error(&self, e: tokio_postgres::Error) -> Error {
         missing_table(e, &self.shown)
+    }
+
+    fn timeout(&self, what: &'static str, after: Duration) -> Error {
+        Error::Timeout {
+            database: self.shown.clone(),
+            what,
+            after,
+        }
+    }
+
+    /// Inserts rows on a pooled connection: one statement per batch, several batches in one
+    /// transaction. What `enqueue_async` on a PostgreSQL `Db` awaits.
+    pub(crate) fn insert<'a>(
+        &'a self,
+        rows: &'a [NewJob],
+    ) -> impl Future<Output = Result<Vec<JobId>>> + Send + 'a {
+        self.run_async(async move |conn: &mut Object| {
+            if rows.len() <= crate::INSERT_BATCH {
+                return insert_pooled(conn, &InsertArrays::of(rows)).await;
+            }
+            let tx = conn.transaction().await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for batch in rows.chunks(crate::INSERT_BATCH) {
+                let a = InsertArrays::of(batch);
+                let statement = tx.prepare_typed_cached(a.sql(), a.types()).await?;
+                ids.extend(
+                    tx.query(&statement, &a.params())
+                        .await?
+                        .iter()
+                        .map(|r| r.get::<_, i64>(0)),
+                );
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
     }
 }
 
-fn missing_table(e: postgres::Error, database: &str) -> Error {
+async fn insert_pooled(
+    conn: &Object,
+    a: &InsertArrays<'_>,
+) -> Result<Vec<JobId>, tokio_postgres::Error> {
+    if a.names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = conn.prepare_typed_cached(a.sql(), a.types()).await?;
+    Ok(conn
+        .query(&statement, &a.params())
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Runs a statement on a pooled connection, prepared once per connection.
+async fn query(
+    conn: &Object,
+    sql: &'static str,
+    types: &[Type],
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = conn.prepare_typed_cached(sql, types).await?;
+    conn.query(&statement, params).await
+}
+
+/// [`query`] for a statement that returns no rows: how many rows it changed.
+async fn execute(
+    conn: &Object,
+    sql: &'static str,
+    types: &[Type],
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = conn.prepare_typed_cached(sql, types).await?;
+    conn.execute(&statement, params).await
+}
+
+fn missing_table(e: tokio_postgres::Error, database: &str) -> Error {
     match e.code() {
         Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN => {
             Error::MissingTable {
@@ -241,104 +394,80 @@ const INSERT_MANY_TYPES: &[Type] = &[
     Type::INT4_ARRAY,
 ];
 
-/// How an insert reaches the server: a pooled connection runs its cached prepared statement;
-/// the caller's own client runs it typed (one round trip, nothing left prepared on it).
-trait Query {
-    fn query(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, postgres::Error>;
-}
-
-impl Query for PgConn {
-    fn query(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, postgres::Error> {
-        let statement = self.statement(sql, types)?;
-        self.client.query(&statement, params)
+impl InsertArrays<'_> {
+    /// One row binds scalars; more bind one array per column.
+    fn sql(&self) -> &'static str {
+        if self.names.len() == 1 {
+            INSERT_ONE
+        } else {
+            INSERT_MANY
+        }
+    }
+    fn types(&self) -> &'static [Type] {
+        if self.names.len() == 1 {
+            INSERT_ONE_TYPES
+        } else {
+            INSERT_MANY_TYPES
+        }
+    }
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        if self.names.len() == 1 {
+            vec![
+                &self.names[0],
+                &self.handlers[0],
+                &self.priorities[0],
+                &self.queues[0],
+                &self.at[0],
+                &self.delays[0],
+                &self.max_run_times[0],
+            ]
+        } else {
+            vec![
+                &self.names,
+                &self.handlers,
+                &self.priorities,
+                &self.queues,
+                &self.at,
+                &self.delays,
+                &self.max_run_times,
+            ]
+        }
+    }
+    /// The parameters with their types, for a client that runs the insert unprepared.
+    fn typed_params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.params()
+            .into_iter()
+            .zip(self.types().iter().cloned())
+            .collect()
     }
 }
 
-/// The caller's client (a transaction, or a plain connection).
-struct Typed<'a, C>(&'a mut C);
-
-impl<C: GenericClient> Query for Typed<'_, C> {
-    fn query(
-        &mut self,
-        sql: &'static str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, postgres::Error> {
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-            params.iter().copied().zip(types.iter().cloned()).collect();
-        self.0.query_typed(sql, &typed)
-    }
-}
-
-/// Inserts rows through any client: a pooled connection or the caller's transaction. One
-/// statement, one round trip.
-pub(crate) fn insert_jobs(client: &mut impl GenericClient, rows: &[NewJob]) -> Result<Vec<JobId>> {
+/// Inserts rows through the caller's own `postgres` client (a transaction, or a plain
+/// connection), unprepared: one round trip per batch, nothing left prepared on it. Several
+/// batches run in a savepoint (or a transaction), all or none.
+pub(crate) fn insert_jobs(
+    client: &mut impl postgres::GenericClient,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
     let error = |e| missing_table(e, "the caller's connection");
+    let run = |client: &mut dyn FnMut(&InsertArrays<'_>) -> Result<Vec<Row>, postgres::Error>| {
+        let mut ids = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(crate::INSERT_BATCH) {
+            ids.extend(
+                client(&InsertArrays::of(batch))?
+                    .iter()
+                    .map(|r| r.get::<_, i64>(0)),
+            );
+        }
+        Ok::<_, postgres::Error>(ids)
+    };
     if rows.len() <= crate::INSERT_BATCH {
-        return insert(&mut Typed(client), rows).map_err(error);
+        return run(&mut |a| client.query_typed(a.sql(), &a.typed_params())).map_err(error);
     }
-    // Several statements, all or none: a transaction, or a savepoint inside the caller's.
     let mut tx = client.transaction().map_err(error)?;
-    let ids = insert_batches(&mut Typed(&mut tx), rows).map_err(error)?;
+    let ids = run(&mut |a| tx.query_typed(a.sql(), &a.typed_params())).map_err(error)?;
     tx.commit().map_err(error)?;
     Ok(ids)
-}
-
-fn insert_batches(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::Error> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for batch in rows.chunks(crate::INSERT_BATCH) {
-        ids.extend(insert(q, batch)?);
-    }
-    Ok(ids)
-}
-
-fn insert(q: &mut impl Query, rows: &[NewJob]) -> Result<Vec<JobId>, postgres::Error> {
-    let result = match rows {
-        [] => return Ok(Vec::new()),
-        [row] => {
-            let (at, delay) = run_at_parts(row.run_at);
-            q.query(
-                INSERT_ONE,
-                INSERT_ONE_TYPES,
-                &[
-                    &row.name,
-                    &row.handler,
-                    &row.priority,
-                    &row.queue,
-                    &at,
-                    &delay,
-                    &row.max_run_time,
-                ],
-            )?
-        }
-        rows => {
-            let a = InsertArrays::of(rows);
-            q.query(
-                INSERT_MANY,
-                INSERT_MANY_TYPES,
-                &[
-                    &a.names,
-                    &a.handlers,
-                    &a.priorities,
-                    &a.queues,
-                    &a.at,
-                    &a.delays,
-                    &a.max_run_times,
-                ],
-            )?
-        }
-    };
-    Ok(result.iter().map(|r| r.get(0)).collect())
 }
 
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
@@ -410,15 +539,18 @@ impl Store for PgStore {
     }
 
     fn migrate(&self) -> Result<Vec<u32>> {
-        self.run(|conn| {
-            let mut tx = conn.client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))", &[])?;
+        self.run(async |conn: &mut Object| {
+            let tx = conn.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))", &[])
+                .await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS dj_schema_migrations ( \
                      version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            )?;
+            )
+            .await?;
             let done: Vec<i32> = tx
-                .query("SELECT version FROM dj_schema_migrations", &[])?
+                .query("SELECT version FROM dj_schema_migrations", &[])
+                .await?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
@@ -427,64 +559,46 @@ impl Store for PgStore {
                 if done.contains(&(version as i32)) {
                     continue;
                 }
-                tx.batch_execute(sql)?;
+                tx.batch_execute(sql).await?;
                 tx.execute(
                     "INSERT INTO dj_schema_migrations (version) VALUES ($1)",
                     &[&(version as i32)],
-                )?;
+                )
+                .await?;
                 applied.push(version);
             }
-            tx.commit()?;
-            conn.statements.clear();
+            tx.commit().await?;
+            conn.statement_cache.clear();
             Ok(applied)
         })
     }
 
     fn check_schema(&self) -> Result<()> {
-        self.run(|conn| {
-            conn.client
-                .query(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"), &[])?;
-            conn.client.query(
-                &format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"),
-                &[],
-            )?;
-            conn.client.query(
-                "SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0",
-                &[],
-            )?;
-            Ok(())
+        self.run(async |conn: &mut Object| {
+            conn.batch_execute(&format!(
+                "SELECT {COLUMNS} FROM delayed_jobs LIMIT 0; \
+                 SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0; \
+                 SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0"
+            ))
+            .await
         })
     }
 
     fn now(&self) -> Result<SystemTime> {
-        self.run(|conn| Ok(conn.query("SELECT now()", &[], &[])?[0].get(0)))
+        self.run(async |conn: &mut Object| {
+            Ok(query(conn, "SELECT now()", &[], &[]).await?[0].get(0))
+        })
     }
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
-        self.run(|conn| {
-            if rows.len() <= crate::INSERT_BATCH {
-                return insert(conn, rows);
-            }
-            // One commit for all the batches (the prepared statements stay in use).
-            conn.client.batch_execute("BEGIN")?;
-            match insert_batches(conn, rows) {
-                Ok(ids) => {
-                    conn.client.batch_execute("COMMIT")?;
-                    Ok(ids)
-                }
-                Err(e) => {
-                    let _ = conn.client.batch_execute("ROLLBACK");
-                    Err(e)
-                }
-            }
-        })
+        io::block_on(self.insert(rows))
     }
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
         let min = p.min_priority.unwrap_or(i32::MIN);
         let max = p.max_priority.unwrap_or(i32::MAX);
         let limit = p.limit as i64;
-        let mut jobs: Vec<JobRow> = self.run(|conn| {
+        let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Object| {
             let types = [
                 Type::TEXT,
                 Type::INT4,
@@ -493,13 +607,15 @@ impl Store for PgStore {
                 Type::TEXT_ARRAY,
             ];
             let rows = if p.queues.is_empty() {
-                conn.query(CLAIM, &types[..4], &[&p.worker, &min, &max, &limit])?
+                query(conn, CLAIM, &types[..4], &[&p.worker, &min, &max, &limit]).await?
             } else {
-                conn.query(
+                query(
+                    conn,
                     CLAIM_QUEUES,
                     &types,
                     &[&p.worker, &min, &max, &limit, &p.queues],
-                )?
+                )
+                .await?
             };
             Ok(rows.iter().map(job_row).collect())
         })?;
@@ -508,8 +624,14 @@ impl Store for PgStore {
     }
 
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
-        self.run(|conn| {
-            conn.execute(COMPLETE, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
+        self.run(async |conn: &mut Object| {
+            execute(
+                conn,
+                COMPLETE,
+                &[Type::INT8_ARRAY, Type::TEXT],
+                &[&ids, &worker],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -523,8 +645,9 @@ impl Store for PgStore {
         let delays: Vec<f64> = retries.iter().map(|r| r.delay.as_secs_f64()).collect();
         let errors: Vec<&str> = retries.iter().map(|r| r.last_error.as_str()).collect();
         let release: Vec<bool> = retries.iter().map(|r| r.release).collect();
-        self.run(|conn| {
-            conn.execute(
+        self.run(async |conn: &mut Object| {
+            execute(
+                conn,
                 RETRY,
                 &[
                     Type::INT8_ARRAY,
@@ -535,23 +658,26 @@ impl Store for PgStore {
                     Type::TEXT,
                 ],
                 &[&ids, &attempts, &delays, &errors, &release, &worker],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
 
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
         let (destroy, keep): (Vec<&Fail>, Vec<&Fail>) = fails.iter().partition(|f| f.destroy);
-        self.run(|conn| {
-            if !destroy.is_empty() {
-                let ids: Vec<i64> = destroy.iter().map(|f| f.id).collect();
-                conn.execute(COMPLETE, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker])?;
+        let destroy_ids: Vec<i64> = destroy.iter().map(|f| f.id).collect();
+        let keep_ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
+        let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
+        let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
+        self.run(async |conn: &mut Object| {
+            if !destroy_ids.is_empty() {
+                let types = [Type::INT8_ARRAY, Type::TEXT];
+                execute(conn, COMPLETE, &types, &[&destroy_ids, &worker]).await?;
             }
-            if !keep.is_empty() {
-                let ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
-                let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
-                let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
-                conn.execute(
+            if !keep_ids.is_empty() {
+                execute(
+                    conn,
                     FAIL_KEEP,
                     &[
                         Type::INT8_ARRAY,
@@ -559,86 +685,78 @@ impl Store for PgStore {
                         Type::TEXT_ARRAY,
                         Type::TEXT,
                     ],
-                    &[&ids, &attempts, &errors, &worker],
-                )?;
+                    &[&keep_ids, &attempts, &errors, &worker],
+                )
+                .await?;
             }
             Ok(())
         })
     }
 
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(|conn| conn.execute(UNLOCK, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]))
+        self.by_worker(UNLOCK, worker, ids)
     }
 
     fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(|conn| {
-            conn.execute(
-                MARK_STARTED,
-                &[Type::INT8_ARRAY, Type::TEXT],
-                &[&ids, &worker],
-            )
-        })
+        self.by_worker(MARK_STARTED, worker, ids)
     }
 
     fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(|conn| {
-            conn.execute(
-                RELEASE_ORPHANED,
-                &[Type::INT8_ARRAY, Type::TEXT],
-                &[&ids, &worker],
-            )
-        })
+        self.by_worker(RELEASE_ORPHANED, worker, ids)
     }
 
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
-        self.run(|conn| {
-            conn.execute(
+        self.run(async |conn: &mut Object| {
+            execute(
+                conn,
                 "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = $1",
                 &[Type::TEXT],
                 &[&worker],
             )
+            .await
         })
     }
 
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let statement = filter::list(&DIALECT, filter, COLUMNS);
-        self.run(|conn| {
+        self.run(async |conn: &mut Object| {
             let rows = conn
-                .client
-                .query(statement.sql.as_str(), &params(&statement))?;
+                .query(statement.sql.as_str(), &params(&statement))
+                .await?;
             Ok(rows.iter().map(job_row).collect())
         })
     }
 
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
         let statement = filter::count(&DIALECT, filter);
-        self.run(|conn| {
+        self.run(async |conn: &mut Object| {
             Ok(conn
-                .client
-                .query_one(statement.sql.as_str(), &params(&statement))?
+                .query_one(statement.sql.as_str(), &params(&statement))
+                .await?
                 .get(0))
         })
     }
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
         let statement = filter::delete(&DIALECT, filter);
-        self.run(|conn| {
-            conn.client
-                .execute(statement.sql.as_str(), &params(&statement))
+        self.run(async |conn: &mut Object| {
+            conn.execute(statement.sql.as_str(), &params(&statement))
+                .await
         })
     }
 
     fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
         let statement = filter::retry_now(&DIALECT, filter);
-        self.run(|conn| {
-            conn.client
-                .execute(statement.sql.as_str(), &params(&statement))
+        self.run(async |conn: &mut Object| {
+            conn.execute(statement.sql.as_str(), &params(&statement))
+                .await
         })
     }
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
-        self.run(|conn| {
-            let rows = conn.query(
+        self.run(async |conn: &mut Object| {
+            let rows = query(
+                conn,
                 "SELECT queue, \
                    count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now()), \
                    count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > now()), \
@@ -649,7 +767,8 @@ impl Store for PgStore {
                  FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST",
                 &[],
                 &[],
-            )?;
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|r| QueueStats {
@@ -666,53 +785,61 @@ impl Store for PgStore {
 
     fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
         let queues = w.queues_column();
-        self.run(|conn| {
-            conn.execute(
+        self.run(async |conn: &mut Object| {
+            execute(
+                conn,
                 "INSERT INTO dj_workers (name, host, pid, queues, version) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (name) DO UPDATE SET host = $2, pid = $3, queues = $4, version = $5, \
                      started_at = now(), heartbeat_at = now(), running = 0",
                 &[Type::TEXT, Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT],
                 &[&w.name, &w.host, &w.pid, &queues, &VERSION],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
 
     fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
-        self.run(|conn| {
-            let n = conn.execute(
+        self.run(async |conn: &mut Object| {
+            let n = execute(
+                conn,
                 "UPDATE dj_workers SET heartbeat_at = now(), running = $2 WHERE name = $1",
                 &[Type::TEXT, Type::INT4],
                 &[&name, &running],
-            )?;
+            )
+            .await?;
             Ok(n > 0)
         })
     }
 
     fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
         let secs = stale_after.map(|d| d.as_secs_f64());
-        self.run(|conn| {
-            let n = conn.execute(
+        self.run(async |conn: &mut Object| {
+            let n = execute(
+                conn,
                 "DELETE FROM dj_workers WHERE name = $1 \
                  AND ($2::float8 IS NULL OR heartbeat_at < now() - $2 * interval '1 second')",
                 &[Type::TEXT, Type::FLOAT8],
                 &[&name, &secs],
-            )?;
+            )
+            .await?;
             Ok(n > 0)
         })
     }
 
     fn worker_list(&self) -> Result<Vec<WorkerRow>> {
-        self.run(|conn| {
-            let rows = conn.query(
+        self.run(async |conn: &mut Object| {
+            let rows = query(
+                conn,
                 concat!(
                     "SELECT name, host, pid, queues, version, started_at, heartbeat_at, running ",
                     "FROM dj_workers ORDER BY name"
                 ),
                 &[],
                 &[],
-            )?;
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|r| WorkerRow {
@@ -731,13 +858,15 @@ impl Store for PgStore {
 
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
         let secs = every.as_secs_f64();
-        self.run(|conn| {
-            let n = conn.execute(
+        self.run(async |conn: &mut Object| {
+            let n = execute(
+                conn,
                 "UPDATE dj_maintenance SET ran_at = now(), ran_by = $2 \
                  WHERE task = $1 AND ran_at <= now() - $3 * interval '1 second'",
                 &[Type::TEXT, Type::TEXT, Type::FLOAT8],
                 &[&task, &worker, &secs],
-            )?;
+            )
+            .await?;
             Ok(n > 0)
         })
     }
@@ -745,45 +874,37 @@ impl Store for PgStore {
     fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
         let deadline = Instant::now() + timeout;
         let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            match self.listen() {
-                Ok(client) => {
-                    *slot = Some(client);
+        if slot.is_none() {
+            match io::block_on(self.listen()) {
+                Ok(listener) => {
+                    *slot = Some(listener);
                     // Jobs may have arrived before we listened: look again at once.
                     return true;
                 }
                 Err(e) => {
                     tracing::debug!("LISTEN unavailable, polling instead: {e}");
-                    *slot = None;
                     drop(slot);
                     stop.sleep(timeout);
                     return false;
                 }
             }
         }
+        let listener = slot.as_mut().expect("listener present");
         loop {
             let now = Instant::now();
             if stop.is_set() || now >= deadline {
                 return false;
             }
             let slice = (deadline - now).min(Duration::from_millis(100));
-            let client = slot.as_mut().expect("listener present");
-            let next = client
-                .notifications()
-                .timeout_iter(slice)
-                .next()
-                .map(|n| n.is_some());
-            match next {
-                Ok(true) => {
+            match listener.wakeups.recv_timeout(slice) {
+                Ok(()) => {
                     // Drain what else arrived: one wake-up is enough.
-                    let mut notifications = client.notifications();
-                    let mut pending = notifications.iter();
-                    while let Ok(Some(_)) = pending.next() {}
+                    while listener.wakeups.try_recv().is_ok() {}
                     return true;
                 }
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::debug!("LISTEN connection lost, polling until it is back: {e}");
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    tracing::debug!("LISTEN connection lost, polling until it is back");
                     *slot = None;
                     return false;
                 }
@@ -793,10 +914,49 @@ impl Store for PgStore {
 }
 
 impl PgStore {
-    fn listen(&self) -> Result<Client> {
-        let mut client = self.pool.manager().config.connect(NoTls)?;
-        client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
-        Ok(client)
+    /// One of the statements that change the rows a worker holds, by id.
+    fn by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(async |conn: &mut Object| {
+            execute(conn, sql, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]).await
+        })
+    }
+
+    /// A connection of its own (not pooled) that LISTENs; its task forwards each
+    /// notification as a wake-up, and ends (closing the channel) when the connection does.
+    async fn listen(&self) -> Result<Listener> {
+        let bound = self.limits.connect;
+        let (client, mut connection) = tokio::time::timeout(bound, self.config.connect(NoTls))
+            .await
+            .map_err(|_| self.timeout("to a connection attempt", bound))?
+            .map_err(|e| self.error(e))?;
+        let (wake, wakeups) = mpsc::channel();
+        tokio::spawn(async move {
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        if wake.send(()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!("LISTEN connection failed: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(
+            self.limits.statement,
+            client.batch_execute(&format!("LISTEN {CHANNEL}")),
+        )
+        .await
+        .map_err(|_| self.timeout("a statement", self.limits.statement))?
+        .map_err(|e| self.error(e))?;
+        Ok(Listener {
+            _client: client,
+            wakeups,
+        })
     }
 }
 
@@ -825,7 +985,27 @@ pub(crate) fn schema_sql() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::hide_password;
+    use super::{hide_password, split_url, Limits};
+    use std::time::Duration;
+
+    #[test]
+    fn dj_keys_leave_the_url() {
+        let (url, limits) = split_url(
+            "postgres://u@h/db?sslmode=disable&statement_timeout=2s&pool_size=3&pool_timeout=250ms",
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(limits.statement, Duration::from_secs(2));
+        assert_eq!(limits.pool.size, 3);
+        assert_eq!(limits.pool.timeout, Duration::from_millis(250));
+        let (url, limits) = split_url("postgres://u@h/db?pool_size=1").unwrap();
+        assert_eq!((url.as_str(), limits.pool.size), ("postgres://u@h/db", 1));
+        assert_eq!(split_url("postgres://u@h/db").unwrap().1, Limits::default());
+        let bad = split_url("postgres://u@h/db?pool_size=0").unwrap_err();
+        assert!(bad.contains("at least 1"), "{bad}");
+        let bad = split_url("postgres://u@h/db?statement_timeout=soon").unwrap_err();
+        assert!(bad.contains("statement_timeout"), "{bad}");
+    }
 
     #[test]
     fn passwords_are_hidden() {

@@ -12,7 +12,7 @@ use rusqlite::{
     TransactionBehavior,
 };
 
-use super::pool::{Manage, Pool};
+use super::pool::{Manage, Pool, PoolLimits};
 use super::{
     filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
     VERSION,
@@ -190,7 +190,13 @@ impl SqliteStore {
             return Err(bad("no file path after `sqlite:`".to_owned()));
         }
         let mut synchronous = Synchronous::Normal;
+        let mut limits = PoolLimits::default();
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if let Some(taken) = limits.take(key, value) {
+                taken.map_err(bad)?;
+                continue;
+            }
             match pair.split_once('=') {
                 Some(("synchronous", v)) if v.eq_ignore_ascii_case("normal") => {
                     synchronous = Synchronous::Normal
@@ -200,7 +206,7 @@ impl SqliteStore {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "unknown option `{pair}`; the one option is `synchronous=normal|full`"
+                        "unknown option `{pair}`; the options are `synchronous=normal|full`, `pool_size=N` and `pool_timeout=DURATION`"
                     )))
                 }
             }
@@ -211,7 +217,8 @@ impl SqliteStore {
                     path: PathBuf::from(path),
                     synchronous,
                 },
-                16,
+                limits,
+                format!("sqlite:{path}"),
             ),
             shown: format!("sqlite:{path}"),
         })

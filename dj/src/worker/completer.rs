@@ -52,7 +52,10 @@ pub(super) fn spawn(
 fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     // Ends at `Shutdown` (after writing what is queued) or when every sender is gone.
     let mut shutting_down = false;
-    while let Ok(first) = outcomes.recv() {
+    // Set at the first failed write after the stop: the one bound for all writes left.
+    let mut give_up_at: Option<Instant> = None;
+    let mut pending: Option<Message> = None;
+    while let Some(first) = pending.take().or_else(|| outcomes.recv().ok()) {
         let mut batch: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
         let mut size = 0;
         let mut next = Some(first);
@@ -69,10 +72,14 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
             }
         }
         for (owner, outcomes) in batch {
-            write_until_done(shared, &owner, outcomes);
+            write_until_done(shared, &owner, outcomes, &mut give_up_at);
         }
-        if shutting_down && outcomes.try_recv().is_err() {
-            return;
+        if shutting_down {
+            // Stop once nothing more is queued; what is, goes round again.
+            match outcomes.try_recv() {
+                Ok(message) => pending = Some(message),
+                Err(_) => return,
+            }
         }
     }
 }
@@ -85,9 +92,14 @@ struct Grouped {
     release: Vec<JobId>,
 }
 
-fn write_until_done(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
+fn write_until_done(
+    shared: &Shared,
+    owner: &str,
+    batch: Vec<Outcome>,
+    give_up_at: &mut Option<Instant>,
+) {
     let ids: Vec<JobId> = batch.iter().map(Outcome::id).collect();
-    write_grouped(shared, owner, batch);
+    write_grouped(shared, owner, batch, give_up_at);
     shared.slots.written(&ids);
 }
 
@@ -101,7 +113,15 @@ impl Outcome {
     }
 }
 
-fn write_grouped(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
+/// Retries until written, or, once the worker is stopping, until `shutdown_timeout` after
+/// the first failure since the stop: outcomes that cannot be written then leave their rows
+/// locked for the rescuer (a completed job may run again; none is lost).
+fn write_grouped(
+    shared: &Shared,
+    owner: &str,
+    batch: Vec<Outcome>,
+    give_up_at: &mut Option<Instant>,
+) {
     let mut grouped = Grouped::default();
     for outcome in batch {
         match outcome {
@@ -112,19 +132,22 @@ fn write_grouped(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
         }
     }
     let mut wait = Duration::from_millis(50);
-    let mut gave_up_at: Option<Instant> = None;
     loop {
         match write(shared, owner, &mut grouped) {
             Ok(()) => return,
             Err(e) => {
                 let stopping = shared.stop.is_set();
-                let limit = *gave_up_at
-                    .get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout);
+                let limit = if stopping {
+                    *give_up_at
+                        .get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout)
+                } else {
+                    Instant::now() + wait
+                };
                 if stopping && Instant::now() >= limit {
                     shared.say_error(format_args!(
                         "Error while recording job outcomes, giving up at shutdown: {e}; \
-                         jobs {:?} stay locked until their locks expire",
-                        grouped.complete
+                         jobs {:?} stay locked until a live worker rescues them",
+                        grouped.ids()
                     ));
                     return;
                 }
@@ -132,10 +155,31 @@ fn write_grouped(shared: &Shared, owner: &str, batch: Vec<Outcome>) {
                     "Error while recording job outcomes: {e}; retrying in {:.1}s",
                     wait.as_secs_f64()
                 ));
-                std::thread::sleep(wait);
+                let pause = if stopping {
+                    wait.min(limit.saturating_duration_since(Instant::now()))
+                } else {
+                    wait
+                };
+                std::thread::sleep(pause);
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+impl Grouped {
+    fn ids(&self) -> Vec<JobId> {
+        let retried = self.retry.iter().map(|r| r.id);
+        let failed = self.fail.iter().map(|f| f.id);
+        let mut ids: Vec<JobId> = self
+            .complete
+            .iter()
+            .copied()
+            .chain(retried)
+            .chain(failed)
+            .collect();
+        ids.extend(&self.release);
+        ids
     }
 }
 

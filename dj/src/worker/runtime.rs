@@ -61,7 +61,10 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
 
     producer::run(&shared, max);
 
-    shut_down(&shared, &out_tx);
+    let deadline = shut_down(&shared, &out_tx);
+    // An executor marks its job finished, then sends the outcome: wait for it to arrive and
+    // be written before telling the completer to stop.
+    shared.slots.wait_written(deadline);
     done.set();
     for helper in helpers {
         let _ = helper.join();
@@ -141,7 +144,8 @@ fn wait_for_database(worker: &Worker) -> Result<()> {
 
 /// No more claims: unstarted jobs go back, running ones get `shutdown_timeout` (all the time
 /// they need when the worker ends because work ran out), overrunning ones until then too.
-fn shut_down(shared: &Shared, outcomes: &Sender<Message>) {
+/// Returns the shutdown deadline.
+fn shut_down(shared: &Shared, outcomes: &Sender<Message>) -> Instant {
     release_unstarted(shared, outcomes);
     let wait = if shared.stop.is_set() {
         shared.config.shutdown_timeout
@@ -155,6 +159,7 @@ fn shut_down(shared: &Shared, outcomes: &Sender<Message>) {
     }
     shared.slots.close();
     wait_for_overrunning(shared, deadline);
+    deadline
 }
 
 /// Claimed jobs no executor has started: unlocked without counting an attempt.

@@ -188,6 +188,29 @@ impl Slots {
         }
     }
 
+    /// Waits until every finished job's outcome is written (the completer calls
+    /// [`Slots::written`]), or `deadline` passes; returns how many are still unwritten. At
+    /// shutdown, so that the completer is told to stop only after it has every outcome.
+    pub(super) fn wait_written(&self, deadline: Instant) -> usize {
+        let mut table = self.lock();
+        loop {
+            let n = table
+                .slots
+                .values()
+                .filter(|s| matches!(s.state, State::Finished))
+                .count();
+            let now = Instant::now();
+            if n == 0 || now >= deadline {
+                return n;
+            }
+            table = self
+                .changed
+                .wait_timeout(table, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// The next claimed job for an executor (Claimed → Starting), waiting for one and for a
     /// place within the concurrency bound (async jobs leave their executor free, so the bound
     /// is kept here); `None` once the table is closed and nothing waits.

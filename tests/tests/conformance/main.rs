@@ -6,6 +6,7 @@
 
 mod async_jobs;
 mod chaos;
+mod deadlines;
 mod enqueue;
 mod failures;
 mod hooks;
@@ -52,12 +53,18 @@ fn main() {
         operations::CASES,
         chaos::CASES,
         async_jobs::CASES,
+        deadlines::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let only_here: Vec<Case> = match backend {
-            Backend::Postgres => [postgres_only::CASES, chaos::POSTGRES_CASES].concat(),
+            Backend::Postgres => [
+                postgres_only::CASES,
+                chaos::POSTGRES_CASES,
+                deadlines::POSTGRES_CASES,
+            ]
+            .concat(),
             Backend::Sqlite => sqlite_only::CASES.to_vec(),
         };
         for &(name, case) in shared.iter().chain(&only_here) {
