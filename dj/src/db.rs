@@ -159,6 +159,27 @@ impl Db {
         }
     }
 
+    /// Inserts rows without blocking an async caller: PostgreSQL's insert is awaited on dj's
+    /// I/O runtime, SQLite's runs on that runtime's blocking threads.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn insert_async(
+        &self,
+        rows: Vec<crate::enqueue::NewJob>,
+    ) -> Result<Vec<JobId>> {
+        #[cfg(all(feature = "postgres", feature = "tokio"))]
+        if let Some(pg) = self.store.as_postgres() {
+            return crate::io::InRuntime::new(pg.insert(&rows)).await;
+        }
+        let store = self.store.clone();
+        match crate::io::handle()
+            .spawn_blocking(move || store.job_insert_many(&rows))
+            .await
+        {
+            Ok(inserted) => inserted,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.store
     }

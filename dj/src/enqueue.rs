@@ -76,12 +76,10 @@ impl<J: Job> Delayed<J> {
     /// Inserts the job and returns its id; nothing runs yet. With the caller's transaction as
     /// target, the job exists only if that transaction commits.
     pub fn enqueue<T: EnqueueTarget>(self, mut target: T) -> Result<JobId> {
-        if crate::testing::inline_active() {
-            return crate::testing::perform_inline(&self.job, target.db());
+        match prepare(vec![self], target.db()) {
+            Prepared::Inline(ids) => Ok(ids?[0]),
+            Prepared::Rows(rows) => Ok(target.insert_jobs(&rows?)?[0]),
         }
-        let row = self.into_row()?;
-        let ids = target.insert_jobs(std::slice::from_ref(&row))?;
-        Ok(ids[0])
     }
 
     pub(crate) fn into_row(self) -> Result<NewJob> {
@@ -111,18 +109,29 @@ where
     J: Job,
 {
     let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
-    if crate::testing::inline_active() {
-        let db = target.db();
-        return delayed
-            .iter()
-            .map(|d| crate::testing::perform_inline(&d.job, db.clone()))
-            .collect();
+    match prepare(delayed, target.db()) {
+        Prepared::Inline(ids) => ids,
+        Prepared::Rows(rows) => target.insert_jobs(&rows?),
     }
-    let rows = delayed
-        .into_iter()
-        .map(Delayed::into_row)
-        .collect::<Result<Vec<_>>>()?;
-    target.insert_jobs(&rows)
+}
+
+/// Jobs made ready for any target: performed at once in `dj::testing`'s inline mode, else
+/// validated and serialized into rows.
+pub(crate) enum Prepared {
+    Inline(Result<Vec<JobId>>),
+    Rows(Result<Vec<NewJob>>),
+}
+
+pub(crate) fn prepare<J: Job>(delayed: Vec<Delayed<J>>, db: Option<Db>) -> Prepared {
+    if crate::testing::inline_active() {
+        return Prepared::Inline(
+            delayed
+                .iter()
+                .map(|d| crate::testing::perform_inline(&d.job, db.clone()))
+                .collect(),
+        );
+    }
+    Prepared::Rows(delayed.into_iter().map(Delayed::into_row).collect())
 }
 
 impl<J: Job> From<J> for Delayed<J> {
@@ -131,7 +140,7 @@ impl<J: Job> From<J> for Delayed<J> {
     }
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 

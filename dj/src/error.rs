@@ -60,6 +60,10 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The caller's sqlx connection failed.
+    #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+    #[error("sqlx: {0}")]
+    Sqlx(sqlx::Error),
     /// The database did not answer within the wait allowed for it.
     #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
     Unreachable {
@@ -111,6 +115,27 @@ fn postgres_message(e: &postgres::Error) -> String {
         text.push_str(&format!(" (hint: {hint})"));
     }
     text
+}
+
+/// A sqlx error, with a missing table named as [`Error::MissingTable`].
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
+    let missing = match &e {
+        sqlx::Error::Database(db) => {
+            // PostgreSQL's undefined table and column; SQLite's words for the same.
+            matches!(db.code().as_deref(), Some("42P01" | "42703"))
+                || db.message().starts_with("no such table")
+                || db.message().contains("has no column named")
+        }
+        _ => false,
+    };
+    if missing {
+        Error::MissingTable {
+            database: "the caller's connection".to_owned(),
+        }
+    } else {
+        Error::Sqlx(e)
+    }
 }
 
 #[cfg(test)]

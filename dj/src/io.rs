@@ -41,12 +41,13 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
 
 /// A future polled with dj's runtime as its context: awaited from any executor, its timers
 /// and connection tasks still run on dj's runtime.
+#[cfg_attr(not(all(feature = "postgres", feature = "tokio")), allow(dead_code))]
 pub(crate) struct InRuntime<'a, T> {
     future: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
 }
 
 impl<'a, T> InRuntime<'a, T> {
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "postgres", feature = "tokio")), allow(dead_code))]
     pub(crate) fn new(future: impl Future<Output = T> + Send + 'a) -> Self {
         InRuntime {
             future: Box::pin(future),

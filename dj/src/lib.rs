@@ -46,6 +46,8 @@ pub mod cli;
 mod context;
 mod db;
 mod enqueue;
+#[cfg(feature = "tokio")]
+mod enqueue_async;
 mod error;
 mod io;
 mod job;
@@ -63,6 +65,8 @@ pub use context::{Context, JobInfo, State};
 pub use db::{database_url, schema_sql, Db, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
+#[cfg(feature = "tokio")]
+pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use store::{JobFilter, JobRow, JobState, QueueStats, WorkerRow};

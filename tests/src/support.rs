@@ -146,6 +146,11 @@ impl TestDb {
         postgres::Client::connect(&self.url, postgres::NoTls).expect("connect")
     }
 
+    /// The PostgreSQL schema this test's tables are in.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// The SQLite file.
     pub fn sqlite_path(&self) -> PathBuf {
         PathBuf::from(self.url.strip_prefix("sqlite:").expect("a sqlite url"))

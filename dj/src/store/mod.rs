@@ -223,6 +223,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn now(&self) -> Result<SystemTime>;
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>>;
+    /// The PostgreSQL store, whose insert can be awaited.
+    #[cfg(all(feature = "postgres", feature = "tokio"))]
+    fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
     /// Locks up to `limit` ready jobs for the worker, in priority then run_at order.
     fn job_claim(&self, params: &ClaimParams<'_>) -> Result<Vec<JobRow>>;
     /// Deletes finished jobs still locked by `worker`.

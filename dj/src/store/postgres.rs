@@ -327,7 +327,8 @@ struct InsertArrays<'a> {
     handlers: Vec<&'a str>,
     priorities: Vec<i32>,
     queues: Vec<Option<&'a str>>,
-    at: Vec<Option<SystemTime>>,
+    /// Absolute run times as unix seconds (one text for every driver: no time crate needed).
+    at: Vec<Option<f64>>,
     delays: Vec<f64>,
     max_run_times: Vec<Option<i32>>,
 }
@@ -358,30 +359,37 @@ impl<'a> InsertArrays<'a> {
 }
 
 /// An absolute time, or seconds to add to the database's `now()`.
-fn run_at_parts(run_at: RunAt) -> (Option<SystemTime>, f64) {
+fn run_at_parts(run_at: RunAt) -> (Option<f64>, f64) {
     match run_at {
         RunAt::Now => (None, 0.0),
         RunAt::In(delay) => (None, delay.as_secs_f64()),
-        RunAt::At(when) => (Some(when), 0.0),
+        RunAt::At(when) => (Some(unix_seconds(when)), 0.0),
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
     }
 }
 
 const INSERT_ONE: &str =
     "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
-     VALUES ($1, $2, $3, $4, coalesce($5, now() + $6 * interval '1 second'), $7) RETURNING id";
+     VALUES ($1, $2, $3, $4, coalesce(to_timestamp($5), now() + $6 * interval '1 second'), $7) RETURNING id";
 const INSERT_ONE_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
     Type::INT4,
     Type::TEXT,
-    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
     Type::FLOAT8,
     Type::INT4,
 ];
 
 const INSERT_MANY: &str = "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
-     SELECT n, h, p, q, coalesce(a, now() + d * interval '1 second'), m \
-     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::timestamptz[], $6::float8[], $7::int4[]) \
+     SELECT n, h, p, q, coalesce(to_timestamp(a), now() + d * interval '1 second'), m \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::float8[], $6::float8[], $7::int4[]) \
           AS t(n, h, p, q, a, d, m) \
      RETURNING id";
 const INSERT_MANY_TYPES: &[Type] = &[
@@ -389,7 +397,7 @@ const INSERT_MANY_TYPES: &[Type] = &[
     Type::TEXT_ARRAY,
     Type::INT4_ARRAY,
     Type::TEXT_ARRAY,
-    Type::TIMESTAMPTZ_ARRAY,
+    Type::FLOAT8_ARRAY,
     Type::FLOAT8_ARRAY,
     Type::INT4_ARRAY,
 ];
@@ -468,6 +476,66 @@ pub(crate) fn insert_jobs(
     let ids = run(&mut |a| tx.query_typed(a.sql(), &a.typed_params())).map_err(error)?;
     tx.commit().map_err(error)?;
     Ok(ids)
+}
+
+/// Inserts rows through the caller's `tokio_postgres` client or transaction: one statement for
+/// all of them (atomic on its own, so a plain client needs no transaction).
+#[cfg(feature = "tokio-postgres")]
+pub(crate) async fn insert_tokio_postgres(
+    client: &impl tokio_postgres::GenericClient,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a = InsertArrays::of(rows);
+    let inserted = client
+        .query_typed(a.sql(), &a.typed_params())
+        .await
+        .map_err(|e| missing_table(e, "the caller's connection"))?;
+    Ok(inserted.iter().map(|r| r.get(0)).collect())
+}
+
+/// Inserts rows through the caller's sqlx connection (or the connection of its transaction):
+/// the same statement text as every other driver, one statement for all of them.
+#[cfg(feature = "sqlx-postgres")]
+pub(crate) async fn insert_sqlx(
+    conn: &mut sqlx::PgConnection,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
+    use sqlx::Row as _;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a = InsertArrays::of(rows);
+    let query = if rows.len() == 1 {
+        sqlx::query(INSERT_ONE)
+            .bind(a.names[0])
+            .bind(a.handlers[0])
+            .bind(a.priorities[0])
+            .bind(a.queues[0])
+            .bind(a.at[0])
+            .bind(a.delays[0])
+            .bind(a.max_run_times[0])
+    } else {
+        sqlx::query(INSERT_MANY)
+            .bind(&a.names)
+            .bind(&a.handlers)
+            .bind(&a.priorities)
+            .bind(&a.queues)
+            .bind(&a.at)
+            .bind(&a.delays)
+            .bind(&a.max_run_times)
+    };
+    let inserted = query
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(crate::error::from_sqlx)?;
+    inserted
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(crate::error::from_sqlx)
 }
 
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
@@ -592,6 +660,11 @@ impl Store for PgStore {
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
         io::block_on(self.insert(rows))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn as_postgres(&self) -> Option<&PgStore> {
+        Some(self)
     }
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {

@@ -306,22 +306,73 @@ pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<JobI
     result.map_err(|e| missing_table(e, "the caller's connection"))
 }
 
-fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId>> {
-    let sql = format!(
+/// The one insert of this backend, a row at a time, for every driver (rusqlite here, sqlx in
+/// `enqueue_async`): name, handler, priority, queue, absolute run time (unix seconds) or
+/// none, delay in seconds from the database's now, max_run_time.
+pub(crate) static INSERT_ROW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, \
                  CASE WHEN ?5 IS NULL THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
                       ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END, \
                  ?7, {NOW}, {NOW})"
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
+    )
+});
+
+/// `run_at` as [`INSERT_ROW`] binds it: an absolute time, or a delay.
+pub(crate) fn run_at_values(run_at: RunAt) -> (Option<f64>, f64) {
+    match run_at {
+        RunAt::Now => (None, 0.0),
+        RunAt::In(d) => (None, d.as_secs_f64()),
+        RunAt::At(t) => (Some(unix(t)), 0.0),
+    }
+}
+
+/// Inserts rows through the caller's sqlx connection (or the connection of its transaction),
+/// with [`INSERT_ROW`]; several rows in one transaction of their own, or a savepoint inside
+/// the caller's.
+#[cfg(feature = "sqlx-sqlite")]
+pub(crate) async fn insert_sqlx(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
+    use sqlx::Connection as _;
+    async fn each(conn: &mut sqlx::SqliteConnection, rows: &[NewJob]) -> sqlx::Result<Vec<JobId>> {
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (at, delay) = run_at_values(row.run_at);
+            let done = sqlx::query(&INSERT_ROW)
+                .bind(row.name)
+                .bind(&row.handler)
+                .bind(row.priority)
+                .bind(row.queue.as_deref())
+                .bind(at)
+                .bind(delay)
+                .bind(row.max_run_time)
+                .execute(&mut *conn)
+                .await?;
+            ids.push(done.last_insert_rowid());
+        }
+        Ok(ids)
+    }
+    let inserted = if rows.len() > 1 {
+        let mut tx = conn.begin().await.map_err(crate::error::from_sqlx)?;
+        let ids = each(&mut tx, rows).await;
+        match ids {
+            Ok(ids) => tx.commit().await.map(|()| ids),
+            Err(e) => Err(e),
+        }
+    } else {
+        each(conn, rows).await
+    };
+    inserted.map_err(crate::error::from_sqlx)
+}
+
+fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId>> {
+    let mut statement = conn.prepare_cached(&INSERT_ROW)?;
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
-        let (at, delay) = match row.run_at {
-            RunAt::Now => (None, 0.0),
-            RunAt::In(d) => (None, d.as_secs_f64()),
-            RunAt::At(t) => (Some(unix(t)), 0.0),
-        };
+        let (at, delay) = run_at_values(row.run_at);
         statement.execute(params![
             row.name,
             row.handler,

@@ -4,6 +4,7 @@
 //! When no PostgreSQL answers, its cases are reported as ignored, except under `CI=true`,
 //! where an unreachable PostgreSQL fails them: CI always runs both backends.
 
+mod async_enqueue;
 mod async_jobs;
 mod chaos;
 mod deadlines;
@@ -54,6 +55,7 @@ fn main() {
         chaos::CASES,
         async_jobs::CASES,
         deadlines::CASES,
+        async_enqueue::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -63,6 +65,7 @@ fn main() {
                 postgres_only::CASES,
                 chaos::POSTGRES_CASES,
                 deadlines::POSTGRES_CASES,
+                async_enqueue::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => sqlite_only::CASES.to_vec(),

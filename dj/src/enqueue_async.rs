@@ -1,0 +1,144 @@
+//! The async enqueue API (feature `tokio`): [`Delayed::enqueue_async`] and
+//! [`enqueue_many_async`], with the same options, validation, limits, inline test mode and
+//! all-or-none rule as the sync ones, onto `&Db` or the caller's own async transaction.
+//!
+//! Onto `&Db` the insert never blocks the caller's executor: PostgreSQL's runs on dj's own
+//! I/O runtime and is awaited; SQLite's (a blocking library) runs on that runtime's blocking
+//! threads. Onto the caller's transaction or connection (`sqlx`, `tokio-postgres`) it is one
+//! statement per job on SQLite and one statement for all of them on PostgreSQL, sent through
+//! the caller's driver, so the jobs exist only if the caller commits. The SQL is the same text
+//! every driver sends.
+
+use std::future::Future;
+
+use crate::db::Db;
+use crate::enqueue::{prepare, sealed, Delayed, JobId, NewJob, Prepared};
+use crate::error::Result;
+use crate::job::Job;
+
+/// Where a job can be enqueued from async code: `&Db`; with feature `sqlx-postgres`,
+/// `&mut sqlx::Transaction<'_, sqlx::Postgres>` and `&mut sqlx::PgConnection`; with
+/// `sqlx-sqlite`, the same for `sqlx::Sqlite` / `sqlx::SqliteConnection`; with
+/// `tokio-postgres`, `&tokio_postgres::Transaction<'_>` and `&tokio_postgres::Client`.
+pub trait EnqueueAsyncTarget: sealed::Sealed + Send {
+    #[doc(hidden)]
+    fn insert_jobs_async(
+        self,
+        rows: Vec<NewJob>,
+    ) -> impl Future<Output = Result<Vec<JobId>>> + Send;
+    #[doc(hidden)]
+    fn db(&self) -> Option<Db> {
+        None
+    }
+}
+
+impl<J: Job> Delayed<J> {
+    /// Inserts the job and returns its id, without blocking the async executor. Onto the
+    /// caller's transaction, the job exists only if that transaction commits. The options and
+    /// validation are [`Delayed::enqueue`]'s; a bad queue name or an oversized payload fails
+    /// before anything is sent.
+    pub fn enqueue_async<T: EnqueueAsyncTarget>(
+        self,
+        target: T,
+    ) -> impl Future<Output = Result<JobId>> + Send {
+        let prepared = prepare(vec![self], target.db());
+        async move {
+            match prepared {
+                Prepared::Inline(ids) => Ok(ids?[0]),
+                Prepared::Rows(rows) => Ok(target.insert_jobs_async(rows?).await?[0]),
+            }
+        }
+    }
+}
+
+/// Enqueues many jobs, all or none, and returns their ids in order: the async counterpart of
+/// [`crate::enqueue_many`]. Items are job values or [`Delayed`] builders.
+pub fn enqueue_many_async<T, I, J>(
+    target: T,
+    jobs: I,
+) -> impl Future<Output = Result<Vec<JobId>>> + Send
+where
+    T: EnqueueAsyncTarget,
+    I: IntoIterator,
+    I::Item: Into<Delayed<J>>,
+    J: Job,
+{
+    let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
+    let prepared = prepare(delayed, target.db());
+    async move {
+        match prepared {
+            Prepared::Inline(ids) => ids,
+            Prepared::Rows(rows) => target.insert_jobs_async(rows?).await,
+        }
+    }
+}
+
+impl EnqueueAsyncTarget for &Db {
+    fn insert_jobs_async(
+        self,
+        rows: Vec<NewJob>,
+    ) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        let db = self.clone();
+        async move { db.insert_async(rows).await }
+    }
+    fn db(&self) -> Option<Db> {
+        Some((*self).clone())
+    }
+}
+
+#[cfg(feature = "tokio-postgres")]
+mod tokio_postgres_targets {
+    use super::*;
+    use crate::store::postgres as pg;
+
+    impl sealed::Sealed for &tokio_postgres::Client {}
+    impl EnqueueAsyncTarget for &tokio_postgres::Client {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            pg::insert_tokio_postgres(self, &rows).await
+        }
+    }
+    impl sealed::Sealed for &tokio_postgres::Transaction<'_> {}
+    impl EnqueueAsyncTarget for &tokio_postgres::Transaction<'_> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            pg::insert_tokio_postgres(self, &rows).await
+        }
+    }
+}
+
+#[cfg(feature = "sqlx-postgres")]
+mod sqlx_postgres_targets {
+    use super::*;
+    use crate::store::postgres as pg;
+
+    impl sealed::Sealed for &mut sqlx::PgConnection {}
+    impl EnqueueAsyncTarget for &mut sqlx::PgConnection {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            pg::insert_sqlx(self, &rows).await
+        }
+    }
+    impl sealed::Sealed for &mut sqlx::Transaction<'_, sqlx::Postgres> {}
+    impl EnqueueAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Postgres> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            pg::insert_sqlx(self, &rows).await
+        }
+    }
+}
+
+#[cfg(feature = "sqlx-sqlite")]
+mod sqlx_sqlite_targets {
+    use super::*;
+    use crate::store::sqlite as lite;
+
+    impl sealed::Sealed for &mut sqlx::SqliteConnection {}
+    impl EnqueueAsyncTarget for &mut sqlx::SqliteConnection {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            lite::insert_sqlx(self, &rows).await
+        }
+    }
+    impl sealed::Sealed for &mut sqlx::Transaction<'_, sqlx::Sqlite> {}
+    impl EnqueueAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+            lite::insert_sqlx(self, &rows).await
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The async enqueue API from inside tokio (both runtime flavours): onto `&Db` without
+//! blocking the executor, and onto the caller's own sqlx or tokio-postgres transaction, where
+//! the job exists only if the caller commits. Options, validation and all-or-none hold as for
+//! the sync API.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dj::{Job, JobFilter};
+use dj_tests::jobs::Record;
+use dj_tests::support::{Backend, TestDb};
+use sqlx::Connection as _;
+
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    (
+        "enqueue_async_onto_db_leaves_the_executor_free",
+        executor_free,
+    ),
+    (
+        "enqueue_async_honours_options_validation_and_all_or_none",
+        options_and_validation,
+    ),
+    (
+        "enqueue_async_onto_a_sqlx_transaction_exists_only_if_it_commits",
+        sqlx_transaction,
+    ),
+];
+
+pub const POSTGRES_CASES: &[Case] = &[(
+    "enqueue_async_onto_a_tokio_postgres_transaction_exists_only_if_it_commits",
+    tokio_postgres_transaction,
+)];
+
+/// Runs `body` on a current-thread runtime, then on a multi-thread one.
+fn in_both_flavours<F: std::future::Future<Output = ()>>(body: impl Fn(&'static str) -> F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body("current_thread"));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body("multi_thread"));
+}
+
+fn record(key: &str) -> Record {
+    Record {
+        log: "/dev/null".into(),
+        key: key.into(),
+    }
+}
+
+fn count(t: &TestDb) -> i64 {
+    t.db.count(&JobFilter::default()).unwrap()
+}
+
+fn executor_free(backend: Backend) {
+    let t = TestDb::new(backend, "executor_free");
+    // On one thread: a task that ticks every millisecond only runs while the enqueues await.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ticks, took) = runtime.block_on(async {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(1));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    every.tick().await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = ticks.load(Ordering::SeqCst);
+        let started = Instant::now();
+        for i in 0..1000 {
+            record(&format!("{i}"))
+                .delay()
+                .enqueue_async(&t.db)
+                .await
+                .unwrap();
+        }
+        let took = started.elapsed();
+        ticker.abort();
+        (ticks.load(Ordering::SeqCst) - before, took)
+    });
+    assert_eq!(count(&t), 1000);
+    let millis = took.as_millis() as u64;
+    println!(
+        "{}: 1000 enqueue_async in {millis} ms, ticker ticked {ticks} times",
+        backend.name()
+    );
+    assert!(
+        ticks * 4 >= millis && ticks >= 20,
+        "the ticker ran {ticks} times in {millis} ms of enqueues: the executor was blocked"
+    );
+}
+
+fn options_and_validation(backend: Backend) {
+    let t = TestDb::new(backend, "async_options");
+    in_both_flavours(|flavour| {
+        let t = &t;
+        async move {
+            t.db.delete(&JobFilter::default()).unwrap();
+            let id = record("a")
+                .delay()
+                .priority(7)
+                .queue("mail")
+                .run_in(Duration::from_secs(3600))
+                .enqueue_async(&t.db)
+                .await
+                .unwrap();
+            let row = t.db.job(id).unwrap().unwrap();
+            assert_eq!(
+                (row.priority, row.queue.as_deref()),
+                (7, Some("mail")),
+                "{flavour}"
+            );
+            let ahead = t.secs_from_now(row.run_at);
+            assert!(
+                (3590.0..3610.0).contains(&ahead),
+                "{flavour}: run_at {ahead} s ahead"
+            );
+
+            let err = record("b")
+                .delay()
+                .queue("a,b")
+                .enqueue_async(&t.db)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("queue"), "{flavour}: {err}");
+            // All or none: one bad item, nothing inserted.
+            let jobs = vec![record("c").delay(), record("d").delay().queue("bad\nname")];
+            assert!(
+                dj::enqueue_many_async(&t.db, jobs).await.is_err(),
+                "{flavour}"
+            );
+            assert_eq!(count(t), 1, "{flavour}");
+            let ids = dj::enqueue_many_async(&t.db, (0..3).map(|i| record(&format!("m{i}"))))
+                .await
+                .unwrap();
+            assert_eq!(ids.len(), 3, "{flavour}");
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "{flavour}: ids in order"
+            );
+            assert_eq!(count(t), 4, "{flavour}");
+        }
+    });
+}
+
+fn sqlx_transaction(backend: Backend) {
+    let t = TestDb::new(backend, "sqlx_transaction");
+    in_both_flavours(|flavour| {
+        let t = &t;
+        async move {
+            t.db.delete(&JobFilter::default()).unwrap();
+            match backend {
+                Backend::Postgres => {
+                    let mut conn =
+                        sqlx::PgConnection::connect(&dj_tests::support::postgres_base_url())
+                            .await
+                            .unwrap();
+                    let schema = t.pg_schema().unwrap();
+                    sqlx::query(&format!("SET search_path TO {schema}"))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    let mut tx = conn.begin().await.unwrap();
+                    record("rolled back")
+                        .delay()
+                        .enqueue_async(&mut tx)
+                        .await
+                        .unwrap();
+                    tx.rollback().await.unwrap();
+                    assert_eq!(count(t), 0, "{flavour}: a rolled-back job is not there");
+                    let mut tx = conn.begin().await.unwrap();
+                    record("committed")
+                        .delay()
+                        .priority(3)
+                        .enqueue_async(&mut tx)
+                        .await
+                        .unwrap();
+                    dj::enqueue_many_async(&mut *tx, (0..2).map(|i| record(&format!("{i}"))))
+                        .await
+                        .unwrap();
+                    assert_eq!(count(t), 0, "{flavour}: not visible before the commit");
+                    tx.commit().await.unwrap();
+                    record("plain")
+                        .delay()
+                        .enqueue_async(&mut conn)
+                        .await
+                        .unwrap();
+                }
+                Backend::Sqlite => {
+                    let options = sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(t.sqlite_path())
+                        .busy_timeout(Duration::from_secs(10));
+                    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                        .await
+                        .unwrap();
+                    let mut tx = conn.begin().await.unwrap();
+                    record("rolled back")
+                        .delay()
+                        .enqueue_async(&mut tx)
+                        .await
+                        .unwrap();
+                    tx.rollback().await.unwrap();
+                    assert_eq!(count(t), 0, "{flavour}: a rolled-back job is not there");
+                    let mut tx = conn.begin().await.unwrap();
+                    record("committed")
+                        .delay()
+                        .priority(3)
+                        .enqueue_async(&mut tx)
+                        .await
+                        .unwrap();
+                    dj::enqueue_many_async(&mut *tx, (0..2).map(|i| record(&format!("{i}"))))
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    record("plain")
+                        .delay()
+                        .enqueue_async(&mut conn)
+                        .await
+                        .unwrap();
+                }
+            }
+            assert_eq!(count(t), 4, "{flavour}");
+            let rows = t.db.jobs(&JobFilter::default()).unwrap();
+            assert_eq!(rows[0].priority, 3, "{flavour}: options reach the row");
+            assert!(rows[0].handler.contains("committed"), "{flavour}");
+            let report = dj::Worker::new(t.db.clone()).work_off(10).unwrap();
+            assert_eq!(report.succeeded, 4, "{flavour}: the worker performs them");
+        }
+    });
+}
+
+fn tokio_postgres_transaction(backend: Backend) {
+    let t = TestDb::new(backend, "tokio_postgres_tx");
+    in_both_flavours(|flavour| {
+        let t = &t;
+        async move {
+            t.db.delete(&JobFilter::default()).unwrap();
+            let (mut client, connection) = tokio_postgres::connect(&t.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let driver = tokio::spawn(connection);
+            let tx = client.transaction().await.unwrap();
+            record("rolled back")
+                .delay()
+                .enqueue_async(&tx)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            assert_eq!(count(t), 0, "{flavour}");
+            let tx = client.transaction().await.unwrap();
+            record("committed")
+                .delay()
+                .enqueue_async(&tx)
+                .await
+                .unwrap();
+            dj::enqueue_many_async(&tx, (0..2).map(|i| record(&format!("{i}"))))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            record("plain")
+                .delay()
+                .enqueue_async(&client)
+                .await
+                .unwrap();
+            assert_eq!(count(t), 4, "{flavour}");
+            drop(client);
+            let _ = driver.await;
+        }
+    });
+}
