@@ -146,7 +146,9 @@ pub(crate) mod sealed {
 
 /// Where a job can be enqueued: `&Db`, or an open transaction or connection of a backend
 /// (`&mut postgres::Transaction`, `&mut postgres::Client`, `&rusqlite::Connection`,
-/// `&rusqlite::Transaction`).
+/// `&rusqlite::Transaction`; with feature `diesel-postgres` or `diesel-sqlite`,
+/// `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection`, inside whatever diesel
+/// transaction is open on it).
 pub trait EnqueueTarget: sealed::Sealed {
     #[doc(hidden)]
     fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<JobId>>;
@@ -181,6 +183,30 @@ mod postgres_targets {
     impl EnqueueTarget for &mut postgres::Client {
         fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<JobId>> {
             pg::insert_jobs(&mut **self, rows)
+        }
+    }
+}
+
+#[cfg(feature = "diesel-postgres")]
+mod diesel_postgres_targets {
+    use super::*;
+
+    impl sealed::Sealed for &mut diesel::PgConnection {}
+    impl EnqueueTarget for &mut diesel::PgConnection {
+        fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+            crate::store::postgres::insert_diesel(self, rows)
+        }
+    }
+}
+
+#[cfg(feature = "diesel-sqlite")]
+mod diesel_sqlite_targets {
+    use super::*;
+
+    impl sealed::Sealed for &mut diesel::SqliteConnection {}
+    impl EnqueueTarget for &mut diesel::SqliteConnection {
+        fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+            crate::store::sqlite::insert_diesel(self, rows)
         }
     }
 }

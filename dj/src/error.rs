@@ -64,6 +64,10 @@ pub enum Error {
     #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
     #[error("sqlx: {0}")]
     Sqlx(sqlx::Error),
+    /// The caller's diesel connection failed.
+    #[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
+    #[error("diesel: {0}")]
+    Diesel(diesel::result::Error),
     /// The database did not answer within the wait allowed for it.
     #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
     Unreachable {
@@ -135,6 +139,27 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
         }
     } else {
         Error::Sqlx(e)
+    }
+}
+
+/// A diesel error, with a missing table named as [`Error::MissingTable`].
+#[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
+pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
+    let missing = match &e {
+        diesel::result::Error::DatabaseError(_, info) => {
+            let message = info.message();
+            (message.starts_with("relation ") && message.ends_with("does not exist"))
+                || message.starts_with("no such table")
+                || message.contains("does not exist") && message.starts_with("column ")
+        }
+        _ => false,
+    };
+    if missing {
+        Error::MissingTable {
+            database: "the caller's connection".to_owned(),
+        }
+    } else {
+        Error::Diesel(e)
     }
 }
 

@@ -538,6 +538,50 @@ pub(crate) async fn insert_sqlx(
         .map_err(crate::error::from_sqlx)
 }
 
+/// Inserts rows through the caller's diesel connection: one statement for all of them, inside
+/// whatever diesel transaction the caller has open.
+#[cfg(feature = "diesel-postgres")]
+pub(crate) fn insert_diesel(
+    conn: &mut diesel::PgConnection,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
+    use diesel::pg::sql_types::Array;
+    use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+    use diesel::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a = InsertArrays::of(rows);
+    let inserted = if rows.len() == 1 {
+        diesel::sql_query(INSERT_ONE)
+            .bind::<Text, _>(a.names[0])
+            .bind::<Text, _>(a.handlers[0])
+            .bind::<Integer, _>(a.priorities[0])
+            .bind::<Nullable<Text>, _>(a.queues[0])
+            .bind::<Nullable<Double>, _>(a.at[0])
+            .bind::<Double, _>(a.delays[0])
+            .bind::<Nullable<Integer>, _>(a.max_run_times[0])
+            .load::<Inserted>(conn)
+    } else {
+        diesel::sql_query(INSERT_MANY)
+            .bind::<Array<Text>, _>(&a.names)
+            .bind::<Array<Text>, _>(&a.handlers)
+            .bind::<Array<Integer>, _>(&a.priorities)
+            .bind::<Array<Nullable<Text>>, _>(&a.queues)
+            .bind::<Array<Nullable<Double>>, _>(&a.at)
+            .bind::<Array<Double>, _>(&a.delays)
+            .bind::<Array<Nullable<Integer>>, _>(&a.max_run_times)
+            .load::<Inserted>(conn)
+    };
+    let inserted = inserted.map_err(crate::error::from_diesel)?;
+    Ok(inserted.into_iter().map(|r| r.id).collect())
+}
+
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
 /// Only a registered worker claims (the `dj_workers` check is one InitPlan, run once): a
 /// worker that was declared dead cannot take new rows under its old name.

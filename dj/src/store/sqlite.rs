@@ -315,7 +315,7 @@ pub(crate) static INSERT_ROW: std::sync::LazyLock<String> = std::sync::LazyLock:
          VALUES (?1, ?2, ?3, ?4, \
                  CASE WHEN ?5 IS NULL THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
                       ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END, \
-                 ?7, {NOW}, {NOW})"
+                 ?7, {NOW}, {NOW}) RETURNING id"
     )
 });
 
@@ -341,7 +341,7 @@ pub(crate) async fn insert_sqlx(
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
             let (at, delay) = run_at_values(row.run_at);
-            let done = sqlx::query(&INSERT_ROW)
+            let id: i64 = sqlx::query_scalar(&INSERT_ROW)
                 .bind(row.name)
                 .bind(&row.handler)
                 .bind(row.priority)
@@ -349,9 +349,9 @@ pub(crate) async fn insert_sqlx(
                 .bind(at)
                 .bind(delay)
                 .bind(row.max_run_time)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await?;
-            ids.push(done.last_insert_rowid());
+            ids.push(id);
         }
         Ok(ids)
     }
@@ -368,12 +368,51 @@ pub(crate) async fn insert_sqlx(
     inserted.map_err(crate::error::from_sqlx)
 }
 
+/// Inserts rows through the caller's diesel connection with [`INSERT_ROW`]; several rows in a
+/// transaction of their own, or a savepoint inside the caller's.
+#[cfg(feature = "diesel-sqlite")]
+pub(crate) fn insert_diesel(
+    conn: &mut diesel::SqliteConnection,
+    rows: &[NewJob],
+) -> Result<Vec<JobId>> {
+    use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+    use diesel::{Connection as _, RunQueryDsl as _};
+    #[derive(diesel::QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let each = |conn: &mut diesel::SqliteConnection| {
+        rows.iter()
+            .map(|row| {
+                let (at, delay) = run_at_values(row.run_at);
+                diesel::sql_query(INSERT_ROW.as_str())
+                    .bind::<Text, _>(row.name)
+                    .bind::<Text, _>(&row.handler)
+                    .bind::<Integer, _>(row.priority)
+                    .bind::<Nullable<Text>, _>(row.queue.as_deref())
+                    .bind::<Nullable<Double>, _>(at)
+                    .bind::<Double, _>(delay)
+                    .bind::<Nullable<Integer>, _>(row.max_run_time)
+                    .get_result::<Inserted>(conn)
+                    .map(|r| r.id)
+            })
+            .collect::<diesel::QueryResult<Vec<JobId>>>()
+    };
+    let inserted = if rows.len() > 1 {
+        conn.transaction(each)
+    } else {
+        each(conn)
+    };
+    inserted.map_err(crate::error::from_diesel)
+}
+
 fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId>> {
     let mut statement = conn.prepare_cached(&INSERT_ROW)?;
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
         let (at, delay) = run_at_values(row.run_at);
-        statement.execute(params![
+        let values = params![
             row.name,
             row.handler,
             row.priority,
@@ -381,8 +420,8 @@ fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId
             at,
             delay,
             row.max_run_time
-        ])?;
-        ids.push(conn.last_insert_rowid());
+        ];
+        ids.push(statement.query_row(values, |r| r.get(0))?);
     }
     Ok(ids)
 }

@@ -1,7 +1,7 @@
 //! The async enqueue API from inside tokio (both runtime flavours): onto `&Db` without
 //! blocking the executor, and onto the caller's own sqlx or tokio-postgres transaction, where
 //! the job exists only if the caller commits. Options, validation and all-or-none hold as for
-//! the sync API.
+//! the sync API. And the sync `enqueue` onto a diesel connection, in its transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,10 @@ pub const CASES: &[Case] = &[
     (
         "enqueue_async_onto_a_sqlx_transaction_exists_only_if_it_commits",
         sqlx_transaction,
+    ),
+    (
+        "enqueue_onto_a_diesel_transaction_exists_only_if_it_commits",
+        diesel_transaction,
     ),
 ];
 
@@ -283,4 +287,57 @@ fn tokio_postgres_transaction(backend: Backend) {
             let _ = driver.await;
         }
     });
+}
+
+/// The sync `enqueue` onto the caller's diesel connection, inside its diesel transaction.
+fn diesel_transaction(backend: Backend) {
+    use diesel::Connection as _;
+    let t = TestDb::new(backend, "diesel_transaction");
+    match backend {
+        Backend::Postgres => {
+            let mut conn = diesel::PgConnection::establish(&t.url).unwrap();
+            diesel_cases(&t, &mut conn);
+        }
+        Backend::Sqlite => {
+            let mut conn =
+                diesel::SqliteConnection::establish(t.sqlite_path().to_str().unwrap()).unwrap();
+            diesel_cases(&t, &mut conn);
+        }
+    }
+}
+
+fn diesel_cases<C>(t: &TestDb, conn: &mut C)
+where
+    C: diesel::Connection,
+    for<'a> &'a mut C: dj::EnqueueTarget,
+{
+    let err = conn
+        .transaction::<(), _, _>(|conn| {
+            record("rolled back").delay().enqueue(conn).unwrap();
+            Err(diesel::result::Error::RollbackTransaction)
+        })
+        .unwrap_err();
+    assert!(matches!(err, diesel::result::Error::RollbackTransaction));
+    assert_eq!(count(t), 0, "a rolled-back job is not there");
+    conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        record("committed")
+            .delay()
+            .priority(3)
+            .enqueue(&mut *conn)
+            .unwrap();
+        dj::enqueue_many(&mut *conn, (0..2).map(|i| record(&format!("{i}")))).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    record("plain").delay().enqueue(&mut *conn).unwrap();
+    assert_eq!(count(t), 4);
+    let rows = t.db.jobs(&JobFilter::default()).unwrap();
+    assert_eq!(rows[0].priority, 3);
+    assert_eq!(
+        dj::Worker::new(t.db.clone())
+            .work_off(10)
+            .unwrap()
+            .succeeded,
+        4
+    );
 }
