@@ -55,6 +55,24 @@ pub fn noop_span() -> Option<(Instant, Instant)> {
     }
 }
 
+/// The async no-op: an `async fn` job, counted like [`Noop`].
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct AsyncNoop {
+    pub n: u64,
+}
+
+impl dj::PerformAsync for AsyncNoop {
+    type Error = std::convert::Infallible;
+    async fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        let nanos = base().elapsed().as_nanos().max(1) as u64;
+        if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
+            let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        LAST_NOOP.fetch_max(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// Records the instant its `perform` started, under its sequence number.
 #[derive(Debug, Clone, Job, Serialize, Deserialize)]
 pub struct Stamp {

@@ -109,6 +109,8 @@ const WORKLOADS: &[&str] = &[
     "pickup",
     "bulk",
     "single",
+    "async-single",
+    "async-workoff",
     "rss",
     "logged",
     "sqlite-enqueue",
@@ -259,6 +261,29 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 format!("enqueue, 1 job/tx, {}", sizes.single),
             ],
             &mut || workloads::single_vs_raw(url, sizes.single),
+        )?;
+    }
+    if wanted("async-single") {
+        measure_each(
+            &mut rows,
+            runs,
+            vec![
+                format!("enqueue (sync, reference), 1 job/tx, {}", sizes.single),
+                format!("enqueue_async(&db) from tokio, {}", sizes.single),
+                format!(
+                    "enqueue_async(&mut sqlx tx), BEGIN+COMMIT, {}",
+                    sizes.single
+                ),
+            ],
+            &mut || workloads::single_async(url, sizes.single),
+        )?;
+    }
+    if wanted("async-workoff") {
+        measure(
+            &mut rows,
+            runs,
+            format!("work-off {} async (c={c}, read_ahead={ra})", sizes.workoff),
+            &mut || workloads::workoff_async(url, sizes.workoff, worker),
         )?;
     }
     let rss_worker = WorkerSettings {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use postgres::{Client, NoTls};
 
-use crate::jobs::Noop;
+use crate::jobs::{AsyncNoop, Noop};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -67,6 +67,18 @@ pub fn enqueue_noops(db: &dj::Db, n: u64) -> Result<(), BoxError> {
     while start < n {
         let end = (start + SLICE).min(n);
         dj::enqueue_many(db, (start..end).map(|n| Noop { n }))?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// The same with [`AsyncNoop`] jobs.
+pub fn enqueue_async_noops(db: &dj::Db, n: u64) -> Result<(), BoxError> {
+    const SLICE: u64 = 50_000;
+    let mut start = 0;
+    while start < n {
+        let end = (start + SLICE).min(n);
+        dj::enqueue_many(db, (start..end).map(|n| AsyncNoop { n }))?;
         start = end;
     }
     Ok(())

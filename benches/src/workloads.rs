@@ -261,6 +261,72 @@ pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
     ])
 }
 
+/// `n` async no-op jobs enqueued up front, then worked off by one worker (in this process),
+/// as [`workoff`] does for sync ones.
+pub fn workoff_async(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::enqueue_async_noops(&db, n)?;
+    setup::vacuum(url)?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
+/// Single enqueue from inside tokio (a current-thread runtime, as a small service's), one job
+/// per transaction, in alternating blocks of `BLOCK` so that all see the same disk and load:
+/// the sync `enqueue(&db)` from a plain thread (the reference), `enqueue_async(&db)`, and
+/// `enqueue_async(&mut tx)` in a sqlx transaction of its own (BEGIN, INSERT, COMMIT). Returns
+/// the figures in that order.
+pub fn single_async(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
+    use sqlx::Connection as _;
+    const BLOCK: u64 = 50;
+    let db = setup::fresh_table(url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut conn = runtime.block_on(sqlx::PgConnection::connect(url))?;
+    // Warm all three: connections and prepared statements.
+    Noop { n: 0 }.delay().enqueue(&db)?;
+    runtime.block_on(async {
+        Noop { n: 0 }.delay().enqueue_async(&db).await?;
+        let mut tx = conn.begin().await.map_err(dj::Error::Sqlx)?;
+        Noop { n: 0 }.delay().enqueue_async(&mut tx).await?;
+        tx.commit().await.map_err(dj::Error::Sqlx)
+    })?;
+    let (mut sync, mut on_db, mut in_tx) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut i = 0;
+    while i < n {
+        let end = (i + BLOCK).min(n);
+        sync += enqueue_each(&db, i..end)?;
+        let (a, b) = runtime.block_on(async {
+            let started = Instant::now();
+            for n in i..end {
+                Noop { n }.delay().enqueue_async(&db).await?;
+            }
+            let a = started.elapsed();
+            let started = Instant::now();
+            for n in i..end {
+                let mut tx = conn.begin().await.map_err(dj::Error::Sqlx)?;
+                Noop { n }.delay().enqueue_async(&mut tx).await?;
+                tx.commit().await.map_err(dj::Error::Sqlx)?;
+            }
+            Ok::<_, dj::Error>((a, started.elapsed()))
+        })?;
+        on_db += a;
+        in_tx += b;
+        i = end;
+    }
+    Ok([sync, on_db, in_tx]
+        .into_iter()
+        .map(|took| Figure {
+            jobs_per_s: Some(rate(n, took)),
+            ..Figure::default()
+        })
+        .collect())
+}
+
 /// SQLite, one fresh file per measurement, each `synchronous` setting in turn (so both see the
 /// same load): `n` jobs enqueued one per transaction, then `n` from one `enqueue_many` call.
 /// Returns the single figures (NORMAL, FULL), then the bulk ones.
