@@ -270,7 +270,7 @@ fn signup_of(answer: &Value) -> Signup {
 
 fn run_worker(url: &str, log: &Path) -> String {
     let out = std::fs::File::create(log).expect("create the worker log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_axum-worker"))
         .arg("workoff")
         .env("DATABASE_URL", url)
         .stdin(Stdio::null())
