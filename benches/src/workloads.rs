@@ -20,11 +20,9 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     fn config(self) -> dj::Config {
-        dj::Config {
-            concurrency: self.concurrency,
-            read_ahead: self.read_ahead,
-            ..dj::Config::default()
-        }
+        dj::Config::default()
+            .concurrency(self.concurrency)
+            .read_ahead(self.read_ahead)
     }
 }
 
@@ -57,7 +55,7 @@ impl WorkOff {
 /// Works off `n` jobs with one in-process worker (claims, performs and deletes; the last
 /// delete is written before `work_off` returns).
 fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<WorkOff, BoxError> {
-    let worker = dj::Worker::new(db.clone()).config(settings.config());
+    let worker = dj::Worker::with_config(db.clone(), settings.config());
     reset_noops();
     let started = Instant::now();
     let report = worker.work_off(n)?;
@@ -120,7 +118,7 @@ pub fn pickup(
 ) -> Result<Vec<Figure>, BoxError> {
     let db = setup::fresh_table(url)?;
     starts().lock().unwrap_or_else(|e| e.into_inner()).clear();
-    let worker = dj::Worker::new(db.clone()).config(settings.config());
+    let worker = dj::Worker::with_config(db.clone(), settings.config());
     let stop = worker.stop_flag();
     let handle = std::thread::spawn(move || worker.run());
     // Let the worker find the table empty and start listening.

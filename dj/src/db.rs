@@ -20,17 +20,61 @@ pub struct Db {
     store: Arc<dyn Store>,
 }
 
-impl Db {
-    /// Opens `postgres://...` (or `postgresql://...`) or `sqlite:path[?synchronous=full]`.
-    /// Nothing is connected until first use.
-    pub fn open(url: &str) -> Result<Db> {
-        let url = url.trim();
+/// Settings of a [`Db`] beyond its URL: [`Db::builder`]. Each overrides the URL's key of the
+/// same name (`pool_size`, `pool_timeout`, `connect_timeout`, `statement_timeout`,
+/// `application_name`); unset ones keep the URL's value or dj's default.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a DbBuilder does nothing until `.open()` or `.connect()`"]
+pub struct DbBuilder {
+    url: String,
+    options: Options,
+}
+
+/// What a [`DbBuilder`] sets, for the backend to apply over the URL's keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Options {
+    pub(crate) pool_size: Option<usize>,
+    pub(crate) pool_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) application_name: Option<String>,
+}
+
+impl DbBuilder {
+    /// Connections this `Db` keeps open at most (10).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.options.pool_size = Some(n.max(1));
+        self
+    }
+    /// How long a caller waits for a connection when all are in use (10 s).
+    pub fn pool_timeout(mut self, wait: Duration) -> Self {
+        self.options.pool_timeout = Some(wait);
+        self
+    }
+    /// PostgreSQL: the deadline for connecting, the login handshake included (5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = Some(timeout);
+        self
+    }
+    /// PostgreSQL: the deadline for each of dj's operations (30 s).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.options.statement_timeout = Some(timeout);
+        self
+    }
+    /// PostgreSQL: the `application_name` the server shows in `pg_stat_activity`.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.options.application_name = Some(name.into());
+        self
+    }
+    /// The `Db`, connecting lazily (on first use), as [`Db::open`].
+    pub fn open(self) -> Result<Db> {
+        let url = self.url.trim();
         let store: Arc<dyn Store> = if url.starts_with("postgres://")
             || url.starts_with("postgresql://")
         {
-            open_postgres(url)?
+            open_postgres(url, &self.options)?
         } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            open_sqlite(rest)?
+            open_sqlite(rest, &self.options)?
         } else {
             return Err(Error::BadUrl {
                 url: url.to_owned(),
@@ -39,10 +83,56 @@ impl Db {
         };
         Ok(Db { store })
     }
+    /// The `Db`, connected now: fails at start-up, not at the first enqueue, when the
+    /// database does not answer (within the connect timeout).
+    pub fn connect(self) -> Result<Db> {
+        let db = self.open()?;
+        db.ping()?;
+        Ok(db)
+    }
+}
 
-    /// Opens `DATABASE_URL`, or [`DEFAULT_DATABASE_URL`] when it is unset or empty.
+impl Db {
+    /// Opens `postgres://...` (or `postgresql://...`) or `sqlite:path[?synchronous=full]`.
+    /// Nothing is connected until first use; [`Db::builder`] sets the pool and deadlines and
+    /// can connect at once.
+    pub fn open(url: &str) -> Result<Db> {
+        Db::builder(url).open()
+    }
+
+    /// A `Db` with settings beyond the URL:
+    /// `Db::builder(url).pool_size(20).statement_timeout(secs(10)).connect()?`.
+    pub fn builder(url: &str) -> DbBuilder {
+        DbBuilder {
+            url: url.to_owned(),
+            options: Options::default(),
+        }
+    }
+
+    /// Opens `DATABASE_URL`, or [`DEFAULT_DATABASE_URL`] when it is unset or empty (the
+    /// quick start's SQLite file in the working directory), unless `DJ_REQUIRE_DATABASE_URL`
+    /// is set, which makes it [`Db::from_env_strict`].
     pub fn from_env() -> Result<Db> {
-        Db::open(&database_url(None))
+        Db::open(&resolve_database_url(None)?.0)
+    }
+
+    /// Opens `DATABASE_URL`, and refuses to fall back to a SQLite file when it is unset: for
+    /// production code, where a typo in the environment must not mean an empty database.
+    pub fn from_env_strict() -> Result<Db> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Db::open(&url),
+            _ => Err(Error::Invalid(
+                "DATABASE_URL is not set; set it to `postgres://user@host/db` or \
+                 `sqlite:path/to/file.db`"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Checks that the database answers (one round trip), within the connect and statement
+    /// deadlines.
+    pub fn ping(&self) -> Result<()> {
+        self.store.now().map(|_| ())
     }
 
     /// Creates or upgrades the `delayed_jobs` table and indexes; safe to run again. Returns
@@ -200,6 +290,49 @@ pub fn database_url(explicit: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
 
+/// Where the database URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlSource {
+    /// `--database-url`, or an explicit argument.
+    Explicit,
+    /// `DATABASE_URL`.
+    Environment,
+    /// Neither: [`DEFAULT_DATABASE_URL`].
+    Default,
+}
+
+impl UrlSource {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            UrlSource::Explicit => "from --database-url",
+            UrlSource::Environment => "from DATABASE_URL",
+            UrlSource::Default => "the default: DATABASE_URL is not set",
+        }
+    }
+}
+
+/// [`database_url`], saying where it came from; with `DJ_REQUIRE_DATABASE_URL` set (to
+/// anything but `0` or empty), the default is refused.
+pub(crate) fn resolve_database_url(explicit: Option<&str>) -> Result<(String, UrlSource)> {
+    let given = |url: Option<String>| url.filter(|u| !u.trim().is_empty());
+    if let Some(url) = given(explicit.map(str::to_owned)) {
+        return Ok((url, UrlSource::Explicit));
+    }
+    if let Some(url) = given(std::env::var("DATABASE_URL").ok()) {
+        return Ok((url, UrlSource::Environment));
+    }
+    let required =
+        std::env::var("DJ_REQUIRE_DATABASE_URL").is_ok_and(|v| !v.is_empty() && v != "0");
+    if required {
+        return Err(Error::Invalid(
+            "DATABASE_URL is not set and DJ_REQUIRE_DATABASE_URL forbids the SQLite default; \
+             set DATABASE_URL (or --database-url) to `postgres://user@host/db` or `sqlite:path`"
+                .to_owned(),
+        ));
+    }
+    Ok((DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default))
+}
+
 /// The `schema` SQL for the backend a URL names.
 pub fn schema_sql(url: &str) -> Result<String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -220,23 +353,27 @@ pub fn schema_sql(url: &str) -> Result<String> {
 }
 
 #[cfg(feature = "postgres")]
-fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(crate::store::postgres::PgStore::open(url)?))
+fn open_postgres(url: &str, options: &Options) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(crate::store::postgres::PgStore::open(
+        url, options,
+    )?))
 }
 
 #[cfg(not(feature = "postgres"))]
-fn open_postgres(_url: &str) -> Result<Arc<dyn Store>> {
+fn open_postgres(_url: &str, _options: &Options) -> Result<Arc<dyn Store>> {
     Err(Error::BackendDisabled {
         backend: "postgres",
     })
 }
 
 #[cfg(feature = "sqlite")]
-fn open_sqlite(rest: &str) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(crate::store::sqlite::SqliteStore::open(rest)?))
+fn open_sqlite(rest: &str, options: &Options) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(crate::store::sqlite::SqliteStore::open(
+        rest, options,
+    )?))
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn open_sqlite(_rest: &str) -> Result<Arc<dyn Store>> {
+fn open_sqlite(_rest: &str, _options: &Options) -> Result<Arc<dyn Store>> {
     Err(Error::BackendDisabled { backend: "sqlite" })
 }

@@ -62,7 +62,7 @@ pub mod worker;
 pub mod __private;
 
 pub use context::{Context, JobInfo, State};
-pub use db::{database_url, schema_sql, Db, DEFAULT_DATABASE_URL};
+pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
 #[cfg(feature = "tokio")]
@@ -71,7 +71,7 @@ pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use store::{JobFilter, JobRow, JobState, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
-pub use worker::{Config, Report, StopFlag, Worker};
+pub use worker::{Config, Event, JobOutcome, Report, StopFlag, Worker};
 
 /// The largest `handler` dj stores: 1 MiB of JSON. Larger payloads are refused at enqueue
 /// with [`Error::PayloadTooLarge`]; store big data elsewhere and enqueue a key to it.

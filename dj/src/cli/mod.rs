@@ -18,7 +18,7 @@ pub(crate) use args::parse_duration;
 pub use args::{Cli, Command, LogFormat, PoolSpec, StartArgs, WorkArgs};
 
 use crate::context::State;
-use crate::db::{database_url, schema_sql, Db};
+use crate::db::{resolve_database_url, schema_sql, Db, UrlSource};
 use crate::error::Result;
 use crate::worker::{signals, StopFlag, Worker};
 
@@ -60,7 +60,8 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs one parsed command.
 pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
-    let url = database_url(cli.database_url.as_deref());
+    let (url, source) = resolve_database_url(cli.database_url.as_deref())?;
+    announce_database(&url, source, &cli.command);
     let wait = cli.wait_for_database;
     let db = || reachable(&url, wait.unwrap_or(DEFAULT_DATABASE_WAIT));
     match cli.command {
@@ -96,6 +97,26 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
     }
 }
 
+/// Says which database a worker or pool uses and why, so that the SQLite default is never a
+/// surprise: on stderr, and loudly when nobody is at a terminal to see that it was chosen.
+fn announce_database(url: &str, source: UrlSource, command: &Command) {
+    if !matches!(
+        command,
+        Command::Work(_) | Command::Workoff(_) | Command::Start(_)
+    ) {
+        return;
+    }
+    let shown = Db::open(url).map_or_else(|_| url.to_owned(), |db| db.url());
+    if source == UrlSource::Default && !std::io::stderr().is_terminal() {
+        eprintln!(
+            "warning: using {shown} ({}); set DATABASE_URL, or DJ_REQUIRE_DATABASE_URL=1 to refuse the default",
+            source.describe()
+        );
+    } else {
+        eprintln!("Database: {shown} ({})", source.describe());
+    }
+}
+
 /// Opens the database and waits up to `bound` for it to answer (the table may be missing).
 fn reachable(url: &str, bound: Duration) -> Result<Db> {
     let db = Db::open(url)?;
@@ -127,7 +148,7 @@ fn work(
         exit_on_complete: args.exit_on_complete || workoff,
         ..args.config()?
     };
-    let worker = Worker::new(db).config(config).state(setup());
+    let worker = Worker::with_config(db, config).state(setup());
     signals::install(&worker);
     let report = worker.run()?;
     if report.interrupted > 0 {

@@ -35,6 +35,16 @@ impl Default for PoolLimits {
 }
 
 impl PoolLimits {
+    /// A [`crate::DbBuilder`]'s settings, over the URL's.
+    pub(crate) fn apply(&mut self, options: &crate::db::Options) {
+        if let Some(size) = options.pool_size {
+            self.size = size;
+        }
+        if let Some(timeout) = options.pool_timeout {
+            self.timeout = timeout;
+        }
+    }
+
     /// Reads `key=value` if it is one of the pool's URL options: `Some(Ok(()))` when taken,
     /// `Some(Err(..))` when its value is bad, `None` when the key is not the pool's.
     pub(crate) fn take(&mut self, key: &str, value: &str) -> Option<Result<(), String>> {

@@ -106,7 +106,7 @@ struct Listener {
 }
 
 impl PgStore {
-    pub(crate) fn open(url: &str) -> Result<PgStore> {
+    pub(crate) fn open(url: &str, options: &crate::db::Options) -> Result<PgStore> {
         let bad_url = |reason: String| Error::BadUrl {
             url: hide_password(url),
             reason,
@@ -114,11 +114,15 @@ impl PgStore {
         let (driver_url, mut limits) = split_url(url).map_err(bad_url)?;
         let mut config =
             tokio_postgres::Config::from_str(&driver_url).map_err(|e| bad_url(e.to_string()))?;
-        match config.get_connect_timeout() {
-            Some(&connect) => limits.connect = connect,
-            None => {
-                config.connect_timeout(limits.connect);
-            }
+        if let Some(&connect) = config.get_connect_timeout() {
+            limits.connect = connect;
+        }
+        limits.pool.apply(options);
+        limits.connect = options.connect_timeout.unwrap_or(limits.connect);
+        limits.statement = options.statement_timeout.unwrap_or(limits.statement);
+        config.connect_timeout(limits.connect);
+        if let Some(name) = &options.application_name {
+            config.application_name(name);
         }
         let manager = Manager::from_config(
             config.clone(),

@@ -176,7 +176,9 @@ pub(crate) struct SqliteStore {
 
 impl SqliteStore {
     /// `rest` is what follows `sqlite:` in the URL: a path, optionally `?synchronous=full`.
-    pub(crate) fn open(rest: &str) -> Result<SqliteStore> {
+    /// Of a [`crate::DbBuilder`]'s settings, the pool's apply; SQLite has no connect or
+    /// statement deadline of dj's (its waits are the busy timeout) and no application name.
+    pub(crate) fn open(rest: &str, options: &crate::db::Options) -> Result<SqliteStore> {
         let bad = |reason: String| Error::BadUrl {
             url: format!("sqlite:{rest}"),
             reason,
@@ -211,6 +213,7 @@ impl SqliteStore {
                 }
             }
         }
+        limits.apply(options);
         Ok(SqliteStore {
             pool: Pool::new(
                 Manager {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::completer::{Message, Outcome};
 use super::slots::{Ended, Run};
-use super::{job_label, Shared};
+use super::{job_label, Event, JobOutcome, Shared};
 use crate::context::{Context, JobInfo};
 use crate::job::{FailAction, JobError, Message as ErrorMessage};
 use crate::registry::{load_handler, LoadedJob};
@@ -127,6 +127,12 @@ fn execute(
     }
 
     shared.say(format_args!("{label} RUNNING"));
+    shared.emit(|| Event::JobStarted {
+        id: row.id,
+        name: job.display_name(),
+        queue: row.queue.clone(),
+        attempts: row.attempts,
+    });
     let ctx = context(shared, &row);
     let attempt = Attempt {
         row,
@@ -168,7 +174,23 @@ fn finish(
         started,
     } = attempt;
     let runtime = started.elapsed();
-    let owner = match shared.slots.ended(row.id) {
+    let told = |outcome| {
+        shared.emit(|| Event::JobFinished {
+            id: row.id,
+            name: job.display_name(),
+            outcome,
+            runtime,
+        })
+    };
+    let counter = if result.is_ok() {
+        &shared.succeeded
+    } else {
+        &shared.failed
+    };
+    let counted = || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    };
+    let owner = match shared.slots.ended_and(row.id, counted) {
         Ended::Record(owner) => owner,
         Ended::Overran(owner) => {
             // The attempt was already recorded as expired; the lock was kept so that no one
@@ -178,6 +200,7 @@ fn finish(
                 runtime.as_secs_f64()
             ));
             send(outcomes, owner, Outcome::Release(row.id));
+            told(JobOutcome::Expired);
             return Done::Overran;
         }
         Ended::Lost => {
@@ -186,6 +209,7 @@ fn finish(
                  (another worker has the job): its outcome is not recorded",
                 runtime.as_secs_f64()
             ));
+            told(JobOutcome::Lost);
             return Done::Returned;
         }
     };
@@ -195,14 +219,16 @@ fn finish(
                 "{label} COMPLETED after {:.4}",
                 runtime.as_secs_f64()
             ));
-            shared.succeeded.fetch_add(1, Ordering::SeqCst);
             Outcome::Complete(row.id)
         }
-        Err(error) => {
-            shared.failed.fetch_add(1, Ordering::SeqCst);
-            failed_attempt(shared, Some(&*job), &ctx, &row, &label, error, true)
-        }
+        Err(error) => failed_attempt(shared, Some(&*job), &ctx, &row, &label, error, true),
     };
+    told(match outcome {
+        Outcome::Complete(_) => JobOutcome::Succeeded,
+        Outcome::Retry(_) => JobOutcome::Retried,
+        Outcome::Fail(_) => JobOutcome::Failed,
+        Outcome::Release(_) => JobOutcome::Lost,
+    });
     send(outcomes, owner, outcome);
     Done::Returned
 }

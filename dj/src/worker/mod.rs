@@ -14,6 +14,7 @@
 //! - `rescuer`: database maintenance, one worker at a time: frees the jobs of dead workers.
 
 mod completer;
+mod events;
 mod executor;
 mod heartbeat;
 mod liveness;
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use events::{Event, JobOutcome};
 pub use liveness::{parse_worker_name, process_alive, Liveness};
 pub use stop::StopFlag;
 
@@ -39,6 +41,7 @@ use crate::error::Result;
 
 /// A worker's settings. Each worker has its own; nothing is process-global.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
     pub name_prefix: Option<String>,
@@ -102,6 +105,7 @@ impl Default for Config {
 
 /// What a worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Jobs performed successfully.
     pub succeeded: u64,
@@ -109,6 +113,8 @@ pub struct Report {
     pub failed: u64,
     /// Jobs still running at the shutdown timeout, unlocked for another worker.
     pub interrupted: u64,
+    /// From the start of `run`/`work_off` to its return.
+    pub elapsed: Duration,
 }
 
 /// A job worker: claims jobs from a [`Db`] and performs them.
@@ -119,12 +125,85 @@ pub struct Worker {
     state: Arc<State>,
     stop: StopFlag,
     name: heartbeat::NameLease,
+    listener: Option<events::Listener>,
+}
+
+/// Generates, from one list, a setter on [`Config`] (`Config::default().concurrency(4)`) and
+/// the same setter on [`Worker`] (`Worker::new(db).concurrency(4)`). Each sets one field and
+/// leaves the others as they are, so setters compose in any order.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $field:ident($value:ident: $ty:ty) => $set:expr; )*) => {
+        impl Config {
+            $(
+                $(#[doc = $doc])*
+                pub fn $field(mut self, $value: $ty) -> Self {
+                    self.$field = $set;
+                    self
+                }
+            )*
+        }
+        impl Worker {
+            $(
+                $(#[doc = $doc])*
+                pub fn $field(mut self, $value: $ty) -> Self {
+                    self.config = self.config.$field($value);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+settings! {
+    /// Only these queues (the default, none, is every queue, jobs with no queue included).
+    queues(queues: impl IntoIterator<Item = impl Into<String>>) =>
+        queues.into_iter().map(Into::into).collect();
+    /// Only jobs with `priority >= min`.
+    min_priority(min: i32) => Some(min);
+    /// Only jobs with `priority <= max`.
+    max_priority(max: i32) => Some(max);
+    /// How long to wait for work when none is ready (5 s; LISTEN/NOTIFY wakes a PostgreSQL
+    /// worker sooner).
+    sleep_delay(delay: Duration) => delay;
+    /// Jobs held claimed beyond the running ones (5).
+    read_ahead(n: usize) => n;
+    /// Jobs run at once in this process (1; at least 1).
+    concurrency(n: usize) => n.max(1);
+    /// Exit when no job is ready instead of waiting (false).
+    exit_on_complete(exit: bool) => exit;
+    /// Runs in all before a job fails permanently (25; a job's own setting wins).
+    max_attempts(n: u32) => n;
+    /// How long one run may take (4 h; a job's own setting wins).
+    max_run_time(limit: Duration) => limit;
+    /// Delete permanently failed jobs (true) or keep them with `failed_at` (false).
+    destroy_failed_jobs(destroy: bool) => destroy;
+    /// How long a stopping worker waits for running jobs before unlocking them (25 s).
+    shutdown_timeout(timeout: Duration) => timeout;
+    /// How often, across all workers, to look for rows locked by unregistered names (30 s).
+    rescue_interval(interval: Duration) => interval;
+    /// A worker silent this long is dead, on any host (30 s; use one value per database).
+    heartbeat_timeout(timeout: Duration) => timeout;
+    /// How long to wait at start for a database that does not answer (the default waits
+    /// until it answers or the worker is stopped).
+    database_wait(bound: Duration) => Some(bound);
+}
+
+impl Config {
+    /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
+    pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.name_prefix = Some(prefix.into());
+        self
+    }
 }
 
 impl Worker {
-    /// A worker with default settings on `db`.
+    /// A worker with default settings on `db`; change them with the setters, in any order.
     pub fn new(db: Db) -> Self {
-        let config = Config::default();
+        Worker::with_config(db, Config::default())
+    }
+    /// A worker with these settings (the CLI builds a [`Config`] from its flags); the setters
+    /// still change single settings afterwards.
+    pub fn with_config(db: Db, config: Config) -> Self {
         let name = heartbeat::NameLease::new(&worker_name(config.name_prefix.as_deref()));
         Worker {
             db,
@@ -132,28 +211,25 @@ impl Worker {
             state: Arc::new(State::new()),
             stop: StopFlag::new(),
             name,
+            listener: None,
         }
     }
-    /// Replaces all settings.
-    pub fn config(mut self, config: Config) -> Self {
+    /// Calls `listener` with every [`Event`] of this worker (started, idle, each job's start
+    /// and end with its runtime, stopping, stopped), on the worker's threads: keep it quick.
+    pub fn on_event(mut self, listener: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.listener = Some(events::Listener(Arc::new(listener)));
+        self
+    }
+    /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
+    pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config = self.config.name_prefix(prefix);
         self.name
-            .rename(&worker_name(config.name_prefix.as_deref()));
-        self.config = config;
+            .rename(&worker_name(self.config.name_prefix.as_deref()));
         self
     }
     /// The application state jobs reach through [`crate::Context::get`].
     pub fn state(mut self, state: State) -> Self {
         self.state = Arc::new(state);
-        self
-    }
-    /// Only these queues.
-    pub fn queues<I: IntoIterator<Item = S>, S: Into<String>>(mut self, queues: I) -> Self {
-        self.config.queues = queues.into_iter().map(Into::into).collect();
-        self
-    }
-    /// Jobs run at once.
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.config.concurrency = n.max(1);
         self
     }
     /// The flag that stops this worker; hand it to a signal handler or another thread.
@@ -218,6 +294,8 @@ struct Shared {
     beat: heartbeat::Beat,
     /// The runtime async jobs run on (present when any registered job is async).
     async_runtime: Option<tokio::runtime::Handle>,
+    listener: Option<events::Listener>,
+    started: std::time::Instant,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,
@@ -233,6 +311,14 @@ impl Shared {
             succeeded: self.succeeded.load(Ordering::SeqCst),
             failed: self.failed.load(Ordering::SeqCst),
             interrupted: self.interrupted.load(Ordering::SeqCst),
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// Tells the listener, if there is one (the event is built only then).
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(listener) = &self.listener {
+            (listener.0)(&event());
         }
     }
 

@@ -22,6 +22,8 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
     let mut failures: u32 = 0;
     let mut reconcile = false;
     let mut burst = Burst::new(shared);
+    // Told once per stretch without work.
+    let mut idle = false;
 
     while !shared.stop.is_set() {
         let remaining = max.map(|m| m.saturating_sub(claimed_total));
@@ -97,6 +99,10 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
                     continue;
                 }
                 burst.end(shared);
+                if !idle {
+                    idle = true;
+                    shared.emit(|| super::Event::Idle);
+                }
                 if exit_when_idle {
                     shared.say(format_args!("No more jobs available. Exiting"));
                     break;
@@ -108,6 +114,7 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
             }
             Ok(jobs) => {
                 failures = 0;
+                idle = false;
                 burst.start();
                 claimed_total += jobs.len() as u64;
                 shared.slots.add_claimed(&owner, jobs);

@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use super::completer::{self, Message, Outcome};
 use super::heartbeat::{self, Beat, NameLease};
 use super::slots::Slots;
-use super::{executor, job_label, producer, rescuer, watchdog, Report, Shared, StopFlag, Worker};
+use super::{
+    executor, job_label, producer, rescuer, watchdog, Event, Report, Shared, StopFlag, Worker,
+};
 use crate::error::Result;
 use crate::store::JobFilter;
 
 pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
+    let started = Instant::now();
     crate::registry::registry().check()?;
     wait_for_database(worker)?;
     let async_runtime = crate::registry::registry()
@@ -36,6 +39,8 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         slots: Slots::new(worker.config.concurrency),
         beat: Beat::new(),
         async_runtime: async_runtime.as_ref().map(|rt| rt.handle().clone()),
+        listener: worker.listener.clone(),
+        started,
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
@@ -44,6 +49,9 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     // Names taken when registering again after being declared dead.
     let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
     shared.say(format_args!("Starting job worker"));
+    shared.emit(|| Event::Started {
+        worker: shared.name().to_string(),
+    });
 
     let (out_tx, out_rx) = mpsc::channel::<Message>();
     let completer = completer::spawn(shared.clone(), out_rx);
@@ -61,6 +69,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
 
     producer::run(&shared, max);
 
+    shared.emit(|| Event::Stopping);
     let deadline = shut_down(&shared, &out_tx);
     // An executor marks its job finished, then sends the outcome: wait for it to arrive and
     // be written before telling the completer to stop.
@@ -79,7 +88,9 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         // Every async job has ended or was interrupted (unlocked): drop what is left.
         runtime.shutdown_background();
     }
-    Ok(shared.report())
+    let report = shared.report();
+    shared.emit(|| Event::Stopped { report });
+    Ok(report)
 }
 
 /// The tokio runtime async jobs run on, many per thread: as many threads as cores (at most

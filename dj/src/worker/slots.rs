@@ -254,6 +254,13 @@ impl Slots {
     /// An executor is done with a job (it returned, or never ran): Starting/Running →
     /// Finished, Overrunning → Finished, Lost → removed.
     pub(super) fn ended(&self, id: JobId) -> Ended {
+        self.ended_and(id, || {})
+    }
+
+    /// [`Slots::ended`], calling `on_record` first when the outcome is to be recorded, before
+    /// the job stops counting as in flight: so that whoever sees the worker idle also sees
+    /// the job counted.
+    pub(super) fn ended_and(&self, id: JobId, on_record: impl FnOnce()) -> Ended {
         let mut table = self.lock();
         let ended = match table.slots.get_mut(&id) {
             Some(slot) => match slot.state {
@@ -266,6 +273,7 @@ impl Slots {
                     Ended::Lost
                 }
                 _ => {
+                    on_record();
                     slot.state = State::Finished;
                     Ended::Record(slot.owner.clone())
                 }

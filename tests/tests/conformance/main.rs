@@ -11,6 +11,7 @@ mod deadlines;
 mod enqueue;
 mod failures;
 mod hooks;
+mod library;
 mod operations;
 mod order;
 mod postgres_only;
@@ -56,6 +57,7 @@ fn main() {
         async_jobs::CASES,
         deadlines::CASES,
         async_enqueue::CASES,
+        library::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -68,7 +70,7 @@ fn main() {
                 async_enqueue::POSTGRES_CASES,
             ]
             .concat(),
-            Backend::Sqlite => sqlite_only::CASES.to_vec(),
+            Backend::Sqlite => [sqlite_only::CASES, library::SQLITE_CASES].concat(),
         };
         for &(name, case) in shared.iter().chain(&only_here) {
             let unreachable = backend == Backend::Postgres && postgres.is_err();

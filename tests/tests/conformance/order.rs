@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dj::{Config, Job, Worker};
+use dj::{Job, Worker};
 use dj_tests::jobs::Record;
 use dj_tests::support::{Backend, PerformLog, TestDb};
 
@@ -35,10 +35,7 @@ fn record(log: &PerformLog, key: &str) -> Record {
 
 /// One job at a time, so perform order is claim order.
 pub fn serial(db: &TestDb) -> Worker {
-    Worker::new(db.db.clone()).config(Config {
-        read_ahead: 0,
-        ..Config::default()
-    })
+    Worker::new(db.db.clone()).read_ahead(0)
 }
 
 fn priority_then_run_at(backend: Backend) {
@@ -118,12 +115,10 @@ fn priority_band(backend: Backend) {
             .enqueue(&t.db)
             .unwrap();
     }
-    let worker = Worker::new(t.db.clone()).config(Config {
-        min_priority: Some(0),
-        max_priority: Some(7),
-        read_ahead: 0,
-        ..Config::default()
-    });
+    let worker = Worker::new(t.db.clone())
+        .min_priority(0)
+        .max_priority(7)
+        .read_ahead(0);
     assert_eq!(worker.work_off(10).unwrap().succeeded, 3);
     assert_eq!(log.lines(), ["perform 0", "perform 3", "perform 7"]);
 }
@@ -152,12 +147,10 @@ fn distinct_claims(backend: Backend) {
     // Four workers in four threads of one process, each claiming batches.
     let handles: Vec<_> = (0..4)
         .map(|i| {
-            let worker = Worker::new(t.db.clone()).config(Config {
-                name_prefix: Some(format!("w{i}")),
-                read_ahead: 20,
-                concurrency: 2,
-                ..Config::default()
-            });
+            let worker = Worker::new(t.db.clone())
+                .name_prefix(format!("w{i}"))
+                .read_ahead(20)
+                .concurrency(2);
             std::thread::spawn(move || worker.work_off(1000).unwrap())
         })
         .collect();

@@ -1,0 +1,66 @@
+//! What a worker tells a program that watches it: [`Worker::on_event`](super::Worker::on_event)
+//! hears every [`Event`] as it happens, on the worker's own threads, so tests and benchmarks
+//! can wait for "idle" or "job finished" instead of sleeping, and an app can count or time
+//! jobs without parsing logs. (For logs, install a `tracing` subscriber: a library worker
+//! writes delayed_job's lines through `tracing`, and is silent without one.)
+
+use std::time::Duration;
+
+use super::Report;
+use crate::enqueue::JobId;
+
+/// Something a worker did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Registered and about to claim, under this name.
+    Started { worker: String },
+    /// Found no ready job with none running: waiting for work (once per idle stretch).
+    Idle,
+    /// A job's attempt began.
+    JobStarted {
+        id: JobId,
+        name: String,
+        queue: Option<String>,
+        /// Attempts before this one.
+        attempts: i32,
+    },
+    /// A job's attempt ended.
+    JobFinished {
+        id: JobId,
+        name: String,
+        outcome: JobOutcome,
+        /// How long the attempt ran.
+        runtime: Duration,
+    },
+    /// Stopping: no more claims; running jobs get the shutdown timeout.
+    Stopping,
+    /// Done: what it did, and for how long.
+    Stopped { report: Report },
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobOutcome {
+    /// Performed: the row is deleted.
+    Succeeded,
+    /// Failed with attempts left: rescheduled.
+    Retried,
+    /// Failed for good: deleted, or kept with `failed_at`.
+    Failed,
+    /// Ran past its `max_run_time`: the attempt was recorded as expired.
+    Expired,
+    /// The worker lost its lock meanwhile (it was declared dead): nothing recorded.
+    Lost,
+}
+
+/// The listener [`Worker::on_event`](super::Worker::on_event) installs.
+#[derive(Clone)]
+pub(crate) struct Listener(pub(crate) std::sync::Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
+}
