@@ -301,6 +301,7 @@ pub(crate) enum UrlSource {
     Default,
 }
 
+#[cfg(feature = "cli")]
 impl UrlSource {
     pub(crate) fn describe(self) -> &'static str {
         match self {

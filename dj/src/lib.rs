@@ -42,9 +42,11 @@
 
 mod backoff;
 mod block;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod context;
 mod db;
+mod duration;
 mod enqueue;
 #[cfg(feature = "tokio")]
 mod enqueue_async;
@@ -90,6 +92,7 @@ pub const INSERT_BATCH: usize = 5_000;
 /// dj::main!();                 // no application state
 /// dj::main!(my_app::state);    // fn state() -> dj::State
 /// ```
+#[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {
     () => {
@@ -101,5 +104,16 @@ macro_rules! main {
         fn main() -> ::std::process::ExitCode {
             $crate::cli::main($setup)
         }
+    };
+}
+
+/// `dj::main!()` needs the `cli` feature (on by default); without it, this says so.
+#[cfg(not(feature = "cli"))]
+#[macro_export]
+macro_rules! main {
+    ($($setup:path)?) => {
+        ::core::compile_error!(
+            "`dj::main!()` generates the worker CLI, which needs dj's `cli` feature: add \"cli\" to dj's features"
+        );
     };
 }

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use clap::Parser;
 
-pub(crate) use args::parse_duration;
 pub use args::{Cli, Command, LogFormat, PoolSpec, StartArgs, WorkArgs};
 
 use crate::context::State;

@@ -59,7 +59,7 @@ impl PoolLimits {
                 )),
             }),
             "pool_timeout" => Some(
-                crate::cli::parse_duration(value)
+                crate::duration::parse_duration(value)
                     .map(|d| self.timeout = d)
                     .map_err(|e| format!("`pool_timeout`: {e}")),
             ),

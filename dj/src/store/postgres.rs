@@ -78,7 +78,7 @@ pub(crate) fn split_url(url: &str) -> Result<(String, Limits), String> {
         if let Some(taken) = limits.pool.take(key, value) {
             taken?;
         } else if key == "statement_timeout" {
-            limits.statement = crate::cli::parse_duration(value)
+            limits.statement = crate::duration::parse_duration(value)
                 .map_err(|e| format!("`statement_timeout`: {e}"))?;
         } else {
             kept.push(pair);
