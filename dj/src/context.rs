@@ -9,6 +9,46 @@ use crate::db::Db;
 
 /// Application state shared by every job of a worker: a connection pool, an HTTP client,
 /// configuration. Built once at worker start; jobs read it through [`Context::get`].
+///
+/// Values are shared by all the worker's threads at once, so they are `Send + Sync`: put a
+/// pool there (cheap to clone, one connection per job at a time), not a `Mutex<Client>`,
+/// which would run the jobs one at a time.
+///
+/// ```
+/// use dj::{Context, Job, Perform, State};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Stands for a connection pool (an r2d2, deadpool or sqlx pool in a real app).
+/// struct Pool {
+///     url: String,
+/// }
+///
+/// #[derive(Job, Serialize, Deserialize)]
+/// struct Report {
+///     day: String,
+/// }
+///
+/// impl Perform for Report {
+///     type Error = std::io::Error;
+///     fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+///         let pool: &Pool = ctx.state();
+///         assert_eq!(pool.url, "postgres://reports");
+///         Ok(())
+///     }
+/// }
+///
+/// # fn main() -> Result<(), dj::Error> {
+/// # let dir = std::env::temp_dir().join(format!("dj-doc-state-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let db = dj::Db::open(&format!("sqlite:{}", dir.join("jobs.db").display()))?;
+/// db.migrate()?;
+/// Report { day: "monday".into() }.delay().enqueue(&db)?;
+/// let state = State::new().with(Pool { url: "postgres://reports".into() });
+/// let report = dj::Worker::new(db).state(state).work_off(10)?;
+/// assert_eq!(report.succeeded, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default, Clone)]
 pub struct State {
     values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,

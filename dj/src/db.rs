@@ -14,7 +14,28 @@ use crate::worker::StopFlag;
 /// directory, so an app and its worker started in one directory agree with no setup.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:dj.sqlite3";
 
-/// A handle on the job table: cheap to clone, safe to share between threads.
+/// A handle on the job table: cheap to clone, safe to share between threads. Clones share
+/// one connection pool.
+///
+/// ```
+/// # fn main() -> Result<(), dj::Error> {
+/// # let dir = std::env::temp_dir().join(format!("dj-doc-db-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let url = format!("sqlite:{}", dir.join("jobs.db").display());
+/// use std::time::Duration;
+///
+/// let db = dj::Db::builder(&url)        // e.g. postgres://dj@db/app, or sqlite:jobs.db
+///     .pool_size(4)
+///     .pool_timeout(Duration::from_secs(2))
+///     .connect()?;                      // fail now, not at the first enqueue
+/// db.migrate()?;                        // creates or upgrades the table; safe to repeat
+/// assert_eq!(db.count(&dj::JobFilter::default())?, 0);
+/// for queue in db.stats()? {
+///     println!("{:?}: {} ready", queue.queue, queue.ready);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Db {
     store: Arc<dyn Store>,

@@ -13,6 +13,41 @@ use crate::registry::handler_of;
 pub type JobId = i64;
 
 /// A job on its way into the table: set options, then call [`Delayed::enqueue`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dj::{Job, Perform};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(queue = "mail")]
+/// struct Remind {
+///     user_id: i64,
+/// }
+/// # impl Perform for Remind {
+/// #     type Error = std::io::Error;
+/// #     fn perform(&self, _ctx: &dj::Context) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+///
+/// # fn main() -> Result<(), dj::Error> {
+/// # let dir = std::env::temp_dir().join(format!("dj-doc-delayed-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let db = dj::Db::open(&format!("sqlite:{}", dir.join("jobs.db").display()))?;
+/// # db.migrate()?;
+/// let id = Remind { user_id: 7 }
+///     .delay()
+///     .priority(-5)                       // lower runs first
+///     .queue("urgent")                    // instead of the type's "mail"
+///     .run_in(Duration::from_secs(3600))  // by the database's clock
+///     .enqueue(&db)?;
+/// let row = db.job(id)?.expect("stored");
+/// assert_eq!((row.priority, row.queue.as_deref()), (-5, Some("urgent")));
+///
+/// let ids = dj::enqueue_many(&db, (1..=3).map(|user_id| Remind { user_id }))?;
+/// assert_eq!(ids.len(), 3);               // all or none
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a delayed job does nothing until `.enqueue(..)` is called"]
 pub struct Delayed<J> {

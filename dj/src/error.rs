@@ -13,37 +13,59 @@ use std::time::Duration;
 pub enum Error {
     /// `DATABASE_URL` (or `--database-url`) is not a URL dj understands.
     #[error("invalid database url `{url}`: {reason}; write `postgres://user@host/db` or `sqlite:path/to/file.db`")]
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        /// The URL, with any password hidden.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The `delayed_jobs` table (or a column of it) is missing.
     #[error("the `delayed_jobs` table is missing or out of date in {database}; run `migrate` (the worker binary's `migrate` command, or `dj::Db::migrate`) first")]
-    MissingTable { database: String },
+    MissingTable {
+        /// Which database (URL, password hidden).
+        database: String,
+    },
     /// The database can be read but not written: a worker, `migrate` and the write commands
     /// need write access.
     #[error("{database} is read-only for this process: the file, or the directory holding it (where SQLite creates its `-wal` and `-shm` files), cannot be written; give this user write access to both, or mount them read-write; only `jobs`, `show`, `stats` and `schema` work on a read-only database")]
-    ReadOnly { database: String },
+    ReadOnly {
+        /// Which database.
+        database: String,
+    },
     /// A backend that this build of dj does not include.
     #[error(
         "this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`"
     )]
-    BackendDisabled { backend: &'static str },
+    BackendDisabled {
+        /// `postgres` or `sqlite`: also the feature's name.
+        backend: &'static str,
+    },
     /// Two job types registered one name.
     #[error("two job types are registered as `{name}`: `{first}` and `{second}`; give one of them `#[job(name = \"...\")]`")]
     DuplicateJobName {
+        /// The name both registered.
         name: String,
+        /// One type registering it.
         first: &'static str,
+        /// The other.
         second: &'static str,
     },
     /// A job's payload could not be turned into JSON.
     #[error("job `{name}` could not be serialized: {source}")]
     Serialize {
+        /// The job's registered name.
         name: &'static str,
+        /// serde_json's error.
         source: serde_json::Error,
     },
     /// The handler is larger than [`crate::MAX_HANDLER_BYTES`].
     #[error("job `{name}` serializes to {size} bytes, over dj's limit of {limit} bytes; store large data elsewhere and enqueue a key to it")]
     PayloadTooLarge {
+        /// The job's registered name.
         name: &'static str,
+        /// Its handler's size in bytes.
         size: usize,
+        /// [`crate::MAX_HANDLER_BYTES`].
         limit: usize,
     },
     /// An argument that dj rejects before it reaches the database.
@@ -71,23 +93,32 @@ pub enum Error {
     /// The database did not answer within the wait allowed for it.
     #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
     Unreachable {
+        /// Which database.
         database: String,
+        /// How long dj waited.
         waited: Duration,
+        /// The last attempt's error.
         last: String,
     },
     /// The server did not answer within a deadline: connecting (with the login handshake),
     /// or one of dj's statements.
     #[error("{database} did not answer {what} within {}; check that the server is up and not overloaded, or allow longer with `connect_timeout` / `statement_timeout` in the url (e.g. `?connect_timeout=10&statement_timeout=60s`)", humantime::format_duration(*.after))]
     Timeout {
+        /// Which database.
         database: String,
+        /// What ran out of time: "to a connection attempt" or "a statement".
         what: &'static str,
+        /// The deadline.
         after: Duration,
     },
     /// Every connection of the `Db`'s pool stayed in use for the whole checkout wait.
     #[error("all {size} connections of the pool for {database} stayed in use for {}; raise `pool_size` in the url (e.g. `?pool_size=20`), share the `Db` among fewer threads, or wait longer with `pool_timeout`", humantime::format_duration(*.waited))]
     PoolExhausted {
+        /// Which database.
         database: String,
+        /// The pool's `pool_size`.
         size: usize,
+        /// Its `pool_timeout`.
         waited: Duration,
     },
     /// I/O (signals, pid files, logs).

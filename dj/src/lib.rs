@@ -39,6 +39,40 @@
 //!
 //! A worker binary is one line, `dj::main!();`, which generates the whole CLI
 //! (`work`, `workoff`, `migrate`, `schema`, `jobs`, `show`, ...). See the README.
+//!
+//! ## Concepts
+//!
+//! - A **job** is a type with `#[derive(Job)]` and an implementation of [`Perform`] (or
+//!   [`PerformAsync`]), or a function with `#[dj::job]`. Deriving registers the type at
+//!   compile time, so any worker built with it can load and perform its rows.
+//! - A **[`Db`]** is the handle on the `delayed_jobs` table: open it from a URL
+//!   (`postgres://...` or `sqlite:path`), size it with [`Db::builder`], clone it freely.
+//! - **Enqueue** with `job.delay()` ([`Delayed`]): options, then `.enqueue(&db)` (or the
+//!   caller's own transaction), [`enqueue_many`] for many at once, and, with feature `tokio`,
+//!   [`Delayed::enqueue_async`] and [`enqueue_many_async`].
+//! - A **[`Worker`]** claims and performs jobs with delayed_job's semantics (priorities,
+//!   `run_at`, retries with backoff, `max_run_time`), heartbeats in `dj_workers`, and tells a
+//!   watching program what it does ([`Worker::on_event`]). Its log lines go through
+//!   `tracing`: a library worker is silent until the program installs a subscriber.
+//! - Jobs reach application state (a pool, a client) through their [`Context`]: build a
+//!   [`State`] once and give it to the worker.
+//! - [`testing`] runs jobs inline or checks what was enqueued.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `postgres` | yes | the PostgreSQL backend (tokio-postgres, deadpool-postgres) |
+//! | `sqlite` | yes | the SQLite backend (rusqlite, bundled) |
+//! | `cli` | yes | `dj::main!()`, the worker binary's command line and log output (clap, tracing-subscriber) |
+//! | `tokio` | no | [`Delayed::enqueue_async`] and [`enqueue_many_async`] onto `&Db` |
+//! | `tokio-postgres` | no | async enqueue onto `&tokio_postgres::Client` / `Transaction` |
+//! | `sqlx-postgres`, `sqlx-sqlite` | no | async enqueue onto sqlx transactions and connections |
+//! | `diesel-postgres`, `diesel-sqlite` | no | `enqueue` onto diesel connections, in their transaction |
+//!
+//! An app that only enqueues can take `default-features = false, features = ["postgres"]`.
+
+#![warn(missing_docs)]
 
 mod backoff;
 mod block;

@@ -125,11 +125,17 @@ pub fn work_off(db: &Db, max: u64) -> Result<Report> {
 /// An enqueued job of type `J`, loaded back from its row.
 #[derive(Debug, Clone)]
 pub struct Enqueued<J> {
+    /// The row's id.
     pub id: JobId,
+    /// The job, deserialized from its handler.
     pub job: J,
+    /// Its queue.
     pub queue: Option<String>,
+    /// Its priority.
     pub priority: i32,
+    /// Not before this time.
     pub run_at: SystemTime,
+    /// Failed attempts so far.
     pub attempts: i32,
 }
 

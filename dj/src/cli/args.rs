@@ -25,6 +25,7 @@ pub struct Cli {
     /// until the database answers.
     #[arg(long, global = true, env = "DJ_WAIT_FOR_DATABASE", value_name = "DURATION", value_parser = parse_duration)]
     pub wait_for_database: Option<Duration>,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,10 +33,13 @@ pub struct Cli {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// delayed_job's lines as text.
     Text,
+    /// One JSON object per line, delayed_job's wording in its `message`.
     Json,
 }
 
+/// The worker binary's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Work jobs until stopped by TERM/INT (delayed_job's `rake jobs:work`).
@@ -350,6 +354,7 @@ pub struct UnlockArgs {
     pub json: bool,
 }
 
+/// `start`: a foreground pool of worker processes.
 #[derive(Debug, Clone, Args)]
 pub struct StartArgs {
     /// How many worker processes to run, on --queues (default: every queue).
@@ -370,6 +375,7 @@ pub struct StartArgs {
     /// Write the supervisor's pid here (for `stop` and `status`); removed on exit.
     #[arg(long, env = "DJ_PID_FILE")]
     pub pid_file: Option<PathBuf>,
+    /// The settings each worker of the pool runs with.
     #[command(flatten)]
     pub work: WorkArgs,
 }
@@ -377,7 +383,9 @@ pub struct StartArgs {
 /// One `--pool` group: which queues (empty: every queue) and how many workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSpec {
+    /// The group's queues; empty means every queue.
     pub queues: Vec<String>,
+    /// How many worker processes the group runs.
     pub workers: usize,
 }
 

@@ -17,17 +17,29 @@ pub mod sqlite;
 /// One row of `delayed_jobs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
+    /// The row's id, as `enqueue` returned it.
     pub id: JobId,
+    /// Lower runs first.
     pub priority: i32,
+    /// Failed attempts so far.
     pub attempts: i32,
+    /// The job as JSON: `{"job": NAME, "args": {...}}`.
     pub handler: String,
+    /// The last failed attempt's error, with its cause chain.
     pub last_error: Option<String>,
+    /// Not before this time.
     pub run_at: SystemTime,
+    /// When a worker claimed it (`None`: not claimed).
     pub locked_at: Option<SystemTime>,
+    /// When it failed for good (`None`: it has not).
     pub failed_at: Option<SystemTime>,
+    /// The worker holding it.
     pub locked_by: Option<String>,
+    /// Its queue (`None`: no queue).
     pub queue: Option<String>,
+    /// When it was enqueued.
     pub created_at: SystemTime,
+    /// When dj last changed it.
     pub updated_at: SystemTime,
     /// The registered job name (also inside `handler`).
     pub name: String,
@@ -107,12 +119,17 @@ impl std::str::FromStr for JobState {
 /// Which rows a listing or a bulk command applies to. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
+    /// Rows in this state (by the database's clock).
     pub state: Option<JobState>,
+    /// Rows of this queue.
     pub queue: Option<String>,
+    /// Rows of this registered job name.
     pub name: Option<String>,
+    /// The row with this id.
     pub id: Option<JobId>,
     /// Rows locked by this worker name.
     pub locked_by: Option<String>,
+    /// At most this many rows (listings only).
     pub limit: Option<i64>,
 }
 
@@ -152,14 +169,18 @@ pub(crate) struct Fail {
 pub struct WorkerRow {
     /// The name it locks rows with (`locked_by`).
     pub name: String,
+    /// The host it runs on.
     pub host: String,
+    /// Its process id on that host.
     pub pid: i32,
     /// The queues it works (`None`: every queue).
     pub queues: Option<String>,
     /// dj's version.
     pub version: String,
+    /// When it registered (by the database's clock).
     #[serde(serialize_with = "unix_seconds")]
     pub started_at: SystemTime,
+    /// Its last heartbeat (by the database's clock).
     #[serde(serialize_with = "unix_seconds")]
     pub heartbeat_at: SystemTime,
     /// Jobs running at its last heartbeat.
@@ -196,10 +217,15 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Counts for one queue, as `stats` prints them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct QueueStats {
+    /// The queue (`None`: jobs with no queue).
     pub queue: Option<String>,
+    /// Jobs whose `run_at` has passed, waiting for a worker.
     pub ready: i64,
+    /// Jobs waiting for their `run_at`.
     pub scheduled: i64,
+    /// Jobs locked by a worker.
     pub running: i64,
+    /// Jobs failed for good (kept with `failed_at`).
     pub failed: i64,
     /// Seconds since the oldest ready job's `run_at`.
     pub oldest_ready_age: Option<f64>,

@@ -14,21 +14,30 @@ use crate::enqueue::JobId;
 #[non_exhaustive]
 pub enum Event {
     /// Registered and about to claim, under this name.
-    Started { worker: String },
+    Started {
+        /// The name it registered under (`locked_by` of its rows).
+        worker: String,
+    },
     /// Found no ready job with none running: waiting for work (once per idle stretch).
     Idle,
     /// A job's attempt began.
     JobStarted {
+        /// The row's id.
         id: JobId,
+        /// The job's registered name.
         name: String,
+        /// Its queue.
         queue: Option<String>,
         /// Attempts before this one.
         attempts: i32,
     },
     /// A job's attempt ended.
     JobFinished {
+        /// The row's id.
         id: JobId,
+        /// The job's registered name.
         name: String,
+        /// How the attempt ended.
         outcome: JobOutcome,
         /// How long the attempt ran.
         runtime: Duration,
@@ -36,7 +45,10 @@ pub enum Event {
     /// Stopping: no more claims; running jobs get the shutdown timeout.
     Stopping,
     /// Done: what it did, and for how long.
-    Stopped { report: Report },
+    Stopped {
+        /// Its counts and elapsed time, as `run`/`work_off` return them.
+        report: Report,
+    },
 }
 
 /// How an attempt ended.

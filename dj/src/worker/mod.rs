@@ -118,6 +118,44 @@ pub struct Report {
 }
 
 /// A job worker: claims jobs from a [`Db`] and performs them.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// # use dj::{Job, Perform};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Job, Serialize, Deserialize)]
+/// # struct Tidy { n: i64 }
+/// # impl Perform for Tidy {
+/// #     type Error = std::io::Error;
+/// #     fn perform(&self, _ctx: &dj::Context) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// # fn main() -> Result<(), dj::Error> {
+/// # let dir = std::env::temp_dir().join(format!("dj-doc-worker-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let db = dj::Db::open(&format!("sqlite:{}", dir.join("jobs.db").display()))?;
+/// # db.migrate()?;
+/// dj::enqueue_many(&db, (0..3).map(|n| Tidy { n }))?;
+///
+/// let finished = Arc::new(Mutex::new(0));
+/// let counter = finished.clone();
+/// let worker = dj::Worker::new(db)
+///     .concurrency(4)                         // setters compose, in any order
+///     .read_ahead(10)
+///     .sleep_delay(Duration::from_millis(500))
+///     .on_event(move |event| {
+///         if let dj::Event::JobFinished { .. } = event {
+///             *counter.lock().unwrap() += 1;
+///         }
+///     });
+/// let report = worker.work_off(100)?;         // or `run()` until its stop flag is set
+/// assert_eq!((report.succeeded, *finished.lock().unwrap()), (3, 3));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The worker logs delayed_job's lines through `tracing`; install a subscriber
+/// (`tracing_subscriber::fmt::init()`) to see them.
 #[derive(Debug)]
 pub struct Worker {
     db: Db,
