@@ -97,7 +97,7 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
 }
 
 /// Says which database a worker or pool uses and why, so that the SQLite default is never a
-/// surprise: on stderr, and loudly when nobody is at a terminal to see that it was chosen.
+/// surprise: in the log, as a warning when nobody is at a terminal to see that it was chosen.
 fn announce_database(url: &str, source: UrlSource, command: &Command) {
     if !matches!(
         command,
@@ -106,13 +106,14 @@ fn announce_database(url: &str, source: UrlSource, command: &Command) {
         return;
     }
     let shown = Db::open(url).map_or_else(|_| url.to_owned(), |db| db.url());
-    if source == UrlSource::Default && !std::io::stderr().is_terminal() {
-        eprintln!(
-            "warning: using {shown} ({}); set DATABASE_URL, or DJ_REQUIRE_DATABASE_URL=1 to refuse the default",
-            source.describe()
+    let why = source.describe();
+    if source == UrlSource::Default && !std::io::stdout().is_terminal() {
+        tracing::warn!(
+            target: "dj",
+            "Using {shown} ({why}); set DATABASE_URL, or DJ_REQUIRE_DATABASE_URL=1 to refuse the default"
         );
     } else {
-        eprintln!("Database: {shown} ({})", source.describe());
+        tracing::info!(target: "dj", "Database: {shown} ({why})");
     }
 }
 

@@ -201,6 +201,7 @@ fn silent_server(_backend: Backend) {
         let started = Instant::now();
         let err = greet(&db).unwrap_err();
         let took = started.elapsed();
+        println!("silent server, connect deadline {bound}s: enqueue failed after {took:.2?}");
         assert!(matches!(err, dj::Error::Timeout { .. }), "{err}");
         assert!(err.to_string().contains("did not answer"), "{err}");
         let bound = Duration::from_secs(bound);
@@ -231,6 +232,7 @@ fn frozen_server(backend: Backend) {
         };
         assert!(matches!(err, dj::Error::Timeout { .. }), "{what}: {err}");
         let took = started.elapsed();
+        println!("frozen server, 1 s deadlines: {what} failed after {took:.2?}");
         assert!(
             took < Duration::from_secs(4),
             "{what} failed after {took:?}, with 1 s deadlines"
@@ -288,6 +290,10 @@ fn frozen_server_worker(backend: Backend) {
     let started = Instant::now();
     wait_exit(&mut frozen, Duration::from_secs(20));
     let took = started.elapsed();
+    println!(
+        "{}: TERM -> exit with the database frozen: {took:.2?}",
+        backend.name()
+    );
     // The shutdown timeout (3 s) for outcomes it cannot write, then deregistering and
     // unlocking, each within its 2 s deadline.
     assert!(

@@ -184,10 +184,10 @@ fn require_database_url(backend: Backend) {
     };
     assert!(default("migrate").status.success());
     let out = default("workoff");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
     assert!(
-        stderr.contains("warning: using sqlite:dj.sqlite3 (the default: DATABASE_URL is not set)"),
-        "{stderr}"
+        stdout.contains("Using sqlite:dj.sqlite3 (the default: DATABASE_URL is not set)"),
+        "{stdout}"
     );
 }
