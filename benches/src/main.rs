@@ -105,6 +105,7 @@ const SMOKE: Sizes = Sizes {
 /// The workloads `--only` accepts; those that start with `sqlite-` need no PostgreSQL.
 const WORKLOADS: &[&str] = &[
     "workoff",
+    "workoff-default",
     "waiting",
     "pickup",
     "bulk",
@@ -183,6 +184,17 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             runs,
             format!("work-off {} (c={c}, read_ahead={ra})", sizes.workoff),
             &mut || workloads::workoff(url, sizes.workoff, worker),
+        )?;
+    }
+    if wanted("workoff-default") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {} (defaults: c=1, paced read-ahead)",
+                sizes.workoff
+            ),
+            &mut || workloads::workoff_default(url, sizes.workoff),
         )?;
     }
     if wanted("waiting") {
@@ -370,7 +382,7 @@ fn measure(
     measure_each(rows, runs, vec![name], &mut || Ok(vec![f()?]))
 }
 
-/// The two ratios the targets are stated in.
+/// The ratios the targets are stated in.
 fn print_ratios(rows: &[Row]) {
     let rate = |prefix: &str, contains: &str| {
         rows.iter()
@@ -390,5 +402,11 @@ fn print_ratios(rows: &[Row]) {
     }
     if let (Some(raw), Some(dj)) = (rate("raw prepared", ""), rate("enqueue, 1", "")) {
         println!("single enqueue / raw INSERT: {:.0} %", 100.0 * dj / raw);
+    }
+    if let (Some(tuned), Some(default)) = (rate("work-off", "(c="), rate("work-off", "(defaults")) {
+        println!(
+            "default work-off / tuned work-off: {:.0} %",
+            100.0 * default / tuned
+        );
     }
 }

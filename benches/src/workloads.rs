@@ -259,6 +259,22 @@ pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
     ])
 }
 
+/// [`workoff`] with `Worker::new(db)`: every setting dj's default (concurrency 1, the
+/// read-ahead following the pace).
+pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::pre_enqueue(url, &db, n)?;
+    let started = Instant::now();
+    let report = dj::Worker::new(db).work_off(n)?;
+    if report.succeeded != n {
+        return Err(format!("worked off {} of {n} jobs ({report:?})", report.succeeded).into());
+    }
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, started.elapsed())),
+        ..Figure::default()
+    })
+}
+
 /// `n` async no-op jobs enqueued up front, then worked off by one worker (in this process),
 /// as [`workoff`] does for sync ones.
 pub fn workoff_async(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {

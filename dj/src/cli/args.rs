@@ -92,8 +92,9 @@ pub struct WorkArgs {
     /// Seconds to wait when no job is ready (PostgreSQL workers also wake on NOTIFY).
     #[arg(long, env = "SLEEP_DELAY", default_value = "5", value_parser = parse_duration)]
     pub sleep_delay: Duration,
-    /// Jobs to hold claimed beyond the running ones.
-    #[arg(long, env = "READ_AHEAD", default_value_t = 5)]
+    /// The most jobs to hold claimed beyond the running ones; within it, what the executors
+    /// start within 100 ms at the pace jobs finish (0: claim only for free executors).
+    #[arg(long, env = "READ_AHEAD", default_value_t = 1000)]
     pub read_ahead: usize,
     /// Jobs to run at once in this process.
     #[arg(long, short = 'c', env = "DJ_CONCURRENCY", default_value_t = 1)]

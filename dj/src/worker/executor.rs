@@ -174,6 +174,7 @@ fn finish(
         started,
     } = attempt;
     let runtime = started.elapsed();
+    shared.pace.observe(runtime);
     let told = |outcome| {
         shared.emit(|| Event::JobFinished {
             id: row.id,

@@ -18,6 +18,7 @@ mod events;
 mod executor;
 mod heartbeat;
 mod liveness;
+mod pace;
 mod producer;
 mod rescuer;
 mod runtime;
@@ -54,8 +55,9 @@ pub struct Config {
     /// How long to wait for work when none is ready (LISTEN/NOTIFY wakes a PostgreSQL
     /// worker sooner).
     pub sleep_delay: Duration,
-    /// How many jobs to hold claimed beyond the running ones (claimed per round trip when
-    /// work is plentiful).
+    /// The most jobs to hold claimed beyond the running ones. Within it, a worker reads
+    /// ahead what its executors will start within 100 ms at the pace jobs have been finishing:
+    /// large batches of short jobs, none of long ones. `0` claims only for free executors.
     pub read_ahead: usize,
     /// Jobs run at once in this process.
     pub concurrency: usize,
@@ -89,7 +91,7 @@ impl Default for Config {
             min_priority: None,
             max_priority: None,
             sleep_delay: Duration::from_secs(5),
-            read_ahead: 5,
+            read_ahead: 1000,
             concurrency: 1,
             exit_on_complete: false,
             max_attempts: 25,
@@ -203,7 +205,8 @@ settings! {
     /// How long to wait for work when none is ready (5 s; LISTEN/NOTIFY wakes a PostgreSQL
     /// worker sooner).
     sleep_delay(delay: Duration) => delay;
-    /// Jobs held claimed beyond the running ones (5).
+    /// The most jobs held claimed beyond the running ones (1,000); within it, what the
+    /// executors start within 100 ms at the observed pace.
     read_ahead(n: usize) => n;
     /// Jobs run at once in this process (1; at least 1).
     concurrency(n: usize) => n.max(1);
@@ -334,6 +337,8 @@ struct Shared {
     async_runtime: Option<tokio::runtime::Handle>,
     listener: Option<events::Listener>,
     started: std::time::Instant,
+    /// How fast jobs finish: how far ahead to claim.
+    pace: pace::Pace,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

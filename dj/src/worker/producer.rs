@@ -1,5 +1,5 @@
-//! The producer: claims ready jobs in batches (up to the free capacity: `concurrency +
-//! read_ahead` minus jobs in flight) into the slot table, and when nothing is ready waits for
+//! The producer: claims ready jobs in batches (up to the free capacity: `concurrency +` the
+//! read-ahead [`super::pace`] allows, minus jobs in flight) into the slot table, and when nothing is ready waits for
 //! a NOTIFY or `sleep_delay`. It only claims; the runtime starts and stops everything else.
 
 use std::time::{Duration, Instant};
@@ -17,7 +17,6 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
     let config = &shared.config;
     let exit_when_idle = config.exit_on_complete || max.is_some();
     let concurrency = config.concurrency.max(1);
-    let capacity = concurrency + config.read_ahead;
     let mut claimed_total: u64 = 0;
     let mut failures: u32 = 0;
     let mut reconcile = false;
@@ -28,6 +27,7 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
     while !shared.stop.is_set() {
         let remaining = max.map(|m| m.saturating_sub(claimed_total));
         let in_flight = shared.slots.in_flight();
+        let capacity = concurrency + shared.pace.read_ahead(concurrency, config.read_ahead);
         if remaining == Some(0) {
             if in_flight == 0 {
                 break;

@@ -41,6 +41,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         async_runtime: async_runtime.as_ref().map(|rt| rt.handle().clone()),
         listener: worker.listener.clone(),
         started,
+        pace: Default::default(),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),

@@ -20,6 +20,10 @@ pub const CASES: &[Case] = &[
         worker_events,
     ),
     ("db_builder_sets_the_pool_and_connects", db_builder),
+    (
+        "default_read_ahead_spreads_long_jobs_across_workers",
+        long_jobs_spread,
+    ),
 ];
 
 /// About the default URL, which is SQLite's.
@@ -190,4 +194,43 @@ fn require_database_url(backend: Backend) {
         stdout.contains("Using sqlite:dj.sqlite3 (the default: DATABASE_URL is not set)"),
         "{stdout}"
     );
+}
+
+/// Default settings, two workers, ten 1-second jobs: the read-ahead follows the pace, so
+/// neither worker holds more than it can start soon, and both do their share.
+fn long_jobs_spread(backend: Backend) {
+    let t = TestDb::new(backend, "long_jobs_spread");
+    let log = t.log();
+    for i in 0..10 {
+        crate::processes::sleeps(&t, &log, &format!("j{i}"), 1000);
+    }
+    let workers: Vec<Worker> = (0..2)
+        .map(|i| Worker::new(t.db.clone()).name_prefix(format!("spread{i}")))
+        .collect();
+    let stops: Vec<dj::StopFlag> = workers.iter().map(Worker::stop_flag).collect();
+    let names: Vec<String> = workers.iter().map(|w| w.name().to_owned()).collect();
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|w| std::thread::spawn(move || w.run().unwrap()))
+        .collect();
+    let mut most_held = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while t.db.count(&JobFilter::default()).unwrap() > 0 && std::time::Instant::now() < deadline {
+        for (_, held) in t.db.lockers().unwrap() {
+            most_held = most_held.max(held);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stops.iter().for_each(dj::StopFlag::set);
+    let reports: Vec<dj::Report> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0, "all ran");
+    // One running, and at most one finished whose delete is on its way.
+    assert!(most_held <= 2, "a worker held {most_held} jobs at once");
+    for (name, report) in names.iter().zip(&reports) {
+        assert!(
+            report.succeeded >= 3,
+            "{name} did {} of 10",
+            report.succeeded
+        );
+    }
 }
