@@ -7,7 +7,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use dj::JobFilter;
-use dj_tests::jobs::{Bystander, PoisonPill};
+use dj_tests::jobs::{Bystander, PoisonPill, Record};
 use dj_tests::support::{Backend, PerformLog, TestDb};
 
 use crate::operations::wait_until;
@@ -200,6 +200,19 @@ fn frozen_worker(backend: Backend) {
         .unwrap();
     }
     bystanders(&t, &log, 3, 10);
+    // Quick jobs first, so that A has seen the pace of short work and reads ahead (the
+    // read-ahead follows the pace: a worker that has seen nothing finish reads none).
+    dj::enqueue_many(
+        &t.db,
+        (0..20).map(|i| {
+            dj::Job::delay(Record {
+                log: log.path(),
+                key: format!("warm{i}"),
+            })
+            .priority(-10)
+        }),
+    )
+    .unwrap();
     let mut a = spawn_worker(
         &t,
         "a",
@@ -207,6 +220,7 @@ fn frozen_worker(backend: Backend) {
     );
     assert!(wait_until(Duration::from_secs(20), || {
         starts(&log).len() == 2
+            && t.db.count(&JobFilter::default()).unwrap() == 5
             && t.db
                 .jobs(&JobFilter::default())
                 .unwrap()
