@@ -1,40 +1,17 @@
 //! Printing rows for people (aligned text) and for programs (`--json`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::store::JobRow;
 
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-27T18:31:54.123Z`.
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-27T18:31:54.123Z`. RFC 3339 has four-digit
+/// years, so a time outside 1970..=9999 prints as the nearest end of that range.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let (secs, millis) = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
-        Err(_) => (0, 0),
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    // The last millisecond humantime can print (it refuses years past 9999).
+    let last = UNIX_EPOCH + Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(t.clamp(UNIX_EPOCH, last)).to_string()
 }
 
 /// A row as `--json` prints it: every column, times in RFC 3339, plus its state.
@@ -119,5 +96,17 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_795_804_314_123);
         assert_eq!(rfc3339(t), "2026-11-27T18:31:54.123Z");
+        let leap_day = UNIX_EPOCH + Duration::from_micros(951_782_400_999_999);
+        assert_eq!(rfc3339(leap_day), "2000-02-29T00:00:00.999Z");
+    }
+
+    #[test]
+    fn clamps_to_four_digit_years() {
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let far = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -11,6 +11,10 @@
 //! - reaps every child, orphans included (`waitpid(-1)`), so it can run as a container's PID 1;
 //! - makes its workers exit if it dies: `PR_SET_PDEATHSIG` sends them TERM (Linux), and a
 //!   worker started after its supervisor died exits before running anything.
+//!
+//! TERM and INT arrive through `worker::signals` (signal-hook); sending signals (`kill`),
+//! reaping (`waitpid` and its status macros), `prctl` and `getppid` stay on `libc`, since
+//! signal-hook only handles signals this process receives.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};

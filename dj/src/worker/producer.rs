@@ -98,6 +98,12 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
                     }
                     continue;
                 }
+                // A job leaves the in-flight count before its executor logs and counts its
+                // outcome, and only then hands it to the completer: once every outcome is
+                // written, the burst's line counts all its jobs and follows their lines.
+                shared
+                    .slots
+                    .wait_written(Instant::now() + config.sleep_delay);
                 burst.end(shared);
                 if !idle {
                     idle = true;

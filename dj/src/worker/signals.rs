@@ -7,10 +7,17 @@
 //! environment (`DJ_SUPERVISOR_PID`); a signal sent by it only asks for the graceful stop and
 //! never counts towards "a second signal exits at once" (the supervisor escalates with SIGKILL
 //! itself when it must).
+//!
+//! Signals arrive through signal-hook's iterator, which reports each one's sender; nothing here
+//! runs inside a signal handler.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::exfiltrator::origin::{Origin, WithOrigin};
+use signal_hook::iterator::SignalsInfo;
 
 use super::Worker;
 
@@ -23,42 +30,39 @@ static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static FORWARDED: AtomicBool = AtomicBool::new(false);
 /// The supervisor's pid, 0 when not supervised.
 static SUPERVISOR: AtomicI32 = AtomicI32::new(0);
-/// Whether a second counted signal calls `_exit` (workers) or is left to the caller (the
-/// supervisor, which first kills its children).
+/// Whether a second counted signal exits (workers) or is left to the caller (the supervisor,
+/// which first kills its children).
 static EXIT_ON_SECOND: AtomicBool = AtomicBool::new(true);
 
-extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // Only async-signal-safe work here: atomics, and `_exit` on the second signal.
+/// Records one TERM/INT: a forwarded stop, or one more counted signal (the second of which
+/// exits at once, as the default action would, with status 128 + the signal).
+fn record(origin: &Origin) {
     let supervisor = SUPERVISOR.load(Ordering::SeqCst);
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let sender = if info.is_null() {
-        0
-    } else {
-        unsafe { (*info).si_pid() }
-    };
-    if supervisor != 0 && sender == supervisor {
+    if supervisor != 0 && origin.process.is_some_and(|p| p.pid == supervisor) {
         FORWARDED.store(true, Ordering::SeqCst);
         return;
     }
     if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 && EXIT_ON_SECOND.load(Ordering::SeqCst) {
-        unsafe { libc::_exit(128 + signal) };
+        // `_exit`: no destructors or exit hooks that could hang on a lock or a full pipe.
+        signal_hook::low_level::exit(128 + origin.signal);
     }
 }
 
-fn install_handlers() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        for signal in [libc::SIGTERM, libc::SIGINT] {
-            // SAFETY: `on_signal` is async-signal-safe and has the C signature sigaction wants
-            // for SA_SIGINFO.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as *const () as usize;
-                action.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
-            }
-        }
+/// Takes over TERM and INT for the rest of the process, once: a thread records each signal as
+/// it arrives.
+fn listen() {
+    static LISTEN: Once = Once::new();
+    LISTEN.call_once(|| {
+        let mut signals = SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT])
+            .expect("install the TERM and INT handlers");
+        std::thread::Builder::new()
+            .name("dj-signal-listener".into())
+            .spawn(move || {
+                for origin in signals.forever() {
+                    record(&origin);
+                }
+            })
+            .expect("spawn the signal listener thread");
     });
 }
 
@@ -71,7 +75,7 @@ pub fn install(worker: &Worker) {
     {
         SUPERVISOR.store(pid, Ordering::SeqCst);
     }
-    install_handlers();
+    listen();
     let stop = worker.stop_flag();
     let name = worker.name().to_owned();
     std::thread::Builder::new()
@@ -96,7 +100,7 @@ pub fn install(worker: &Worker) {
 /// first and answers the second by killing its workers. Read the count with [`received`].
 pub fn install_counter() {
     EXIT_ON_SECOND.store(false, Ordering::SeqCst);
-    install_handlers();
+    listen();
 }
 
 /// How many TERM/INT signals arrived so far (a supervisor's forwarded stop not included).
