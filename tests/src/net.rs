@@ -58,7 +58,13 @@ pub struct FreezingProxy {
 
 impl FreezingProxy {
     pub fn start(target: SocketAddr) -> FreezingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        FreezingProxy::start_on("127.0.0.1:0".parse().expect("an address"), target)
+    }
+
+    /// The proxy listening on `listen` (an address of this machine: loopback, or the host
+    /// side of a [`Hosts`] link).
+    pub fn start_on(listen: SocketAddr, target: SocketAddr) -> FreezingProxy {
+        let listener = TcpListener::bind(listen).expect("bind the proxy's address");
         let addr = listener.local_addr().expect("its address");
         listener.set_nonblocking(true).expect("nonblocking accept");
         let frozen = Arc::new(AtomicBool::new(false));
@@ -139,4 +145,147 @@ fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &Arc<AtomicBool>) {
         }
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// Simulated hosts on this machine: one network namespace per host, each joined to this
+/// namespace by a veth pair of its own (`10.N.K.2` inside host K, `10.N.K.1` on this side),
+/// with a proxy on this side's address forwarding to the real database. Processes run in a
+/// host with `ip netns exec`. Its link can be cut (the host's end goes down: packets are
+/// dropped, connections hang, as in a partition) and restored. Everything is removed on drop.
+/// Needs root and `ip` (iproute2).
+#[derive(Debug)]
+pub struct Hosts {
+    names: Vec<String>,
+    proxies: Vec<FreezingProxy>,
+    prefix: u8,
+}
+
+impl Hosts {
+    /// Whether namespaces can be made here (root, `ip` present).
+    pub fn available() -> Result<(), String> {
+        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PROBES.fetch_add(1, Ordering::SeqCst);
+        let probe = format!("dj-probe-{}-{n}", std::process::id());
+        let made = std::process::Command::new("ip")
+            .args(["netns", "add", &probe])
+            .output()
+            .map_err(|e| format!("`ip` did not run: {e}"))?;
+        if !made.status.success() {
+            return Err(String::from_utf8_lossy(&made.stderr).trim().to_owned());
+        }
+        let _ = ip(&["netns", "del", &probe]);
+        Ok(())
+    }
+
+    /// `count` hosts reaching `database` (an address on this machine) through their links.
+    pub fn new(count: u8, database: SocketAddr) -> Hosts {
+        // A prefix per set of hosts, so that parallel tests and runs do not share addresses
+        // or names.
+        static SETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let set = SETS.fetch_add(1, Ordering::SeqCst);
+        let prefix = 100 + ((std::process::id() * 7 + set) % 150) as u8;
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            proxies: Vec::new(),
+            prefix,
+        };
+        for k in 1..=count {
+            let name = format!("dj{prefix}h{k}");
+            let (outside, inside) = (format!("dj{prefix}o{k}"), format!("dj{prefix}i{k}"));
+            let _ = ip(&["netns", "del", &name]);
+            let _ = ip(&["link", "del", &outside]);
+            ip(&["netns", "add", &name]).expect("add a namespace");
+            hosts.names.push(name.clone());
+            ip(&[
+                "link", "add", &outside, "type", "veth", "peer", "name", &inside,
+            ])
+            .expect("add a veth pair");
+            ip(&["link", "set", &inside, "netns", &name]).expect("move its end in");
+            let here = format!("10.{prefix}.{k}.1");
+            ip(&["addr", "add", &format!("{here}/24"), "dev", &outside]).expect("address");
+            ip(&["link", "set", &outside, "up"]).expect("up");
+            let there = format!("10.{prefix}.{k}.2/24");
+            ip(&[
+                "netns", "exec", &name, "ip", "addr", "add", &there, "dev", &inside,
+            ])
+            .expect("address inside");
+            ip(&["netns", "exec", &name, "ip", "link", "set", &inside, "up"]).expect("up");
+            ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]).expect("lo up");
+            let listen: SocketAddr = format!("{here}:5432").parse().expect("an address");
+            hosts
+                .proxies
+                .push(FreezingProxy::start_on(listen, database));
+        }
+        hosts
+    }
+
+    /// The address host `k` (from 1) reaches the database at.
+    pub fn database_addr(&self, k: usize) -> String {
+        format!("10.{}.{k}.1:5432", self.prefix)
+    }
+
+    /// A command that runs `program` inside host `k`.
+    pub fn command(&self, k: usize, program: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("ip");
+        command.args(["netns", "exec", &self.names[k - 1], program]);
+        command
+    }
+
+    /// Cuts host `k`'s link: its end goes down, and nothing it sends arrives.
+    pub fn cut(&self, k: usize) {
+        let inside = format!("dj{}i{k}", self.prefix);
+        ip(&[
+            "netns",
+            "exec",
+            &self.names[k - 1],
+            "ip",
+            "link",
+            "set",
+            &inside,
+            "down",
+        ])
+        .expect("cut the link");
+    }
+
+    /// Restores host `k`'s link.
+    pub fn restore(&self, k: usize) {
+        let inside = format!("dj{}i{k}", self.prefix);
+        ip(&[
+            "netns",
+            "exec",
+            &self.names[k - 1],
+            "ip",
+            "link",
+            "set",
+            &inside,
+            "up",
+        ])
+        .expect("restore the link");
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        self.proxies.clear();
+        for (k, name) in self.names.iter().enumerate() {
+            let _ = ip(&["link", "del", &format!("dj{}o{}", self.prefix, k + 1)]);
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }

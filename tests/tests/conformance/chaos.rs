@@ -189,7 +189,7 @@ fn pill_among_bystanders(backend: Backend) {
 fn frozen_worker(backend: Backend) {
     let t = TestDb::new(backend, "chaosfreeze");
     let log = t.log();
-    // Two long jobs that worker A starts, three it holds unstarted (read-ahead).
+    // Two long jobs that worker A starts, and short ones it holds unstarted (read-ahead).
     for key in ["s1", "s2"] {
         dj::Job::delay(Bystander {
             log: log.path(),
@@ -239,7 +239,12 @@ fn frozen_worker(backend: Backend) {
             .iter()
             .filter(|r| r.locked_by.as_deref() == Some(&a_name))
             .count();
-    assert_eq!(held, 5, "A holds two started and three unstarted jobs");
+    // Two started; of the three short ones, what the last claim batch took (the refill waits
+    // for half the capacity, so one or two may be left for B): at least one unstarted.
+    assert!(
+        (3..=5).contains(&held),
+        "A holds two started jobs and at least one unstarted: {held}"
+    );
     signal(&a, libc::SIGSTOP);
     let frozen_at = Instant::now();
 

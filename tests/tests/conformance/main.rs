@@ -11,6 +11,7 @@ mod deadlines;
 mod enqueue;
 mod failures;
 mod hooks;
+mod hosts;
 mod library;
 mod operations;
 mod order;
@@ -68,6 +69,7 @@ fn main() {
                 chaos::POSTGRES_CASES,
                 deadlines::POSTGRES_CASES,
                 async_enqueue::POSTGRES_CASES,
+                hosts::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [sqlite_only::CASES, library::SQLITE_CASES].concat(),
