@@ -47,10 +47,14 @@ struct Args {
     /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
-    /// Only these workloads (comma-separated): workoff, waiting, pickup, bulk, single, rss,
-    /// logged, sqlite-enqueue, sqlite-workoff.
+    /// Only these workloads (comma-separated): workoff, workoff-default, waiting, pickup, bulk,
+    /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also print `RESULT dj WORKLOAD VALUE UNIT NOTE` lines for the workloads the peers
+    /// benchmark compares (benches/peers/run.sh reads them).
+    #[arg(long)]
+    results: bool,
     /// Where the SQLite workloads create their files (a new directory per run, removed after).
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     sqlite_dir: PathBuf,
@@ -349,6 +353,9 @@ fn bench(args: &Args) -> Result<(), BoxError> {
 
     report::print_table(&rows, runs);
     print_ratios(&rows);
+    if args.results {
+        print_results(&rows, worker);
+    }
     Ok(())
 }
 
@@ -380,6 +387,61 @@ fn measure(
     f: &mut dyn FnMut() -> Result<Figure, BoxError>,
 ) -> Result<(), BoxError> {
     measure_each(rows, runs, vec![name], &mut || Ok(vec![f()?]))
+}
+
+/// The rows the peers benchmark compares, as its `RESULT` lines.
+fn print_results(rows: &[Row], worker: WorkerSettings) {
+    let tuned = format!(
+        "concurrency={},read_ahead={}",
+        worker.concurrency, worker.read_ahead
+    );
+    // (the row's first words, a word it also has, the RESULT key, a note)
+    let keys: [(&str, &str, &str, &str); 5] = [
+        ("enqueue, 1 job/tx", "", "single_enqueue", "-"),
+        ("enqueue_many", "", "bulk_enqueue", "one-call"),
+        (
+            "work-off",
+            "(defaults",
+            "workoff_default",
+            "Worker::new(db)",
+        ),
+        ("work-off", "(c=", "workoff_tuned", &tuned),
+        ("pickup latency", "", "pickup", "-"),
+    ];
+    for (prefix, marker, key, note) in keys {
+        let Some(row) = rows.iter().find(|r| {
+            r.workload.starts_with(prefix)
+                && r.workload.contains(marker)
+                && !r.workload.contains("async")
+                && !r.workload.contains("waiting")
+        }) else {
+            continue;
+        };
+        let figure = row.median();
+        if let Some(rate) = figure.jobs_per_s {
+            println!("RESULT dj {key} {rate:.0} jobs/s {note}");
+        }
+        if let (Some(p50), Some(p99)) = (figure.p50_ms, figure.p99_ms) {
+            println!("RESULT dj {key}_p50_ms {p50:.2} ms {note}");
+            println!("RESULT dj {key}_p99_ms {p99:.2} ms {note}");
+        }
+    }
+    println!(
+        "VERSION dj {} rust {}",
+        env!("CARGO_PKG_VERSION"),
+        rustc_version()
+    );
+}
+
+/// The compiler's version line, as `rustc --version` prints it (best effort).
+fn rustc_version() -> String {
+    std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The ratios the targets are stated in.
