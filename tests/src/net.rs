@@ -233,34 +233,18 @@ impl Hosts {
 
     /// Cuts host `k`'s link: its end goes down, and nothing it sends arrives.
     pub fn cut(&self, k: usize) {
-        let inside = format!("dj{}i{k}", self.prefix);
-        ip(&[
-            "netns",
-            "exec",
-            &self.names[k - 1],
-            "ip",
-            "link",
-            "set",
-            &inside,
-            "down",
-        ])
-        .expect("cut the link");
+        self.link(k, "down");
     }
 
     /// Restores host `k`'s link.
     pub fn restore(&self, k: usize) {
+        self.link(k, "up");
+    }
+
+    fn link(&self, k: usize, state: &str) {
         let inside = format!("dj{}i{k}", self.prefix);
-        ip(&[
-            "netns",
-            "exec",
-            &self.names[k - 1],
-            "ip",
-            "link",
-            "set",
-            &inside,
-            "up",
-        ])
-        .expect("restore the link");
+        let host = &self.names[k - 1];
+        ip(&["netns", "exec", host, "ip", "link", "set", &inside, state]).expect("set the link");
     }
 }
 

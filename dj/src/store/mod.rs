@@ -8,6 +8,14 @@ use crate::enqueue::{JobId, NewJob};
 use crate::error::Result;
 
 pub(crate) mod filter;
+
+/// The id an insert returns, as diesel's `sql_query` loads it (both backends).
+#[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
+#[derive(diesel::QueryableByName)]
+pub(crate) struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) id: i64,
+}
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;

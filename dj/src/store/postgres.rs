@@ -549,14 +549,10 @@ pub(crate) fn insert_diesel(
     conn: &mut diesel::PgConnection,
     rows: &[NewJob],
 ) -> Result<Vec<JobId>> {
+    use super::InsertedId as Inserted;
     use diesel::pg::sql_types::Array;
-    use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+    use diesel::sql_types::{Double, Integer, Nullable, Text};
     use diesel::RunQueryDsl as _;
-    #[derive(diesel::QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     if rows.is_empty() {
         return Ok(Vec::new());
     }

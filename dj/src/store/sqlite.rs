@@ -378,13 +378,9 @@ pub(crate) fn insert_diesel(
     conn: &mut diesel::SqliteConnection,
     rows: &[NewJob],
 ) -> Result<Vec<JobId>> {
-    use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+    use super::InsertedId as Inserted;
+    use diesel::sql_types::{Double, Integer, Nullable, Text};
     use diesel::{Connection as _, RunQueryDsl as _};
-    #[derive(diesel::QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     let each = |conn: &mut diesel::SqliteConnection| {
         rows.iter()
             .map(|row| {

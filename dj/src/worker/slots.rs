@@ -172,35 +172,34 @@ impl Slots {
     /// Waits until fewer than `below` jobs are in flight, or `timeout` passes; returns how
     /// many are.
     pub(super) fn wait_in_flight_below(&self, below: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        let mut table = self.lock();
-        loop {
-            let n = table.in_flight();
-            let now = Instant::now();
-            if n < below || now >= deadline {
-                return n;
-            }
-            table = self
-                .changed
-                .wait_timeout(table, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_below(below, Instant::now() + timeout, Table::in_flight)
     }
 
     /// Waits until every finished job's outcome is written (the completer calls
     /// [`Slots::written`]), or `deadline` passes; returns how many are still unwritten. At
     /// shutdown, so that the completer is told to stop only after it has every outcome.
     pub(super) fn wait_written(&self, deadline: Instant) -> usize {
-        let mut table = self.lock();
-        loop {
-            let n = table
+        self.wait_below(1, deadline, |table| {
+            table
                 .slots
                 .values()
                 .filter(|s| matches!(s.state, State::Finished))
-                .count();
+                .count()
+        })
+    }
+
+    /// Waits until `count` of the table is below `below`, or `deadline` passes; returns it.
+    fn wait_below(
+        &self,
+        below: usize,
+        deadline: Instant,
+        count: impl Fn(&Table) -> usize,
+    ) -> usize {
+        let mut table = self.lock();
+        loop {
+            let n = count(&table);
             let now = Instant::now();
-            if n == 0 || now >= deadline {
+            if n < below || now >= deadline {
                 return n;
             }
             table = self

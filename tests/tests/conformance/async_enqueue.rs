@@ -171,40 +171,14 @@ fn sqlx_transaction(backend: Backend) {
             t.db.delete(&JobFilter::default()).unwrap();
             match backend {
                 Backend::Postgres => {
-                    let mut conn =
-                        sqlx::PgConnection::connect(&dj_tests::support::postgres_base_url())
-                            .await
-                            .unwrap();
+                    let url = dj_tests::support::postgres_base_url();
+                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
                     let schema = t.pg_schema().unwrap();
                     sqlx::query(&format!("SET search_path TO {schema}"))
                         .execute(&mut conn)
                         .await
                         .unwrap();
-                    let mut tx = conn.begin().await.unwrap();
-                    record("rolled back")
-                        .delay()
-                        .enqueue_async(&mut tx)
-                        .await
-                        .unwrap();
-                    tx.rollback().await.unwrap();
-                    assert_eq!(count(t), 0, "{flavour}: a rolled-back job is not there");
-                    let mut tx = conn.begin().await.unwrap();
-                    record("committed")
-                        .delay()
-                        .priority(3)
-                        .enqueue_async(&mut tx)
-                        .await
-                        .unwrap();
-                    dj::enqueue_many_async(&mut *tx, (0..2).map(|i| record(&format!("{i}"))))
-                        .await
-                        .unwrap();
-                    assert_eq!(count(t), 0, "{flavour}: not visible before the commit");
-                    tx.commit().await.unwrap();
-                    record("plain")
-                        .delay()
-                        .enqueue_async(&mut conn)
-                        .await
-                        .unwrap();
+                    sqlx_cases(t, flavour, &mut conn).await;
                 }
                 Backend::Sqlite => {
                     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -213,30 +187,7 @@ fn sqlx_transaction(backend: Backend) {
                     let mut conn = sqlx::SqliteConnection::connect_with(&options)
                         .await
                         .unwrap();
-                    let mut tx = conn.begin().await.unwrap();
-                    record("rolled back")
-                        .delay()
-                        .enqueue_async(&mut tx)
-                        .await
-                        .unwrap();
-                    tx.rollback().await.unwrap();
-                    assert_eq!(count(t), 0, "{flavour}: a rolled-back job is not there");
-                    let mut tx = conn.begin().await.unwrap();
-                    record("committed")
-                        .delay()
-                        .priority(3)
-                        .enqueue_async(&mut tx)
-                        .await
-                        .unwrap();
-                    dj::enqueue_many_async(&mut *tx, (0..2).map(|i| record(&format!("{i}"))))
-                        .await
-                        .unwrap();
-                    tx.commit().await.unwrap();
-                    record("plain")
-                        .delay()
-                        .enqueue_async(&mut conn)
-                        .await
-                        .unwrap();
+                    sqlx_cases(t, flavour, &mut conn).await;
                 }
             }
             assert_eq!(count(t), 4, "{flavour}");
@@ -247,6 +198,38 @@ fn sqlx_transaction(backend: Backend) {
             assert_eq!(report.succeeded, 4, "{flavour}: the worker performs them");
         }
     });
+}
+
+/// Rolled back, committed (one job and two more through `&mut *tx`), and one on the plain
+/// connection, for either sqlx backend.
+async fn sqlx_cases<C>(t: &TestDb, flavour: &str, conn: &mut C)
+where
+    C: sqlx::Connection,
+    for<'a> &'a mut C: dj::EnqueueAsyncTarget,
+    for<'a, 'c> &'a mut sqlx::Transaction<'c, C::Database>: dj::EnqueueAsyncTarget,
+    for<'c> sqlx::Transaction<'c, C::Database>: std::ops::DerefMut<Target = C>,
+{
+    let mut tx = conn.begin().await.unwrap();
+    record("rolled back")
+        .delay()
+        .enqueue_async(&mut tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(t), 0, "{flavour}: a rolled-back job is not there");
+    let mut tx = conn.begin().await.unwrap();
+    record("committed")
+        .delay()
+        .priority(3)
+        .enqueue_async(&mut tx)
+        .await
+        .unwrap();
+    dj::enqueue_many_async(&mut *tx, (0..2).map(|i| record(&format!("{i}"))))
+        .await
+        .unwrap();
+    assert_eq!(count(t), 0, "{flavour}: not visible before the commit");
+    tx.commit().await.unwrap();
+    record("plain").delay().enqueue_async(conn).await.unwrap();
 }
 
 fn tokio_postgres_transaction(backend: Backend) {
