@@ -62,7 +62,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `postgres` | yes | the PostgreSQL backend (tokio-postgres, deadpool-postgres) |
+//! | `postgres` | yes | the PostgreSQL backend (tokio-postgres) |
 //! | `sqlite` | yes | the SQLite backend (rusqlite, bundled) |
 //! | `cli` | yes | `dj::main!()`, the worker binary's command line and log output (clap, tracing-subscriber) |
 //! | `tokio` | no | [`Delayed::enqueue_async`] and [`enqueue_many_async`] onto `&Db` |

@@ -19,6 +19,8 @@ pub(crate) struct InsertedId {
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_pool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -1,7 +1,7 @@
 //! The SQLite backend's connection pool: bounded, with a checkout wait. Connections are opened
 //! on demand up to `pool_size`, kept when returned healthy, and dropped when broken; a caller
 //! that finds all of them in use waits up to `pool_timeout`, then gets
-//! [`Error::PoolExhausted`]. (PostgreSQL's pool is `deadpool-postgres`.)
+//! [`Error::PoolExhausted`]. (PostgreSQL has a pool of its own, `postgres_pool.rs`, for its async connections.)
 //!
 //! Hand-written because the pool crates for blocking clients (r2d2) retry a failing open until
 //! the checkout wait is over and reduce its error to text, where dj must return the open's own

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use super::postgres_pool::{PgPool, Session};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
@@ -92,8 +92,7 @@ pub(crate) fn split_url(url: &str) -> Result<(String, Limits), String> {
 }
 
 pub(crate) struct PgStore {
-    pool: Pool,
-    config: tokio_postgres::Config,
+    pool: PgPool,
     limits: Limits,
     shown: String,
     listener: Mutex<Option<Listener>>,
@@ -124,43 +123,18 @@ impl PgStore {
         if let Some(name) = &options.application_name {
             config.application_name(name);
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
+        let pool = PgPool::new(
+            config,
+            limits.connect,
+            limits.pool.size,
+            limits.pool.timeout,
+            hide_password(url),
         );
-        let pool = Pool::builder(manager)
-            .max_size(limits.pool.size)
-            .wait_timeout(Some(limits.pool.timeout))
-            .create_timeout(Some(limits.connect))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| bad_url(e.to_string()))?;
         Ok(PgStore {
             pool,
-            config,
             limits,
             shown: hide_password(url),
             listener: Mutex::new(None),
-        })
-    }
-
-    /// A pooled connection, within the pool's wait and the connect deadline.
-    async fn checkout(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => Error::PoolExhausted {
-                database: self.shown.clone(),
-                size: self.limits.pool.size,
-                waited: self.limits.pool.timeout,
-            },
-            PoolError::Timeout(_) => self.timeout("to a connection attempt", self.limits.connect),
-            PoolError::Backend(e) => self.error(e),
-            other => Error::Invalid(format!(
-                "the connection pool of {} failed: {other}",
-                self.shown
-            )),
         })
     }
 
@@ -169,15 +143,15 @@ impl PgStore {
     /// the server is asked to cancel what it was running.
     async fn run_async<T>(
         &self,
-        operation: impl AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+        operation: impl AsyncFnOnce(&mut Session) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T> {
-        let mut conn = self.checkout().await?;
-        let result = tokio::time::timeout(self.limits.statement, operation(&mut conn)).await;
+        let mut conn = self.pool.get().await?;
+        let result = tokio::time::timeout(self.limits.statement, conn.run(operation)).await;
         match result {
             Ok(done) => done.map_err(|e| self.error(e)),
             Err(_elapsed) => {
                 let cancel = conn.cancel_token();
-                drop(Object::take(conn));
+                conn.discard();
                 let bound = self.limits.connect;
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
@@ -190,7 +164,7 @@ impl PgStore {
     /// The sync form of [`PgStore::run_async`]: blocks this thread (see [`crate::io`]).
     fn run<T>(
         &self,
-        operation: impl AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+        operation: impl AsyncFnOnce(&mut Session) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T> {
         io::block_on(self.run_async(operation))
     }
@@ -213,7 +187,7 @@ impl PgStore {
         &'a self,
         rows: &'a [NewJob],
     ) -> impl Future<Output = Result<Vec<JobId>>> + Send + 'a {
-        self.run_async(async move |conn: &mut Object| {
+        self.run_async(async move |conn: &mut Session| {
             if rows.len() <= crate::INSERT_BATCH {
                 return insert_pooled(conn, &InsertArrays::of(rows)).await;
             }
@@ -221,7 +195,7 @@ impl PgStore {
             let mut ids = Vec::with_capacity(rows.len());
             for batch in rows.chunks(crate::INSERT_BATCH) {
                 let a = InsertArrays::of(batch);
-                let statement = tx.prepare_typed_cached(a.sql(), a.types()).await?;
+                let statement = tx.prepare_typed(a.sql(), a.types()).await?;
                 ids.extend(
                     tx.query(&statement, &a.params())
                         .await?
@@ -236,7 +210,7 @@ impl PgStore {
 }
 
 async fn insert_pooled(
-    conn: &Object,
+    conn: &Session,
     a: &InsertArrays<'_>,
 ) -> Result<Vec<JobId>, tokio_postgres::Error> {
     if a.names.is_empty() {
@@ -253,7 +227,7 @@ async fn insert_pooled(
 
 /// Runs a statement on a pooled connection, prepared once per connection.
 async fn query(
-    conn: &Object,
+    conn: &Session,
     sql: &'static str,
     types: &[Type],
     params: &[&(dyn ToSql + Sync)],
@@ -264,7 +238,7 @@ async fn query(
 
 /// [`query`] for a statement that returns no rows: how many rows it changed.
 async fn execute(
-    conn: &Object,
+    conn: &Session,
     sql: &'static str,
     types: &[Type],
     params: &[&(dyn ToSql + Sync)],
@@ -651,7 +625,7 @@ impl Store for PgStore {
     }
 
     fn migrate(&self) -> Result<Vec<u32>> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))", &[])
                 .await?;
@@ -680,13 +654,13 @@ impl Store for PgStore {
                 applied.push(version);
             }
             tx.commit().await?;
-            conn.statement_cache.clear();
+            conn.clear_statements();
             Ok(applied)
         })
     }
 
     fn check_schema(&self) -> Result<()> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             conn.batch_execute(&format!(
                 "SELECT {COLUMNS} FROM delayed_jobs LIMIT 0; \
                  SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0; \
@@ -697,7 +671,7 @@ impl Store for PgStore {
     }
 
     fn now(&self) -> Result<SystemTime> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             Ok(query(conn, "SELECT now()", &[], &[]).await?[0].get(0))
         })
     }
@@ -715,7 +689,7 @@ impl Store for PgStore {
         let min = p.min_priority.unwrap_or(i32::MIN);
         let max = p.max_priority.unwrap_or(i32::MAX);
         let limit = p.limit as i64;
-        let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Object| {
+        let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Session| {
             let types = [
                 Type::TEXT,
                 Type::INT4,
@@ -741,7 +715,7 @@ impl Store for PgStore {
     }
 
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             execute(
                 conn,
                 COMPLETE,
@@ -762,7 +736,7 @@ impl Store for PgStore {
         let delays: Vec<f64> = retries.iter().map(|r| r.delay.as_secs_f64()).collect();
         let errors: Vec<&str> = retries.iter().map(|r| r.last_error.as_str()).collect();
         let release: Vec<bool> = retries.iter().map(|r| r.release).collect();
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             execute(
                 conn,
                 RETRY,
@@ -787,7 +761,7 @@ impl Store for PgStore {
         let keep_ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
         let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
         let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             if !destroy_ids.is_empty() {
                 let types = [Type::INT8_ARRAY, Type::TEXT];
                 execute(conn, COMPLETE, &types, &[&destroy_ids, &worker]).await?;
@@ -823,7 +797,7 @@ impl Store for PgStore {
     }
 
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             execute(
                 conn,
                 "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = $1",
@@ -836,7 +810,7 @@ impl Store for PgStore {
 
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let statement = filter::list(&DIALECT, filter, COLUMNS);
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let rows = conn
                 .query(statement.sql.as_str(), &params(&statement))
                 .await?;
@@ -846,7 +820,7 @@ impl Store for PgStore {
 
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
         let statement = filter::count(&DIALECT, filter);
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             Ok(conn
                 .query_one(statement.sql.as_str(), &params(&statement))
                 .await?
@@ -856,7 +830,7 @@ impl Store for PgStore {
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
         let statement = filter::delete(&DIALECT, filter);
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             conn.execute(statement.sql.as_str(), &params(&statement))
                 .await
         })
@@ -864,14 +838,14 @@ impl Store for PgStore {
 
     fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
         let statement = filter::retry_now(&DIALECT, filter);
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             conn.execute(statement.sql.as_str(), &params(&statement))
                 .await
         })
     }
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let rows = query(
                 conn,
                 "SELECT queue, \
@@ -902,7 +876,7 @@ impl Store for PgStore {
 
     fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
         let queues = w.queues_column();
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             execute(
                 conn,
                 "INSERT INTO dj_workers (name, host, pid, queues, version) \
@@ -918,7 +892,7 @@ impl Store for PgStore {
     }
 
     fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let n = execute(
                 conn,
                 "UPDATE dj_workers SET heartbeat_at = now(), running = $2 WHERE name = $1",
@@ -932,7 +906,7 @@ impl Store for PgStore {
 
     fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
         let secs = stale_after.map(|d| d.as_secs_f64());
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let n = execute(
                 conn,
                 "DELETE FROM dj_workers WHERE name = $1 \
@@ -946,7 +920,7 @@ impl Store for PgStore {
     }
 
     fn worker_list(&self) -> Result<Vec<WorkerRow>> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let rows = query(
                 conn,
                 concat!(
@@ -975,7 +949,7 @@ impl Store for PgStore {
 
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
         let secs = every.as_secs_f64();
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             let n = execute(
                 conn,
                 "UPDATE dj_maintenance SET ran_at = now(), ran_by = $2 \
@@ -1033,7 +1007,7 @@ impl Store for PgStore {
 impl PgStore {
     /// One of the statements that change the rows a worker holds, by id.
     fn by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(async |conn: &mut Object| {
+        self.run(async |conn: &mut Session| {
             execute(conn, sql, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]).await
         })
     }
@@ -1042,10 +1016,11 @@ impl PgStore {
     /// notification as a wake-up, and ends (closing the channel) when the connection does.
     async fn listen(&self) -> Result<Listener> {
         let bound = self.limits.connect;
-        let (client, mut connection) = tokio::time::timeout(bound, self.config.connect(NoTls))
-            .await
-            .map_err(|_| self.timeout("to a connection attempt", bound))?
-            .map_err(|e| self.error(e))?;
+        let (client, mut connection) =
+            tokio::time::timeout(bound, self.pool.config().connect(NoTls))
+                .await
+                .map_err(|_| self.timeout("to a connection attempt", bound))?
+                .map_err(|e| self.error(e))?;
         let (wake, wakeups) = mpsc::channel();
         tokio::spawn(async move {
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
