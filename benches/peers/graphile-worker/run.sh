@@ -6,7 +6,7 @@
 #
 #   bash benches/peers/graphile-worker/run.sh
 #
-# Sizes can be lowered for a quick try, e.g. PEERS_GRAPHILE_WORKOFF=20000 (see bench.mjs).
+# Sizes can be changed, e.g. PEERS_GRAPHILE_WORKOFF=20000 for a quick try (see bench.mjs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 scratch="$here/../.scratch/graphile-worker"
