@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::store::{JobFilter, JobRow, QueueStats, Store, WorkerRow};
 use crate::worker::StopFlag;
 
+/// Rows one prune statement deletes at most.
+pub(crate) const PRUNE_BATCH: i64 = 1_000;
+
 /// The SQLite file used when `DATABASE_URL` is not set: `dj.sqlite3` in the working
 /// directory, so an app and its worker started in one directory agree with no setup.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:dj.sqlite3";
@@ -205,6 +208,21 @@ impl Db {
     /// returns how many.
     pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
         self.store.job_retry_now(filter)
+    }
+
+    /// Deletes the rows that failed for good more than `older_than` ago (kept by
+    /// `destroy_failed_jobs(false)` / `--keep-failed`), in batches of 1,000 so that a large
+    /// prune never holds many rows at once; returns how many. Workers do this by themselves
+    /// (see [`crate::Config::keep_failed_for`]); this is `worker prune`.
+    pub fn prune_failed(&self, older_than: Duration) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self.store.job_prune_failed(older_than, PRUNE_BATCH)?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Releases every lock held by the worker named `worker`; returns how many.

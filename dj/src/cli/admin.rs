@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::args::{ClearArgs, DeleteArgs, RetryArgs, UnlockArgs};
+use super::args::{ClearArgs, DeleteArgs, PruneArgs, RetryArgs, UnlockArgs};
 use super::confirm;
 use super::output::json;
 use crate::db::Db;
@@ -84,6 +84,15 @@ pub(super) fn clear(db: &Db, args: &ClearArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(done("deleted", db.delete(&filter)?, args.json))
+}
+
+pub(super) fn prune(db: &Db, args: &PruneArgs) -> Result<ExitCode> {
+    let n = db.prune_failed(args.older_than)?;
+    println!(
+        "Deleted {n} jobs that failed more than {} ago",
+        humantime::format_duration(args.older_than)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn unlock(db: &Db, args: &UnlockArgs) -> Result<ExitCode> {

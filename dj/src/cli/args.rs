@@ -65,6 +65,9 @@ pub enum Command {
     Clear(ClearArgs),
     /// Release locks held by workers that are gone.
     Unlock(UnlockArgs),
+    /// Delete jobs that failed for good longer ago than --older-than (workers do it by
+    /// themselves, per --keep-failed-for).
+    Prune(PruneArgs),
     /// Run a pool of worker processes in the foreground (`script/delayed_job start -n N`):
     /// restarts crashed workers, forwards TERM/INT, writes per-worker logs with --log-dir.
     Start(StartArgs),
@@ -111,6 +114,10 @@ pub struct WorkArgs {
     /// Keep permanently failed jobs with failed_at set, instead of deleting them.
     #[arg(long, env = "DJ_KEEP_FAILED")]
     pub keep_failed: bool,
+    /// Delete kept failed jobs once they failed longer ago than this (done by one worker at a
+    /// time, in batches).
+    #[arg(long, env = "DJ_KEEP_FAILED_FOR", value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
+    pub keep_failed_for: Duration,
     /// On TERM/INT, how long to let running jobs finish before unlocking them.
     #[arg(long, env = "DJ_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -144,6 +151,7 @@ impl WorkArgs {
             max_attempts,
             max_run_time,
             keep_failed,
+            keep_failed_for,
             shutdown_timeout,
             rescue_interval,
             heartbeat_timeout,
@@ -177,6 +185,8 @@ impl WorkArgs {
             secs(rescue_interval),
             "--heartbeat-timeout".to_owned(),
             secs(heartbeat_timeout),
+            "--keep-failed-for".to_owned(),
+            secs(keep_failed_for),
             "--name-prefix".to_owned(),
             name_prefix.to_owned(),
         ]);
@@ -229,6 +239,7 @@ impl WorkArgs {
             rescue_interval: self.rescue_interval,
             heartbeat_timeout: self.heartbeat_timeout,
             database_wait: None,
+            keep_failed_for: self.keep_failed_for,
         })
     }
 }
@@ -353,6 +364,14 @@ pub struct UnlockArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `prune`: delete old failed jobs now.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Delete jobs that failed longer ago than this.
+    #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
+    pub older_than: Duration,
 }
 
 /// `start`: a foreground pool of worker processes.

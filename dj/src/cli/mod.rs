@@ -90,6 +90,7 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Delete(args) => admin::delete(&db()?, &args),
         Command::Clear(args) => admin::clear(&db()?, &args),
         Command::Unlock(args) => admin::unlock(&db()?, &args),
+        Command::Prune(args) => admin::prune(&db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),

@@ -296,6 +296,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool>;
     /// Every registered worker, by name.
     fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+    /// Deletes up to `limit` rows that failed for good more than `older_than` ago, oldest
+    /// first; returns how many.
+    fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 

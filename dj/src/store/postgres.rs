@@ -34,6 +34,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_worker_liveness.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_retention.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -944,6 +948,23 @@ impl Store for PgStore {
                     running: r.get(7),
                 })
                 .collect())
+        })
+    }
+
+    fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        let secs = older_than.as_secs_f64();
+        self.run(async |conn: &mut Session| {
+            execute(
+                conn,
+                "WITH old AS ( \
+                     SELECT id FROM delayed_jobs \
+                     WHERE failed_at IS NOT NULL AND failed_at < now() - $1 * interval '1 second' \
+                     ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 DELETE FROM delayed_jobs AS j USING old WHERE j.id = old.id",
+                &[Type::FLOAT8, Type::INT8],
+                &[&secs, &limit],
+            )
+            .await
         })
     }
 

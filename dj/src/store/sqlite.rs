@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_worker_liveness.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_retention.sql"),
+    ),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -749,6 +753,20 @@ impl Store for SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM delayed_jobs WHERE id IN ( \
+                         SELECT id FROM delayed_jobs WHERE failed_at IS NOT NULL \
+                           AND failed_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
+                         ORDER BY failed_at LIMIT ?2)",
+                )?
+                .execute(params![older_than.as_secs_f64(), limit])?;
+            Ok(n as u64)
         })
     }
 

@@ -81,6 +81,9 @@ pub struct Config {
     /// How long to wait at start for a database that does not answer; `None` (the default)
     /// waits until it answers or the worker is stopped.
     pub database_wait: Option<Duration>,
+    /// Rows failed for good longer ago than this are deleted by the elected maintenance
+    /// worker (they exist only with `destroy_failed_jobs(false)`, `--keep-failed`).
+    pub keep_failed_for: Duration,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             rescue_interval: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(30),
             database_wait: None,
+            keep_failed_for: Duration::from_secs(14 * 24 * 60 * 60),
         }
     }
 }
@@ -227,6 +231,8 @@ settings! {
     /// How long to wait at start for a database that does not answer (the default waits
     /// until it answers or the worker is stopped).
     database_wait(bound: Duration) => Some(bound);
+    /// Failed rows older than this are pruned by the elected maintenance worker (14 days).
+    keep_failed_for(age: Duration) => age;
 }
 
 impl Config {

@@ -7,7 +7,10 @@
 //!   others are released untouched;
 //! - `orphans`, every `rescue_interval`: rows locked by a name that is not registered (its
 //!   worker was removed, or predates registration) are freed the same way once stale. This
-//!   pass reads every locked row; the other reads only the small `dj_workers` table.
+//!   pass reads every locked row; the other reads only the small `dj_workers` table;
+//! - `prune`, every `PRUNE_EVERY`: rows failed for good longer ago than `keep_failed_for` are
+//!   deleted, a batch at a time with a pause between batches, at most `PRUNE_MOST` per pass
+//!   (the next pass goes on), so that a big backlog never holds the table for long.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -49,10 +52,39 @@ fn pass(shared: &Shared) {
             }
         })
         .and_then(|()| store.maintenance_claim("orphans", &name, shared.config.rescue_interval))
-        .and_then(|won| if won { rescue_orphans(shared) } else { Ok(()) });
+        .and_then(|won| if won { rescue_orphans(shared) } else { Ok(()) })
+        .and_then(|()| store.maintenance_claim("prune", &name, PRUNE_EVERY))
+        .and_then(|won| if won { prune(shared) } else { Ok(()) });
     if let Err(e) = result {
         shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
     }
+}
+
+/// How often the cluster prunes old failed rows.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Rows one prune pass deletes at most.
+const PRUNE_MOST: u64 = 100_000;
+
+fn prune(shared: &Shared) -> crate::Result<()> {
+    let store = shared.db.store();
+    let batch = crate::db::PRUNE_BATCH;
+    let mut total = 0;
+    while total < PRUNE_MOST && !shared.stop.is_set() {
+        let deleted = store.job_prune_failed(shared.config.keep_failed_for, batch)?;
+        total += deleted;
+        if deleted < batch as u64 {
+            break;
+        }
+        shared.stop.sleep(std::time::Duration::from_millis(50));
+    }
+    if total > 0 {
+        shared.say(format_args!(
+            "Pruned {total} jobs that failed more than {} ago",
+            humantime::format_duration(shared.config.keep_failed_for)
+        ));
+    }
+    Ok(())
 }
 
 fn liveness(shared: &Shared) -> crate::Result<Liveness> {

@@ -17,6 +17,7 @@ mod operations;
 mod order;
 mod postgres_only;
 mod processes;
+mod retention;
 mod sqlite_only;
 mod testing;
 
@@ -59,6 +60,7 @@ fn main() {
         deadlines::CASES,
         async_enqueue::CASES,
         library::CASES,
+        retention::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
