@@ -267,8 +267,10 @@ fn missing_table(e: rusqlite::Error, database: &str) -> Error {
     }
 }
 
+/// SQLite keeps times to the millisecond; `unixepoch(.., 'subsec')` gives them as a float
+/// (`…54.123` may read as `…54.12299…`), so round to the millisecond rather than truncate.
 fn time(secs: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0))
+    UNIX_EPOCH + Duration::from_millis((secs.max(0.0) * 1000.0).round() as u64)
 }
 
 /// A required time column. A value SQLite cannot read as a time (text written by hand, say)
@@ -806,4 +808,18 @@ fn params(statement: &filter::Statement) -> rusqlite::ParamsFromIter<Vec<Value>>
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
     super::schema_of(MIGRATIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn times_keep_their_milliseconds() {
+        // 1764632514.123 is 1764632514.12299990654… as a double.
+        let t = time(1_764_632_514.123);
+        assert_eq!(t, UNIX_EPOCH + Duration::from_millis(1_764_632_514_123));
+        assert_eq!(time(-5.0), UNIX_EPOCH);
+    }
 }
