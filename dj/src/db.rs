@@ -225,6 +225,25 @@ impl Db {
         }
     }
 
+    /// Pauses a queue: no worker claims its jobs until [`Db::resume_queue`] (running ones
+    /// finish). The pause is stored in the database, so it holds across restarts and hosts.
+    /// Returns false if it was paused already.
+    pub fn pause_queue(&self, queue: &str) -> Result<bool> {
+        crate::validate::queue_name(Some(queue))?;
+        self.store.queue_pause(queue, true)
+    }
+
+    /// Resumes a paused queue (on PostgreSQL, idle workers are woken at once); returns false if
+    /// it was not paused.
+    pub fn resume_queue(&self, queue: &str) -> Result<bool> {
+        self.store.queue_pause(queue, false)
+    }
+
+    /// The paused queues, by name.
+    pub fn paused_queues(&self) -> Result<Vec<String>> {
+        self.store.queue_paused()
+    }
+
     /// Releases every lock held by the worker named `worker`; returns how many.
     pub fn unlock_worker(&self, worker: &str) -> Result<u64> {
         self.store.job_unlock_worker(worker)

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::args::{ClearArgs, DeleteArgs, PruneArgs, RetryArgs, UnlockArgs};
+use super::args::{ClearArgs, DeleteArgs, PruneArgs, QueueArgs, RetryArgs, UnlockArgs};
 use super::confirm;
 use super::output::json;
 use crate::db::Db;
@@ -84,6 +84,25 @@ pub(super) fn clear(db: &Db, args: &ClearArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(done("deleted", db.delete(&filter)?, args.json))
+}
+
+pub(super) fn pause(db: &Db, args: &QueueArgs, paused: bool) -> Result<ExitCode> {
+    let changed = if paused {
+        db.pause_queue(&args.queue)?
+    } else {
+        db.resume_queue(&args.queue)?
+    };
+    let state = if paused { "paused" } else { "resumed" };
+    if changed {
+        println!("Queue {} {state}", args.queue);
+    } else {
+        println!(
+            "Queue {} was already {}",
+            args.queue,
+            if paused { "paused" } else { "running" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn prune(db: &Db, args: &PruneArgs) -> Result<ExitCode> {

@@ -65,6 +65,10 @@ pub enum Command {
     Clear(ClearArgs),
     /// Release locks held by workers that are gone.
     Unlock(UnlockArgs),
+    /// Stop claiming a queue's jobs, on every worker, until `resume` (running jobs finish).
+    Pause(QueueArgs),
+    /// Let workers claim a paused queue's jobs again.
+    Resume(QueueArgs),
     /// Delete jobs that failed for good longer ago than --older-than (workers do it by
     /// themselves, per --keep-failed-for).
     Prune(PruneArgs),
@@ -364,6 +368,13 @@ pub struct UnlockArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pause` and `resume`: which queue.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// The queue's name.
+    pub queue: String,
 }
 
 /// `prune`: delete old failed jobs now.

@@ -96,17 +96,22 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
 pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
     let stats = db.stats()?;
     let workers = db.workers()?;
+    let paused = db.paused_queues()?;
     let now = db.now()?;
     if args.json {
         let workers: Vec<_> = workers.iter().map(|w| WorkerView::of(w, now)).collect();
-        json(&serde_json::json!({ "queues": stats, "workers": workers }));
+        json(&serde_json::json!({ "queues": stats, "workers": workers, "paused": paused }));
         return Ok(ExitCode::SUCCESS);
     }
     let cells: Vec<Vec<String>> = stats
         .iter()
         .map(|s| {
             vec![
-                s.queue.clone().unwrap_or_else(|| "(none)".to_owned()),
+                match &s.queue {
+                    Some(q) if paused.contains(q) => format!("{q} (paused)"),
+                    Some(q) => q.clone(),
+                    None => "(none)".to_owned(),
+                },
                 s.ready.to_string(),
                 s.scheduled.to_string(),
                 s.running.to_string(),
@@ -128,6 +133,9 @@ pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
         ],
         &cells,
     );
+    if !paused.is_empty() {
+        println!("Paused queues: {}", paused.join(", "));
+    }
     println!();
     workers_table(&workers, now);
     Ok(ExitCode::SUCCESS)

@@ -91,6 +91,8 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Clear(args) => admin::clear(&db()?, &args),
         Command::Unlock(args) => admin::unlock(&db()?, &args),
         Command::Prune(args) => admin::prune(&db()?, &args),
+        Command::Pause(args) => admin::pause(&db()?, &args, true),
+        Command::Resume(args) => admin::pause(&db()?, &args, false),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),

@@ -299,6 +299,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` rows that failed for good more than `older_than` ago, oldest
     /// first; returns how many.
     fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64>;
+    /// Pauses (`true`) or resumes a queue; returns whether that changed anything.
+    fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool>;
+    /// The paused queues, by name.
+    fn queue_paused(&self) -> Result<Vec<String>>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 

@@ -38,6 +38,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_retention.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_paused_queues.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -574,7 +578,8 @@ macro_rules! claim_sql {
                  SELECT id FROM delayed_jobs \
                  WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
                    AND priority >= $2 AND priority <= $3 \
-                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) ",
+                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) ",
             $queue_predicate,
             " ORDER BY priority, run_at \
                  LIMIT $4 \
@@ -668,7 +673,8 @@ impl Store for PgStore {
             conn.batch_execute(&format!(
                 "SELECT {COLUMNS} FROM delayed_jobs LIMIT 0; \
                  SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0; \
-                 SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0"
+                 SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0; \
+                 SELECT queue, paused_at FROM dj_paused_queues LIMIT 0"
             ))
             .await
         })
@@ -965,6 +971,46 @@ impl Store for PgStore {
                 &[&secs, &limit],
             )
             .await
+        })
+    }
+
+    fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
+        self.run(async |conn: &mut Session| {
+            let n = if paused {
+                execute(
+                    conn,
+                    "INSERT INTO dj_paused_queues (queue) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[Type::TEXT],
+                    &[&queue],
+                )
+                .await?
+            } else {
+                execute(
+                    conn,
+                    "DELETE FROM dj_paused_queues WHERE queue = $1",
+                    &[Type::TEXT],
+                    &[&queue],
+                )
+                .await?
+            };
+            if n > 0 && !paused {
+                // Workers idle on LISTEN look again at once.
+                conn.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_paused(&self) -> Result<Vec<String>> {
+        self.run(async |conn: &mut Session| {
+            let rows = query(
+                conn,
+                "SELECT queue FROM dj_paused_queues ORDER BY queue",
+                &[],
+                &[],
+            )
+            .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 

@@ -34,6 +34,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_retention.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_paused_queues.sql"),
+    ),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -481,6 +485,7 @@ impl Store for SqliteStore {
             conn.prepare(&format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"))?;
             conn.prepare(&format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"))?;
             conn.prepare("SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0")?;
+            conn.prepare("SELECT queue, paused_at FROM dj_paused_queues LIMIT 0")?;
             Ok(())
         })
     }
@@ -521,6 +526,7 @@ impl Store for SqliteStore {
                  WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW} \
                    AND priority >= ?2 AND priority <= ?3 \
                    AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
+                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
                    AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
                  ORDER BY priority, run_at \
                  LIMIT ?5) \
@@ -769,6 +775,28 @@ impl Store for SqliteStore {
                 )?
                 .execute(params![older_than.as_secs_f64(), limit])?;
             Ok(n as u64)
+        })
+    }
+
+    fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
+        self.run(|conn| {
+            let n = if paused {
+                conn.prepare_cached("INSERT OR IGNORE INTO dj_paused_queues (queue) VALUES (?1)")?
+                    .execute(params![queue])?
+            } else {
+                conn.prepare_cached("DELETE FROM dj_paused_queues WHERE queue = ?1")?
+                    .execute(params![queue])?
+            };
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_paused(&self) -> Result<Vec<String>> {
+        self.run(|conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT queue FROM dj_paused_queues ORDER BY queue")?;
+            let rows = statement.query_map([], |r| r.get(0))?;
+            rows.collect()
         })
     }
 

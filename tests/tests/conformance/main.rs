@@ -15,6 +15,7 @@ mod hosts;
 mod library;
 mod operations;
 mod order;
+mod pause;
 mod postgres_only;
 mod processes;
 mod retention;
@@ -61,6 +62,7 @@ fn main() {
         async_enqueue::CASES,
         library::CASES,
         retention::CASES,
+        pause::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
