@@ -143,8 +143,8 @@ impl Db {
     /// Opens `DATABASE_URL`, and refuses to fall back to a SQLite file when it is unset: for
     /// production code, where a typo in the environment must not mean an empty database.
     pub fn from_env_strict() -> Result<Db> {
-        match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => Db::open(&url),
+        match chosen_url(None) {
+            (url, UrlSource::Environment) => Db::open(&url),
             _ => Err(Error::Invalid(
                 "DATABASE_URL is not set; set it to `postgres://user@host/db` or \
                  `sqlite:path/to/file.db`"
@@ -339,13 +339,22 @@ impl fmt::Debug for Db {
     }
 }
 
-/// The URL to use: an explicit one, else `DATABASE_URL`, else the default SQLite file.
+/// The URL to use: an explicit one, else `DATABASE_URL`, else the default SQLite file (empty
+/// values count as unset).
 pub fn database_url(explicit: Option<&str>) -> String {
-    explicit
-        .map(str::to_owned)
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    chosen_url(explicit).0
+}
+
+/// [`database_url`], and where it came from.
+fn chosen_url(explicit: Option<&str>) -> (String, UrlSource) {
+    let given = |url: Option<String>| url.filter(|u| !u.trim().is_empty());
+    if let Some(url) = given(explicit.map(str::to_owned)) {
+        return (url, UrlSource::Explicit);
+    }
+    if let Some(url) = given(std::env::var("DATABASE_URL").ok()) {
+        return (url, UrlSource::Environment);
+    }
+    (DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default)
 }
 
 /// Where the database URL came from.
@@ -373,23 +382,17 @@ impl UrlSource {
 /// [`database_url`], saying where it came from; with `DJ_REQUIRE_DATABASE_URL` set (to
 /// anything but `0` or empty), the default is refused.
 pub(crate) fn resolve_database_url(explicit: Option<&str>) -> Result<(String, UrlSource)> {
-    let given = |url: Option<String>| url.filter(|u| !u.trim().is_empty());
-    if let Some(url) = given(explicit.map(str::to_owned)) {
-        return Ok((url, UrlSource::Explicit));
-    }
-    if let Some(url) = given(std::env::var("DATABASE_URL").ok()) {
-        return Ok((url, UrlSource::Environment));
-    }
+    let chosen = chosen_url(explicit);
     let required =
         std::env::var("DJ_REQUIRE_DATABASE_URL").is_ok_and(|v| !v.is_empty() && v != "0");
-    if required {
+    if chosen.1 == UrlSource::Default && required {
         return Err(Error::Invalid(
             "DATABASE_URL is not set and DJ_REQUIRE_DATABASE_URL forbids the SQLite default; \
              set DATABASE_URL (or --database-url) to `postgres://user@host/db` or `sqlite:path`"
                 .to_owned(),
         ));
     }
-    Ok((DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default))
+    Ok(chosen)
 }
 
 /// The `schema` SQL for the backend a URL names.

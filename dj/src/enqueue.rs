@@ -65,6 +65,25 @@ pub(crate) enum RunAt {
     At(SystemTime),
 }
 
+impl RunAt {
+    /// As every backend's insert binds it: an absolute time in unix seconds (or none), and
+    /// seconds to add to the database's now. Plain floats, so that every driver binds them
+    /// the same way with no time crate.
+    pub(crate) fn values(self) -> (Option<f64>, f64) {
+        match self {
+            RunAt::Now => (None, 0.0),
+            RunAt::In(delay) => (None, delay.as_secs_f64()),
+            RunAt::At(when) => {
+                let secs = match when.duration_since(std::time::UNIX_EPOCH) {
+                    Ok(d) => d.as_secs_f64(),
+                    Err(e) => -e.duration().as_secs_f64(),
+                };
+                (Some(secs), 0.0)
+            }
+        }
+    }
+}
+
 /// A row ready to insert: what every backend's insert takes. (Public only because the sealed
 /// [`EnqueueTarget`] names it; nothing outside dj can build one.)
 #[doc(hidden)]
@@ -111,7 +130,7 @@ impl<J: Job> Delayed<J> {
     /// Inserts the job and returns its id; nothing runs yet. With the caller's transaction as
     /// target, the job exists only if that transaction commits.
     pub fn enqueue<T: EnqueueTarget>(self, mut target: T) -> Result<JobId> {
-        match prepare(vec![self], target.db()) {
+        match prepare(vec![self], || target.db()) {
             Prepared::Inline(ids) => Ok(ids?[0]),
             Prepared::Rows(rows) => Ok(target.insert_jobs(&rows?)?[0]),
         }
@@ -144,7 +163,7 @@ where
     J: Job,
 {
     let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
-    match prepare(delayed, target.db()) {
+    match prepare(delayed, || target.db()) {
         Prepared::Inline(ids) => ids,
         Prepared::Rows(rows) => target.insert_jobs(&rows?),
     }
@@ -157,8 +176,12 @@ pub(crate) enum Prepared {
     Rows(Result<Vec<NewJob>>),
 }
 
-pub(crate) fn prepare<J: Job>(delayed: Vec<Delayed<J>>, db: Option<Db>) -> Prepared {
+pub(crate) fn prepare<J: Job>(
+    delayed: Vec<Delayed<J>>,
+    db: impl FnOnce() -> Option<Db>,
+) -> Prepared {
     if crate::testing::inline_active() {
+        let db = db();
         return Prepared::Inline(
             delayed
                 .iter()

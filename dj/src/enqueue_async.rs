@@ -41,7 +41,7 @@ impl<J: Job> Delayed<J> {
         self,
         target: T,
     ) -> impl Future<Output = Result<JobId>> + Send {
-        let prepared = prepare(vec![self], target.db());
+        let prepared = prepare(vec![self], || target.db());
         async move {
             match prepared {
                 Prepared::Inline(ids) => Ok(ids?[0]),
@@ -64,7 +64,7 @@ where
     J: Job,
 {
     let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
-    let prepared = prepare(delayed, target.db());
+    let prepared = prepare(delayed, || target.db());
     async move {
         match prepared {
             Prepared::Inline(ids) => ids,

@@ -19,7 +19,7 @@ use super::{
     filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
     VERSION,
 };
-use crate::enqueue::{JobId, NewJob, RunAt};
+use crate::enqueue::{JobId, NewJob};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::worker::StopFlag;
@@ -203,13 +203,8 @@ impl PgStore {
             let mut ids = Vec::with_capacity(rows.len());
             for batch in rows.chunks(crate::INSERT_BATCH) {
                 let a = InsertArrays::of(batch);
-                let statement = tx.prepare_typed(a.sql(), a.types()).await?;
-                ids.extend(
-                    tx.query(&statement, &a.params())
-                        .await?
-                        .iter()
-                        .map(|r| r.get::<_, i64>(0)),
-                );
+                let inserted = tx.query_typed(a.sql(), &a.typed_params()).await?;
+                ids.extend(inserted.iter().map(|r| r.get::<_, i64>(0)));
             }
             tx.commit().await?;
             Ok(ids)
@@ -224,13 +219,8 @@ async fn insert_pooled(
     if a.names.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = conn.prepare_typed_cached(a.sql(), a.types()).await?;
-    Ok(conn
-        .query(&statement, &a.params())
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    let rows = query(conn, a.sql(), a.types(), &a.params()).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Runs a statement on a pooled connection, prepared once per connection.
@@ -331,7 +321,7 @@ impl<'a> InsertArrays<'a> {
             max_run_times: Vec::with_capacity(rows.len()),
         };
         for row in rows {
-            let (at, delay) = run_at_parts(row.run_at);
+            let (at, delay) = row.run_at.values();
             a.names.push(row.name);
             a.handlers.push(&row.handler);
             a.priorities.push(row.priority);
@@ -341,22 +331,6 @@ impl<'a> InsertArrays<'a> {
             a.max_run_times.push(row.max_run_time);
         }
         a
-    }
-}
-
-/// An absolute time, or seconds to add to the database's `now()`.
-fn run_at_parts(run_at: RunAt) -> (Option<f64>, f64) {
-    match run_at {
-        RunAt::Now => (None, 0.0),
-        RunAt::In(delay) => (None, delay.as_secs_f64()),
-        RunAt::At(when) => (Some(unix_seconds(when)), 0.0),
-    }
-}
-
-fn unix_seconds(t: SystemTime) -> f64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
     }
 }
 
@@ -489,38 +463,22 @@ pub(crate) async fn insert_sqlx(
     conn: &mut sqlx::PgConnection,
     rows: &[NewJob],
 ) -> Result<Vec<JobId>> {
-    use sqlx::Row as _;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // Arrays even for one row: one bind list for this driver (the pooled path, which
+    // prepares its statements once, is the one that keeps the scalar form).
     let a = InsertArrays::of(rows);
-    let query = if rows.len() == 1 {
-        sqlx::query(INSERT_ONE)
-            .bind(a.names[0])
-            .bind(a.handlers[0])
-            .bind(a.priorities[0])
-            .bind(a.queues[0])
-            .bind(a.at[0])
-            .bind(a.delays[0])
-            .bind(a.max_run_times[0])
-    } else {
-        sqlx::query(INSERT_MANY)
-            .bind(&a.names)
-            .bind(&a.handlers)
-            .bind(&a.priorities)
-            .bind(&a.queues)
-            .bind(&a.at)
-            .bind(&a.delays)
-            .bind(&a.max_run_times)
-    };
-    let inserted = query
+    sqlx::query_scalar(INSERT_MANY)
+        .bind(&a.names)
+        .bind(&a.handlers)
+        .bind(&a.priorities)
+        .bind(&a.queues)
+        .bind(&a.at)
+        .bind(&a.delays)
+        .bind(&a.max_run_times)
         .fetch_all(&mut *conn)
         .await
-        .map_err(crate::error::from_sqlx)?;
-    inserted
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()
         .map_err(crate::error::from_sqlx)
 }
 
@@ -538,28 +496,17 @@ pub(crate) fn insert_diesel(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // Arrays even for one row, as for sqlx.
     let a = InsertArrays::of(rows);
-    let inserted = if rows.len() == 1 {
-        diesel::sql_query(INSERT_ONE)
-            .bind::<Text, _>(a.names[0])
-            .bind::<Text, _>(a.handlers[0])
-            .bind::<Integer, _>(a.priorities[0])
-            .bind::<Nullable<Text>, _>(a.queues[0])
-            .bind::<Nullable<Double>, _>(a.at[0])
-            .bind::<Double, _>(a.delays[0])
-            .bind::<Nullable<Integer>, _>(a.max_run_times[0])
-            .load::<Inserted>(conn)
-    } else {
-        diesel::sql_query(INSERT_MANY)
-            .bind::<Array<Text>, _>(&a.names)
-            .bind::<Array<Text>, _>(&a.handlers)
-            .bind::<Array<Integer>, _>(&a.priorities)
-            .bind::<Array<Nullable<Text>>, _>(&a.queues)
-            .bind::<Array<Nullable<Double>>, _>(&a.at)
-            .bind::<Array<Double>, _>(&a.delays)
-            .bind::<Array<Nullable<Integer>>, _>(&a.max_run_times)
-            .load::<Inserted>(conn)
-    };
+    let inserted = diesel::sql_query(INSERT_MANY)
+        .bind::<Array<Text>, _>(&a.names)
+        .bind::<Array<Text>, _>(&a.handlers)
+        .bind::<Array<Integer>, _>(&a.priorities)
+        .bind::<Array<Nullable<Text>>, _>(&a.queues)
+        .bind::<Array<Nullable<Double>>, _>(&a.at)
+        .bind::<Array<Double>, _>(&a.delays)
+        .bind::<Array<Nullable<Integer>>, _>(&a.max_run_times)
+        .load::<Inserted>(conn);
     let inserted = inserted.map_err(crate::error::from_diesel)?;
     Ok(inserted.into_iter().map(|r| r.id).collect())
 }

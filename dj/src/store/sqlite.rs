@@ -17,7 +17,7 @@ use super::{
     filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
     VERSION,
 };
-use crate::enqueue::{JobId, NewJob, RunAt};
+use crate::enqueue::{JobId, NewJob};
 use crate::error::{Error, Result};
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -332,15 +332,6 @@ pub(crate) static INSERT_ROW: std::sync::LazyLock<String> = std::sync::LazyLock:
     )
 });
 
-/// `run_at` as [`INSERT_ROW`] binds it: an absolute time, or a delay.
-pub(crate) fn run_at_values(run_at: RunAt) -> (Option<f64>, f64) {
-    match run_at {
-        RunAt::Now => (None, 0.0),
-        RunAt::In(d) => (None, d.as_secs_f64()),
-        RunAt::At(t) => (Some(unix(t)), 0.0),
-    }
-}
-
 /// Inserts rows through the caller's sqlx connection (or the connection of its transaction),
 /// with [`INSERT_ROW`]; several rows in one transaction of their own, or a savepoint inside
 /// the caller's.
@@ -353,7 +344,7 @@ pub(crate) async fn insert_sqlx(
     async fn each(conn: &mut sqlx::SqliteConnection, rows: &[NewJob]) -> sqlx::Result<Vec<JobId>> {
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
-            let (at, delay) = run_at_values(row.run_at);
+            let (at, delay) = row.run_at.values();
             let id: i64 = sqlx::query_scalar(&INSERT_ROW)
                 .bind(row.name)
                 .bind(&row.handler)
@@ -394,7 +385,7 @@ pub(crate) fn insert_diesel(
     let each = |conn: &mut diesel::SqliteConnection| {
         rows.iter()
             .map(|row| {
-                let (at, delay) = run_at_values(row.run_at);
+                let (at, delay) = row.run_at.values();
                 diesel::sql_query(INSERT_ROW.as_str())
                     .bind::<Text, _>(row.name)
                     .bind::<Text, _>(&row.handler)
@@ -420,7 +411,7 @@ fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId
     let mut statement = conn.prepare_cached(&INSERT_ROW)?;
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
-        let (at, delay) = run_at_values(row.run_at);
+        let (at, delay) = row.run_at.values();
         let values = params![
             row.name,
             row.handler,
@@ -433,13 +424,6 @@ fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId
         ids.push(statement.query_row(values, |r| r.get(0))?);
     }
     Ok(ids)
-}
-
-fn unix(t: SystemTime) -> f64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
 }
 
 fn ids_json(ids: &[JobId]) -> String {

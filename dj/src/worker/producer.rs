@@ -98,9 +98,9 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
                     }
                     continue;
                 }
-                // A job leaves the in-flight count before its executor logs and counts its
-                // outcome, and only then hands it to the completer: once every outcome is
-                // written, the burst's line counts all its jobs and follows their lines.
+                // A job leaves the in-flight count (counted) before its executor logs its
+                // outcome and hands it to the completer: once every outcome is written, the
+                // burst's line follows the jobs' own lines.
                 shared
                     .slots
                     .wait_written(Instant::now() + config.sleep_delay);
