@@ -3,6 +3,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::db::Db;
@@ -95,6 +96,36 @@ pub struct JobInfo {
     pub priority: i32,
     /// Failed attempts so far (0 on the first run).
     pub attempts: u32,
+    /// Snoozes so far ([`crate::JobError::snooze`]; they are not attempts).
+    pub snoozes: u32,
+}
+
+/// A running job's cancel request (`worker cancel ID`, [`Db::cancel`]): set once by the
+/// worker, read by the job through [`Context::is_cancelled`] or awaited with
+/// [`Context::cancelled`].
+#[derive(Debug, Default)]
+pub(crate) struct CancelSignal {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl CancelSignal {
+    pub(crate) fn cancel(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Passed to every `perform` and hook: the job's facts, the worker's [`State`] and [`Db`].
@@ -102,11 +133,30 @@ pub struct Context {
     pub(crate) job: JobInfo,
     pub(crate) state: Arc<State>,
     pub(crate) db: Option<Db>,
+    pub(crate) cancel: Arc<CancelSignal>,
 }
 
 impl Context {
     pub(crate) fn new(job: JobInfo, state: Arc<State>, db: Option<Db>) -> Self {
-        Context { job, state, db }
+        Context {
+            job,
+            state,
+            db,
+            cancel: Arc::default(),
+        }
+    }
+    /// True once the job has been cancelled (`worker cancel ID`, [`Db::cancel`]), within a
+    /// second of the request. A long sync job checks it and returns early; whatever it then
+    /// returns, an `Err` fails the job for good as "cancelled" (a job that finished its work
+    /// anyway may return `Ok`). An async job's future is dropped at the request, so it needs
+    /// no check.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_set()
+    }
+    /// Completes when the job is cancelled: for an async job that wants to clean up first
+    /// (`tokio::select!` on it beside its work) rather than have its future dropped.
+    pub async fn cancelled(&self) {
+        self.cancel.wait().await
     }
     /// The job being performed.
     pub fn job(&self) -> &JobInfo {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::enqueue::JobId;
 use crate::error::{Error, Result};
-use crate::store::{JobFilter, JobRow, QueueStats, Store, WorkerRow};
+use crate::store::{Cancel, JobFilter, JobRow, QueueStats, Store, WorkerRow};
 use crate::worker::StopFlag;
 
 /// Rows one prune statement deletes at most.
@@ -237,6 +237,36 @@ impl Db {
     /// it was not paused.
     pub fn resume_queue(&self, queue: &str) -> Result<bool> {
         self.store.queue_pause(queue, false)
+    }
+
+    /// Cancels a job. A waiting job fails for good at once as "cancelled" (and is kept, so
+    /// `retry` can bring it back); a running one is stopped by its worker within a second
+    /// ([`crate::Context::is_cancelled`] turns true, an async job's future is dropped) and
+    /// fails for good as "cancelled", without retries.
+    pub fn cancel(&self, id: JobId) -> Result<Cancel> {
+        self.store.job_cancel(id)
+    }
+
+    /// Limits a queue to `max_running` jobs running at once across every worker (`None`
+    /// removes the limit). Returns whether that changed anything.
+    pub fn limit_queue(&self, queue: &str, max_running: Option<u32>) -> Result<bool> {
+        crate::validate::queue_name(Some(queue))?;
+        let max = match max_running {
+            Some(0) => return Err(crate::Error::InvalidLimit(queue.to_owned())),
+            Some(n) => Some(i32::try_from(n).unwrap_or(i32::MAX)),
+            None => None,
+        };
+        self.store.queue_limit(queue, max)
+    }
+
+    /// The queue limits, by queue.
+    pub fn queue_limits(&self) -> Result<Vec<(String, u32)>> {
+        Ok(self
+            .store
+            .queue_limits()?
+            .into_iter()
+            .map(|(q, n)| (q, n.max(0) as u32))
+            .collect())
     }
 
     /// The paused queues, by name.

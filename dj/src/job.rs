@@ -291,6 +291,10 @@ pub(crate) enum FailAction {
     Retry,
     RetryIn(Duration),
     Permanent,
+    /// Not a failure: run again after the delay, attempts unchanged.
+    Snooze(Duration),
+    /// Stopped on request (`worker cancel`): fails for good, no retries.
+    Cancelled,
 }
 
 impl JobError {
@@ -314,6 +318,47 @@ impl JobError {
             error: error.into(),
             action: FailAction::RetryIn(delay),
         }
+    }
+    /// Not a failure: asks to run again after `delay` without counting an attempt (the
+    /// `error` hook does not run, `attempts` and `last_error` stay as they are). For a job
+    /// that finds it cannot proceed yet: a rate limit, a resource still being prepared.
+    /// Snoozes are bounded by the worker's `max_snoozes` (100): one more counts as a failed
+    /// attempt.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # struct Quota { left: u32 }
+    /// fn perform(quota: &Quota) -> Result<(), dj::JobError> {
+    ///     if quota.left == 0 {
+    ///         return Err(dj::JobError::snooze(Duration::from_secs(60)));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # assert!(perform(&Quota { left: 0 }).unwrap_err().is_snooze());
+    /// ```
+    pub fn snooze(delay: Duration) -> Self {
+        JobError {
+            error: Box::new(Message(format!(
+                "snoozed for {}",
+                humantime::format_duration(delay)
+            ))),
+            action: FailAction::Snooze(delay),
+        }
+    }
+    /// The attempt was stopped because the job was cancelled (`worker cancel`).
+    pub(crate) fn cancelled() -> Self {
+        JobError {
+            error: Box::new(Message("cancelled".to_owned())),
+            action: FailAction::Cancelled,
+        }
+    }
+    /// True if the job asked to snooze (run later, no attempt counted).
+    pub fn is_snooze(&self) -> bool {
+        matches!(self.action, FailAction::Snooze(_))
+    }
+    /// True if the attempt ended because the job was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.action == FailAction::Cancelled
     }
     /// The underlying error.
     pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
@@ -339,6 +384,8 @@ impl JobError {
     pub(crate) fn kind(&self) -> &'static str {
         match self.action {
             FailAction::Permanent => "PermanentError",
+            FailAction::Cancelled => "Cancelled",
+            FailAction::Snooze(_) => "Snooze",
             _ => "Error",
         }
     }

@@ -105,7 +105,7 @@ pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
 pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
-pub use store::{JobFilter, JobRow, JobState, QueueStats, WorkerRow};
+pub use store::{Cancel, JobFilter, JobRow, JobState, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Event, JobOutcome, Report, StopFlag, Worker};
 

@@ -126,7 +126,8 @@ fn after_attempt<J: Job>(
     ctx: &Context,
     outcome: Result<(), JobError>,
 ) -> Result<(), JobError> {
-    if let Err(error) = &outcome {
+    // A snooze is not a failure: no `error` hook for it.
+    if let Some(error) = outcome.as_ref().err().filter(|e| !e.is_snooze()) {
         if let Err(panic) = catching(|| {
             job.error(ctx, error);
             Ok(())

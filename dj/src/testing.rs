@@ -102,6 +102,7 @@ pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
             queue: J::OPTIONS.queue.map(str::to_owned),
             priority: J::OPTIONS.priority.unwrap_or(0),
             attempts: 0,
+            snoozes: 0,
         },
         state,
         db,

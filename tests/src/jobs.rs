@@ -302,3 +302,81 @@ pub async fn async_panics(log: String) {
     record(&log, "async panic");
     panic!("async boom");
 }
+
+/// Snoozes (no attempt counted) until it has snoozed `times` times, then records
+/// `done snoozes N attempts A`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Snoozes {
+    pub log: String,
+    pub times: u32,
+}
+
+impl Perform for Snoozes {
+    type Error = dj::JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        let job = ctx.job();
+        if job.snoozes < self.times {
+            return Err(dj::JobError::snooze(Duration::ZERO));
+        }
+        record(
+            &self.log,
+            &format!("done snoozes {} attempts {}", job.snoozes, job.attempts),
+        );
+        Ok(())
+    }
+}
+
+/// Works for up to 30 s in 20 ms steps, stopping early when cancelled: records `start`,
+/// then `cancelled` and fails, or `done`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Cancellable {
+    pub log: String,
+}
+
+impl Perform for Cancellable {
+    type Error = dj::Message;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, "start");
+        for _ in 0..1500 {
+            if ctx.is_cancelled() {
+                record(&self.log, "cancelled");
+                return Err(dj::Message("stopped on request".into()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        record(&self.log, "done");
+        Ok(())
+    }
+}
+
+/// An async job that waits 30 s unless its future is dropped.
+#[dj::job]
+pub async fn async_waits(log: String) {
+    record(&log, "async start");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    record(&log, "async done");
+}
+
+/// Counts, from the table, the running jobs of its queue while it runs, and records
+/// `running N`: a database-side count, so a broken limit shows whatever the timing.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct CountsRunning {
+    pub log: String,
+    pub queue: String,
+}
+
+impl Perform for CountsRunning {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        std::thread::sleep(Duration::from_millis(40));
+        let db = ctx.db().expect("a worker's job has the db");
+        let running = db.count(&dj::JobFilter {
+            state: Some(dj::JobState::Running),
+            queue: Some(self.queue.clone()),
+            ..dj::JobFilter::default()
+        })?;
+        record(&self.log, &format!("running {running}"));
+        std::thread::sleep(Duration::from_millis(40));
+        Ok(())
+    }
+}

@@ -1,14 +1,17 @@
 //! The write commands: `retry`, `delete`, `clear` (delayed_job's `rake jobs:clear`) and
-//! `unlock`. Bulk ones print the count and ask first (`--yes` off a terminal).
+//! `unlock`, `cancel`, `limit`. Bulk ones print the count and ask first (`--yes` off a terminal).
 
 use std::process::ExitCode;
 
-use super::args::{ClearArgs, DeleteArgs, PruneArgs, QueueArgs, RetryArgs, UnlockArgs};
+use super::args::{
+    CancelArgs, ClearArgs, DeleteArgs, Limit, LimitArgs, PruneArgs, QueueArgs, RetryArgs,
+    UnlockArgs,
+};
 use super::confirm;
 use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::store::{JobFilter, JobState};
+use crate::store::{Cancel, JobFilter, JobState};
 use crate::worker::Liveness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
@@ -101,6 +104,71 @@ pub(super) fn pause(db: &Db, args: &QueueArgs, paused: bool) -> Result<ExitCode>
             args.queue,
             if paused { "paused" } else { "running" }
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn cancel(db: &Db, args: &CancelArgs) -> Result<ExitCode> {
+    let outcome = db.cancel(args.id)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "id": args.id, "cancel": outcome })
+        );
+    } else {
+        match outcome {
+            Cancel::Dequeued => println!(
+                "Cancelled job {}: it was waiting, and is now failed as \"cancelled\" (`retry --id {}` undoes it)",
+                args.id, args.id
+            ),
+            Cancel::Requested => println!(
+                "Asked the worker running job {} to stop it; it fails as \"cancelled\" within a second",
+                args.id
+            ),
+            Cancel::NotFound => println!("No job {} is waiting or running", args.id),
+        }
+    }
+    Ok(if outcome == Cancel::NotFound {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) fn limit(db: &Db, args: &LimitArgs) -> Result<ExitCode> {
+    let Some(queue) = &args.queue else {
+        let limits = db.queue_limits()?;
+        if limits.is_empty() {
+            println!("No queue has a limit");
+        }
+        for (queue, max) in limits {
+            println!("{queue}: at most {max} running");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    match args.max_running {
+        None => match db.queue_limits()?.into_iter().find(|(q, _)| q == queue) {
+            Some((_, max)) => println!("{queue}: at most {max} running"),
+            None => println!("{queue}: no limit"),
+        },
+        Some(Limit::Max(n)) => {
+            let changed = db.limit_queue(queue, Some(n))?;
+            println!(
+                "Queue {queue}: at most {n} running at once{}",
+                if changed { "" } else { " (unchanged)" }
+            );
+        }
+        Some(Limit::Unlimited) => {
+            let changed = db.limit_queue(queue, None)?;
+            println!(
+                "Queue {queue}: {}",
+                if changed {
+                    "limit removed"
+                } else {
+                    "had no limit"
+                }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

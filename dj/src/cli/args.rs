@@ -72,6 +72,12 @@ pub enum Command {
     /// Delete jobs that failed for good longer ago than --older-than (workers do it by
     /// themselves, per --keep-failed-for).
     Prune(PruneArgs),
+    /// Cancel a job: a waiting one fails at once as "cancelled" (kept; `retry` undoes it), a
+    /// running one is stopped by its worker within a second.
+    Cancel(CancelArgs),
+    /// Limit a queue to N running jobs at once across every worker (`none` removes the
+    /// limit; without N, list the limits).
+    Limit(LimitArgs),
     /// Run a pool of worker processes in the foreground (`script/delayed_job start -n N`):
     /// restarts crashed workers, forwards TERM/INT, writes per-worker logs with --log-dir.
     Start(StartArgs),
@@ -244,6 +250,7 @@ impl WorkArgs {
             heartbeat_timeout: self.heartbeat_timeout,
             database_wait: None,
             keep_failed_for: self.keep_failed_for,
+            max_snoozes: Config::default().max_snoozes,
         })
     }
 }
@@ -375,6 +382,48 @@ pub struct UnlockArgs {
 pub struct QueueArgs {
     /// The queue's name.
     pub queue: String,
+}
+
+/// `cancel`: which job.
+#[derive(Debug, Clone, Args)]
+pub struct CancelArgs {
+    /// The job's id.
+    pub id: i64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `limit`: a queue's limit on running jobs.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// The queue's name (none: list every limit).
+    pub queue: Option<String>,
+    /// At most this many of its jobs run at once, or `none` to remove the limit.
+    #[arg(value_parser = parse_limit, requires = "queue")]
+    pub max_running: Option<Limit>,
+}
+
+/// A queue limit as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// At most this many running.
+    Max(u32),
+    /// No limit.
+    Unlimited,
+}
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    match text {
+        "none" | "unlimited" => Ok(Limit::Unlimited),
+        n => match n.parse::<u32>() {
+            Ok(0) => Err("a limit of 0 would stop the queue; use `pause QUEUE` for that".into()),
+            Ok(n) => Ok(Limit::Max(n)),
+            Err(_) => Err(format!(
+                "`{n}` is not a limit; write a number of jobs (e.g. 5) or `none`"
+            )),
+        },
+    }
 }
 
 /// `prune`: delete old failed jobs now.

@@ -93,6 +93,8 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Prune(args) => admin::prune(&db()?, &args),
         Command::Pause(args) => admin::pause(&db()?, &args, true),
         Command::Resume(args) => admin::pause(&db()?, &args, false),
+        Command::Cancel(args) => admin::cancel(&db()?, &args),
+        Command::Limit(args) => admin::limit(&db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),

@@ -60,6 +60,12 @@ pub struct JobRow {
     pub started_at: Option<SystemTime>,
     /// How often a worker died holding this job before recording its start.
     pub crashes: i32,
+    /// How often the job snoozed (asked to run later without counting an attempt).
+    pub snoozes: i32,
+    /// The key it holds as a unique job (`None`: not unique, or no longer holding it).
+    pub unique_key: Option<String>,
+    /// The key whose running jobs are limited (`concurrency`), if any.
+    pub concurrency_key: Option<String>,
 }
 
 impl JobRow {
@@ -163,6 +169,8 @@ pub(crate) struct Retry {
     pub last_error: String,
     /// Unlock the row (false: keep the lock, the job is still running past its max_run_time).
     pub release: bool,
+    /// A snooze: `attempts` and `last_error` are left as they are, `snoozes` goes up by one.
+    pub snoozed: bool,
 }
 
 /// A permanent failure: the row is deleted or gets `failed_at`.
@@ -223,6 +231,20 @@ impl WorkerInfo<'_> {
 
 /// dj's version, as workers register it.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What [`crate::Db::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancel {
+    /// The job was waiting (ready or scheduled): it failed for good at once as "cancelled"
+    /// (kept, so `retry` can bring it back).
+    Dequeued,
+    /// The job is running: its worker stops it within a second (`Context::is_cancelled`, an
+    /// async job's future dropped) and fails it for good as "cancelled".
+    Requested,
+    /// No such job, or it has failed already.
+    NotFound,
+}
 
 /// Counts for one queue, as `stats` prints them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -303,6 +325,17 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool>;
     /// The paused queues, by name.
     fn queue_paused(&self) -> Result<Vec<String>>;
+    /// Cancels a job: a waiting one fails for good as "cancelled" at once; for a running one
+    /// a request is stored for its worker.
+    fn job_cancel(&self, id: JobId) -> Result<Cancel>;
+    /// Which of these running jobs have a cancel request.
+    fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>>;
+    /// Deletes cancel requests whose job is no longer running; returns how many.
+    fn cancel_prune(&self) -> Result<u64>;
+    /// Sets (`Some`) or removes a queue's limit on running jobs; returns whether it changed.
+    fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool>;
+    /// Every queue limit, by queue.
+    fn queue_limits(&self) -> Result<Vec<(String, i32)>>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 

@@ -16,8 +16,8 @@ use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use super::pool::PoolLimits;
 use super::{
-    filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
-    VERSION,
+    filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
+    WorkerRow, VERSION,
 };
 use crate::enqueue::{JobId, NewJob};
 use crate::error::{Error, Result};
@@ -42,10 +42,15 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_paused_queues.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_job_control.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
-                       locked_by, queue, created_at, updated_at, name, max_run_time, started_at, crashes";
+                       locked_by, queue, created_at, updated_at, name, max_run_time, started_at, crashes, \
+                       snoozes, unique_key, concurrency_key";
 
 const CHANNEL: &str = "delayed_jobs";
 
@@ -223,6 +228,47 @@ async fn insert_pooled(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The limited claim, in a transaction of its own behind the cluster-wide lock.
+async fn claim_limited(
+    conn: &mut Session,
+    p: &ClaimParams<'_>,
+    min: i32,
+    max: i32,
+) -> Result<Vec<JobRow>, tokio_postgres::Error> {
+    let limit = p.limit as i64;
+    // Candidates read beyond the claim size, so that jobs of keys at their limit do not
+    // hide the startable ones behind them.
+    let window = (limit * 4).max(100);
+    let types = [
+        Type::TEXT,
+        Type::INT4,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT_ARRAY,
+    ];
+    let (sql, types) = if p.queues.is_empty() {
+        (CLAIM_LIMITED, &types[..5])
+    } else {
+        (CLAIM_LIMITED_QUEUES, &types[..])
+    };
+    let statement = conn.prepare_typed_cached(sql, types).await?;
+    let tx = conn.transaction().await?;
+    tx.batch_execute(LIMITED_CLAIM_LOCK).await?;
+    let rows = if p.queues.is_empty() {
+        tx.query(&statement, &[&p.worker, &min, &max, &limit, &window])
+            .await?
+    } else {
+        tx.query(
+            &statement,
+            &[&p.worker, &min, &max, &limit, &window, &p.queues],
+        )
+        .await?
+    };
+    tx.commit().await?;
+    Ok(rows.iter().map(job_row).collect())
+}
+
 /// Runs a statement on a pooled connection, prepared once per connection.
 async fn query(
     conn: &Session,
@@ -294,6 +340,9 @@ fn job_row(row: &Row) -> JobRow {
         max_run_time: row.get(13),
         started_at: row.get(14),
         crashes: row.get(15),
+        snoozes: row.get(16),
+        unique_key: row.get(17),
+        concurrency_key: row.get(18),
     }
 }
 
@@ -526,19 +575,94 @@ macro_rules! claim_sql {
                  WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
                    AND priority >= $2 AND priority <= $3 \
                    AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) ",
+                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
+                   AND concurrency_key IS NULL \
+                   AND NOT EXISTS (SELECT 1 FROM dj_queue_limits l WHERE l.queue = delayed_jobs.queue) ",
             $queue_predicate,
             " ORDER BY priority, run_at \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+                    unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
              FROM picked WHERE j.id = picked.id \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
                        j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
-                       j.started_at, j.crashes"
+                       j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
         )
     };
 }
+
+/// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in
+/// `dj_queue_limits`), which the claim above never takes. It runs after
+/// `LIMITED_CLAIM_LOCK` in the same transaction, so limited claims are made one at a time
+/// across the cluster, each counting the running rows it competes with on a snapshot taken
+/// after the previous one committed. Candidates are ranked per key and then per queue; a
+/// candidate starts only if the running count plus its rank stays within each limit.
+/// The final UPDATE re-checks each row (READ COMMITTED re-reads a row changed meanwhile),
+/// so a row cancelled or deleted since the candidates were read is left alone.
+macro_rules! limited_claim_sql {
+    ($queue_predicate:literal) => {
+        concat!(
+            "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+             cand AS ( \
+                 SELECT id, queue, concurrency_key AS ckey, coalesce(concurrency_limit, 1) AS klim, \
+                        priority, run_at FROM delayed_jobs \
+                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
+                   AND priority >= $2 AND priority <= $3 \
+                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
+                   AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) ",
+            $queue_predicate,
+            " ORDER BY priority, run_at LIMIT $5), \
+             krun AS ( \
+                 SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
+                 WHERE concurrency_key IN (SELECT ckey FROM cand) \
+                   AND failed_at IS NULL AND locked_at IS NOT NULL \
+                 GROUP BY 1), \
+             qrun AS ( \
+                 SELECT d.queue, count(*) AS n FROM delayed_jobs d \
+                 WHERE d.queue IN (SELECT queue FROM lim) AND d.queue IN (SELECT queue FROM cand) \
+                   AND d.failed_at IS NULL AND d.locked_at IS NOT NULL \
+                 GROUP BY 1), \
+             kranked AS ( \
+                 SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+                 FROM cand c), \
+             kpass AS ( \
+                 SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
+                 WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+             qranked AS ( \
+                 SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
+                 FROM kpass k), \
+             picked AS ( \
+                 SELECT q.id FROM qranked q \
+                 LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
+                 WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+                 ORDER BY q.priority, q.run_at LIMIT $4) \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+                    unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
+             FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
+             RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
+                       j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+        )
+    };
+}
+
+/// Whether any limited job may be claimable: a queue limit exists, or a ready row has a key.
+const LIMITED_WORK: &str = "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+     OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
+                AND failed_at IS NULL AND locked_at IS NULL AND run_at <= now())";
+
+/// Taken (until commit) before a limited claim: one limited claim at a time, cluster-wide.
+/// The key is dj's own: "dj" and "limits" as two 32-bit halves.
+const LIMITED_CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(1785331712, 1818848616)";
+
+/// The limited claim for a worker of every queue.
+#[doc(hidden)]
+pub const CLAIM_LIMITED: &str = limited_claim_sql!("");
+/// The limited claim for a worker of listed queues (`$6`).
+#[doc(hidden)]
+pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!("AND queue = ANY($6::text[])");
 
 /// The claim for a worker of every queue.
 #[doc(hidden)]
@@ -549,16 +673,19 @@ pub const CLAIM_QUEUES: &str = claim_sql!("AND queue = ANY($5::text[])");
 
 const COMPLETE: &str = "DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2";
 
+/// A failed attempt's reschedule, or a snooze (attempts and last_error as they were).
 const RETRY: &str = "UPDATE delayed_jobs AS j \
-     SET attempts = t.attempts, last_error = t.err, run_at = now() + t.delay * interval '1 second', \
+     SET attempts = t.attempts, last_error = CASE WHEN t.snoozed THEN j.last_error ELSE t.err END, \
+         snoozes = j.snoozes + t.snoozed::int, run_at = now() + t.delay * interval '1 second', \
          locked_at = CASE WHEN t.release THEN NULL ELSE now() END, \
          locked_by = CASE WHEN t.release THEN NULL ELSE j.locked_by END, updated_at = now() \
-     FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::text[], $5::bool[]) \
-          AS t(id, attempts, delay, err, release) \
+     FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::text[], $5::bool[], $7::bool[]) \
+          AS t(id, attempts, delay, err, release, snoozed) \
      WHERE j.id = t.id AND j.locked_by = $6";
 
+/// A permanent failure, kept: a unique job's key is freed.
 const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
-     SET attempts = t.attempts, last_error = t.err, failed_at = now(), \
+     SET attempts = t.attempts, last_error = t.err, failed_at = now(), unique_key = NULL, \
          locked_at = NULL, locked_by = NULL, updated_at = now() \
      FROM unnest($1::int8[], $2::int4[], $3::text[]) AS t(id, attempts, err) \
      WHERE j.id = t.id AND j.locked_by = $4";
@@ -572,6 +699,24 @@ const MARK_STARTED: &str = "UPDATE delayed_jobs SET started_at = now() \
 const RELEASE_ORPHANED: &str = "UPDATE delayed_jobs \
      SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
      WHERE id = ANY($1) AND locked_by = $2";
+
+/// Cancels job `$1`: a waiting row fails for good as "cancelled" (its unique key freed); a
+/// running one gets a request in `dj_cancels`. Returns (dequeued, requested) counts.
+const CANCEL: &str = "WITH target AS ( \
+         SELECT id, locked_at IS NOT NULL AS running FROM delayed_jobs \
+         WHERE id = $1 AND failed_at IS NULL FOR UPDATE), \
+     dequeued AS ( \
+         UPDATE delayed_jobs AS j SET failed_at = now(), last_error = 'cancelled', \
+                unique_key = NULL, updated_at = now() \
+         FROM target t WHERE j.id = t.id AND NOT t.running RETURNING j.id), \
+     requested AS ( \
+         INSERT INTO dj_cancels (job_id) SELECT id FROM target WHERE running \
+         ON CONFLICT DO NOTHING RETURNING job_id) \
+     SELECT (SELECT count(*) FROM dequeued), (SELECT count(*) FROM target WHERE running)";
+
+/// Cancel requests whose job no longer runs (it ended, or was cancelled).
+const CANCEL_PRUNE: &str = "DELETE FROM dj_cancels c WHERE NOT EXISTS ( \
+     SELECT 1 FROM delayed_jobs j WHERE j.id = c.job_id AND j.locked_at IS NOT NULL)";
 
 const WORKER_COLUMNS: &str = "name, host, pid, queues, version, started_at, heartbeat_at, running";
 
@@ -621,7 +766,9 @@ impl Store for PgStore {
                 "SELECT {COLUMNS} FROM delayed_jobs LIMIT 0; \
                  SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0; \
                  SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0; \
-                 SELECT queue, paused_at FROM dj_paused_queues LIMIT 0"
+                 SELECT queue, paused_at FROM dj_paused_queues LIMIT 0; \
+                 SELECT queue, max_running FROM dj_queue_limits LIMIT 0; \
+                 SELECT job_id, requested_at FROM dj_cancels LIMIT 0"
             ))
             .await
         })
@@ -642,11 +789,20 @@ impl Store for PgStore {
         Some(self)
     }
 
+    /// Limited jobs first (their limits bound how many), then the rest with the room left.
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
         let min = p.min_priority.unwrap_or(i32::MIN);
         let max = p.max_priority.unwrap_or(i32::MAX);
-        let limit = p.limit as i64;
         let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Session| {
+            let mut jobs = Vec::new();
+            let limited = query(conn, LIMITED_WORK, &[], &[]).await?;
+            if limited.first().is_some_and(|r| r.get::<_, bool>(0)) {
+                jobs = claim_limited(conn, p, min, max).await?;
+            }
+            let limit = (p.limit - jobs.len()) as i64;
+            if limit == 0 {
+                return Ok(jobs);
+            }
             let types = [
                 Type::TEXT,
                 Type::INT4,
@@ -665,7 +821,8 @@ impl Store for PgStore {
                 )
                 .await?
             };
-            Ok(rows.iter().map(job_row).collect())
+            jobs.extend(rows.iter().map(job_row));
+            Ok(jobs)
         })?;
         super::claim_order(&mut jobs);
         Ok(jobs)
@@ -693,6 +850,7 @@ impl Store for PgStore {
         let delays: Vec<f64> = retries.iter().map(|r| r.delay.as_secs_f64()).collect();
         let errors: Vec<&str> = retries.iter().map(|r| r.last_error.as_str()).collect();
         let release: Vec<bool> = retries.iter().map(|r| r.release).collect();
+        let snoozed: Vec<bool> = retries.iter().map(|r| r.snoozed).collect();
         self.run(async |conn: &mut Session| {
             execute(
                 conn,
@@ -704,8 +862,11 @@ impl Store for PgStore {
                     Type::TEXT_ARRAY,
                     Type::BOOL_ARRAY,
                     Type::TEXT,
+                    Type::BOOL_ARRAY,
                 ],
-                &[&ids, &attempts, &delays, &errors, &release, &worker],
+                &[
+                    &ids, &attempts, &delays, &errors, &release, &worker, &snoozed,
+                ],
             )
             .await?;
             Ok(())
@@ -958,6 +1119,85 @@ impl Store for PgStore {
             )
             .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn job_cancel(&self, id: JobId) -> Result<Cancel> {
+        self.run(async |conn: &mut Session| {
+            // The row is locked first, so a claim (SKIP LOCKED) cannot take it between the
+            // look and the change; a claim that has it already is waited for.
+            let rows = query(conn, CANCEL, &[Type::INT8], &[&id]).await?;
+            let (dequeued, requested): (i64, i64) =
+                rows.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
+            Ok(if dequeued > 0 {
+                Cancel::Dequeued
+            } else if requested > 0 {
+                Cancel::Requested
+            } else {
+                Cancel::NotFound
+            })
+        })
+    }
+
+    fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        self.run(async |conn: &mut Session| {
+            let rows = query(
+                conn,
+                "SELECT job_id FROM dj_cancels WHERE job_id = ANY($1)",
+                &[Type::INT8_ARRAY],
+                &[&ids],
+            )
+            .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn cancel_prune(&self) -> Result<u64> {
+        self.run(async |conn: &mut Session| execute(conn, CANCEL_PRUNE, &[], &[]).await)
+    }
+
+    fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool> {
+        self.run(async |conn: &mut Session| {
+            let n = match max_running {
+                Some(max) => {
+                    execute(
+                        conn,
+                        "INSERT INTO dj_queue_limits (queue, max_running) VALUES ($1, $2) \
+                         ON CONFLICT (queue) DO UPDATE SET max_running = EXCLUDED.max_running, set_at = now() \
+                         WHERE dj_queue_limits.max_running <> EXCLUDED.max_running",
+                        &[Type::TEXT, Type::INT4],
+                        &[&queue, &max],
+                    )
+                    .await?
+                }
+                None => {
+                    execute(
+                        conn,
+                        "DELETE FROM dj_queue_limits WHERE queue = $1",
+                        &[Type::TEXT],
+                        &[&queue],
+                    )
+                    .await?
+                }
+            };
+            if n > 0 {
+                // A raised or removed limit may let idle workers start jobs.
+                conn.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_limits(&self) -> Result<Vec<(String, i32)>> {
+        self.run(async |conn: &mut Session| {
+            let rows = query(
+                conn,
+                "SELECT queue, max_running FROM dj_queue_limits ORDER BY queue",
+                &[],
+                &[],
+            )
+            .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 

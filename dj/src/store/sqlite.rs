@@ -8,14 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value;
 use rusqlite::{
-    params, params_from_iter, Connection, DatabaseName, ErrorCode, OpenFlags, Row,
-    TransactionBehavior,
+    params, params_from_iter, Connection, DatabaseName, ErrorCode, OpenFlags, OptionalExtension,
+    Row, TransactionBehavior,
 };
 
 use super::pool::{Manage, Pool, PoolLimits};
 use super::{
-    filter, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo, WorkerRow,
-    VERSION,
+    filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
+    WorkerRow, VERSION,
 };
 use crate::enqueue::{JobId, NewJob};
 use crate::error::{Error, Result};
@@ -38,6 +38,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_paused_queues.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_job_control.sql"),
+    ),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -47,7 +51,7 @@ const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, unixepoch(run_at, 'subsec'), \
      unixepoch(locked_at, 'subsec'), unixepoch(failed_at, 'subsec'), locked_by, queue, \
      unixepoch(created_at, 'subsec'), unixepoch(updated_at, 'subsec'), name, max_run_time, \
-     unixepoch(started_at, 'subsec'), crashes";
+     unixepoch(started_at, 'subsec'), crashes, snoozes, unique_key, concurrency_key";
 
 /// `dj_workers`' columns, times as unix seconds.
 const WORKER_COLUMNS: &str = "name, host, pid, queues, version, unixepoch(started_at, 'subsec'), \
@@ -301,6 +305,9 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
         max_run_time: row.get(13)?,
         started_at: row.get::<_, Option<f64>>(14)?.map(time),
         crashes: row.get(15)?,
+        snoozes: row.get(16)?,
+        unique_key: row.get(17)?,
+        concurrency_key: row.get(18)?,
     })
 }
 
@@ -318,6 +325,80 @@ pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<JobI
     }
     result.map_err(|e| missing_table(e, "the caller's connection"))
 }
+
+/// What every claim requires of a row: ready, in the priority range, claimed by a registered
+/// worker, not of a paused queue, of the listed queues (`?4`, a JSON array; `[]` is every
+/// queue).
+const CLAIMABLE: &str = "failed_at IS NULL AND locked_at IS NULL \
+     AND run_at <= strftime('%Y-%m-%d %H:%M:%f', 'now') \
+     AND priority >= ?2 AND priority <= ?3 \
+     AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
+     AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
+     AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4)))";
+
+/// The claim of unlimited jobs: up to `?5` rows in priority then run_at order.
+static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
+         WHERE id IN ( \
+             SELECT id FROM delayed_jobs \
+             WHERE {CLAIMABLE} AND concurrency_key IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM dj_queue_limits l WHERE l.queue = delayed_jobs.queue) \
+             ORDER BY priority, run_at \
+             LIMIT ?5) \
+         RETURNING {COLUMNS}"
+    )
+});
+
+/// Whether any limited job may be claimable (see the PostgreSQL backend).
+static LIMITED_WORK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+             OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
+                        AND failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})"
+    )
+});
+
+/// The claim of limited jobs, as on PostgreSQL: candidates (`?6` at most) ranked per key and
+/// then per queue, each started only within its limits counting the running rows.
+static CLAIM_LIMITED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+         cand AS ( \
+             SELECT id, queue, concurrency_key AS ckey, coalesce(concurrency_limit, 1) AS klim, \
+                    priority, run_at FROM delayed_jobs \
+             WHERE {CLAIMABLE} \
+               AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) \
+             ORDER BY priority, run_at LIMIT ?6), \
+         krun AS ( \
+             SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
+             WHERE concurrency_key IN (SELECT ckey FROM cand) \
+               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+         qrun AS ( \
+             SELECT queue, count(*) AS n FROM delayed_jobs \
+             WHERE queue IN (SELECT queue FROM lim) AND queue IN (SELECT queue FROM cand) \
+               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+         kranked AS ( \
+             SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+             FROM cand c), \
+         kpass AS ( \
+             SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
+             WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+         qranked AS ( \
+             SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
+             FROM kpass k), \
+         picked AS ( \
+             SELECT q.id FROM qranked q \
+             LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
+             WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+             ORDER BY q.priority, q.run_at LIMIT ?5) \
+         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
+         WHERE id IN (SELECT id FROM picked) \
+         RETURNING {COLUMNS}"
+    )
+});
 
 /// The one insert of this backend, a row at a time, for every driver (rusqlite here, sqlx in
 /// `enqueue_async`): name, handler, priority, queue, absolute run time (unix seconds) or
@@ -470,6 +551,8 @@ impl Store for SqliteStore {
             conn.prepare(&format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"))?;
             conn.prepare("SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0")?;
             conn.prepare("SELECT queue, paused_at FROM dj_paused_queues LIMIT 0")?;
+            conn.prepare("SELECT queue, max_running FROM dj_queue_limits LIMIT 0")?;
+            conn.prepare("SELECT job_id, requested_at FROM dj_cancels LIMIT 0")?;
             Ok(())
         })
     }
@@ -502,29 +585,39 @@ impl Store for SqliteStore {
         })
     }
 
+    /// Limited jobs first (their limits bound how many), then the rest with the room left.
+    /// The limited claim is one write transaction: SQLite's single writer means no other
+    /// claim runs between its count of running rows and its update.
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
-        let sql = format!(
-            "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
-             WHERE id IN ( \
-                 SELECT id FROM delayed_jobs \
-                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW} \
-                   AND priority >= ?2 AND priority <= ?3 \
-                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
-                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
-                   AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4))) \
-                 ORDER BY priority, run_at \
-                 LIMIT ?5) \
-             RETURNING {COLUMNS}"
-        );
         let queues = serde_json::to_string(p.queues).expect("queue names serialize");
         let min = p.min_priority.unwrap_or(i32::MIN);
         let max = p.max_priority.unwrap_or(i32::MAX);
-        let mut jobs = self.run(|conn| {
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement
-                .query_map(params![p.worker, min, max, queues, p.limit as i64], job_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+        let limited = self.run(|conn| {
+            conn.prepare_cached(&LIMITED_WORK)?
+                .query_row([], |r| r.get(0))
         })?;
+        let mut jobs = if limited {
+            let window = (p.limit as i64 * 4).max(100);
+            self.write(|tx| {
+                let mut statement = tx.prepare_cached(&CLAIM_LIMITED)?;
+                let rows = statement.query_map(
+                    params![p.worker, min, max, queues, p.limit as i64, window],
+                    job_row,
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?
+        } else {
+            Vec::new()
+        };
+        let room = p.limit - jobs.len();
+        if room > 0 {
+            jobs.extend(self.run(|conn| {
+                let mut statement = conn.prepare_cached(&CLAIM)?;
+                let rows = statement
+                    .query_map(params![p.worker, min, max, queues, room as i64], job_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?);
+        }
         super::claim_order(&mut jobs);
         Ok(jobs)
     }
@@ -548,7 +641,8 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let mut statement = tx.prepare_cached(&format!(
-                "UPDATE delayed_jobs SET attempts = ?2, last_error = ?3, \
+                "UPDATE delayed_jobs SET attempts = ?2, \
+                     last_error = CASE WHEN ?7 THEN last_error ELSE ?3 END, snoozes = snoozes + ?7, \
                      run_at = strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?4)), \
                      locked_at = CASE WHEN ?6 THEN NULL ELSE {NOW} END, \
                      locked_by = CASE WHEN ?6 THEN NULL ELSE locked_by END, updated_at = {NOW} \
@@ -561,7 +655,8 @@ impl Store for SqliteStore {
                     r.last_error,
                     r.delay.as_secs_f64(),
                     worker,
-                    r.release
+                    r.release,
+                    r.snoozed
                 ])?;
             }
             Ok(())
@@ -577,7 +672,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached("DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2")?;
             let mut keep = tx.prepare_cached(&format!(
                 "UPDATE delayed_jobs SET attempts = ?2, last_error = ?3, failed_at = {NOW}, \
-                     locked_at = NULL, locked_by = NULL, updated_at = {NOW} \
+                     unique_key = NULL, locked_at = NULL, locked_by = NULL, updated_at = {NOW} \
                  WHERE id = ?1 AND locked_by = ?4"
             ))?;
             for f in fails {
@@ -780,6 +875,84 @@ impl Store for SqliteStore {
             let mut statement =
                 conn.prepare_cached("SELECT queue FROM dj_paused_queues ORDER BY queue")?;
             let rows = statement.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn job_cancel(&self, id: JobId) -> Result<Cancel> {
+        self.write(|tx| {
+            let running: Option<bool> = tx
+                .query_row(
+                    "SELECT locked_at IS NOT NULL FROM delayed_jobs WHERE id = ?1 AND failed_at IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(match running {
+                None => Cancel::NotFound,
+                Some(true) => {
+                    tx.execute("INSERT OR IGNORE INTO dj_cancels (job_id) VALUES (?1)", [id])?;
+                    Cancel::Requested
+                }
+                Some(false) => {
+                    tx.execute(
+                        &format!(
+                            "UPDATE delayed_jobs SET failed_at = {NOW}, last_error = 'cancelled', \
+                             unique_key = NULL, updated_at = {NOW} WHERE id = ?1"
+                        ),
+                        [id],
+                    )?;
+                    Cancel::Dequeued
+                }
+            })
+        })
+    }
+
+    fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT job_id FROM dj_cancels WHERE job_id IN (SELECT value FROM json_each(?1))",
+            )?;
+            let rows = statement.query_map([ids_json(ids)], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn cancel_prune(&self) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn.execute(
+                "DELETE FROM dj_cancels WHERE NOT EXISTS ( \
+                     SELECT 1 FROM delayed_jobs j \
+                     WHERE j.id = dj_cancels.job_id AND j.locked_at IS NOT NULL)",
+                [],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool> {
+        self.run(|conn| {
+            let n = match max_running {
+                Some(max) => conn.execute(
+                    &format!(
+                        "INSERT INTO dj_queue_limits (queue, max_running) VALUES (?1, ?2) \
+                         ON CONFLICT (queue) DO UPDATE SET max_running = excluded.max_running, \
+                             set_at = {NOW} \
+                         WHERE dj_queue_limits.max_running <> excluded.max_running"
+                    ),
+                    params![queue, max],
+                )?,
+                None => conn.execute("DELETE FROM dj_queue_limits WHERE queue = ?1", [queue])?,
+            };
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_limits(&self) -> Result<Vec<(String, i32)>> {
+        self.run(|conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT queue, max_running FROM dj_queue_limits ORDER BY queue")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
     }

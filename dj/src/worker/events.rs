@@ -65,6 +65,10 @@ pub enum JobOutcome {
     Expired,
     /// The worker lost its lock meanwhile (it was declared dead): nothing recorded.
     Lost,
+    /// The job snoozed: rescheduled, no attempt counted.
+    Snoozed,
+    /// The job was cancelled while running: failed for good, kept.
+    Cancelled,
 }
 
 /// The listener [`Worker::on_event`](super::Worker::on_event) installs.

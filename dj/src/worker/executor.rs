@@ -9,6 +9,8 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::Either;
+
 use super::completer::{Message, Outcome};
 use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
@@ -109,8 +111,10 @@ fn execute(
     }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
     let runtime = shared.async_runtime.clone().filter(|_| job.is_async());
+    let ctx = context(shared, &row);
     let started = Instant::now();
     let run = Run {
+        cancel: ctx.cancel.clone(),
         deadline: started + max_run_time,
         max_run_time,
         name,
@@ -133,7 +137,6 @@ fn execute(
         queue: row.queue.clone(),
         attempts: row.attempts,
     });
-    let ctx = context(shared, &row);
     let attempt = Attempt {
         row,
         job,
@@ -148,9 +151,17 @@ fn execute(
     let (shared, outcomes) = (shared.clone(), outcomes.clone());
     runtime.spawn(async move {
         let result = match attempt.job.invoke_async(&attempt.ctx) {
-            Some(future) => tokio::time::timeout(max_run_time, future)
-                .await
-                .unwrap_or_else(|_| Err(expired_error(max_run_time))),
+            // A cancel request drops the future, as the deadline does.
+            Some(future) => {
+                let timed = std::pin::pin!(tokio::time::timeout(max_run_time, future));
+                let cancelled = std::pin::pin!(attempt.ctx.cancelled());
+                match futures_util::future::select(timed, cancelled).await {
+                    Either::Left((result, _)) => {
+                        result.unwrap_or_else(|_| Err(expired_error(max_run_time)))
+                    }
+                    Either::Right(((), _)) => Err(JobError::cancelled()),
+                }
+            }
             None => attempt.job.invoke(&attempt.ctx),
         };
         finish(&shared, attempt, result, &outcomes);
@@ -175,6 +186,12 @@ fn finish(
     } = attempt;
     let runtime = started.elapsed();
     shared.pace.observe(runtime);
+    // A cancelled job that returned an error failed because of the cancel; one that finished
+    // its work anyway succeeded.
+    let result = match result {
+        Err(e) if ctx.is_cancelled() && !e.is_cancelled() => Err(JobError::cancelled()),
+        other => other,
+    };
     let told = |outcome| {
         shared.emit(|| Event::JobFinished {
             id: row.id,
@@ -183,10 +200,10 @@ fn finish(
             runtime,
         })
     };
-    let counter = if result.is_ok() {
-        &shared.succeeded
-    } else {
-        &shared.failed
+    let counter = match &result {
+        Ok(()) => &shared.succeeded,
+        Err(e) if e.is_snooze() && may_snooze(shared, &row) => &shared.snoozed,
+        Err(_) => &shared.failed,
     };
     let counted = || {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -224,9 +241,11 @@ fn finish(
         }
         Err(error) => failed_attempt(shared, Some(&*job), &ctx, &row, &label, error, true),
     };
-    told(match outcome {
+    told(match &outcome {
         Outcome::Complete(_) => JobOutcome::Succeeded,
+        Outcome::Retry(r) if r.snoozed => JobOutcome::Snoozed,
         Outcome::Retry(_) => JobOutcome::Retried,
+        Outcome::Fail(_) if ctx.is_cancelled() => JobOutcome::Cancelled,
         Outcome::Fail(_) => JobOutcome::Failed,
         Outcome::Release(_) => JobOutcome::Lost,
     });
@@ -276,6 +295,7 @@ pub(super) fn context(shared: &Shared, row: &JobRow) -> Context {
             queue: row.queue.clone(),
             priority: row.priority,
             attempts: row.attempts.max(0) as u32,
+            snoozes: row.snoozes.max(0) as u32,
         },
         shared.state.clone(),
         Some(shared.db.clone()),
@@ -294,6 +314,28 @@ pub(super) fn failed_attempt(
     error: JobError,
     release: bool,
 ) -> Outcome {
+    let error = match error.action {
+        FailAction::Snooze(delay) if may_snooze(shared, row) => {
+            shared.say(format_args!(
+                "{label} SNOOZED for {} ({} snoozes before)",
+                humantime::format_duration(delay),
+                row.snoozes
+            ));
+            return Outcome::Retry(Retry {
+                id: row.id,
+                attempts: row.attempts,
+                delay,
+                last_error: String::new(),
+                release,
+                snoozed: true,
+            });
+        }
+        FailAction::Snooze(_) => JobError::new(ErrorMessage(format!(
+            "snoozed {} times, the most max_snoozes allows",
+            row.snoozes
+        ))),
+        _ => error,
+    };
     let attempts = row.attempts.saturating_add(1);
     shared.say_error(format_args!(
         "{label} FAILED ({} prior attempts) with {}: {}",
@@ -306,8 +348,12 @@ pub(super) fn failed_attempt(
         .unwrap_or(shared.config.max_attempts)
         .max(1);
     let out_of_attempts = attempts >= i32::try_from(max_attempts).unwrap_or(i32::MAX);
-    if error.is_permanent() || out_of_attempts {
-        if error.is_permanent() {
+    if error.is_permanent() || error.is_cancelled() || out_of_attempts {
+        if error.is_cancelled() {
+            shared.say_error(format_args!(
+                "{label} FAILED permanently because it was cancelled"
+            ));
+        } else if error.is_permanent() {
             shared.say_error(format_args!(
                 "{label} FAILED permanently because the job asked not to be retried"
             ));
@@ -321,9 +367,11 @@ pub(super) fn failed_attempt(
                 shared.say_error(format_args!("Error when running failure callback: {panic}"));
             }
         }
-        let destroy = job
-            .and_then(|j| j.destroy_failed_jobs())
-            .unwrap_or(shared.config.destroy_failed_jobs);
+        // A cancelled job is kept, so that the cancel can be seen (and undone with `retry`).
+        let destroy = !error.is_cancelled()
+            && job
+                .and_then(|j| j.destroy_failed_jobs())
+                .unwrap_or(shared.config.destroy_failed_jobs);
         return Outcome::Fail(Fail {
             id: row.id,
             attempts,
@@ -348,7 +396,13 @@ pub(super) fn failed_attempt(
         delay,
         last_error: error.report(),
         release,
+        snoozed: false,
     })
+}
+
+/// Whether a snooze of this row is within `max_snoozes` (else it counts as a failed attempt).
+fn may_snooze(shared: &Shared, row: &JobRow) -> bool {
+    i64::from(row.snoozes) < i64::from(shared.config.max_snoozes)
 }
 
 fn one_line(text: &str) -> String {

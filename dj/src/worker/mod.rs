@@ -84,6 +84,9 @@ pub struct Config {
     /// Rows failed for good longer ago than this are deleted by the elected maintenance
     /// worker (they exist only with `destroy_failed_jobs(false)`, `--keep-failed`).
     pub keep_failed_for: Duration,
+    /// How often a job may snooze ([`crate::JobError::snooze`]) before a snooze counts as a
+    /// failed attempt.
+    pub max_snoozes: u32,
 }
 
 impl Default for Config {
@@ -105,6 +108,7 @@ impl Default for Config {
             heartbeat_timeout: Duration::from_secs(30),
             database_wait: None,
             keep_failed_for: Duration::from_secs(14 * 24 * 60 * 60),
+            max_snoozes: 100,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Report {
     pub failed: u64,
     /// Jobs still running at the shutdown timeout, unlocked for another worker.
     pub interrupted: u64,
+    /// Attempts that ended in a snooze (rescheduled, no attempt counted).
+    pub snoozed: u64,
     /// From the start of `run`/`work_off` to its return.
     pub elapsed: Duration,
 }
@@ -233,6 +239,8 @@ settings! {
     database_wait(bound: Duration) => Some(bound);
     /// Failed rows older than this are pruned by the elected maintenance worker (14 days).
     keep_failed_for(age: Duration) => age;
+    /// Snoozes a job may take before one more counts as a failed attempt (100).
+    max_snoozes(n: u32) => n;
 }
 
 impl Config {
@@ -348,6 +356,7 @@ struct Shared {
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,
+    snoozed: AtomicU64,
 }
 
 impl Shared {
@@ -360,6 +369,7 @@ impl Shared {
             succeeded: self.succeeded.load(Ordering::SeqCst),
             failed: self.failed.load(Ordering::SeqCst),
             interrupted: self.interrupted.load(Ordering::SeqCst),
+            snoozed: self.snoozed.load(Ordering::SeqCst),
             elapsed: self.started.elapsed(),
         }
     }

@@ -7,7 +7,8 @@
 //!   others are released untouched;
 //! - `orphans`, every `rescue_interval`: rows locked by a name that is not registered (its
 //!   worker was removed, or predates registration) are freed the same way once stale. This
-//!   pass reads every locked row; the other reads only the small `dj_workers` table;
+//!   pass reads every locked row; the other reads only the small `dj_workers` table. It also
+//!   deletes cancel requests whose job no longer runs;
 //! - `prune`, every `PRUNE_EVERY`: rows failed for good longer ago than `keep_failed_for` are
 //!   deleted, a batch at a time with a pause between batches, at most `PRUNE_MOST` per pass
 //!   (the next pass goes on), so that a big backlog never holds the table for long.
@@ -52,7 +53,14 @@ fn pass(shared: &Shared) {
             }
         })
         .and_then(|()| store.maintenance_claim("orphans", &name, shared.config.rescue_interval))
-        .and_then(|won| if won { rescue_orphans(shared) } else { Ok(()) })
+        .and_then(|won| {
+            if won {
+                rescue_orphans(shared)?;
+                store.cancel_prune().map(drop)
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| store.maintenance_claim("prune", &name, PRUNE_EVERY))
         .and_then(|won| if won { prune(shared) } else { Ok(()) });
     if let Err(e) = result {

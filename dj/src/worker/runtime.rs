@@ -45,6 +45,7 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
+        snoozed: AtomicU64::new(0),
     });
     start_up(&shared)?;
     // Names taken when registering again after being declared dead.

@@ -52,6 +52,8 @@ pub(super) struct Run {
     /// Past its deadline the job is fenced by the watchdog (sync jobs); an async job's
     /// future is dropped at the deadline instead.
     pub fenced: bool,
+    /// Set when the job is cancelled; its context reads the same signal.
+    pub cancel: Arc<crate::context::CancelSignal>,
 }
 
 struct Slot {
@@ -316,6 +318,35 @@ impl Slots {
             self.changed.notify_all();
         }
         overdue
+    }
+
+    /// Running jobs not cancelled yet: what the cancel poll asks about.
+    pub(super) fn cancellable(&self) -> Vec<JobId> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(&s.state, State::Running(run) if !run.cancel.is_set()))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Signals these running jobs to stop; returns the row and display name of each one that
+    /// was running.
+    pub(super) fn cancel(&self, ids: &[JobId]) -> Vec<(JobRow, String)> {
+        let table = self.lock();
+        ids.iter()
+            .filter_map(|id| match table.slots.get(id) {
+                Some(Slot {
+                    row,
+                    state: State::Running(run),
+                    ..
+                }) => {
+                    run.cancel.cancel();
+                    Some((row.clone(), run.name.clone()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Running and overrunning jobs whose start is not yet recorded, by owner.

@@ -1,7 +1,8 @@
-//! The watchdog: enforces `max_run_time` beside the executors. A job past its deadline is
+//! The watchdog: enforces `max_run_time` and cancel requests beside the executors. A job past its deadline is
 //! recorded as a failed attempt ("execution expired") at once, its lock is kept (the worker's
 //! heartbeat keeps it alive) until the overrunning code really returns, so the job never runs
-//! twice at once, and its place gets a new executor thread.
+//! twice at once, and its place gets a new executor thread. Twice a second it also asks the
+//! database whether any of its running jobs was cancelled (`dj_cancels`), and signals those.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -14,6 +15,10 @@ use super::{job_label, Shared, StopFlag};
 
 const TICK: Duration = Duration::from_millis(100);
 
+/// Cancel requests are read every this many ticks (500 ms): a cancelled job hears of it
+/// within a second.
+const CANCEL_POLL_TICKS: u32 = 5;
+
 pub(super) fn spawn(
     shared: Arc<Shared>,
     outcomes: Sender<Message>,
@@ -23,8 +28,13 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("dj-watchdog".into())
         .spawn(move || {
+            let mut ticks = 0u32;
             while !done.is_set() {
                 expire_overdue(&shared, &outcomes, &threads);
+                ticks = ticks.wrapping_add(1);
+                if ticks % CANCEL_POLL_TICKS == 0 {
+                    signal_cancelled(&shared);
+                }
                 done.sleep(TICK);
             }
         })
@@ -50,5 +60,24 @@ fn expire_overdue(shared: &Arc<Shared>, outcomes: &Sender<Message>, threads: &At
         // The job's thread is stuck in its code; its place gets a new thread.
         let number = threads.fetch_add(1, Ordering::SeqCst);
         executor::spawn(shared.clone(), outcomes.clone(), number);
+    }
+}
+
+/// Signals the running jobs that have a cancel request.
+fn signal_cancelled(shared: &Shared) {
+    let running = shared.slots.cancellable();
+    if running.is_empty() {
+        return;
+    }
+    let requested = match shared.db.store().job_cancel_requested(&running) {
+        Ok(ids) => ids,
+        Err(e) => {
+            shared.say_error(format_args!("Error while reading cancel requests: {e}"));
+            return;
+        }
+    };
+    for (row, name) in shared.slots.cancel(&requested) {
+        let label = job_label(&name, row.id, row.queue.as_deref());
+        shared.say(format_args!("{label} CANCEL requested: stopping it"));
     }
 }

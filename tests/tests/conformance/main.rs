@@ -7,6 +7,7 @@
 mod async_enqueue;
 mod async_jobs;
 mod chaos;
+mod control;
 mod deadlines;
 mod enqueue;
 mod failures;
@@ -63,6 +64,7 @@ fn main() {
         library::CASES,
         retention::CASES,
         pause::CASES,
+        control::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

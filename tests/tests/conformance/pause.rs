@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[(
     paused_queue,
 )];
 
-fn cli(t: &TestDb, args: &[&str]) -> String {
+pub fn cli(t: &TestDb, args: &[&str]) -> String {
     let out = Command::new(WORKER)
         .args(args)
         .env("DATABASE_URL", &t.url)
