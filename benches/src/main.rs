@@ -47,7 +47,7 @@ struct Args {
     /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
-    /// Only these workloads (comma-separated): workoff, workoff-default, waiting, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, waiting, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -110,6 +110,7 @@ const SMOKE: Sizes = Sizes {
 const WORKLOADS: &[&str] = &[
     "workoff",
     "workoff-default",
+    "workoff-limited",
     "waiting",
     "pickup",
     "bulk",
@@ -135,6 +136,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dj-bench: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
             ExitCode::FAILURE
         }
     }
@@ -199,6 +205,17 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 sizes.workoff
             ),
             &mut || workloads::workoff_default(url, sizes.workoff),
+        )?;
+    }
+    if wanted("workoff-limited") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {} of a limited queue (c={c}, read_ahead={ra})",
+                sizes.workoff
+            ),
+            &mut || workloads::workoff_limited(url, sizes.workoff, worker),
         )?;
     }
     if wanted("waiting") {

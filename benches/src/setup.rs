@@ -44,7 +44,8 @@ pub fn connect(url: &str) -> Result<Client, BoxError> {
 pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
     let mut client = connect(url)?;
     client.batch_execute(
-        "DROP TABLE IF EXISTS delayed_jobs; DROP TABLE IF EXISTS dj_schema_migrations;",
+        "DROP TABLE IF EXISTS delayed_jobs, dj_schema_migrations, dj_workers, dj_maintenance, \
+         dj_paused_queues, dj_queue_limits, dj_cancels;",
     )?;
     let db = dj::Db::open(url)?;
     db.migrate()?;

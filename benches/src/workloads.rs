@@ -275,6 +275,22 @@ pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {
     })
 }
 
+/// [`workoff`] with every job in a queue under a limit (`worker limit`) too high to bind: what
+/// the limited claim (the advisory lock, the counts of running rows) costs against the plain
+/// claim, measured the same way.
+pub fn workoff_limited(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::pre_enqueue(url, &db, n)?;
+    setup::connect(url)?.batch_execute("UPDATE delayed_jobs SET queue = 'limited'")?;
+    setup::vacuum(url)?;
+    db.limit_queue("limited", Some(1_000_000))?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
 /// `n` async no-op jobs enqueued up front, then worked off by one worker (in this process),
 /// as [`workoff`] does for sync ones.
 pub fn workoff_async(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {

@@ -3,10 +3,9 @@
 -- snoozes: how often the job asked to run later (`JobError::snooze`). A snooze is not a
 -- failed attempt: `attempts` is unchanged; `snoozes` is bounded by the worker's max_snoozes.
 --
--- unique_key: set by `.unique(key)`. While it is set, no other row may carry the same key:
--- an enqueue with that key finds this row instead (skip, replace or debounce). It is held
--- while the job waits (ready or scheduled) and, with unique_running, while it runs; the claim
--- clears it otherwise, and a permanent failure always clears it. A finished job's row is
+-- unique_key, unique_running: for unique jobs (`.unique(key)`, not released yet). While a
+-- key is set, no other row may carry it (the index below), so an enqueue with that key finds
+-- this row instead. A permanent failure (or a cancel) clears it; a finished job's row is
 -- deleted, which frees the key.
 --
 -- concurrency_key, concurrency_limit: at most concurrency_limit rows with this key run at

@@ -118,7 +118,7 @@ pub(super) fn cancel(db: &Db, args: &CancelArgs) -> Result<ExitCode> {
     } else {
         match outcome {
             Cancel::Dequeued => println!(
-                "Cancelled job {}: it was waiting, and is now failed as \"cancelled\" (`retry --id {}` undoes it)",
+                "Cancelled job {}: it was waiting, and is now failed as \"cancelled\" (`retry {}` undoes it)",
                 args.id, args.id
             ),
             Cancel::Requested => println!(

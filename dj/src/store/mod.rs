@@ -347,6 +347,32 @@ pub(crate) trait Store: Send + Sync + 'static {
     }
 }
 
+/// Whether a claim should look for limited jobs (a queue limit, or a ready row with a
+/// concurrency key). The look is one query; when it finds none, the next claims skip it for
+/// `LIMITED_RECHECK`, so that a cluster without limits pays for it once a second, not once per
+/// claim. A limited job enqueued meanwhile waits at most that long; unlimited claims never take
+/// limited rows whatever this says, so limits hold regardless.
+#[derive(Debug, Default)]
+pub(crate) struct LimitedProbe {
+    none_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long a probe that found no limited work is trusted.
+const LIMITED_RECHECK: Duration = Duration::from_secs(1);
+
+impl LimitedProbe {
+    /// True if the claim should run the look (and then report what it found).
+    pub(crate) fn due(&self) -> bool {
+        let none_since = self.none_since.lock().unwrap_or_else(|e| e.into_inner());
+        none_since.is_none_or(|at| at.elapsed() >= LIMITED_RECHECK)
+    }
+    /// What the look found.
+    pub(crate) fn found(&self, any: bool) {
+        let mut none_since = self.none_since.lock().unwrap_or_else(|e| e.into_inner());
+        *none_since = (!any).then(std::time::Instant::now);
+    }
+}
+
 /// Claimed rows in the order they should start: priority, then run_at (then id). `RETURNING`
 /// gives no order of its own.
 pub(crate) fn claim_order(jobs: &mut [JobRow]) {

@@ -109,6 +109,7 @@ pub(crate) struct PgStore {
     limits: Limits,
     shown: String,
     listener: Mutex<Option<Listener>>,
+    limited: super::LimitedProbe,
 }
 
 /// The worker's LISTEN connection: the client, and the wake-ups its connection task hears.
@@ -148,6 +149,7 @@ impl PgStore {
             limits,
             shown: hide_password(url),
             listener: Mutex::new(None),
+            limited: Default::default(),
         })
     }
 
@@ -582,8 +584,7 @@ macro_rules! claim_sql {
             " ORDER BY priority, run_at \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
-                    unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
              FROM picked WHERE j.id = picked.id \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
                        j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
@@ -638,8 +639,7 @@ macro_rules! limited_claim_sql {
                  LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
                  WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
                  ORDER BY q.priority, q.run_at LIMIT $4) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
-                    unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
              FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
                        j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
@@ -795,9 +795,13 @@ impl Store for PgStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Session| {
             let mut jobs = Vec::new();
-            let limited = query(conn, LIMITED_WORK, &[], &[]).await?;
-            if limited.first().is_some_and(|r| r.get::<_, bool>(0)) {
-                jobs = claim_limited(conn, p, min, max).await?;
+            if self.limited.due() {
+                let rows = query(conn, LIMITED_WORK, &[], &[]).await?;
+                let any = rows.first().is_some_and(|r| r.get::<_, bool>(0));
+                self.limited.found(any);
+                if any {
+                    jobs = claim_limited(conn, p, min, max).await?;
+                }
             }
             let limit = (p.limit - jobs.len()) as i64;
             if limit == 0 {

@@ -184,6 +184,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 pub(crate) struct SqliteStore {
     pool: Pool<Manager>,
     shown: String,
+    limited: super::LimitedProbe,
 }
 
 impl SqliteStore {
@@ -236,6 +237,7 @@ impl SqliteStore {
                 format!("sqlite:{path}"),
             ),
             shown: format!("sqlite:{path}"),
+            limited: Default::default(),
         })
     }
 
@@ -339,8 +341,7 @@ const CLAIMABLE: &str = "failed_at IS NULL AND locked_at IS NULL \
 /// The claim of unlimited jobs: up to `?5` rows in priority then run_at order.
 static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
-             unique_key = CASE WHEN unique_running THEN unique_key END \
+        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
          WHERE id IN ( \
              SELECT id FROM delayed_jobs \
              WHERE {CLAIMABLE} AND concurrency_key IS NULL \
@@ -393,8 +394,7 @@ static CLAIM_LIMITED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
              LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
              WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
              ORDER BY q.priority, q.run_at LIMIT ?5) \
-         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
-             unique_key = CASE WHEN unique_running THEN unique_key END \
+         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
          WHERE id IN (SELECT id FROM picked) \
          RETURNING {COLUMNS}"
     )
@@ -592,10 +592,14 @@ impl Store for SqliteStore {
         let queues = serde_json::to_string(p.queues).expect("queue names serialize");
         let min = p.min_priority.unwrap_or(i32::MIN);
         let max = p.max_priority.unwrap_or(i32::MAX);
-        let limited = self.run(|conn| {
-            conn.prepare_cached(&LIMITED_WORK)?
-                .query_row([], |r| r.get(0))
-        })?;
+        let limited = self.limited.due() && {
+            let any = self.run(|conn| {
+                conn.prepare_cached(&LIMITED_WORK)?
+                    .query_row([], |r| r.get(0))
+            })?;
+            self.limited.found(any);
+            any
+        };
         let mut jobs = if limited {
             let window = (p.limit as i64 * 4).max(100);
             self.write(|tx| {
