@@ -36,7 +36,10 @@ pub(crate) fn handle() -> &'static Handle {
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let _context = handle().enter();
-    futures_executor::block_on(future)
+    // Unconstrained: called inside a task of the app's runtime, this thread shares that
+    // task's cooperative budget, and once a few hundred polls had spent it every tokio timer
+    // and socket would answer "not yet" and wake at once: a sync call would spin forever.
+    futures_executor::block_on(tokio::task::unconstrained(future))
 }
 
 /// A future polled with dj's runtime as its context: awaited from any executor, its timers
