@@ -48,8 +48,19 @@ pub fn spawn_bin(bin: &str, t: &TestDb, label: &str, args: &[&str]) -> Child {
 
 /// Like [`spawn_bin`], on another URL of the test's database (with extra parameters, say).
 pub fn spawn_bin_at(bin: &str, t: &TestDb, label: &str, url: &str, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt as _;
     let out = File::create(t.dir.join(format!("{label}.log"))).expect("worker log");
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        // A test that fails before it stops its workers must not leave them running: they
+        // are killed when the test's thread ends.
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command
         .args(args)
         .env("DATABASE_URL", url)
         .env_remove("QUEUES")
