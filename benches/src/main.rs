@@ -47,7 +47,7 @@ struct Args {
     /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
-    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, waiting, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -111,10 +111,12 @@ const WORKLOADS: &[&str] = &[
     "workoff",
     "workoff-default",
     "workoff-limited",
+    "workoff-keyed",
     "waiting",
     "pickup",
     "bulk",
     "single",
+    "unique",
     "async-single",
     "async-workoff",
     "rss",
@@ -218,6 +220,17 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             &mut || workloads::workoff_limited(url, sizes.workoff, worker),
         )?;
     }
+    if wanted("workoff-keyed") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {} under per-key limits, 100 keys (c={c}, read_ahead={ra})",
+                sizes.workoff
+            ),
+            &mut || workloads::workoff_keyed(url, sizes.workoff, worker),
+        )?;
+    }
     if wanted("waiting") {
         measure(
             &mut rows,
@@ -294,6 +307,18 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 format!("enqueue, 1 job/tx, {}", sizes.single),
             ],
             &mut || workloads::single_vs_raw(url, sizes.single),
+        )?;
+    }
+    if wanted("unique") {
+        measure_each(
+            &mut rows,
+            runs,
+            vec![
+                format!("enqueue, 1 job/tx, {}", sizes.single),
+                format!("unique enqueue, new key, 1 job/tx, {}", sizes.single),
+                format!("unique enqueue, duplicate, 1 job/tx, {}", sizes.single),
+            ],
+            &mut || workloads::unique_enqueue(url, sizes.single),
         )?;
     }
     if wanted("async-single") {

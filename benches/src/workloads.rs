@@ -259,6 +259,73 @@ pub fn single_vs_raw(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
     ])
 }
 
+/// What a unique enqueue costs (PostgreSQL, one job per transaction, alternating blocks as in
+/// [`single_vs_raw`]): a plain `enqueue`, a unique one with a new key each time (an insert
+/// through ON CONFLICT), and a unique one whose key a waiting job holds (a duplicate: no row
+/// inserted). Returns the figures in that order.
+pub fn unique_enqueue(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
+    const BLOCK: u64 = 50;
+    let db = setup::fresh_table(url)?;
+    Noop { n: 0 }.delay().enqueue(&db)?;
+    Noop { n: 0 }.delay().unique("held").enqueue(&db)?;
+    let (mut plain, mut fresh, mut duplicate) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut i = 0;
+    while i < n {
+        let end = (i + BLOCK).min(n);
+        plain += enqueue_each(&db, i..end)?;
+        let started = Instant::now();
+        for n in i..end {
+            let outcome = Noop { n }
+                .delay()
+                .unique(n.to_string())
+                .enqueue_outcome(&db)?;
+            debug_assert!(!outcome.is_duplicate());
+        }
+        fresh += started.elapsed();
+        let started = Instant::now();
+        for n in i..end {
+            let outcome = Noop { n }.delay().unique("held").enqueue_outcome(&db)?;
+            if !outcome.is_duplicate() {
+                return Err("the held key was inserted again".into());
+            }
+        }
+        duplicate += started.elapsed();
+        i = end;
+    }
+    Ok([plain, fresh, duplicate]
+        .map(|took| Figure {
+            jobs_per_s: Some(rate(n, took)),
+            ..Figure::default()
+        })
+        .to_vec())
+}
+
+/// [`workoff`] with every job under a per-key limit (`.concurrency_key`) too high to bind,
+/// spread over 100 keys: what the limited claim costs for keyed jobs.
+pub fn workoff_keyed(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    const SLICE: u64 = 50_000;
+    let db = setup::fresh_table(url)?;
+    let mut start = 0;
+    while start < n {
+        let end = (start + SLICE).min(n);
+        dj::enqueue_many(
+            &db,
+            (start..end).map(|n| {
+                Noop { n }
+                    .delay()
+                    .concurrency_key(format!("key{}", n % 100), 1_000_000)
+            }),
+        )?;
+        start = end;
+    }
+    setup::vacuum(url)?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
 /// [`workoff`] with `Worker::new(db)`: every setting dj's default (concurrency 1, the
 /// read-ahead following the pace).
 pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {

@@ -20,19 +20,48 @@ pub(crate) struct Attrs {
     pub(crate) max_attempts: Option<u32>,
     /// Whole seconds, more than zero.
     pub(crate) max_run_time: Option<u64>,
+    pub(crate) unique: Option<KeyFrom>,
+    /// `on_duplicate = "replace"`.
+    pub(crate) replace: bool,
+    /// `unique_until = "done"`.
+    pub(crate) unique_until_done: bool,
+    pub(crate) concurrency_key: Option<KeyFrom>,
+    pub(crate) concurrency: Option<u32>,
+    /// `cron = "0 */5 * * * *"`, with its span.
+    pub(crate) cron: Option<LitStr>,
+    /// `tz = "Europe/Paris"`.
+    pub(crate) tz: Option<String>,
+    /// `missed = "skip"`.
+    pub(crate) skip_missed: Option<bool>,
+}
+
+/// What a unique or concurrency key is built from.
+pub(crate) enum KeyFrom {
+    /// `unique = true`: the whole stored payload.
+    Payload,
+    /// `unique = "customer_id, region"`: these fields, each with the span of the string.
+    Fields(Vec<Ident>),
 }
 
 /// The longest queue name the runtime accepts (`dj::MAX_QUEUE_NAME`).
 const MAX_QUEUE_NAME: usize = 255;
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 6] = [
+const KEYS: [(&str, &str); 14] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
     ("priority", "priority = 10"),
     ("max_attempts", "max_attempts = 5"),
     ("max_run_time", r#"max_run_time = "30s""#),
+    ("unique", r#"unique = "customer_id""#),
+    ("on_duplicate", r#"on_duplicate = "replace""#),
+    ("unique_until", r#"unique_until = "done""#),
+    ("concurrency_key", r#"concurrency_key = "customer_id""#),
+    ("concurrency", "concurrency = 1"),
+    ("cron", r#"cron = "0 */5 * * * *""#),
+    ("tz", r#"tz = "Europe/Paris""#),
+    ("missed", r#"missed = "skip""#),
 ];
 
 /// Names people reach for from other job libraries, and the key they mean.
@@ -161,11 +190,181 @@ impl Settings {
             "priority" => priority(value).map(|priority| attrs.priority = Some(priority)),
             "max_attempts" => max_attempts(value).map(|max| attrs.max_attempts = Some(max)),
             "max_run_time" => max_run_time(value).map(|secs| attrs.max_run_time = Some(secs)),
+            "unique" => key_from(value, "unique", true).map(|key| attrs.unique = Some(key)),
+            "on_duplicate" => one_of(value, "on_duplicate", &["skip", "replace"])
+                .map(|policy| attrs.replace = policy == "replace"),
+            "unique_until" => one_of(value, "unique_until", &["start", "done"])
+                .map(|until| attrs.unique_until_done = until == "done"),
+            "concurrency_key" => key_from(value, "concurrency_key", false)
+                .map(|key| attrs.concurrency_key = Some(key)),
+            "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
+            "cron" => cron(value).map(|lit| attrs.cron = Some(lit)),
+            "tz" => tz(value).map(|tz| attrs.tz = Some(tz)),
+            "missed" => one_of(value, "missed", &["once", "skip"])
+                .map(|missed| attrs.skip_missed = Some(missed == "skip")),
             _ => unreachable!("every key in KEYS is handled"),
         };
         if let Err(error) = result {
             errors.push(error);
         }
+    }
+}
+
+/// Settings that only mean something beside another.
+pub(crate) fn requires(attrs: &Attrs, errors: &mut Errors, span: proc_macro2::Span) {
+    let mut need = |set: bool, key: &str, needs: &str, example: &str| {
+        if set {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` needs `{needs}` beside it, e.g. `#[job({example})]`"),
+            ));
+        }
+    };
+    let no_unique = attrs.unique.is_none();
+    need(
+        no_unique && attrs.replace,
+        "on_duplicate",
+        "unique",
+        r#"unique = "customer_id", on_duplicate = "replace""#,
+    );
+    need(
+        no_unique && attrs.unique_until_done,
+        "unique_until",
+        "unique",
+        r#"unique = "customer_id", unique_until = "done""#,
+    );
+    let no_cron = attrs.cron.is_none();
+    need(
+        no_cron && attrs.tz.is_some(),
+        "tz",
+        "cron",
+        r#"cron = "0 30 2 * * *", tz = "Europe/Paris""#,
+    );
+    need(
+        no_cron && attrs.skip_missed.is_some(),
+        "missed",
+        "cron",
+        r#"cron = "0 30 2 * * *", missed = "skip""#,
+    );
+    need(
+        attrs.concurrency_key.is_none() && attrs.concurrency.is_some(),
+        "concurrency",
+        "concurrency_key",
+        r#"concurrency_key = "customer_id", concurrency = 1"#,
+    );
+}
+
+/// `unique = "customer_id, region"` (fields), or `unique = true` (the whole payload; only
+/// where `payload` is allowed).
+fn key_from(expr: &Expr, key: &str, payload: bool) -> syn::Result<KeyFrom> {
+    let example = format!(r#"`{key} = "customer_id"` (a key from these fields)"#);
+    let example = if payload {
+        format!("{example} or `{key} = true` (the whole payload)")
+    } else {
+        example
+    };
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Bool(flag),
+        ..
+    }) = expr
+    {
+        return match (flag.value, payload) {
+            (true, true) => Ok(KeyFrom::Payload),
+            _ => Err(syn::Error::new(
+                flag.span,
+                format!("`{key}` takes field names: write {example}"),
+            )),
+        };
+    }
+    let Some(lit) = string(expr) else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` takes field names in a string: write {example}"),
+        ));
+    };
+    let mut fields = Vec::new();
+    for name in lit.value().split(',').map(str::trim) {
+        match syn::parse_str::<Ident>(name) {
+            Ok(mut ident) => {
+                ident.set_span(lit.span());
+                fields.push(ident);
+            }
+            Err(_) => {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("`{name}` is not a field name; write {example}"),
+                ))
+            }
+        }
+    }
+    Ok(KeyFrom::Fields(fields))
+}
+
+/// `cron = "0 */5 * * * *"`: five fields, or six with seconds first. The expression itself is
+/// read by the runtime's cron crate when a worker starts (its error names the schedule).
+fn cron(expr: &Expr) -> syn::Result<LitStr> {
+    let example =
+        r#"`cron = "0 */5 * * * *"` (six fields, seconds first) or `cron = "*/5 * * * *"`"#;
+    match string(expr) {
+        Some(lit) if matches!(lit.value().split_whitespace().count(), 5 | 6) => Ok(lit.clone()),
+        Some(lit) => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`cron` takes five fields (minute hour day-of-month month day-of-week) or six \
+                 with seconds first; write e.g. {example}"
+            ),
+        )),
+        None => Err(syn::Error::new_spanned(
+            expr,
+            format!("`cron` takes a string, e.g. {example}"),
+        )),
+    }
+}
+
+/// `tz = "Europe/Paris"`: an IANA zone name (checked by the runtime when a worker starts).
+fn tz(expr: &Expr) -> syn::Result<String> {
+    match string(expr).map(LitStr::value) {
+        Some(tz) if !tz.is_empty() && !tz.contains(char::is_whitespace) => Ok(tz),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            r#"`tz` takes an IANA time zone name, e.g. `tz = "Europe/Paris"` or `tz = "UTC"`"#,
+        )),
+    }
+}
+
+/// A string that is one of `allowed`.
+fn one_of(expr: &Expr, key: &str, allowed: &[&str]) -> syn::Result<String> {
+    let choices = allowed
+        .iter()
+        .map(|a| format!("`{key} = \"{a}\"`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match string(expr).map(LitStr::value) {
+        Some(value) if allowed.contains(&value.as_str()) => Ok(value),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` is one of: write {choices}"),
+        )),
+    }
+}
+
+/// `concurrency = 1`: how many jobs with one key may run at once, at least 1.
+fn concurrency(expr: &Expr) -> syn::Result<u32> {
+    let text = integer_setting(expr, "concurrency", "a positive integer", "concurrency = 1")?;
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`concurrency` takes a whole number from 1 to {}: how many jobs with one key \
+                 may run at once, e.g. `concurrency = 1`",
+                i32::MAX
+            ),
+        )),
+        Ok(limit) if limit > i32::MAX as u32 => Err(syn::Error::new_spanned(
+            expr,
+            format!("`concurrency` can be at most {}", i32::MAX),
+        )),
+        Ok(limit) => Ok(limit),
     }
 }
 

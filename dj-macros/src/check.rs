@@ -37,6 +37,7 @@ pub(crate) fn job_type(job: &JobType<'_>, errors: &mut Errors) {
         }
     }
     aliases(&job.attrs, &job.name(), errors);
+    crate::attr::requires(&job.attrs, errors, job.ident.span());
 }
 
 pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
@@ -100,6 +101,15 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
     if let Err(error) = output(&sig.output) {
         errors.push(error);
     }
+    if let (Some(_), Some(first)) = (&job.attrs.cron, job.args.first()) {
+        errors.at(
+            first.ident,
+            "a `#[dj::job(cron = ..)]` function takes no arguments: each fire time enqueues it \
+             with nothing to pass; remove the parameters, or give a schedule its arguments at \
+             run time with `dj::Schedule::new(name, expression, &job)`",
+        );
+    }
+    crate::attr::requires(&job.attrs, errors, job.item.sig.ident.span());
     aliases(&job.attrs, &job.name(), errors);
 }
 

@@ -61,6 +61,14 @@ use proc_macro::TokenStream;
 /// | `priority` | an `i32`, lower runs first | 0 |
 /// | `max_attempts` | runs in all, at least 1 | the worker's (25) |
 /// | `max_run_time` | whole seconds: `"30s"`, `"5m"`, `"4h"`, `"1d"`, `"1h30m"`, or `90` | the worker's (4h) |
+/// | `unique` | fields that make the key, `"customer_id, region"`, or `true` (the whole payload) | not unique |
+/// | `on_duplicate` | `"skip"` or `"replace"` (with `unique`) | `"skip"` |
+/// | `unique_until` | `"start"` or `"done"` (with `unique`) | `"start"` |
+/// | `concurrency_key` | fields that make the key, `"customer_id"` | no limit |
+/// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1 |
+/// | `cron` | a cron expression, five fields or six with seconds first (on a `Default` type) | not recurring |
+/// | `tz` | an IANA time zone for `cron` | `"UTC"` |
+/// | `missed` | `"once"` or `"skip"`: a window of fire times missed while no worker ran | `"once"` |
 ///
 /// ## `name` and `aliases`
 ///
@@ -106,6 +114,37 @@ use proc_macro::TokenStream;
 ///     Email { to: String },
 ///     Sms(String),
 /// }
+/// ```
+///
+/// ## `unique` and `concurrency_key`
+///
+/// A unique job is not enqueued twice while one with its key waits: a second enqueue returns
+/// the waiting job's id (`enqueue_outcome` says it was a duplicate), or with `on_duplicate =
+/// "replace"` gives it the new payload and run time. The key is the named fields' values
+/// (as JSON), scoped to the job's name; it is freed when the job starts, or with
+/// `unique_until = "done"` when it succeeds or fails for good. `concurrency_key` limits how
+/// many jobs with one key run at once across every worker (`concurrency`, default 1). An
+/// enqueue's `.unique(key)` and `.concurrency_key(key, n)` override both.
+///
+/// ```ignore
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(unique = "customer_id", concurrency_key = "customer_id")]
+/// struct SyncCustomer {
+///     customer_id: i64,
+///     reason: String, // not part of either key
+/// }
+/// ```
+///
+/// ## `cron`, `tz` and `missed`
+///
+/// A recurring job: each fire time enqueues `Self::default()` once, across every worker. A
+/// `#[dj::job(cron = ..)]` function takes no arguments; give a schedule arguments at run time
+/// with `dj::Schedule`.
+///
+/// ```ignore
+/// #[derive(Default, Job, Serialize, Deserialize)]
+/// #[job(cron = "0 30 2 * * *", tz = "Europe/Paris", missed = "skip")]
+/// struct NightlyCleanup;
 /// ```
 ///
 /// [`dj::Job`]: https://docs.rs/dj/latest/dj/trait.Job.html

@@ -269,6 +269,28 @@ impl Db {
             .collect())
     }
 
+    /// Adds a recurring job (or updates the one of that name): from now on, every worker of
+    /// this database enqueues its job once per fire time. Its first fire time is the next one
+    /// after the database's clock; an update keeps the schedule's place unless the
+    /// expression or time zone changed.
+    pub fn add_schedule(&self, schedule: &crate::Schedule) -> Result<()> {
+        let next = schedule.next_fire_after(self.now()?);
+        self.store.cron_upsert(schedule, next)
+    }
+
+    /// Removes a schedule; returns whether there was one. (A `#[job(cron = ..)]` schedule
+    /// comes back when a worker that has it in its code starts.)
+    pub fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.store.cron_remove(name)
+    }
+
+    /// The schedules, by name, with their last and next fire times. Also adds the
+    /// `#[job(cron = ..)]` schedules of this binary, as a worker does at start.
+    pub fn schedules(&self) -> Result<Vec<crate::ScheduleRow>> {
+        crate::cron::register_from_code(self)?;
+        self.store.cron_list()
+    }
+
     /// The paused queues, by name.
     pub fn paused_queues(&self) -> Result<Vec<String>> {
         self.store.queue_paused()
@@ -343,7 +365,7 @@ impl Db {
     pub(crate) async fn insert_async(
         &self,
         rows: Vec<crate::enqueue::NewJob>,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<Vec<crate::EnqueueOutcome>> {
         #[cfg(all(feature = "postgres", feature = "tokio"))]
         if let Some(pg) = self.store.as_postgres() {
             return crate::io::InRuntime::new(pg.insert(&rows)).await;

@@ -12,7 +12,7 @@
 use std::future::Future;
 
 use crate::db::Db;
-use crate::enqueue::{prepare, sealed, Delayed, JobId, NewJob, Prepared};
+use crate::enqueue::{prepare, sealed, Delayed, EnqueueOutcome, JobId, NewJob, Prepared};
 use crate::error::Result;
 use crate::job::Job;
 
@@ -25,7 +25,7 @@ pub trait EnqueueAsyncTarget: sealed::Sealed + Send {
     fn insert_jobs_async(
         self,
         rows: Vec<NewJob>,
-    ) -> impl Future<Output = Result<Vec<JobId>>> + Send;
+    ) -> impl Future<Output = Result<Vec<EnqueueOutcome>>> + Send;
     #[doc(hidden)]
     fn db(&self) -> Option<Db> {
         None
@@ -41,6 +41,16 @@ impl<J: Job> Delayed<J> {
         self,
         target: T,
     ) -> impl Future<Output = Result<JobId>> + Send {
+        let outcome = self.enqueue_outcome_async(target);
+        async move { outcome.await.map(EnqueueOutcome::id) }
+    }
+
+    /// [`Delayed::enqueue_async`], saying whether the job is new or a duplicate of a unique
+    /// job (see [`Delayed::enqueue_outcome`]).
+    pub fn enqueue_outcome_async<T: EnqueueAsyncTarget>(
+        self,
+        target: T,
+    ) -> impl Future<Output = Result<EnqueueOutcome>> + Send {
         let prepared = prepare(vec![self], || target.db());
         async move {
             match prepared {
@@ -66,10 +76,11 @@ where
     let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
     let prepared = prepare(delayed, || target.db());
     async move {
-        match prepared {
+        let outcomes = match prepared {
             Prepared::Inline(ids) => ids,
             Prepared::Rows(rows) => target.insert_jobs_async(rows?).await,
-        }
+        };
+        Ok(outcomes?.into_iter().map(EnqueueOutcome::id).collect())
     }
 }
 
@@ -77,7 +88,7 @@ impl EnqueueAsyncTarget for &Db {
     fn insert_jobs_async(
         self,
         rows: Vec<NewJob>,
-    ) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+    ) -> impl Future<Output = Result<Vec<EnqueueOutcome>>> + Send {
         let db = self.clone();
         async move { db.insert_async(rows).await }
     }
@@ -93,13 +104,13 @@ mod tokio_postgres_targets {
 
     impl sealed::Sealed for &tokio_postgres::Client {}
     impl EnqueueAsyncTarget for &tokio_postgres::Client {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             pg::insert_tokio_postgres(self, &rows).await
         }
     }
     impl sealed::Sealed for &tokio_postgres::Transaction<'_> {}
     impl EnqueueAsyncTarget for &tokio_postgres::Transaction<'_> {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             pg::insert_tokio_postgres(self, &rows).await
         }
     }
@@ -112,13 +123,13 @@ mod sqlx_postgres_targets {
 
     impl sealed::Sealed for &mut sqlx::PgConnection {}
     impl EnqueueAsyncTarget for &mut sqlx::PgConnection {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             pg::insert_sqlx(self, &rows).await
         }
     }
     impl sealed::Sealed for &mut sqlx::Transaction<'_, sqlx::Postgres> {}
     impl EnqueueAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Postgres> {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             pg::insert_sqlx(self, &rows).await
         }
     }
@@ -131,13 +142,13 @@ mod sqlx_sqlite_targets {
 
     impl sealed::Sealed for &mut sqlx::SqliteConnection {}
     impl EnqueueAsyncTarget for &mut sqlx::SqliteConnection {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             lite::insert_sqlx(self, &rows).await
         }
     }
     impl sealed::Sealed for &mut sqlx::Transaction<'_, sqlx::Sqlite> {}
     impl EnqueueAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
-        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<JobId>> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
             lite::insert_sqlx(self, &rows).await
         }
     }

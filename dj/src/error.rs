@@ -53,6 +53,14 @@ pub enum Error {
     /// A queue limit of 0 (use `worker pause` to stop a queue, or remove the limit).
     #[error("a limit of 0 running jobs for queue `{0}` would stop it; to stop a queue use `worker pause {0}`, to remove its limit `worker limit {0} none`")]
     InvalidLimit(String),
+    /// A schedule that cannot be read (its expression or time zone).
+    #[error("schedule `{name}`: {problem}")]
+    InvalidSchedule {
+        /// The schedule's name.
+        name: String,
+        /// What is wrong, and how to write it.
+        problem: String,
+    },
     /// A job's payload could not be turned into JSON.
     #[error("job `{name}` could not be serialized: {source}")]
     Serialize {

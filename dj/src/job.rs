@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::backoff;
 use crate::context::Context;
-use crate::enqueue::Delayed;
+use crate::enqueue::{Delayed, OnDuplicate};
 
 /// A job type's identity and defaults. Written by `#[derive(Job)]` or `#[dj::job]`; do not
 /// implement it by hand (a hand-written impl is not registered, so no worker could load it).
@@ -36,6 +36,17 @@ pub trait Job: Perform + Stored + Send + Sync + 'static {
     {
         Delayed::new(self)
     }
+
+    /// The unique key from `#[job(unique = ..)]`, built from this value's fields.
+    #[doc(hidden)]
+    fn __unique_key(&self) -> Option<String> {
+        None
+    }
+    /// The concurrency key from `#[job(concurrency_key = ..)]`, built from this value's fields.
+    #[doc(hidden)]
+    fn __concurrency_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What can be stored in a row: `Serialize + Deserialize`, for every such type. (Its own
@@ -53,6 +64,9 @@ pub struct JobOptions {
     pub(crate) priority: Option<i32>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) max_run_time: Option<Duration>,
+    pub(crate) on_duplicate: OnDuplicate,
+    pub(crate) unique_until_done: bool,
+    pub(crate) concurrency: Option<u32>,
 }
 
 impl JobOptions {
@@ -63,6 +77,9 @@ impl JobOptions {
             priority: None,
             max_attempts: None,
             max_run_time: None,
+            on_duplicate: OnDuplicate::Skip,
+            unique_until_done: false,
+            concurrency: None,
         }
     }
     /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
@@ -83,6 +100,21 @@ impl JobOptions {
     /// How long one run may take before it counts as a failed attempt.
     pub const fn max_run_time(mut self, max_run_time: Duration) -> Self {
         self.max_run_time = Some(max_run_time);
+        self
+    }
+    /// What a duplicate of a unique job does (see [`crate::Delayed::on_duplicate`]).
+    pub const fn on_duplicate(mut self, policy: OnDuplicate) -> Self {
+        self.on_duplicate = policy;
+        self
+    }
+    /// Unique keys are held until the job is done (see [`crate::Delayed::unique_until_done`]).
+    pub const fn unique_until_done(mut self) -> Self {
+        self.unique_until_done = true;
+        self
+    }
+    /// How many jobs with one concurrency key may run at once (default 1).
+    pub const fn concurrency(mut self, limit: u32) -> Self {
+        self.concurrency = Some(limit);
         self
     }
 }

@@ -79,6 +79,7 @@ mod block;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod context;
+mod cron;
 mod db;
 mod duration;
 mod enqueue;
@@ -98,9 +99,12 @@ pub mod worker;
 pub mod __private;
 
 pub use context::{Context, JobInfo, State};
+pub use cron::{Missed, Schedule, ScheduleRow};
 pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
-pub use enqueue::{enqueue_many, Delayed, EnqueueTarget, JobId};
+pub use enqueue::{
+    enqueue_many, enqueue_many_outcomes, Delayed, EnqueueOutcome, EnqueueTarget, JobId, OnDuplicate,
+};
 #[cfg(feature = "tokio")]
 pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};

@@ -1,11 +1,16 @@
 //! What the macros' generated code reaches, and nothing else: `::dj::__private::...`.
 //! Not part of dj's public API; it may change in any release.
 
-pub use crate::job::JobOptions;
+pub use crate::job::{Job, JobOptions};
 pub use crate::registry::Registration;
 pub use inventory;
 pub use serde;
 pub use std::time::Duration;
+
+/// A unique or concurrency key built by `#[job(unique = ..)]`: the values as JSON.
+pub fn key_of<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
 
 /// The future of a `#[dj::job] async fn`, checked to be `Send` where the macro calls it.
 pub fn send_future<F: SendFuture>(future: F) -> F {
@@ -21,3 +26,54 @@ pub fn send_future<F: SendFuture>(future: F) -> F {
 pub trait SendFuture: std::future::Future + Send {}
 
 impl<F: std::future::Future + Send> SendFuture for F {}
+
+/// A `#[job(cron = ..)]` schedule, submitted by the macro; every worker adds it to `dj_cron`
+/// at start.
+#[derive(Debug)]
+pub struct CronRegistration {
+    pub(crate) name: &'static str,
+    pub(crate) expression: &'static str,
+    pub(crate) tz: &'static str,
+    pub(crate) skip_missed: bool,
+    pub(crate) queue: Option<&'static str>,
+    pub(crate) priority: i32,
+    pub(crate) handler: fn() -> crate::Result<String>,
+}
+
+impl CronRegistration {
+    /// The schedule of `J`, whose jobs are `J::default()`.
+    pub const fn of<J: CronJob>(
+        expression: &'static str,
+        tz: &'static str,
+        skip_missed: bool,
+    ) -> Self {
+        CronRegistration {
+            name: J::NAME,
+            expression,
+            tz,
+            skip_missed,
+            queue: J::OPTIONS.queue,
+            priority: match J::OPTIONS.priority {
+                Some(priority) => priority,
+                None => 0,
+            },
+            handler: default_handler::<J>,
+        }
+    }
+}
+
+inventory::collect!(CronRegistration);
+
+fn default_handler<J: CronJob>() -> crate::Result<String> {
+    crate::registry::handler_of(&J::default())
+}
+
+/// A job a schedule can build with no input.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[job(cron = ..)]` but cannot be built without input",
+    label = "a recurring job is built with `Default::default()`",
+    note = "add `#[derive(Default)]` to `{Self}` (or implement `Default`), or give a schedule its own arguments at run time with `dj::Schedule::new(name, expression, &job)` and `db.add_schedule(..)`"
+)]
+pub trait CronJob: Job + Default {}
+
+impl<T: Job + Default> CronJob for T {}

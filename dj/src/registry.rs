@@ -292,6 +292,11 @@ impl Registry {
         })
     }
 
+    /// The registered name (as `&'static`) of `name`, an alias resolved to its type's name.
+    pub(crate) fn name_of(&self, name: &str) -> Option<&'static str> {
+        self.by_name.get(name).map(|r| r.name)
+    }
+
     /// The registered names, comma-separated, for messages.
     pub(crate) fn known(&self) -> String {
         if self.by_name.is_empty() {

@@ -380,3 +380,143 @@ impl Perform for CountsRunning {
         Ok(())
     }
 }
+
+/// A unique job keyed by its customer (`#[job(unique = "customer")]`): records
+/// `sync CUSTOMER VERSION`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(unique = "customer")]
+pub struct SyncCustomer {
+    pub log: String,
+    pub customer: i64,
+    pub version: u32,
+}
+
+impl Perform for SyncCustomer {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(
+            &self.log,
+            &format!("sync {} {}", self.customer, self.version),
+        );
+        Ok(())
+    }
+}
+
+/// While it runs, enqueues a job with its own unique key and records what that enqueue
+/// was: `inner inserted` (the key was freed when this job started) or `inner duplicate`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct UniqueProbe {
+    pub log: String,
+    pub until_done: bool,
+    pub outer: bool,
+}
+
+impl UniqueProbe {
+    pub fn delayed(self) -> dj::Delayed<Self> {
+        let until_done = self.until_done;
+        let delayed = self.delay().unique("probe");
+        if until_done {
+            delayed.unique_until_done()
+        } else {
+            delayed
+        }
+    }
+}
+
+impl Perform for UniqueProbe {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        if !self.outer {
+            return Ok(());
+        }
+        let db = ctx.db().expect("a worker's job has the db");
+        let inner = UniqueProbe {
+            outer: false,
+            ..self.clone()
+        };
+        let outcome = inner.delayed().enqueue_outcome(db)?;
+        let what = if outcome.is_duplicate() {
+            "duplicate"
+        } else {
+            "inserted"
+        };
+        record(&self.log, &format!("inner {what}"));
+        Ok(())
+    }
+}
+
+/// At most one at a time per customer (`#[job(concurrency_key = "customer", concurrency =
+/// 1)]`). While it runs it counts, from the table, the running rows with its own key and
+/// records `key CUSTOMER running N`: a database-side count, whatever the timing.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(concurrency_key = "customer", concurrency = 1)]
+pub struct CountsKey {
+    pub log: String,
+    pub customer: i64,
+}
+
+impl Perform for CountsKey {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        std::thread::sleep(Duration::from_millis(30));
+        let db = ctx.db().expect("a worker's job has the db");
+        let running = db.jobs(&dj::JobFilter {
+            state: Some(dj::JobState::Running),
+            name: Some(Self::NAME.into()),
+            ..dj::JobFilter::default()
+        })?;
+        let mine = running
+            .iter()
+            .find(|row| row.id == ctx.job().id)
+            .and_then(|row| row.concurrency_key.clone())
+            .expect("this job is running, with its key");
+        let same = running
+            .iter()
+            .filter(|row| row.concurrency_key.as_deref() == Some(mine.as_str()))
+            .count();
+        record(&self.log, &format!("key {} running {same}", self.customer));
+        std::thread::sleep(Duration::from_millis(30));
+        Ok(())
+    }
+}
+
+/// Records `tick ID FIRE` (its row's id and run time in unix seconds, which for a job
+/// enqueued by a schedule is its fire time).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Tick {
+    pub log: String,
+}
+
+impl Perform for Tick {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        let db = ctx.db().expect("a worker's job has the db");
+        let id = ctx.job().id;
+        let row = db.job(id)?.expect("the running job's row");
+        let fire = row
+            .run_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        record(&self.log, &format!("tick {id} {fire}"));
+        Ok(())
+    }
+}
+
+/// A schedule from code that never fires during a test run (29 February, in Paris): every
+/// worker of the tests registers it, and `worker cron` lists it.
+#[derive(Debug, Clone, Default, Job, Serialize, Deserialize)]
+#[job(
+    cron = "0 0 0 29 2 *",
+    tz = "Europe/Paris",
+    missed = "skip",
+    queue = "leap"
+)]
+pub struct LeapDay;
+
+impl Perform for LeapDay {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}

@@ -104,10 +104,17 @@ fn expand(job: &JobFn<'_>) -> TokenStream {
         }
     };
     let job_impl = super::job_impl(ident, &job.name(), &job.attrs);
+    // A recurring job function takes no arguments (checked): its struct is built by default.
+    let default = job
+        .attrs
+        .cron
+        .is_some()
+        .then(|| quote!(#[derive(::core::default::Default)]));
     quote! {
         #item
 
         #[doc = #doc]
+        #default
         #[derive(::dj::__private::serde::Serialize, ::dj::__private::serde::Deserialize)]
         #[serde(crate = "::dj::__private::serde")]
         #vis struct #ident {

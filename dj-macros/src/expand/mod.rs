@@ -8,22 +8,66 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Ident;
 
-use crate::attr::Attrs;
+use crate::attr::{Attrs, KeyFrom};
 
 /// `impl ::dj::Job` and its registration: what both macros end with.
 fn job_impl(ident: &Ident, name: &str, attrs: &Attrs) -> TokenStream {
     let aliases = &attrs.aliases;
     let options = options(attrs);
+    let cron = cron(ident, attrs);
+    let unique = attrs.unique.as_ref().map(|from| {
+        let key = key(from);
+        quote! {
+            fn __unique_key(&self) -> ::core::option::Option<::std::string::String> {
+                ::core::option::Option::Some(#key)
+            }
+        }
+    });
+    let concurrency = attrs.concurrency_key.as_ref().map(|from| {
+        let key = key(from);
+        quote! {
+            fn __concurrency_key(&self) -> ::core::option::Option<::std::string::String> {
+                ::core::option::Option::Some(#key)
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl ::dj::Job for #ident {
             const NAME: &'static str = #name;
             const ALIASES: &'static [&'static str] = &[#(#aliases),*];
             const OPTIONS: ::dj::__private::JobOptions = #options;
+            #unique
+            #concurrency
         }
         ::dj::__private::inventory::submit! {
             ::dj::__private::Registration::of::<#ident>()
         }
+        #cron
+    }
+}
+
+/// The schedule of a `#[job(cron = ..)]` type, registered beside the type.
+fn cron(ident: &Ident, attrs: &Attrs) -> Option<TokenStream> {
+    let expression = attrs.cron.as_ref()?;
+    let tz = attrs.tz.as_deref().unwrap_or("UTC");
+    let skip = attrs.skip_missed.unwrap_or(false);
+    // Spanned at the expression, so that a type without `Default` is reported there.
+    let of = quote::quote_spanned!(expression.span()=>
+        ::dj::__private::CronRegistration::of::<#ident>);
+    Some(quote! {
+        ::dj::__private::inventory::submit! {
+            #of(#expression, #tz, #skip)
+        }
+    })
+}
+
+/// A key from the payload or from fields (the fields' values as JSON; spanned at the string
+/// that named them, so that a missing field is reported there).
+fn key(from: &KeyFrom) -> TokenStream {
+    match from {
+        KeyFrom::Payload => quote!(::dj::__private::key_of(self)),
+        KeyFrom::Fields(fields) => quote!(::dj::__private::key_of(&(#(&self.#fields,)*))),
     }
 }
 
@@ -35,7 +79,15 @@ fn options(attrs: &Attrs) -> TokenStream {
     let max_run_time = attrs
         .max_run_time
         .map(|secs| quote!(.max_run_time(::dj::__private::Duration::from_secs(#secs))));
+    let replace = attrs
+        .replace
+        .then(|| quote!(.on_duplicate(::dj::OnDuplicate::Replace)));
+    let until_done = attrs
+        .unique_until_done
+        .then(|| quote!(.unique_until_done()));
+    let concurrency = attrs.concurrency.map(|limit| quote!(.concurrency(#limit)));
     quote! {
         ::dj::__private::JobOptions::new() #queue #priority #max_attempts #max_run_time
+            #replace #until_done #concurrency
     }
 }

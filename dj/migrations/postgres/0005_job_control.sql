@@ -3,10 +3,12 @@
 -- snoozes: how often the job asked to run later (`JobError::snooze`). A snooze is not a
 -- failed attempt: `attempts` is unchanged; `snoozes` is bounded by the worker's max_snoozes.
 --
--- unique_key, unique_running: for unique jobs (`.unique(key)`, not released yet). While a
--- key is set, no other row may carry it (the index below), so an enqueue with that key finds
--- this row instead. A permanent failure (or a cancel) clears it; a finished job's row is
--- deleted, which frees the key.
+-- unique_key, unique_running: for unique jobs (`.unique(key)`, `#[job(unique = ..)]`; the
+-- key is scoped by the job's name). While a key is set, no other row may carry it (the index
+-- below), so an enqueue with that key finds this row instead (and may replace its payload).
+-- The claim clears the key unless unique_running (`unique_until_done`): by default a key is
+-- held only while the job waits to start. A permanent failure (or a cancel) clears it; a
+-- finished job's row is deleted, which frees the key.
 --
 -- concurrency_key, concurrency_limit: at most concurrency_limit rows with this key run at
 -- once, across every worker (`#[job(concurrency_key = .., concurrency = N)]`).

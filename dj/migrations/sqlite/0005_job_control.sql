@@ -6,7 +6,8 @@ ALTER TABLE delayed_jobs ADD COLUMN unique_running INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE delayed_jobs ADD COLUMN concurrency_key TEXT;
 ALTER TABLE delayed_jobs ADD COLUMN concurrency_limit INTEGER;
 
--- One row per held key: a second enqueue of it conflicts here (ON CONFLICT).
+-- One row per held key: a unique enqueue looks for the holder first, in the same write
+-- transaction as its insert, and the index makes any second row with the key an error.
 CREATE UNIQUE INDEX IF NOT EXISTS delayed_jobs_unique ON delayed_jobs (unique_key)
     WHERE unique_key IS NOT NULL;
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::args::{
-    CancelArgs, ClearArgs, DeleteArgs, Limit, LimitArgs, PruneArgs, QueueArgs, RetryArgs,
+    CancelArgs, ClearArgs, CronArgs, DeleteArgs, Limit, LimitArgs, PruneArgs, QueueArgs, RetryArgs,
     UnlockArgs,
 };
 use super::confirm;
@@ -169,6 +169,70 @@ pub(super) fn limit(db: &Db, args: &LimitArgs) -> Result<ExitCode> {
                 }
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A schedule as `cron --json` prints it.
+#[derive(serde::Serialize)]
+struct ScheduleView<'a> {
+    name: &'a str,
+    expression: &'a str,
+    tz: &'a str,
+    missed: &'static str,
+    job: &'a str,
+    queue: Option<&'a str>,
+    priority: i32,
+    from_code: bool,
+    last_fire_at: Option<String>,
+    next_fire_at: Option<String>,
+}
+
+pub(super) fn cron(db: &Db, args: &CronArgs) -> Result<ExitCode> {
+    if let Some(name) = &args.remove {
+        return Ok(if db.remove_schedule(name)? {
+            println!("Removed schedule {name}");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("No schedule named {name}; `cron` lists them");
+            ExitCode::FAILURE
+        });
+    }
+    let schedules = db.schedules()?;
+    let time = |t: Option<std::time::SystemTime>| t.map(super::output::rfc3339);
+    let views: Vec<ScheduleView<'_>> = schedules
+        .iter()
+        .map(|s| ScheduleView {
+            name: &s.name,
+            expression: &s.expression,
+            tz: &s.tz,
+            missed: s.missed.as_str(),
+            job: &s.job_name,
+            queue: s.queue.as_deref(),
+            priority: s.priority,
+            from_code: s.from_code,
+            last_fire_at: time(s.last_fire_at),
+            next_fire_at: time(s.next_fire_at),
+        })
+        .collect();
+    if args.json {
+        json(&views);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        println!("No schedules; add `#[job(cron = \"..\")]` to a job or `db.add_schedule(..)`");
+    }
+    for v in &views {
+        println!(
+            "{}  {:?} {}  job {}  missed: {}  last: {}  next: {}",
+            v.name,
+            v.expression,
+            v.tz,
+            v.job,
+            v.missed,
+            v.last_fire_at.as_deref().unwrap_or("never"),
+            v.next_fire_at.as_deref().unwrap_or("none")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -78,6 +78,8 @@ pub enum Command {
     /// Limit a queue to N running jobs at once across every worker (`none` removes the
     /// limit; without N, list the limits).
     Limit(LimitArgs),
+    /// List recurring jobs (schedules) with their last and next fire times, or remove one.
+    Cron(CronArgs),
     /// Run a pool of worker processes in the foreground (`script/delayed_job start -n N`):
     /// restarts crashed workers, forwards TERM/INT, writes per-worker logs with --log-dir.
     Start(StartArgs),
@@ -141,6 +143,9 @@ pub struct WorkArgs {
     /// Prefix of the worker name stored in locked_by.
     #[arg(long, env = "DJ_NAME_PREFIX")]
     pub name_prefix: Option<String>,
+    /// Do not fire recurring jobs (other workers of the database still do).
+    #[arg(long, env = "DJ_NO_CRON")]
+    pub no_cron: bool,
 }
 
 impl WorkArgs {
@@ -166,6 +171,7 @@ impl WorkArgs {
             rescue_interval,
             heartbeat_timeout,
             name_prefix: _,
+            no_cron,
         } = self;
         let secs = |d: &Duration| d.as_secs_f64().to_string();
         let mut args = vec!["work".to_owned()];
@@ -205,6 +211,9 @@ impl WorkArgs {
         }
         if *keep_failed {
             args.push("--keep-failed".to_owned());
+        }
+        if *no_cron {
+            args.push("--no-cron".to_owned());
         }
         args
     }
@@ -251,6 +260,7 @@ impl WorkArgs {
             database_wait: None,
             keep_failed_for: self.keep_failed_for,
             max_snoozes: Config::default().max_snoozes,
+            cron: !self.no_cron,
         })
     }
 }
@@ -424,6 +434,17 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
             )),
         },
     }
+}
+
+/// `cron`: the schedules.
+#[derive(Debug, Clone, Args)]
+pub struct CronArgs {
+    /// Remove the schedule of this name (one from code comes back when a worker starts).
+    #[arg(long, value_name = "NAME")]
+    pub remove: Option<String>,
+    /// Print the schedules as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `prune`: delete old failed jobs now.

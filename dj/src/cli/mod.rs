@@ -95,6 +95,7 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Resume(args) => admin::pause(&db()?, &args, false),
         Command::Cancel(args) => admin::cancel(&db()?, &args),
         Command::Limit(args) => admin::limit(&db()?, &args),
+        Command::Cron(args) => admin::cron(&db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),

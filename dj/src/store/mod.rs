@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::enqueue::{JobId, NewJob};
+use crate::cron::{Schedule, ScheduleRow};
+use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
 use crate::error::Result;
 
 pub(crate) mod filter;
@@ -15,6 +16,8 @@ pub(crate) mod filter;
 pub(crate) struct InsertedId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub(crate) id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub(crate) outcome: i32,
 }
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
@@ -280,7 +283,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// The database's clock.
     fn now(&self) -> Result<SystemTime>;
 
-    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>>;
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>>;
     /// The PostgreSQL store, whose insert can be awaited.
     #[cfg(all(feature = "postgres", feature = "tokio"))]
     fn as_postgres(&self) -> Option<&postgres::PgStore> {
@@ -338,6 +341,27 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn queue_limits(&self) -> Result<Vec<(String, i32)>>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
+
+    /// Adds a schedule, or updates its definition (its next fire time only if the
+    /// expression or zone changed); nothing is written when nothing changed.
+    fn cron_upsert(&self, schedule: &Schedule, next: Option<SystemTime>) -> Result<()>;
+    /// Removes a schedule; false if there was none.
+    fn cron_remove(&self, name: &str) -> Result<bool>;
+    /// Every schedule, by name.
+    fn cron_list(&self) -> Result<Vec<ScheduleRow>>;
+    /// The database's clock, and the schedules whose next fire time has come by it.
+    fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)>;
+    /// Fires a schedule: if its next fire time is still `expected`, sets it to `next` (and
+    /// `last_fire_at` to the last of `jobs`' fire times) and inserts `jobs`, in one
+    /// transaction. False if another worker fired it first (nothing is written).
+    fn cron_fire(
+        &self,
+        name: &str,
+        expected: SystemTime,
+        next: Option<SystemTime>,
+        last: Option<SystemTime>,
+        jobs: &[NewJob],
+    ) -> Result<bool>;
 
     /// Blocks until new jobs may be ready or `timeout` passes. Returns true if woken early.
     /// The default just sleeps: polling.

@@ -19,7 +19,8 @@ use super::{
     filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
     WorkerRow, VERSION,
 };
-use crate::enqueue::{JobId, NewJob};
+use crate::cron::{Missed, Schedule, ScheduleRow};
+use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::worker::StopFlag;
@@ -46,6 +47,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_job_control.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_cron.sql")),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -196,38 +198,31 @@ impl PgStore {
         }
     }
 
-    /// Inserts rows on a pooled connection: one statement per batch, several batches in one
-    /// transaction. What `enqueue_async` on a PostgreSQL `Db` awaits.
+    /// Inserts rows on a pooled connection: one statement per batch, several statements in
+    /// one transaction. What `enqueue_async` on a PostgreSQL `Db` awaits.
     pub(crate) fn insert<'a>(
         &'a self,
         rows: &'a [NewJob],
-    ) -> impl Future<Output = Result<Vec<JobId>>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<EnqueueOutcome>>> + Send + 'a {
         self.run_async(async move |conn: &mut Session| {
-            if rows.len() <= crate::INSERT_BATCH {
-                return insert_pooled(conn, &InsertArrays::of(rows)).await;
+            let steps = insert_steps(rows, crate::INSERT_BATCH);
+            let mut out = vec![EnqueueOutcome::Inserted(0); rows.len()];
+            if steps.len() <= 1 {
+                for step in &steps {
+                    let got = query(conn, step.sql(), step.types(), &step.params()).await?;
+                    place(&mut out, step, outcomes_of(got));
+                }
+                return Ok(out);
             }
             let tx = conn.transaction().await?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for batch in rows.chunks(crate::INSERT_BATCH) {
-                let a = InsertArrays::of(batch);
-                let inserted = tx.query_typed(a.sql(), &a.typed_params()).await?;
-                ids.extend(inserted.iter().map(|r| r.get::<_, i64>(0)));
+            for step in &steps {
+                let got = tx.query_typed(step.sql(), &step.typed_params()).await?;
+                place(&mut out, step, outcomes_of(got));
             }
             tx.commit().await?;
-            Ok(ids)
+            Ok(out)
         })
     }
-}
-
-async fn insert_pooled(
-    conn: &Session,
-    a: &InsertArrays<'_>,
-) -> Result<Vec<JobId>, tokio_postgres::Error> {
-    if a.names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = query(conn, a.sql(), a.types(), &a.params()).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The limited claim, in a transaction of its own behind the cluster-wide lock.
@@ -358,18 +353,72 @@ struct InsertArrays<'a> {
     at: Vec<Option<f64>>,
     delays: Vec<f64>,
     max_run_times: Vec<Option<i32>>,
+    concurrency_keys: Vec<Option<&'a str>>,
+    concurrency_limits: Vec<Option<i32>>,
+    unique_keys: Vec<&'a str>,
+    unique_until_done: Vec<bool>,
+}
+
+/// One statement of an insert: plain rows, or unique rows of one policy with each key at
+/// most once (a statement's ON CONFLICT cannot meet one row twice), and where its rows go in
+/// the caller's list.
+struct InsertStep<'a> {
+    a: InsertArrays<'a>,
+    /// `None` for plain rows; for unique rows, whether a duplicate replaces the waiting job.
+    replace: Option<bool>,
+    positions: Vec<usize>,
+}
+
+/// The statements that insert `rows`: plain rows in batches of `batch`; unique rows grouped
+/// by policy, a later row with a key already in the call going to a later statement (so it
+/// meets the earlier one as a duplicate, as a later call would).
+fn insert_steps(rows: &[NewJob], batch: usize) -> Vec<InsertStep<'_>> {
+    // (replace, round) → positions; plain rows are (None, 0), first.
+    type Group = (Option<bool>, usize);
+    let mut groups: Vec<(Group, Vec<usize>)> = vec![((None, 0), Vec::new())];
+    let mut rounds: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let group = match &row.unique {
+            None => (None, 0),
+            Some(unique) => {
+                let round = rounds.entry(unique.key.as_str()).or_insert(0);
+                *round += 1;
+                (Some(unique.replace), *round)
+            }
+        };
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, positions)) => positions.push(i),
+            None => groups.push((group, vec![i])),
+        }
+    }
+    let mut steps = Vec::new();
+    for ((replace, _), positions) in groups {
+        for chunk in positions.chunks(batch) {
+            steps.push(InsertStep {
+                a: InsertArrays::of(chunk.iter().map(|&i| &rows[i])),
+                replace,
+                positions: chunk.to_vec(),
+            });
+        }
+    }
+    steps
 }
 
 impl<'a> InsertArrays<'a> {
-    fn of(rows: &'a [NewJob]) -> Self {
+    fn of(rows: impl ExactSizeIterator<Item = &'a NewJob>) -> Self {
+        let n = rows.len();
         let mut a = InsertArrays {
-            names: Vec::with_capacity(rows.len()),
-            handlers: Vec::with_capacity(rows.len()),
-            priorities: Vec::with_capacity(rows.len()),
-            queues: Vec::with_capacity(rows.len()),
-            at: Vec::with_capacity(rows.len()),
-            delays: Vec::with_capacity(rows.len()),
-            max_run_times: Vec::with_capacity(rows.len()),
+            names: Vec::with_capacity(n),
+            handlers: Vec::with_capacity(n),
+            priorities: Vec::with_capacity(n),
+            queues: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            delays: Vec::with_capacity(n),
+            max_run_times: Vec::with_capacity(n),
+            concurrency_keys: Vec::with_capacity(n),
+            concurrency_limits: Vec::with_capacity(n),
+            unique_keys: Vec::new(),
+            unique_until_done: Vec::new(),
         };
         for row in rows {
             let (at, delay) = row.run_at.values();
@@ -380,14 +429,47 @@ impl<'a> InsertArrays<'a> {
             a.at.push(at);
             a.delays.push(delay);
             a.max_run_times.push(row.max_run_time);
+            a.concurrency_keys
+                .push(row.concurrency.as_ref().map(|(key, _)| key.as_str()));
+            a.concurrency_limits
+                .push(row.concurrency.as_ref().map(|(_, limit)| *limit));
+            if let Some(unique) = &row.unique {
+                a.unique_keys.push(&unique.key);
+                a.unique_until_done.push(unique.until_done);
+            }
         }
         a
     }
 }
 
-const INSERT_ONE: &str =
-    "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
-     VALUES ($1, $2, $3, $4, coalesce(to_timestamp($5), now() + $6 * interval '1 second'), $7) RETURNING id";
+/// Every insert returns, per row, its id and what happened: 0 inserted, 1 a duplicate of
+/// the waiting job with the key, 2 that job replaced.
+fn outcome(id: JobId, code: i32) -> EnqueueOutcome {
+    match code {
+        0 => EnqueueOutcome::Inserted(id),
+        2 => EnqueueOutcome::Replaced(id),
+        _ => EnqueueOutcome::Duplicate(id),
+    }
+}
+
+/// Runs `steps` through `exec` (one statement each, in order) and puts each row's outcome in
+/// its place.
+fn collect_outcomes<E>(
+    n: usize,
+    steps: &[InsertStep<'_>],
+    mut exec: impl FnMut(&InsertStep<'_>) -> Result<Vec<(JobId, i32)>, E>,
+) -> Result<Vec<EnqueueOutcome>, E> {
+    let mut out = vec![EnqueueOutcome::Inserted(0); n];
+    for step in steps {
+        place(&mut out, step, exec(step)?);
+    }
+    Ok(out)
+}
+
+const INSERT_ONE: &str = "INSERT INTO delayed_jobs \
+         (name, handler, priority, queue, run_at, max_run_time, concurrency_key, concurrency_limit) \
+     VALUES ($1, $2, $3, $4, coalesce(to_timestamp($5), now() + $6 * interval '1 second'), $7, $8, $9) \
+     RETURNING id, 0 AS outcome";
 const INSERT_ONE_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
@@ -396,13 +478,17 @@ const INSERT_ONE_TYPES: &[Type] = &[
     Type::FLOAT8,
     Type::FLOAT8,
     Type::INT4,
+    Type::TEXT,
+    Type::INT4,
 ];
 
-const INSERT_MANY: &str = "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time) \
-     SELECT n, h, p, q, coalesce(to_timestamp(a), now() + d * interval '1 second'), m \
-     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::float8[], $6::float8[], $7::int4[]) \
-          AS t(n, h, p, q, a, d, m) \
-     RETURNING id";
+const INSERT_MANY: &str = "INSERT INTO delayed_jobs \
+         (name, handler, priority, queue, run_at, max_run_time, concurrency_key, concurrency_limit) \
+     SELECT n, h, p, q, coalesce(to_timestamp(a), now() + d * interval '1 second'), m, ck, cl \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::float8[], $6::float8[], \
+                 $7::int4[], $8::text[], $9::int4[]) \
+          AS t(n, h, p, q, a, d, m, ck, cl) \
+     RETURNING id, 0 AS outcome";
 const INSERT_MANY_TYPES: &[Type] = &[
     Type::TEXT_ARRAY,
     Type::TEXT_ARRAY,
@@ -411,46 +497,98 @@ const INSERT_MANY_TYPES: &[Type] = &[
     Type::FLOAT8_ARRAY,
     Type::FLOAT8_ARRAY,
     Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
 ];
 
-impl InsertArrays<'_> {
-    /// One row binds scalars; more bind one array per column.
+/// The insert of unique rows: a row whose key a live row holds (the partial unique index
+/// `delayed_jobs_unique`) is not inserted; the holder is returned instead, and with `$12`
+/// (replace) a holder still waiting takes the new row's payload, priority, queue, run time
+/// and limits. The index decides under concurrency: a second insert of a key waits for the
+/// first's transaction and then sees its row. `xmax = 0` only on a row this statement
+/// inserted (an upsert's update leaves its lock in xmax).
+const INSERT_UNIQUE: &str = "INSERT INTO delayed_jobs AS j \
+         (name, handler, priority, queue, run_at, max_run_time, concurrency_key, concurrency_limit, \
+          unique_key, unique_running) \
+     SELECT n, h, p, q, coalesce(to_timestamp(a), now() + d * interval '1 second'), m, ck, cl, u, ur \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::float8[], $6::float8[], \
+                 $7::int4[], $8::text[], $9::int4[], $10::text[], $11::bool[]) \
+          AS t(n, h, p, q, a, d, m, ck, cl, u, ur) \
+     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO UPDATE SET \
+         handler = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.handler ELSE j.handler END, \
+         priority = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.priority ELSE j.priority END, \
+         queue = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.queue ELSE j.queue END, \
+         run_at = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.run_at ELSE j.run_at END, \
+         max_run_time = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.max_run_time ELSE j.max_run_time END, \
+         concurrency_key = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.concurrency_key ELSE j.concurrency_key END, \
+         concurrency_limit = CASE WHEN $12 AND j.locked_at IS NULL THEN EXCLUDED.concurrency_limit ELSE j.concurrency_limit END, \
+         updated_at = CASE WHEN $12 AND j.locked_at IS NULL THEN now() ELSE j.updated_at END \
+     RETURNING j.id, CASE WHEN j.xmax = 0 THEN 0 WHEN $12 AND j.locked_at IS NULL THEN 2 ELSE 1 END AS outcome";
+const INSERT_UNIQUE_TYPES: &[Type] = &[
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::BOOL_ARRAY,
+    Type::BOOL,
+];
+
+impl InsertStep<'_> {
+    /// One plain row binds scalars; more, or unique rows, bind one array per column.
     fn sql(&self) -> &'static str {
-        if self.names.len() == 1 {
-            INSERT_ONE
-        } else {
-            INSERT_MANY
+        match self.replace {
+            Some(_) => INSERT_UNIQUE,
+            None if self.positions.len() == 1 => INSERT_ONE,
+            None => INSERT_MANY,
         }
     }
     fn types(&self) -> &'static [Type] {
-        if self.names.len() == 1 {
-            INSERT_ONE_TYPES
-        } else {
-            INSERT_MANY_TYPES
+        match self.replace {
+            Some(_) => INSERT_UNIQUE_TYPES,
+            None if self.positions.len() == 1 => INSERT_ONE_TYPES,
+            None => INSERT_MANY_TYPES,
         }
     }
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        if self.names.len() == 1 {
-            vec![
-                &self.names[0],
-                &self.handlers[0],
-                &self.priorities[0],
-                &self.queues[0],
-                &self.at[0],
-                &self.delays[0],
-                &self.max_run_times[0],
-            ]
-        } else {
-            vec![
-                &self.names,
-                &self.handlers,
-                &self.priorities,
-                &self.queues,
-                &self.at,
-                &self.delays,
-                &self.max_run_times,
-            ]
+        let a = &self.a;
+        if self.sql() == INSERT_ONE {
+            return vec![
+                &a.names[0],
+                &a.handlers[0],
+                &a.priorities[0],
+                &a.queues[0],
+                &a.at[0],
+                &a.delays[0],
+                &a.max_run_times[0],
+                &a.concurrency_keys[0],
+                &a.concurrency_limits[0],
+            ];
         }
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &a.names,
+            &a.handlers,
+            &a.priorities,
+            &a.queues,
+            &a.at,
+            &a.delays,
+            &a.max_run_times,
+            &a.concurrency_keys,
+            &a.concurrency_limits,
+        ];
+        if let Some(replace) = &self.replace {
+            params.extend([
+                &a.unique_keys as &(dyn ToSql + Sync),
+                &a.unique_until_done,
+                replace,
+            ]);
+        }
+        params
     }
     /// The parameters with their types, for a client that runs the insert unprepared.
     fn typed_params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
@@ -461,105 +599,156 @@ impl InsertArrays<'_> {
     }
 }
 
+fn outcomes_of(rows: Vec<Row>) -> Vec<(JobId, i32)> {
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
 /// Inserts rows through the caller's own `postgres` client (a transaction, or a plain
-/// connection), unprepared: one round trip per batch, nothing left prepared on it. Several
-/// batches run in a savepoint (or a transaction), all or none.
+/// connection), unprepared: one round trip per statement, nothing left prepared on it.
+/// Several statements run in a savepoint (or a transaction), all or none.
 pub(crate) fn insert_jobs(
     client: &mut impl postgres::GenericClient,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<EnqueueOutcome>> {
     let error = |e| missing_table(e, "the caller's connection");
-    let run = |client: &mut dyn FnMut(&InsertArrays<'_>) -> Result<Vec<Row>, postgres::Error>| {
-        let mut ids = Vec::with_capacity(rows.len());
-        for batch in rows.chunks(crate::INSERT_BATCH) {
-            ids.extend(
-                client(&InsertArrays::of(batch))?
-                    .iter()
-                    .map(|r| r.get::<_, i64>(0)),
-            );
-        }
-        Ok::<_, postgres::Error>(ids)
-    };
-    if rows.len() <= crate::INSERT_BATCH {
-        return run(&mut |a| client.query_typed(a.sql(), &a.typed_params())).map_err(error);
+    let steps = insert_steps(rows, crate::INSERT_BATCH);
+    if steps.len() <= 1 {
+        return collect_outcomes(rows.len(), &steps, |s| {
+            client
+                .query_typed(s.sql(), &s.typed_params())
+                .map(outcomes_of)
+        })
+        .map_err(error);
     }
     let mut tx = client.transaction().map_err(error)?;
-    let ids = run(&mut |a| tx.query_typed(a.sql(), &a.typed_params())).map_err(error)?;
+    let outcomes = collect_outcomes(rows.len(), &steps, |s| {
+        tx.query_typed(s.sql(), &s.typed_params()).map(outcomes_of)
+    })
+    .map_err(error)?;
     tx.commit().map_err(error)?;
-    Ok(ids)
+    Ok(outcomes)
 }
 
-/// Inserts rows through the caller's `tokio_postgres` client or transaction: one statement for
-/// all of them (atomic on its own, so a plain client needs no transaction).
+/// Inserts rows through the caller's `tokio_postgres` client or transaction: one statement
+/// for all plain rows (atomic on its own, so a plain client needs no transaction). Unique
+/// rows add statements; for those, pass a transaction if the call must be all or none.
 #[cfg(feature = "tokio-postgres")]
 pub(crate) async fn insert_tokio_postgres(
     client: &impl tokio_postgres::GenericClient,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Vec<EnqueueOutcome>> {
+    let mut out = vec![EnqueueOutcome::Inserted(0); rows.len()];
+    for step in insert_steps(rows, usize::MAX) {
+        let got = client
+            .query_typed(step.sql(), &step.typed_params())
+            .await
+            .map_err(|e| missing_table(e, "the caller's connection"))?;
+        place(&mut out, &step, outcomes_of(got));
     }
-    let a = InsertArrays::of(rows);
-    let inserted = client
-        .query_typed(a.sql(), &a.typed_params())
-        .await
-        .map_err(|e| missing_table(e, "the caller's connection"))?;
-    Ok(inserted.iter().map(|r| r.get(0)).collect())
+    Ok(out)
+}
+
+fn place(out: &mut [EnqueueOutcome], step: &InsertStep<'_>, got: Vec<(JobId, i32)>) {
+    for (&at, (id, code)) in step.positions.iter().zip(got) {
+        out[at] = outcome(id, code);
+    }
 }
 
 /// Inserts rows through the caller's sqlx connection (or the connection of its transaction):
-/// the same statement text as every other driver, one statement for all of them.
+/// the same statement text as every other driver, arrays even for one row (one bind list
+/// for this driver).
 #[cfg(feature = "sqlx-postgres")]
 pub(crate) async fn insert_sqlx(
     conn: &mut sqlx::PgConnection,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Vec<EnqueueOutcome>> {
+    use sqlx::Connection as _;
+    async fn each(
+        conn: &mut sqlx::PgConnection,
+        rows: &[NewJob],
+        steps: &[InsertStep<'_>],
+    ) -> sqlx::Result<Vec<EnqueueOutcome>> {
+        let mut out = vec![EnqueueOutcome::Inserted(0); rows.len()];
+        for step in steps {
+            let a = &step.a;
+            let sql = step.replace.map_or(INSERT_MANY, |_| INSERT_UNIQUE);
+            let query = sqlx::query_as::<_, (i64, i32)>(sql)
+                .bind(&a.names)
+                .bind(&a.handlers)
+                .bind(&a.priorities)
+                .bind(&a.queues)
+                .bind(&a.at)
+                .bind(&a.delays)
+                .bind(&a.max_run_times)
+                .bind(&a.concurrency_keys)
+                .bind(&a.concurrency_limits);
+            let query = match step.replace {
+                Some(replace) => query
+                    .bind(&a.unique_keys)
+                    .bind(&a.unique_until_done)
+                    .bind(replace),
+                None => query,
+            };
+            let got = query.fetch_all(&mut *conn).await?;
+            place(&mut out, step, got);
+        }
+        Ok(out)
     }
-    // Arrays even for one row: one bind list for this driver (the pooled path, which
-    // prepares its statements once, is the one that keeps the scalar form).
-    let a = InsertArrays::of(rows);
-    sqlx::query_scalar(INSERT_MANY)
-        .bind(&a.names)
-        .bind(&a.handlers)
-        .bind(&a.priorities)
-        .bind(&a.queues)
-        .bind(&a.at)
-        .bind(&a.delays)
-        .bind(&a.max_run_times)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(crate::error::from_sqlx)
+    let steps = insert_steps(rows, usize::MAX);
+    let inserted = if steps.len() > 1 {
+        let mut tx = conn.begin().await.map_err(crate::error::from_sqlx)?;
+        match each(&mut tx, rows, &steps).await {
+            Ok(out) => tx.commit().await.map(|()| out),
+            Err(e) => Err(e),
+        }
+    } else {
+        each(conn, rows, &steps).await
+    };
+    inserted.map_err(crate::error::from_sqlx)
 }
 
-/// Inserts rows through the caller's diesel connection: one statement for all of them, inside
-/// whatever diesel transaction the caller has open.
+/// Inserts rows through the caller's diesel connection, inside whatever diesel transaction
+/// the caller has open (several statements run in a transaction or savepoint of their own).
 #[cfg(feature = "diesel-postgres")]
 pub(crate) fn insert_diesel(
     conn: &mut diesel::PgConnection,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<EnqueueOutcome>> {
     use super::InsertedId as Inserted;
     use diesel::pg::sql_types::Array;
-    use diesel::sql_types::{Double, Integer, Nullable, Text};
-    use diesel::RunQueryDsl as _;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Arrays even for one row, as for sqlx.
-    let a = InsertArrays::of(rows);
-    let inserted = diesel::sql_query(INSERT_MANY)
-        .bind::<Array<Text>, _>(&a.names)
-        .bind::<Array<Text>, _>(&a.handlers)
-        .bind::<Array<Integer>, _>(&a.priorities)
-        .bind::<Array<Nullable<Text>>, _>(&a.queues)
-        .bind::<Array<Nullable<Double>>, _>(&a.at)
-        .bind::<Array<Double>, _>(&a.delays)
-        .bind::<Array<Nullable<Integer>>, _>(&a.max_run_times)
-        .load::<Inserted>(conn);
-    let inserted = inserted.map_err(crate::error::from_diesel)?;
-    Ok(inserted.into_iter().map(|r| r.id).collect())
+    use diesel::sql_types::{Bool, Double, Integer, Nullable, Text};
+    use diesel::{Connection as _, RunQueryDsl as _};
+    let steps = insert_steps(rows, usize::MAX);
+    let run = |conn: &mut diesel::PgConnection| {
+        collect_outcomes(rows.len(), &steps, |step| {
+            let a = &step.a;
+            let query = diesel::sql_query(step.replace.map_or(INSERT_MANY, |_| INSERT_UNIQUE))
+                .bind::<Array<Text>, _>(&a.names)
+                .bind::<Array<Text>, _>(&a.handlers)
+                .bind::<Array<Integer>, _>(&a.priorities)
+                .bind::<Array<Nullable<Text>>, _>(&a.queues)
+                .bind::<Array<Nullable<Double>>, _>(&a.at)
+                .bind::<Array<Double>, _>(&a.delays)
+                .bind::<Array<Nullable<Integer>>, _>(&a.max_run_times)
+                .bind::<Array<Nullable<Text>>, _>(&a.concurrency_keys)
+                .bind::<Array<Nullable<Integer>>, _>(&a.concurrency_limits);
+            let got = match step.replace {
+                Some(replace) => query
+                    .bind::<Array<Text>, _>(&a.unique_keys)
+                    .bind::<Array<Bool>, _>(&a.unique_until_done)
+                    .bind::<Bool, _>(replace)
+                    .load::<Inserted>(conn),
+                None => query.load::<Inserted>(conn),
+            };
+            got.map(|rows| rows.into_iter().map(|r| (r.id, r.outcome)).collect())
+        })
+    };
+    let inserted = if steps.len() > 1 {
+        conn.transaction(run)
+    } else {
+        run(conn)
+    };
+    inserted.map_err(crate::error::from_diesel)
 }
 
 /// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
@@ -584,7 +773,8 @@ macro_rules! claim_sql {
             " ORDER BY priority, run_at \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+                 unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
              FROM picked WHERE j.id = picked.id \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
                        j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
@@ -639,7 +829,8 @@ macro_rules! limited_claim_sql {
                  LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
                  WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
                  ORDER BY q.priority, q.run_at LIMIT $4) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL \
+             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+                 unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
              FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
              RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
                        j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
@@ -656,6 +847,37 @@ const LIMITED_WORK: &str = "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
 /// Taken (until commit) before a limited claim: one limited claim at a time, cluster-wide.
 /// The key is dj's own: "dj" and "limits" as two 32-bit halves.
 const LIMITED_CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(1785331712, 1818848616)";
+
+/// A stored schedule's columns.
+macro_rules! cron_columns {
+    () => {
+        "name, expression, tz, missed, job_name, handler, queue, priority, from_code, \
+         last_fire_at, next_fire_at"
+    };
+}
+
+/// The schedules whose next fire time has come.
+const CRON_DUE: &str = concat!(
+    "SELECT ",
+    cron_columns!(),
+    " FROM dj_cron WHERE next_fire_at <= now() ORDER BY name"
+);
+
+fn schedule_row(row: &Row) -> ScheduleRow {
+    ScheduleRow {
+        name: row.get(0),
+        expression: row.get(1),
+        tz: row.get(2),
+        missed: Missed::parse(row.get(3)),
+        job_name: row.get(4),
+        handler: row.get(5),
+        queue: row.get(6),
+        priority: row.get(7),
+        from_code: row.get(8),
+        last_fire_at: row.get(9),
+        next_fire_at: row.get(10),
+    }
+}
 
 /// The limited claim for a worker of every queue.
 #[doc(hidden)]
@@ -768,7 +990,9 @@ impl Store for PgStore {
                  SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0; \
                  SELECT queue, paused_at FROM dj_paused_queues LIMIT 0; \
                  SELECT queue, max_running FROM dj_queue_limits LIMIT 0; \
-                 SELECT job_id, requested_at FROM dj_cancels LIMIT 0"
+                 SELECT job_id, requested_at FROM dj_cancels LIMIT 0; \
+                 SELECT {} FROM dj_cron LIMIT 0",
+                cron_columns!()
             ))
             .await
         })
@@ -780,7 +1004,7 @@ impl Store for PgStore {
         })
     }
 
-    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
         io::block_on(self.insert(rows))
     }
 
@@ -1202,6 +1426,117 @@ impl Store for PgStore {
             )
             .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn cron_upsert(&self, s: &Schedule, next: Option<SystemTime>) -> Result<()> {
+        self.run(async |conn: &mut Session| {
+            execute(
+                conn,
+                "INSERT INTO dj_cron AS c (name, expression, tz, missed, job_name, handler, queue, \
+                                           priority, from_code, next_fire_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                     next_fire_at = CASE WHEN c.expression = EXCLUDED.expression AND c.tz = EXCLUDED.tz \
+                                         THEN c.next_fire_at ELSE EXCLUDED.next_fire_at END, \
+                     expression = EXCLUDED.expression, tz = EXCLUDED.tz, missed = EXCLUDED.missed, \
+                     job_name = EXCLUDED.job_name, handler = EXCLUDED.handler, \
+                     queue = EXCLUDED.queue, priority = EXCLUDED.priority, \
+                     from_code = EXCLUDED.from_code, updated_at = now() \
+                 WHERE (c.expression, c.tz, c.missed, c.job_name, c.handler, c.queue, c.priority, \
+                        c.from_code) IS DISTINCT FROM (EXCLUDED.expression, EXCLUDED.tz, \
+                        EXCLUDED.missed, EXCLUDED.job_name, EXCLUDED.handler, EXCLUDED.queue, \
+                        EXCLUDED.priority, EXCLUDED.from_code)",
+                &[
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::BOOL,
+                    Type::TIMESTAMPTZ,
+                ],
+                &[
+                    &s.name,
+                    &s.expression,
+                    &s.tz,
+                    &s.missed.as_str(),
+                    &s.job_name,
+                    &s.handler,
+                    &s.queue,
+                    &s.priority,
+                    &s.from_code,
+                    &next,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn cron_remove(&self, name: &str) -> Result<bool> {
+        self.run(async |conn: &mut Session| {
+            let n = execute(
+                conn,
+                "DELETE FROM dj_cron WHERE name = $1",
+                &[Type::TEXT],
+                &[&name],
+            )
+            .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn cron_list(&self) -> Result<Vec<ScheduleRow>> {
+        self.run(async |conn: &mut Session| {
+            let sql = concat!("SELECT ", cron_columns!(), " FROM dj_cron ORDER BY name");
+            let rows = query(conn, sql, &[], &[]).await?;
+            Ok(rows.iter().map(schedule_row).collect())
+        })
+    }
+
+    fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)> {
+        self.run(async |conn: &mut Session| {
+            let rows = query(conn, CRON_DUE, &[], &[]).await?;
+            let now = query(conn, "SELECT now()", &[], &[]).await?[0].get(0);
+            Ok((now, rows.iter().map(schedule_row).collect()))
+        })
+    }
+
+    fn cron_fire(
+        &self,
+        name: &str,
+        expected: SystemTime,
+        next: Option<SystemTime>,
+        last: Option<SystemTime>,
+        jobs: &[NewJob],
+    ) -> Result<bool> {
+        self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            let moved = tx
+                .execute_typed(
+                    "UPDATE dj_cron SET next_fire_at = $3, \
+                         last_fire_at = coalesce($4, last_fire_at), updated_at = now() \
+                     WHERE name = $1 AND next_fire_at = $2",
+                    &[
+                        (&name as &(dyn ToSql + Sync), Type::TEXT),
+                        (&expected, Type::TIMESTAMPTZ),
+                        (&next, Type::TIMESTAMPTZ),
+                        (&last, Type::TIMESTAMPTZ),
+                    ],
+                )
+                .await?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            for step in &insert_steps(jobs, crate::INSERT_BATCH) {
+                tx.query_typed(step.sql(), &step.typed_params()).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

@@ -17,7 +17,8 @@ use super::{
     filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
     WorkerRow, VERSION,
 };
-use crate::enqueue::{JobId, NewJob};
+use crate::cron::{Missed, Schedule, ScheduleRow};
+use crate::enqueue::{unix_secs, EnqueueOutcome, JobId, NewJob};
 use crate::error::{Error, Result};
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -42,6 +43,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_job_control.sql"),
     ),
+    (6, include_str!("../../migrations/sqlite/0006_cron.sql")),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -314,9 +316,10 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 /// Inserts rows on any connection: the pool's, or the caller's (inside its transaction if
-/// one is open; otherwise in a transaction of its own, so a batch is all or nothing).
-pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<JobId>> {
-    let own_tx = conn.is_autocommit() && rows.len() > 1;
+/// one is open; otherwise in a transaction of its own, so a batch is all or nothing and a
+/// unique row's two statements see one state of the table).
+pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+    let own_tx = conn.is_autocommit() && needs_transaction(rows);
     if own_tx {
         conn.execute_batch("BEGIN IMMEDIATE")?;
     }
@@ -326,6 +329,11 @@ pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<JobI
         conn.execute_batch(end)?;
     }
     result.map_err(|e| missing_table(e, "the caller's connection"))
+}
+
+/// Several rows, or a unique one (whose holder is looked for before the insert).
+fn needs_transaction(rows: &[NewJob]) -> bool {
+    rows.len() > 1 || rows.iter().any(|row| row.unique.is_some())
 }
 
 /// What every claim requires of a row: ready, in the priority range, claimed by a registered
@@ -341,7 +349,8 @@ const CLAIMABLE: &str = "failed_at IS NULL AND locked_at IS NULL \
 /// The claim of unlimited jobs: up to `?5` rows in priority then run_at order.
 static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
+        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
          WHERE id IN ( \
              SELECT id FROM delayed_jobs \
              WHERE {CLAIMABLE} AND concurrency_key IS NULL \
@@ -394,7 +403,8 @@ static CLAIM_LIMITED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
              LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
              WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
              ORDER BY q.priority, q.run_at LIMIT ?5) \
-         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL \
+         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
          WHERE id IN (SELECT id FROM picked) \
          RETURNING {COLUMNS}"
     )
@@ -402,16 +412,103 @@ static CLAIM_LIMITED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 
 /// The one insert of this backend, a row at a time, for every driver (rusqlite here, sqlx in
 /// `enqueue_async`): name, handler, priority, queue, absolute run time (unix seconds) or
-/// none, delay in seconds from the database's now, max_run_time.
+/// none, delay in seconds from the database's now, max_run_time, concurrency key and limit,
+/// unique key and whether it is held until done.
 pub(crate) static INSERT_ROW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, \
-                 CASE WHEN ?5 IS NULL THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
-                      ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END, \
-                 ?7, {NOW}, {NOW}) RETURNING id"
+        "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, \
+                                   concurrency_key, concurrency_limit, unique_key, unique_running, \
+                                   created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, {RUN_AT}, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW}) \
+         RETURNING id, 0 AS outcome"
     )
 });
+
+/// The run time an insert binds as `?5` (absolute, unix seconds) or `?6` (seconds from now).
+const RUN_AT: &str = "CASE WHEN ?5 IS NULL \
+     THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
+     ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END";
+
+/// Run before [`INSERT_ROW`] for a unique row, with the same parameters and `?12`
+/// (replace): finds the live row holding the key `?10`, which a replace updates if it is
+/// still waiting. No row: the key is free, and the insert follows in the same transaction
+/// (this UPDATE took the write lock, so no other insert of the key can come between).
+pub(crate) static UNIQUE_HOLDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let replace = "?12 AND locked_at IS NULL";
+    format!(
+        "UPDATE delayed_jobs SET \
+             handler = CASE WHEN {replace} THEN ?2 ELSE handler END, \
+             priority = CASE WHEN {replace} THEN ?3 ELSE priority END, \
+             queue = CASE WHEN {replace} THEN ?4 ELSE queue END, \
+             run_at = CASE WHEN {replace} THEN {RUN_AT} ELSE run_at END, \
+             max_run_time = CASE WHEN {replace} THEN ?7 ELSE max_run_time END, \
+             concurrency_key = CASE WHEN {replace} THEN ?8 ELSE concurrency_key END, \
+             concurrency_limit = CASE WHEN {replace} THEN ?9 ELSE concurrency_limit END, \
+             updated_at = CASE WHEN {replace} THEN {NOW} ELSE updated_at END \
+         WHERE unique_key = ?10 \
+         RETURNING id, CASE WHEN {replace} THEN 2 ELSE 1 END AS outcome"
+    )
+});
+
+/// A row's insert parameters, in [`INSERT_ROW`]'s order, and for a unique row `?12`.
+struct RowParams<'a> {
+    name: &'a str,
+    handler: &'a str,
+    priority: i32,
+    queue: Option<&'a str>,
+    at: Option<f64>,
+    delay: f64,
+    max_run_time: Option<i32>,
+    concurrency_key: Option<&'a str>,
+    concurrency_limit: Option<i32>,
+    unique_key: Option<&'a str>,
+    until_done: bool,
+    /// `Some(replace)` for a unique row.
+    replace: Option<bool>,
+}
+
+impl<'a> RowParams<'a> {
+    fn of(row: &'a NewJob) -> Self {
+        let (at, delay) = row.run_at.values();
+        RowParams {
+            name: row.name,
+            handler: &row.handler,
+            priority: row.priority,
+            queue: row.queue.as_deref(),
+            at,
+            delay,
+            max_run_time: row.max_run_time,
+            concurrency_key: row.concurrency.as_ref().map(|(key, _)| key.as_str()),
+            concurrency_limit: row.concurrency.as_ref().map(|(_, limit)| *limit),
+            unique_key: row.unique.as_ref().map(|u| u.key.as_str()),
+            until_done: row.unique.as_ref().is_some_and(|u| u.until_done),
+            replace: row.unique.as_ref().map(|u| u.replace),
+        }
+    }
+    fn rusqlite(&self) -> Vec<&dyn rusqlite::ToSql> {
+        vec![
+            &self.name,
+            &self.handler,
+            &self.priority,
+            &self.queue,
+            &self.at,
+            &self.delay,
+            &self.max_run_time,
+            &self.concurrency_key,
+            &self.concurrency_limit,
+            &self.unique_key,
+            &self.until_done,
+        ]
+    }
+}
+
+fn outcome(id: JobId, code: i32) -> EnqueueOutcome {
+    match code {
+        0 => EnqueueOutcome::Inserted(id),
+        2 => EnqueueOutcome::Replaced(id),
+        _ => EnqueueOutcome::Duplicate(id),
+    }
+}
 
 /// Inserts rows through the caller's sqlx connection (or the connection of its transaction),
 /// with [`INSERT_ROW`]; several rows in one transaction of their own, or a savepoint inside
@@ -420,31 +517,50 @@ pub(crate) static INSERT_ROW: std::sync::LazyLock<String> = std::sync::LazyLock:
 pub(crate) async fn insert_sqlx(
     conn: &mut sqlx::SqliteConnection,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<EnqueueOutcome>> {
     use sqlx::Connection as _;
-    async fn each(conn: &mut sqlx::SqliteConnection, rows: &[NewJob]) -> sqlx::Result<Vec<JobId>> {
-        let mut ids = Vec::with_capacity(rows.len());
+    async fn each(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[NewJob],
+    ) -> sqlx::Result<Vec<EnqueueOutcome>> {
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (at, delay) = row.run_at.values();
-            let id: i64 = sqlx::query_scalar(&INSERT_ROW)
-                .bind(row.name)
-                .bind(&row.handler)
-                .bind(row.priority)
-                .bind(row.queue.as_deref())
-                .bind(at)
-                .bind(delay)
-                .bind(row.max_run_time)
-                .fetch_one(&mut *conn)
-                .await?;
-            ids.push(id);
+            let p = RowParams::of(row);
+            let bind = |sql: &'static str| {
+                sqlx::query_as::<_, (i64, i32)>(sql)
+                    .bind(p.name)
+                    .bind(p.handler)
+                    .bind(p.priority)
+                    .bind(p.queue)
+                    .bind(p.at)
+                    .bind(p.delay)
+                    .bind(p.max_run_time)
+                    .bind(p.concurrency_key)
+                    .bind(p.concurrency_limit)
+                    .bind(p.unique_key)
+                    .bind(p.until_done)
+            };
+            let held = match p.replace {
+                Some(replace) => {
+                    bind(UNIQUE_HOLDER.as_str())
+                        .bind(replace)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                }
+                None => None,
+            };
+            let (id, code) = match held {
+                Some(held) => held,
+                None => bind(INSERT_ROW.as_str()).fetch_one(&mut *conn).await?,
+            };
+            out.push(outcome(id, code));
         }
-        Ok(ids)
+        Ok(out)
     }
-    let inserted = if rows.len() > 1 {
+    let inserted = if needs_transaction(rows) {
         let mut tx = conn.begin().await.map_err(crate::error::from_sqlx)?;
-        let ids = each(&mut tx, rows).await;
-        match ids {
-            Ok(ids) => tx.commit().await.map(|()| ids),
+        match each(&mut tx, rows).await {
+            Ok(out) => tx.commit().await.map(|()| out),
             Err(e) => Err(e),
         }
     } else {
@@ -459,28 +575,44 @@ pub(crate) async fn insert_sqlx(
 pub(crate) fn insert_diesel(
     conn: &mut diesel::SqliteConnection,
     rows: &[NewJob],
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<EnqueueOutcome>> {
     use super::InsertedId as Inserted;
-    use diesel::sql_types::{Double, Integer, Nullable, Text};
-    use diesel::{Connection as _, RunQueryDsl as _};
+    use diesel::sql_types::{Bool, Double, Integer, Nullable, Text};
+    use diesel::{Connection as _, OptionalExtension as _, RunQueryDsl as _};
     let each = |conn: &mut diesel::SqliteConnection| {
         rows.iter()
             .map(|row| {
-                let (at, delay) = row.run_at.values();
-                diesel::sql_query(INSERT_ROW.as_str())
-                    .bind::<Text, _>(row.name)
-                    .bind::<Text, _>(&row.handler)
-                    .bind::<Integer, _>(row.priority)
-                    .bind::<Nullable<Text>, _>(row.queue.as_deref())
-                    .bind::<Nullable<Double>, _>(at)
-                    .bind::<Double, _>(delay)
-                    .bind::<Nullable<Integer>, _>(row.max_run_time)
-                    .get_result::<Inserted>(conn)
-                    .map(|r| r.id)
+                let p = RowParams::of(row);
+                let bind = |sql: &'static str| {
+                    diesel::sql_query(sql)
+                        .bind::<Text, _>(p.name)
+                        .bind::<Text, _>(p.handler)
+                        .bind::<Integer, _>(p.priority)
+                        .bind::<Nullable<Text>, _>(p.queue)
+                        .bind::<Nullable<Double>, _>(p.at)
+                        .bind::<Double, _>(p.delay)
+                        .bind::<Nullable<Integer>, _>(p.max_run_time)
+                        .bind::<Nullable<Text>, _>(p.concurrency_key)
+                        .bind::<Nullable<Integer>, _>(p.concurrency_limit)
+                        .bind::<Nullable<Text>, _>(p.unique_key)
+                        .bind::<Bool, _>(p.until_done)
+                };
+                let held = match p.replace {
+                    Some(replace) => bind(UNIQUE_HOLDER.as_str())
+                        .bind::<Bool, _>(replace)
+                        .get_result::<Inserted>(conn)
+                        .optional()?,
+                    None => None,
+                };
+                let r = match held {
+                    Some(r) => r,
+                    None => bind(INSERT_ROW.as_str()).get_result::<Inserted>(conn)?,
+                };
+                Ok(outcome(r.id, r.outcome))
             })
-            .collect::<diesel::QueryResult<Vec<JobId>>>()
+            .collect::<diesel::QueryResult<Vec<EnqueueOutcome>>>()
     };
-    let inserted = if rows.len() > 1 {
+    let inserted = if needs_transaction(rows) {
         conn.transaction(each)
     } else {
         each(conn)
@@ -488,23 +620,31 @@ pub(crate) fn insert_diesel(
     inserted.map_err(crate::error::from_diesel)
 }
 
-fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<JobId>> {
-    let mut statement = conn.prepare_cached(&INSERT_ROW)?;
-    let mut ids = Vec::with_capacity(rows.len());
+fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<EnqueueOutcome>> {
+    let mut insert = conn.prepare_cached(&INSERT_ROW)?;
+    let mut out = Vec::with_capacity(rows.len());
+    let read = |r: &rusqlite::Row<'_>| Ok(outcome(r.get(0)?, r.get(1)?));
     for row in rows {
-        let (at, delay) = row.run_at.values();
-        let values = params![
-            row.name,
-            row.handler,
-            row.priority,
-            row.queue,
-            at,
-            delay,
-            row.max_run_time
-        ];
-        ids.push(statement.query_row(values, |r| r.get(0))?);
+        let p = RowParams::of(row);
+        let mut values = p.rusqlite();
+        let held = match &p.replace {
+            Some(replace) => {
+                values.push(replace);
+                let held = conn
+                    .prepare_cached(&UNIQUE_HOLDER)?
+                    .query_row(&values[..], read)
+                    .optional()?;
+                values.pop();
+                held
+            }
+            None => None,
+        };
+        match held {
+            Some(held) => out.push(held),
+            None => out.push(insert.query_row(&values[..], read)?),
+        }
     }
-    Ok(ids)
+    Ok(out)
 }
 
 fn ids_json(ids: &[JobId]) -> String {
@@ -553,6 +693,7 @@ impl Store for SqliteStore {
             conn.prepare("SELECT queue, paused_at FROM dj_paused_queues LIMIT 0")?;
             conn.prepare("SELECT queue, max_running FROM dj_queue_limits LIMIT 0")?;
             conn.prepare("SELECT job_id, requested_at FROM dj_cancels LIMIT 0")?;
+            conn.prepare(&format!("SELECT {CRON_COLUMNS} FROM dj_cron LIMIT 0"))?;
             Ok(())
         })
     }
@@ -575,7 +716,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<JobId>> {
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
         let conn = self.pool.get()?;
         insert_jobs(&conn, rows).map_err(|e| match e {
             Error::MissingTable { .. } => Error::MissingTable {
@@ -961,6 +1102,102 @@ impl Store for SqliteStore {
         })
     }
 
+    fn cron_upsert(&self, s: &Schedule, next: Option<SystemTime>) -> Result<()> {
+        let next = next.map(unix_secs);
+        self.run(|conn| {
+            conn.prepare_cached(&format!(
+                "INSERT INTO dj_cron (name, expression, tz, missed, job_name, handler, queue, \
+                                      priority, from_code, next_fire_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, {next}) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                     next_fire_at = CASE WHEN dj_cron.expression = excluded.expression \
+                                          AND dj_cron.tz = excluded.tz \
+                                         THEN dj_cron.next_fire_at ELSE excluded.next_fire_at END, \
+                     expression = excluded.expression, tz = excluded.tz, missed = excluded.missed, \
+                     job_name = excluded.job_name, handler = excluded.handler, \
+                     queue = excluded.queue, priority = excluded.priority, \
+                     from_code = excluded.from_code, updated_at = {NOW} \
+                 WHERE (dj_cron.expression, dj_cron.tz, dj_cron.missed, dj_cron.job_name, \
+                        dj_cron.handler, dj_cron.queue, dj_cron.priority, dj_cron.from_code) \
+                       IS NOT (excluded.expression, excluded.tz, excluded.missed, \
+                        excluded.job_name, excluded.handler, excluded.queue, \
+                        excluded.priority, excluded.from_code)",
+                next = stored_time(10),
+            ))?
+            .execute(params![
+                s.name,
+                s.expression,
+                s.tz,
+                s.missed.as_str(),
+                s.job_name,
+                s.handler,
+                s.queue,
+                s.priority,
+                s.from_code,
+                next
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn cron_remove(&self, name: &str) -> Result<bool> {
+        self.run(|conn| Ok(conn.execute("DELETE FROM dj_cron WHERE name = ?1", [name])? > 0))
+    }
+
+    fn cron_list(&self) -> Result<Vec<ScheduleRow>> {
+        self.run(|conn| {
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {CRON_COLUMNS} FROM dj_cron ORDER BY name"))?;
+            let rows = statement.query_map([], schedule_row)?;
+            rows.collect()
+        })
+    }
+
+    fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)> {
+        self.run(|conn| {
+            let now: f64 = conn.query_row("SELECT unixepoch('now', 'subsec')", [], |r| r.get(0))?;
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {CRON_COLUMNS} FROM dj_cron \
+                 WHERE next_fire_at IS NOT NULL AND unixepoch(next_fire_at, 'subsec') <= ?1 \
+                 ORDER BY name"
+            ))?;
+            let rows = statement.query_map([now], schedule_row)?;
+            Ok((time(now), rows.collect::<rusqlite::Result<_>>()?))
+        })
+    }
+
+    fn cron_fire(
+        &self,
+        name: &str,
+        expected: SystemTime,
+        next: Option<SystemTime>,
+        last: Option<SystemTime>,
+        jobs: &[NewJob],
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let moved = tx
+                .prepare_cached(&format!(
+                    "UPDATE dj_cron SET next_fire_at = {next}, \
+                         last_fire_at = coalesce({last}, last_fire_at), updated_at = {NOW} \
+                     WHERE name = ?1 AND next_fire_at = {expected}",
+                    expected = stored_time(2),
+                    next = stored_time(3),
+                    last = stored_time(4),
+                ))?
+                .execute(params![
+                    name,
+                    unix_secs(expected),
+                    next.map(unix_secs),
+                    last.map(unix_secs)
+                ])?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            insert_rows(tx, jobs)?;
+            Ok(true)
+        })
+    }
+
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
         self.run(|conn| {
             let n = conn
@@ -972,6 +1209,31 @@ impl Store for SqliteStore {
             Ok(n > 0)
         })
     }
+}
+
+/// A stored schedule's columns, times as unix seconds.
+const CRON_COLUMNS: &str = "name, expression, tz, missed, job_name, handler, queue, priority, \
+     from_code, unixepoch(last_fire_at, 'subsec'), unixepoch(next_fire_at, 'subsec')";
+
+/// A time as SQLite stores it, from unix seconds (`?N`).
+fn stored_time(param: usize) -> String {
+    format!("strftime('%Y-%m-%d %H:%M:%f', ?{param}, 'unixepoch')")
+}
+
+fn schedule_row(row: &Row<'_>) -> rusqlite::Result<ScheduleRow> {
+    Ok(ScheduleRow {
+        name: row.get(0)?,
+        expression: row.get(1)?,
+        tz: row.get(2)?,
+        missed: Missed::parse(&row.get::<_, String>(3)?),
+        job_name: row.get(4)?,
+        handler: row.get(5)?,
+        queue: row.get(6)?,
+        priority: row.get(7)?,
+        from_code: row.get(8)?,
+        last_fire_at: row.get::<_, Option<f64>>(9)?.map(time),
+        next_fire_at: row.get::<_, Option<f64>>(10)?.map(time),
+    })
 }
 
 /// SQLite's spelling of the filtered commands.

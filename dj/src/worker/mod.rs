@@ -14,6 +14,7 @@
 //! - `rescuer`: database maintenance, one worker at a time: frees the jobs of dead workers.
 
 mod completer;
+mod cron;
 mod events;
 mod executor;
 mod heartbeat;
@@ -87,6 +88,9 @@ pub struct Config {
     /// How often a job may snooze ([`crate::JobError::snooze`]) before a snooze counts as a
     /// failed attempt.
     pub max_snoozes: u32,
+    /// Whether this worker fires recurring jobs ([`crate::Schedule`], `#[job(cron = ..)]`)
+    /// and registers the ones of its code at start.
+    pub cron: bool,
 }
 
 impl Default for Config {
@@ -109,6 +113,7 @@ impl Default for Config {
             database_wait: None,
             keep_failed_for: Duration::from_secs(14 * 24 * 60 * 60),
             max_snoozes: 100,
+            cron: true,
         }
     }
 }
@@ -241,6 +246,8 @@ settings! {
     keep_failed_for(age: Duration) => age;
     /// Snoozes a job may take before one more counts as a failed attempt (100).
     max_snoozes(n: u32) => n;
+    /// Fire recurring jobs and register the ones of this binary's code (true).
+    cron(enabled: bool) => enabled;
 }
 
 impl Config {

@@ -17,7 +17,7 @@ use super::completer::{self, Message, Outcome};
 use super::heartbeat::{self, Beat, NameLease};
 use super::slots::Slots;
 use super::{
-    executor, job_label, producer, rescuer, watchdog, Event, Report, Shared, StopFlag, Worker,
+    cron, executor, job_label, producer, rescuer, watchdog, Event, Report, Shared, StopFlag, Worker,
 };
 use crate::error::Result;
 use crate::store::JobFilter;
@@ -48,6 +48,9 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         snoozed: AtomicU64::new(0),
     });
     start_up(&shared)?;
+    if shared.config.cron {
+        crate::cron::register_from_code(&shared.db)?;
+    }
     // Names taken when registering again after being declared dead.
     let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
     shared.say(format_args!("Starting job worker"));
@@ -63,11 +66,14 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         executor::spawn(shared.clone(), out_tx.clone(), number);
     }
     let done = StopFlag::new();
-    let helpers = [
+    let mut helpers = vec![
         watchdog::spawn(shared.clone(), out_tx.clone(), threads, done.clone()),
         heartbeat::spawn(shared.clone(), leases.clone(), done.clone()),
         rescuer::spawn(shared.clone(), done.clone()),
     ];
+    if shared.config.cron {
+        helpers.push(cron::spawn(shared.clone(), done.clone()));
+    }
 
     producer::run(&shared, max);
 

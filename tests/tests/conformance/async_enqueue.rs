@@ -229,7 +229,48 @@ where
         .unwrap();
     assert_eq!(count(t), 0, "{flavour}: not visible before the commit");
     tx.commit().await.unwrap();
-    record("plain").delay().enqueue_async(conn).await.unwrap();
+    record("plain")
+        .delay()
+        .enqueue_async(&mut *conn)
+        .await
+        .unwrap();
+    let first = unique("v1")
+        .enqueue_outcome_async(&mut *conn)
+        .await
+        .unwrap();
+    let second = unique("v2")
+        .enqueue_outcome_async(&mut *conn)
+        .await
+        .unwrap();
+    unique_checked(t, first, second);
+}
+
+/// A unique job that replaces a waiting duplicate, with a concurrency key.
+fn unique(version: &str) -> dj::Delayed<Record> {
+    record(version)
+        .delay()
+        .unique("through the driver")
+        .on_duplicate(dj::OnDuplicate::Replace)
+        .concurrency_key("driver", 2)
+}
+
+/// The second of two [`unique`] enqueues replaced the first's row, which holds its keys;
+/// then the row is removed, so that the cases' counts are left as they were.
+fn unique_checked(t: &TestDb, first: dj::EnqueueOutcome, second: dj::EnqueueOutcome) {
+    assert!(
+        matches!(first, dj::EnqueueOutcome::Inserted(_)),
+        "{first:?}"
+    );
+    assert_eq!(second, dj::EnqueueOutcome::Replaced(first.id()));
+    let row = t.db.job(first.id()).unwrap().unwrap();
+    assert!(row.handler.contains("v2"), "{}", row.handler);
+    assert_eq!(row.concurrency_key.as_deref(), Some("driver"));
+    assert_eq!(row.unique_key.as_deref(), Some("Record/through the driver"));
+    t.db.delete(&JobFilter {
+        id: Some(first.id()),
+        ..JobFilter::default()
+    })
+    .unwrap();
 }
 
 fn tokio_postgres_transaction(backend: Backend) {
@@ -265,6 +306,9 @@ fn tokio_postgres_transaction(backend: Backend) {
                 .enqueue_async(&client)
                 .await
                 .unwrap();
+            let first = unique("v1").enqueue_outcome_async(&client).await.unwrap();
+            let second = unique("v2").enqueue_outcome_async(&client).await.unwrap();
+            unique_checked(t, first, second);
             assert_eq!(count(t), 4, "{flavour}");
             drop(client);
             let _ = driver.await;
@@ -313,6 +357,9 @@ where
     })
     .unwrap();
     record("plain").delay().enqueue(&mut *conn).unwrap();
+    let first = unique("v1").enqueue_outcome(&mut *conn).unwrap();
+    let second = unique("v2").enqueue_outcome(&mut *conn).unwrap();
+    unique_checked(t, first, second);
     assert_eq!(count(t), 4);
     let rows = t.db.jobs(&JobFilter::default()).unwrap();
     assert_eq!(rows[0].priority, 3);

@@ -8,6 +8,7 @@ mod async_enqueue;
 mod async_jobs;
 mod chaos;
 mod control;
+mod cron;
 mod deadlines;
 mod enqueue;
 mod failures;
@@ -22,6 +23,7 @@ mod processes;
 mod retention;
 mod sqlite_only;
 mod testing;
+mod unique;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -65,6 +67,8 @@ fn main() {
         retention::CASES,
         pause::CASES,
         control::CASES,
+        unique::CASES,
+        cron::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
