@@ -21,3 +21,8 @@ CREATE TABLE IF NOT EXISTS dj_cron (
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- The look for due schedules is a maintenance task like rescue and prune: one worker at a
+-- time makes it, about once a second (the compare-and-set above is what makes a fire time
+-- enqueue once; the election only spares the database a query per worker per second).
+INSERT INTO dj_maintenance (task) VALUES ('cron') ON CONFLICT DO NOTHING;

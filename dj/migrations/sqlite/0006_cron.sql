@@ -14,3 +14,5 @@ CREATE TABLE IF NOT EXISTS dj_cron (
     created_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
     updated_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
+
+INSERT OR IGNORE INTO dj_maintenance (task) VALUES ('cron');

@@ -1,7 +1,9 @@
-//! The cron role: once a second, fire the schedules whose time has come (`crate::cron`).
-//! Every worker does it; the compare-and-set on each schedule's next fire time decides which
-//! one enqueues a given fire time, so no election is needed and a dead worker's turn is
-//! simply taken by the next look of any other.
+//! The cron role: about once a second, fire the schedules whose time has come
+//! (`crate::cron`). Each second's look is a maintenance task won by one worker (a lease of
+//! 0.9 s in `dj_maintenance`), so the cluster makes one look per second, not one per
+//! worker; a dead winner's turn is taken by the next worker to look. What makes a fire time
+//! enqueue exactly once is the compare-and-set on the schedule's next fire time, not the
+//! election: two workers that both looked could still not both fire it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,8 +27,22 @@ pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHan
         .expect("spawn the cron thread")
 }
 
+/// Shorter than the second between looks, so that the winner keeps winning while it lives.
+const LEASE: Duration = Duration::from_millis(900);
+
 fn look(shared: &Shared) {
-    match crate::cron::tick(&shared.db) {
+    let won = shared
+        .db
+        .store()
+        .maintenance_claim("cron", &shared.name(), LEASE);
+    let fired = won.and_then(|won| {
+        if won {
+            crate::cron::tick(&shared.db)
+        } else {
+            Ok(Vec::new())
+        }
+    });
+    match fired {
         Ok(fired) => {
             for (name, fires) in fired {
                 for fire in fires {

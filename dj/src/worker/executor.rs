@@ -130,6 +130,17 @@ fn execute(
         return Done::Returned;
     }
 
+    // One span per attempt, around the hooks and perform: a job's own log lines carry these
+    // fields, and an OpenTelemetry layer exports it.
+    let span = tracing::info_span!(
+        "dj.job",
+        id = row.id,
+        name = %row.name,
+        queue = row.queue.as_deref().unwrap_or(""),
+        attempt = row.attempts + 1,
+        worker = %owner,
+    );
+    let _entered = span.enter();
     shared.say(format_args!("{label} RUNNING"));
     shared.emit(|| Event::JobStarted {
         id: row.id,
@@ -149,23 +160,27 @@ fn execute(
         return finish(shared, attempt, result, outcomes);
     };
     let (shared, outcomes) = (shared.clone(), outcomes.clone());
-    runtime.spawn(async move {
-        let result = match attempt.job.invoke_async(&attempt.ctx) {
-            // A cancel request drops the future, as the deadline does.
-            Some(future) => {
-                let timed = std::pin::pin!(tokio::time::timeout(max_run_time, future));
-                let cancelled = std::pin::pin!(attempt.ctx.cancelled());
-                match futures_util::future::select(timed, cancelled).await {
-                    Either::Left((result, _)) => {
-                        result.unwrap_or_else(|_| Err(expired_error(max_run_time)))
+    let span = span.clone();
+    runtime.spawn(tracing::Instrument::instrument(
+        async move {
+            let result = match attempt.job.invoke_async(&attempt.ctx) {
+                // A cancel request drops the future, as the deadline does.
+                Some(future) => {
+                    let timed = std::pin::pin!(tokio::time::timeout(max_run_time, future));
+                    let cancelled = std::pin::pin!(attempt.ctx.cancelled());
+                    match futures_util::future::select(timed, cancelled).await {
+                        Either::Left((result, _)) => {
+                            result.unwrap_or_else(|_| Err(expired_error(max_run_time)))
+                        }
+                        Either::Right(((), _)) => Err(JobError::cancelled()),
                     }
-                    Either::Right(((), _)) => Err(JobError::cancelled()),
                 }
-            }
-            None => attempt.job.invoke(&attempt.ctx),
-        };
-        finish(&shared, attempt, result, &outcomes);
-    });
+                None => attempt.job.invoke(&attempt.ctx),
+            };
+            finish(&shared, attempt, result, &outcomes);
+        },
+        span,
+    ));
     Done::Returned
 }
 
