@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::enqueue::JobId;
 use crate::error::{Error, Result};
+use crate::store::filter::Change;
 use crate::store::{Cancel, JobFilter, JobRow, QueueStats, Store, WorkerRow};
 use crate::worker::StopFlag;
 
@@ -207,7 +208,20 @@ impl Db {
     /// Makes matching unlocked rows (failed ones included) ready now with attempts reset;
     /// returns how many.
     pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
-        self.store.job_retry_now(filter)
+        self.store.job_update(filter, Change::RetryNow)
+    }
+
+    /// Makes matching waiting rows (scheduled ones) ready now, attempts kept; returns how
+    /// many.
+    pub fn run_now(&self, filter: &JobFilter) -> Result<u64> {
+        self.store.job_update(filter, Change::RunNow)
+    }
+
+    /// Releases the locks of matching running rows, without charging an attempt (for a lock
+    /// a dead worker left; a live worker's outcome for such a row is then discarded);
+    /// returns how many.
+    pub fn unlock(&self, filter: &JobFilter) -> Result<u64> {
+        self.store.job_update(filter, Change::Unlock)
     }
 
     /// Deletes the rows that failed for good more than `older_than` ago (kept by

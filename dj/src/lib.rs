@@ -92,6 +92,8 @@ mod registry;
 pub mod store;
 pub mod testing;
 mod validate;
+#[cfg(feature = "web")]
+pub mod web;
 pub mod worker;
 
 #[doc(hidden)]
@@ -109,7 +111,7 @@ pub use enqueue::{
 pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
-pub use store::{Cancel, JobFilter, JobRow, JobState, QueueStats, WorkerRow};
+pub use store::{Cancel, JobFilter, JobRow, JobState, Order, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Event, JobOutcome, Report, StopFlag, Worker};
 

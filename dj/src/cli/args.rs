@@ -80,6 +80,9 @@ pub enum Command {
     Limit(LimitArgs),
     /// List recurring jobs (schedules) with their last and next fire times, or remove one.
     Cron(CronArgs),
+    /// Serve the dashboard (and Prometheus /metrics) over this database; prints its URL.
+    #[cfg(feature = "web")]
+    Web(WebArgs),
     /// Run a pool of worker processes in the foreground (`script/delayed_job start -n N`):
     /// restarts crashed workers, forwards TERM/INT, writes per-worker logs with --log-dir.
     Start(StartArgs),
@@ -445,6 +448,26 @@ pub struct CronArgs {
     /// Print the schedules as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `web`: the dashboard.
+#[cfg(feature = "web")]
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// The address to listen on (port 0: any free port). Off loopback it needs credentials.
+    #[arg(long, default_value = "127.0.0.1:9292")]
+    pub bind: std::net::SocketAddr,
+    /// Require HTTP Basic credentials, USER:PASSWORD (or set DJ_WEB_TOKEN for a token).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "DJ_WEB_AUTH",
+        hide_env_values = true
+    )]
+    pub auth: Option<String>,
+    /// Serve pages and /metrics only, no action.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// `prune`: delete old failed jobs now.

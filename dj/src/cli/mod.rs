@@ -4,7 +4,7 @@
 mod admin;
 mod args;
 mod inspect;
-mod output;
+pub(crate) mod output;
 mod pidfile;
 mod supervisor;
 
@@ -96,10 +96,34 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Cancel(args) => admin::cancel(&db()?, &args),
         Command::Limit(args) => admin::limit(&db()?, &args),
         Command::Cron(args) => admin::cron(&db()?, &args),
+        #[cfg(feature = "web")]
+        Command::Web(args) => web(db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),
         Command::Stop(args) => pidfile::stop(&args),
         Command::Status(args) => pidfile::status(&db()?, &args),
     }
+}
+
+/// `web`: serves the dashboard until TERM/INT, after printing its URL.
+#[cfg(feature = "web")]
+fn web(db: Db, args: &args::WebArgs) -> Result<ExitCode> {
+    let credentials = match (&args.auth, std::env::var("DJ_WEB_TOKEN")) {
+        (Some(auth), _) => Some(crate::web::Credentials::parse(auth)?),
+        (None, Ok(token)) if !token.is_empty() => Some(crate::web::Credentials::Token(token)),
+        _ => None,
+    };
+    let config = crate::web::WebConfig {
+        read_only: args.read_only,
+        credentials,
+        ..crate::web::WebConfig::default()
+    };
+    let read_only = if args.read_only { " (read-only)" } else { "" };
+    crate::web::serve(db, args.bind, config, |addr| {
+        println!("dj dashboard at http://{addr}/{read_only}");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says which database a worker or pool uses and why, so that the SQLite default is never a

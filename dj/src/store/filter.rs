@@ -2,7 +2,7 @@
 //! every backend. A backend supplies its dialect: its clock expression and its placeholders.
 //! Values are always bound parameters; only fixed fragments are written into the SQL text.
 
-use super::{JobFilter, JobState};
+use super::{JobFilter, JobState, Order};
 
 /// How a backend spells the parts that differ.
 pub(crate) struct Dialect {
@@ -10,6 +10,8 @@ pub(crate) struct Dialect {
     pub now: &'static str,
     /// The n-th (1-based) parameter, e.g. `$1` or `?1`.
     pub placeholder: fn(usize) -> String,
+    /// The function giving the position of a substring (0: absent), `strpos` or `instr`.
+    pub position: &'static str,
 }
 
 /// A value to bind.
@@ -25,15 +27,24 @@ pub(crate) struct Statement {
     pub values: Vec<Value>,
 }
 
-/// `SELECT columns ... ORDER BY id [LIMIT n]`.
+/// `SELECT columns ... ORDER BY .. [LIMIT n [OFFSET m]]`.
 pub(crate) fn list(d: &Dialect, filter: &JobFilter, columns: &str) -> Statement {
     let (clause, values) = where_clause(d, filter);
     let limit = filter
         .limit
         .map(|l| format!(" LIMIT {}", l.max(0)))
         .unwrap_or_default();
+    let offset = match (filter.limit, filter.offset) {
+        (Some(_), Some(o)) if o > 0 => format!(" OFFSET {o}"),
+        _ => String::new(),
+    };
+    let order = match filter.order {
+        Order::Id => "id",
+        Order::RunAt => "run_at, id",
+        Order::RunAtDesc => "run_at DESC, id DESC",
+    };
     Statement {
-        sql: format!("SELECT {columns} FROM delayed_jobs{clause} ORDER BY id{limit}"),
+        sql: format!("SELECT {columns} FROM delayed_jobs{clause} ORDER BY {order}{limit}{offset}"),
         values,
     }
 }
@@ -56,16 +67,38 @@ pub(crate) fn delete(d: &Dialect, filter: &JobFilter) -> Statement {
     }
 }
 
-/// Makes matching unlocked rows ready now with attempts reset (failed ones included).
-pub(crate) fn retry_now(d: &Dialect, filter: &JobFilter) -> Statement {
+/// A change made to every matching row that it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Unlocked rows (failed ones included) ready now, attempts reset: `retry`.
+    RetryNow,
+    /// Waiting rows ready now, attempts kept: a scheduled job's "run now".
+    RunNow,
+    /// Locked rows released, not charged: a stale lock's "unlock".
+    Unlock,
+}
+
+/// `UPDATE` for a [`Change`].
+pub(crate) fn update(d: &Dialect, filter: &JobFilter, change: Change) -> Statement {
     let (clause, values) = where_clause(d, filter);
     let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
     let now = d.now;
-    Statement {
-        sql: format!(
-            "UPDATE delayed_jobs SET run_at = {now}, attempts = 0, failed_at = NULL, \
-             updated_at = {now}{clause}{joiner} locked_at IS NULL"
+    let (set, applies) = match change {
+        Change::RetryNow => (
+            format!("run_at = {now}, attempts = 0, failed_at = NULL"),
+            "locked_at IS NULL",
         ),
+        Change::RunNow => (
+            format!("run_at = {now}"),
+            "locked_at IS NULL AND failed_at IS NULL",
+        ),
+        Change::Unlock => (
+            "locked_at = NULL, locked_by = NULL".to_owned(),
+            "locked_at IS NOT NULL AND failed_at IS NULL",
+        ),
+    };
+    Statement {
+        sql: format!("UPDATE delayed_jobs SET {set}, updated_at = {now}{clause}{joiner} {applies}"),
         values,
     }
 }
@@ -105,6 +138,13 @@ fn where_clause(d: &Dialect, filter: &JobFilter) -> (String, Vec<Value>) {
     if let Some(worker) = &filter.locked_by {
         bind("locked_by", Value::Text(worker.clone()));
     }
+    if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
+        values.push(Value::Text(text.to_lowercase()));
+        let (p, position) = ((d.placeholder)(values.len()), d.position);
+        parts.push(format!(
+            "({position}(lower(handler), {p}) > 0 OR {position}(lower(coalesce(last_error, '')), {p}) > 0)"
+        ));
+    }
     if parts.is_empty() {
         (String::new(), values)
     } else {
@@ -117,6 +157,7 @@ mod tests {
     use super::*;
 
     const PG: Dialect = Dialect {
+        position: "strpos",
         now: "now()",
         placeholder: |n| format!("${n}"),
     };

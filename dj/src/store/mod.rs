@@ -150,6 +150,24 @@ pub struct JobFilter {
     pub locked_by: Option<String>,
     /// At most this many rows (listings only).
     pub limit: Option<i64>,
+    /// Skip this many rows first (listings with a limit only: pages).
+    pub offset: Option<i64>,
+    /// Rows whose handler or last_error contains this text, in any case.
+    pub search: Option<String>,
+    /// The order of a listing.
+    pub order: Order,
+}
+
+/// The order of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By id, oldest first (the default).
+    #[default]
+    Id,
+    /// By run_at, soonest first.
+    RunAt,
+    /// By run_at, latest first.
+    RunAtDesc,
 }
 
 /// What a worker may claim.
@@ -309,7 +327,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn job_count(&self, filter: &JobFilter) -> Result<i64>;
     fn job_delete(&self, filter: &JobFilter) -> Result<u64>;
     /// Makes matching failed (or scheduled) jobs ready now, with attempts reset.
-    fn job_retry_now(&self, filter: &JobFilter) -> Result<u64>;
+    fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64>;
     fn job_stats(&self) -> Result<Vec<QueueStats>>;
 
     /// Adds (or replaces) a worker's entry in `dj_workers`, heartbeat now.

@@ -1182,8 +1182,8 @@ impl Store for PgStore {
         })
     }
 
-    fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
-        let statement = filter::retry_now(&DIALECT, filter);
+    fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
+        let statement = filter::update(&DIALECT, filter, change);
         self.run(async |conn: &mut Session| {
             conn.execute(statement.sql.as_str(), &params(&statement))
                 .await
@@ -1649,6 +1649,7 @@ impl PgStore {
 const DIALECT: filter::Dialect = filter::Dialect {
     now: "now()",
     placeholder: |n| format!("${n}"),
+    position: "strpos",
 };
 
 /// A filtered statement's values, bound as PostgreSQL parameters.

@@ -897,8 +897,8 @@ impl Store for SqliteStore {
         self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
     }
 
-    fn job_retry_now(&self, filter: &JobFilter) -> Result<u64> {
-        let statement = filter::retry_now(&DIALECT, filter);
+    fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
+        let statement = filter::update(&DIALECT, filter, change);
         self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
     }
 
@@ -1240,6 +1240,7 @@ fn schedule_row(row: &Row<'_>) -> rusqlite::Result<ScheduleRow> {
 const DIALECT: filter::Dialect = filter::Dialect {
     now: NOW,
     placeholder: |n| format!("?{n}"),
+    position: "instr",
 };
 
 /// A filtered statement's values, bound as SQLite parameters.

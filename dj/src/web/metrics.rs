@@ -1,0 +1,81 @@
+//! `GET /metrics`: the table's gauges in Prometheus' text exposition format (version 0.0.4):
+//! jobs by queue and state (the states of `stats`), the oldest ready job's age per queue, and
+//! the registered workers.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::App;
+
+/// A label value, escaped as the text format requires (backslash, double quote, newline).
+pub(crate) fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let db = app.db.clone();
+    let read =
+        tokio::task::spawn_blocking(move || Ok::<_, crate::Error>((db.stats()?, db.workers()?)))
+            .await;
+    let (stats, workers) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e}\n"),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let mut out = String::new();
+    out.push_str("# HELP dj_jobs Jobs in the table, by queue and state (as `worker stats`).\n");
+    out.push_str("# TYPE dj_jobs gauge\n");
+    for q in &stats {
+        let queue = label(q.queue.as_deref().unwrap_or(""));
+        for (state, n) in [
+            ("ready", q.ready),
+            ("scheduled", q.scheduled),
+            ("running", q.running),
+            ("failed", q.failed),
+        ] {
+            let _ = writeln!(out, "dj_jobs{{queue=\"{queue}\",state=\"{state}\"}} {n}");
+        }
+    }
+    out.push_str(
+        "# HELP dj_oldest_ready_age_seconds How long the oldest ready job of a queue has waited.\n",
+    );
+    out.push_str("# TYPE dj_oldest_ready_age_seconds gauge\n");
+    for q in &stats {
+        let queue = label(q.queue.as_deref().unwrap_or(""));
+        let age = q.oldest_ready_age.unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "dj_oldest_ready_age_seconds{{queue=\"{queue}\"}} {age}"
+        );
+    }
+    out.push_str("# HELP dj_workers_alive Workers registered in dj_workers.\n");
+    out.push_str("# TYPE dj_workers_alive gauge\n");
+    let _ = writeln!(out, "dj_workers_alive {}", workers.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,610 @@
+//! The pages and actions. Every database call runs on a blocking thread (the `Db` API is
+//! sync); every page is a template that escapes what it prints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::{App, Who};
+use crate::cli::output::rfc3339;
+use crate::store::{Cancel, JobFilter, JobRow, JobState, Order};
+
+/// Rows on one page of a listing.
+const PAGE: i64 = 50;
+
+pub(super) fn templates() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in [
+        ("layout.html", include_str!("templates/layout.html")),
+        ("overview.html", include_str!("templates/overview.html")),
+        (
+            "overview_body.html",
+            include_str!("templates/overview_body.html"),
+        ),
+        ("jobs.html", include_str!("templates/jobs.html")),
+        ("jobs_body.html", include_str!("templates/jobs_body.html")),
+        ("job.html", include_str!("templates/job.html")),
+        ("confirm.html", include_str!("templates/confirm.html")),
+        ("error.html", include_str!("templates/error.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("dj's own templates parse");
+    }
+    env
+}
+
+/// A page or an error page: what a handler returns.
+type Page = Result<Response, Refusal>;
+
+/// An error page, boxed (a response is large, and most results are not errors).
+pub(super) struct Refusal(Box<Response>);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+fn refuse(app: &App, status: StatusCode, message: &str) -> Refusal {
+    Refusal(Box::new(error_page(app, status, message)))
+}
+
+fn render(app: &App, name: &str, ctx: minijinja::Value) -> Page {
+    let base = context! {
+        base => app.config.base_path,
+        read_only => app.config.read_only,
+        csrf => app.csrf,
+        database => app.db.url(),
+    };
+    let ctx = context! { ..ctx, ..base };
+    match app.templates.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Ok(Html(html).into_response()),
+        Err(e) => Err(refuse(
+            app,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("template {name}: {e}"),
+        )),
+    }
+}
+
+pub(super) fn error_page(app: &App, status: StatusCode, message: &str) -> Response {
+    let html = app
+        .templates
+        .get_template("error.html")
+        .and_then(|t| {
+            t.render(context! {
+                title => status.as_str(),
+                status => status.to_string(),
+                message => message,
+                base => app.config.base_path,
+                read_only => app.config.read_only,
+                database => app.db.url(),
+            })
+        })
+        .unwrap_or_else(|_| message.to_owned());
+    (status, Html(html)).into_response()
+}
+
+/// Runs a database call on a blocking thread.
+async fn db<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&crate::Db) -> crate::Result<T> + Send + 'static,
+) -> Result<T, Refusal> {
+    let db = app.db.clone();
+    match tokio::task::spawn_blocking(move || f(&db)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(refuse(
+            app,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e.to_string(),
+        )),
+        Err(e) => Err(refuse(
+            app,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the database call panicked: {e}"),
+        )),
+    }
+}
+
+fn age(now: SystemTime, then: SystemTime) -> String {
+    let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string() + " ago"
+}
+
+#[derive(Serialize)]
+struct QueueView {
+    label: String,
+    queue: Option<String>,
+    ready: i64,
+    scheduled: i64,
+    running: i64,
+    failed: i64,
+    oldest_ready: String,
+    paused: bool,
+    limit: Option<u32>,
+}
+
+async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
+    let (now, stats, paused, limits, workers, schedules) = db(app, |db| {
+        Ok((
+            db.now()?,
+            db.stats()?,
+            db.paused_queues()?,
+            db.queue_limits()?,
+            db.workers()?,
+            db.store().cron_list()?,
+        ))
+    })
+    .await?;
+    let mut totals = BTreeMap::new();
+    let queues: Vec<QueueView> = stats
+        .into_iter()
+        .map(|q| {
+            for (state, n) in [
+                ("ready", q.ready),
+                ("scheduled", q.scheduled),
+                ("running", q.running),
+                ("failed", q.failed),
+            ] {
+                *totals.entry(state).or_insert(0) += n;
+            }
+            let named = q.queue.clone();
+            QueueView {
+                label: named.clone().unwrap_or_else(|| "(none)".into()),
+                paused: named.as_ref().is_some_and(|n| paused.contains(n)),
+                limit: named
+                    .as_ref()
+                    .and_then(|n| limits.iter().find(|(q, _)| q == n).map(|(_, l)| *l)),
+                queue: named,
+                ready: q.ready,
+                scheduled: q.scheduled,
+                running: q.running,
+                failed: q.failed,
+                oldest_ready: q
+                    .oldest_ready_age
+                    .map(|s| {
+                        humantime::format_duration(std::time::Duration::from_secs(s as u64))
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    for state in ["ready", "scheduled", "running", "failed"] {
+        totals.entry(state).or_insert(0);
+    }
+    let workers: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            context! {
+                name => w.name,
+                host => w.host,
+                queues => w.queues.clone().unwrap_or_else(|| "all".into()),
+                running => w.running,
+                heartbeat => age(now, w.heartbeat_at),
+                started => age(now, w.started_at),
+            }
+        })
+        .collect();
+    let schedules: Vec<_> = schedules
+        .iter()
+        .map(|s| {
+            context! {
+                name => s.name,
+                expression => s.expression,
+                tz => s.tz,
+                job => s.job_name,
+                last => s.last_fire_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                next => s.next_fire_at.map(rfc3339).unwrap_or_else(|| "none".into()),
+            }
+        })
+        .collect();
+    Ok(context! {
+        title => "overview",
+        queues => queues,
+        totals => totals,
+        workers => workers,
+        schedules => schedules,
+        now => rfc3339(now),
+    })
+}
+
+pub(super) async fn overview(State(app): State<Arc<App>>) -> Page {
+    let ctx = overview_context(&app).await?;
+    render(&app, "overview.html", ctx)
+}
+
+pub(super) async fn overview_fragment(State(app): State<Arc<App>>) -> Page {
+    let ctx = overview_context(&app).await?;
+    render(&app, "overview_body.html", ctx)
+}
+
+/// A listing's filter as the query string (and the bulk forms) carry it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub(super) struct FilterQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    queue: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    q: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    sort: String,
+}
+
+impl FilterQuery {
+    /// The store's filter (limit and page apart); an unknown state is a 400 naming the fix.
+    fn filter(&self, app: &App) -> Result<JobFilter, Refusal> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let state = match self.state.as_str() {
+            "" => None,
+            s => Some(
+                s.parse::<JobState>()
+                    .map_err(|e| refuse(app, StatusCode::BAD_REQUEST, &e))?,
+            ),
+        };
+        let order = match self.sort.as_str() {
+            "run_at" => Order::RunAt,
+            "-run_at" => Order::RunAtDesc,
+            _ => Order::Id,
+        };
+        Ok(JobFilter {
+            state,
+            queue: some(&self.queue),
+            name: some(&self.name),
+            search: some(&self.q),
+            order,
+            ..JobFilter::default()
+        })
+    }
+
+    fn described(&self) -> String {
+        let mut parts = Vec::new();
+        for (key, value) in [
+            ("state", &self.state),
+            ("queue", &self.queue),
+            ("name", &self.name),
+            ("text", &self.q),
+        ] {
+            if !value.is_empty() {
+                parts.push(format!("{key} {value:?}"));
+            }
+        }
+        if parts.is_empty() {
+            "no filter (all jobs)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(flatten)]
+    filter: FilterQuery,
+    page: Option<i64>,
+    fragment: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RowView {
+    id: i64,
+    name: String,
+    queue: String,
+    state: &'static str,
+    attempts: i32,
+    run_at: String,
+    error_line: String,
+}
+
+pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQuery>) -> Page {
+    let filter = query.filter.filter(&app)?;
+    let page = query.page.unwrap_or(1).max(1);
+    let listing = JobFilter {
+        limit: Some(PAGE),
+        offset: Some((page - 1) * PAGE),
+        ..filter.clone()
+    };
+    let (now, total, rows) = db(&app, move |db| {
+        Ok((db.now()?, db.count(&filter)?, db.jobs(&listing)?))
+    })
+    .await?;
+    let jobs: Vec<RowView> = rows
+        .iter()
+        .map(|row| RowView {
+            id: row.id,
+            name: row.name.clone(),
+            queue: row.queue.clone().unwrap_or_default(),
+            state: row.state(now).as_str(),
+            attempts: row.attempts,
+            run_at: rfc3339(row.run_at),
+            error_line: row
+                .last_error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+                .to_owned(),
+        })
+        .collect();
+    let pages = ((total + PAGE - 1) / PAGE).max(1);
+    let ctx = context! {
+        title => "jobs",
+        jobs => jobs,
+        total => total,
+        page => page,
+        pages => pages,
+        filter => query.filter,
+        notice => query.notice,
+    };
+    let template = if query.fragment.is_some() {
+        "jobs_body.html"
+    } else {
+        "jobs.html"
+    };
+    render(&app, template, ctx)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct JobQuery {
+    notice: Option<String>,
+}
+
+/// The actions a job in `state` offers.
+fn actions(state: JobState) -> &'static [&'static str] {
+    match state {
+        JobState::Ready => &["delete", "cancel"],
+        JobState::Scheduled => &["run", "delete", "cancel"],
+        JobState::Running => &["unlock", "cancel"],
+        JobState::Failed => &["retry", "delete"],
+    }
+}
+
+fn columns(row: &JobRow) -> Vec<(&'static str, String)> {
+    let time = |t: Option<SystemTime>| t.map(rfc3339).unwrap_or_default();
+    vec![
+        ("id", row.id.to_string()),
+        ("name", row.name.clone()),
+        ("queue", row.queue.clone().unwrap_or_default()),
+        ("priority", row.priority.to_string()),
+        ("attempts", row.attempts.to_string()),
+        ("snoozes", row.snoozes.to_string()),
+        ("run_at", rfc3339(row.run_at)),
+        ("locked_at", time(row.locked_at)),
+        ("locked_by", row.locked_by.clone().unwrap_or_default()),
+        ("started_at", time(row.started_at)),
+        ("failed_at", time(row.failed_at)),
+        ("created_at", rfc3339(row.created_at)),
+        ("updated_at", rfc3339(row.updated_at)),
+        (
+            "max_run_time",
+            row.max_run_time
+                .map(|s| format!("{s} s"))
+                .unwrap_or_default(),
+        ),
+        ("crashes", row.crashes.to_string()),
+        ("unique_key", row.unique_key.clone().unwrap_or_default()),
+        (
+            "concurrency_key",
+            row.concurrency_key.clone().unwrap_or_default(),
+        ),
+    ]
+}
+
+pub(super) async fn job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Query(query): Query<JobQuery>,
+) -> Page {
+    let (now, row) = db(&app, move |db| Ok((db.now()?, db.job(id)?))).await?;
+    let Some(row) = row else {
+        return Err(refuse(
+            &app,
+            StatusCode::NOT_FOUND,
+            &format!("no job {id}: it finished, was deleted, or never existed"),
+        ));
+    };
+    let handler = serde_json::from_str::<serde_json::Value>(&row.handler)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| row.handler.clone());
+    let state = row.state(now);
+    let ctx = context! {
+        title => format!("job {id}"),
+        job => context! {
+            id => row.id,
+            state => state.as_str(),
+            last_error => row.last_error.clone().unwrap_or_default(),
+        },
+        columns => columns(&row),
+        handler => handler,
+        actions => actions(state),
+        notice => query.notice,
+    };
+    render(&app, "job.html", ctx)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {
+    use subtle::ConstantTimeEq as _;
+    if bool::from(given.as_bytes().ct_eq(app.csrf.as_bytes())) {
+        Ok(())
+    } else {
+        Err(refuse(
+            app,
+            StatusCode::FORBIDDEN,
+            "refused: the form's CSRF token is missing or wrong; reload the page and try again",
+        ))
+    }
+}
+
+fn see(app: &App, path: &str, notice: &str) -> Response {
+    let notice: String = url_escape(notice);
+    Redirect::to(&format!("{}{path}notice={notice}", app.config.base_path)).into_response()
+}
+
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub(super) async fn job_action(
+    State(app): State<Arc<App>>,
+    Extension(who): Extension<Who>,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<ActionForm>,
+) -> Page {
+    check_csrf(&app, &form.csrf)?;
+    let by_id = JobFilter {
+        id: Some(id),
+        ..JobFilter::default()
+    };
+    let verb = action.clone();
+    let done = db(&app, move |db| {
+        Ok(match verb.as_str() {
+            "retry" => Some(db.retry(&by_id)?),
+            "delete" => Some(db.delete(&by_id)?),
+            "unlock" => Some(db.unlock(&by_id)?),
+            "run" => Some(db.run_now(&by_id)?),
+            "cancel" => Some(match db.cancel(id)? {
+                Cancel::NotFound => 0,
+                _ => 1,
+            }),
+            _ => None,
+        })
+    })
+    .await?;
+    let Some(n) = done else {
+        return Err(refuse(
+            &app,
+            StatusCode::NOT_FOUND,
+            &format!("no action `{action}`; a job offers retry, delete, unlock, run and cancel"),
+        ));
+    };
+    tracing::info!(target: "dj::web", "{} did {action} on job {id} ({n} changed)", who.0);
+    let notice = if n == 0 {
+        format!("{action}: job {id} was not in a state this applies to")
+    } else {
+        format!("{action}: done on job {id}")
+    };
+    if action == "delete" && n > 0 {
+        return Ok(see(&app, "/jobs?", &notice));
+    }
+    Ok(see(&app, &format!("/jobs/{id}?"), &notice))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BulkForm {
+    #[serde(default)]
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(flatten)]
+    filter: FilterQuery,
+}
+
+pub(super) async fn bulk(
+    State(app): State<Arc<App>>,
+    Extension(who): Extension<Who>,
+    Form(form): Form<BulkForm>,
+) -> Page {
+    check_csrf(&app, &form.csrf)?;
+    let filter = form.filter.filter(&app)?;
+    if !["retry", "run", "unlock", "delete"].contains(&form.action.as_str()) {
+        return Err(refuse(
+            &app,
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "no bulk action `{}`; use retry, run, unlock or delete",
+                form.action
+            ),
+        ));
+    }
+    if form.confirm != "yes" {
+        let count_filter = filter.clone();
+        let count = db(&app, move |db| db.count(&count_filter)).await?;
+        let ctx = context! {
+            title => "confirm",
+            action => form.action,
+            count => count,
+            described => form.filter.described(),
+            filter => form.filter,
+        };
+        return render(&app, "confirm.html", ctx);
+    }
+    let action = form.action.clone();
+    let n = db(&app, move |db| match action.as_str() {
+        "retry" => db.retry(&filter),
+        "run" => db.run_now(&filter),
+        "unlock" => db.unlock(&filter),
+        _ => db.delete(&filter),
+    })
+    .await?;
+    let described = form.filter.described();
+    tracing::info!(
+        target: "dj::web",
+        "{} did {} on {n} jobs matching {described}",
+        who.0,
+        form.action
+    );
+    let query = serde_urlencoded_query(&form.filter);
+    Ok(see(
+        &app,
+        &format!("/jobs?{query}&"),
+        &format!("{}: done on {n} jobs matching {described}", form.action),
+    ))
+}
+
+fn serde_urlencoded_query(filter: &FilterQuery) -> String {
+    [
+        ("state", &filter.state),
+        ("queue", &filter.queue),
+        ("name", &filter.name),
+        ("q", &filter.q),
+        ("sort", &filter.sort),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| format!("{k}={}", url_escape(v)))
+    .collect::<Vec<_>>()
+    .join("&")
+}
+
+pub(super) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/dj.js"),
+    )
+        .into_response()
+}
+
+pub(super) async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/dj.css"),
+    )
+        .into_response()
+}
+
+pub(super) async fn not_found(State(app): State<Arc<App>>) -> Response {
+    error_page(&app, StatusCode::NOT_FOUND, "no such page")
+}
