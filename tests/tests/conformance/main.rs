@@ -24,6 +24,7 @@ mod retention;
 mod sqlite_only;
 mod testing;
 mod unique;
+mod web;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -69,6 +70,7 @@ fn main() {
         control::CASES,
         unique::CASES,
         cron::CASES,
+        web::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

@@ -35,7 +35,7 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
+pub const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
 
 /// Starts `dj-test-worker ARGS` on the test database, logging to a file in its directory.
 pub fn spawn_worker(t: &TestDb, label: &str, args: &[&str]) -> Child {

@@ -1,0 +1,450 @@
+//! The dashboard over HTTP, against `worker web` on loopback with a real database: the
+//! overview's counts are `stats --json`'s, actions need the CSRF token and the page's origin,
+//! `--read-only` refuses them, credentials are checked and required off loopback, output is
+//! escaped, filters are bound, and `/metrics` parses as Prometheus' text format.
+
+use std::collections::BTreeMap;
+use std::process::Child;
+use std::time::Duration;
+
+use dj::{Job, JobFilter};
+use dj_tests::jobs::{AlwaysFails, Record};
+use dj_tests::support::{Backend, TestDb};
+
+use crate::operations::wait_until;
+use crate::pause::cli;
+use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    (
+        "web_overview_counts_are_stats_and_actions_need_csrf_and_origin",
+        overview_and_actions,
+    ),
+    (
+        "web_read_only_credentials_and_binding_off_loopback",
+        read_only_and_credentials,
+    ),
+    ("web_escapes_payloads_and_binds_filters", escaping),
+    ("web_metrics_parse_and_match_stats", metrics),
+];
+
+/// A running `worker web` and its base URL.
+pub struct Web {
+    child: Child,
+    pub url: String,
+}
+
+impl Web {
+    pub fn start(t: &TestDb, label: &str, args: &[&str]) -> Web {
+        let mut all = vec!["web", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let child = spawn_worker(t, label, &all);
+        let mut url = String::new();
+        let up = wait_until(Duration::from_secs(20), || {
+            let out = worker_output(t, label);
+            match out.lines().find_map(|l| l.split("dashboard at ").nth(1)) {
+                Some(rest) => {
+                    url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    true
+                }
+                None => false,
+            }
+        });
+        assert!(up, "web starts: {}", worker_output(t, label));
+        Web { child, url }
+    }
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        signal(&self.child, libc::SIGTERM);
+        let status = wait_exit(&mut self.child, Duration::from_secs(20));
+        assert!(
+            status.success() || std::thread::panicking(),
+            "web exits 0: {status}"
+        );
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token from a page's forms.
+fn csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// A cell of the overview's queue table: `<tr data-queue="Q">` ... `<td class="STATE">`.
+fn cell(html: &str, queue: &str, state: &str) -> i64 {
+    let row = html
+        .split(&format!("data-queue=\"{queue}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a row for queue {queue}"));
+    let cell = row.split(&format!("class=\"{state}\"")).nth(1).unwrap();
+    let text = cell.split('>').nth(2).unwrap().split('<').next().unwrap();
+    text.trim().parse().unwrap()
+}
+
+fn failing(t: &TestDb, log: &str, queue: &str, n: usize) {
+    for i in 0..n {
+        AlwaysFails {
+            log: log.into(),
+            key: format!("{queue}{i}"),
+        }
+        .delay()
+        .queue(queue)
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    let report = dj::Worker::new(t.db.clone())
+        .max_attempts(1)
+        .destroy_failed_jobs(false)
+        .work_off(100)
+        .unwrap();
+    assert_eq!(report.failed as usize, n);
+}
+
+fn overview_and_actions(backend: Backend) {
+    let t = TestDb::new(backend, "web_actions");
+    let log = t.log();
+    failing(&t, &log.path(), "mail", 3);
+    failing(&t, &log.path(), "feeds", 2);
+    for i in 0..4 {
+        Record {
+            log: log.path(),
+            key: format!("r{i}"),
+        }
+        .delay()
+        .queue("mail")
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    let web = Web::start(&t, "web", &[]);
+    let http = client();
+    let page = http.get(format!("{}/", web.url)).send().unwrap();
+    assert_eq!(page.status(), 200);
+    for (name, value) in [("x-frame-options", "DENY"), ("cache-control", "no-store")] {
+        assert_eq!(page.headers()[name], value);
+    }
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    let html = page.text().unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&cli(&t, &["stats", "--json"])).unwrap();
+    for q in stats["queues"].as_array().unwrap() {
+        let queue = q["queue"].as_str().unwrap();
+        for state in ["ready", "scheduled", "running", "failed"] {
+            assert_eq!(
+                cell(&html, queue, state),
+                q[state].as_i64().unwrap(),
+                "{queue} {state}: the page shows what stats --json prints"
+            );
+        }
+    }
+
+    // Retry all failed jobs of queue mail: a confirmation with the count, then done.
+    let list = http
+        .get(format!("{}/jobs?state=failed&queue=mail", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(list.contains("<span id=\"total\">3</span>"), "{list}");
+    let token = csrf(&list);
+    let origin = web.url.clone();
+    let form = |extra: &[(&str, &str)]| {
+        let mut f = vec![("action", "retry"), ("state", "failed"), ("queue", "mail")];
+        f.extend_from_slice(extra);
+        f.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    // No token, a wrong token, and the right token from another origin: refused.
+    for (extra, from) in [
+        (vec![], origin.as_str()),
+        (vec![("csrf", "forged")], origin.as_str()),
+        (vec![("csrf", token.as_str())], "http://evil.example"),
+    ] {
+        let refused = http
+            .post(format!("{}/bulk", web.url))
+            .header("Origin", from)
+            .form(&form(&extra))
+            .send()
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{extra:?} from {from}");
+    }
+    let confirm = http
+        .post(format!("{}/bulk", web.url))
+        .header("Origin", &origin)
+        .form(&form(&[("csrf", &token)]))
+        .send()
+        .unwrap();
+    assert_eq!(confirm.status(), 200);
+    assert!(confirm.text().unwrap().contains("retry 3 jobs?"));
+    assert_eq!(
+        t.db.count(&JobFilter {
+            state: Some(dj::JobState::Failed),
+            ..JobFilter::default()
+        })
+        .unwrap(),
+        5,
+        "nothing changes before the confirmation"
+    );
+    let done = http
+        .post(format!("{}/bulk", web.url))
+        .header("Origin", &origin)
+        .form(&form(&[("csrf", &token), ("confirm", "yes")]))
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let failed = |queue: &str| {
+        t.db.count(&JobFilter {
+            state: Some(dj::JobState::Failed),
+            queue: Some(queue.into()),
+            ..JobFilter::default()
+        })
+        .unwrap()
+    };
+    assert_eq!((failed("mail"), failed("feeds")), (0, 2));
+    assert_eq!(
+        t.db.count(&JobFilter {
+            state: Some(dj::JobState::Ready),
+            queue: Some("mail".into()),
+            ..JobFilter::default()
+        })
+        .unwrap(),
+        7
+    );
+
+    // One job: its page shows its last_error; delete it.
+    let id =
+        t.db.jobs(&JobFilter {
+            queue: Some("feeds".into()),
+            ..JobFilter::default()
+        })
+        .unwrap()[0]
+            .id;
+    let page = http
+        .get(format!("{}/jobs/{id}", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("could not fetch feeds0"), "{page}");
+    let deleted = http
+        .post(format!("{}/jobs/{id}/delete", web.url))
+        .header("Referer", format!("{}/jobs/{id}", web.url))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status(), 303);
+    assert!(t.db.job(id).unwrap().is_none());
+}
+
+fn read_only_and_credentials(backend: Backend) {
+    let t = TestDb::new(backend, "web_read_only");
+    let log = t.log();
+    failing(&t, &log.path(), "mail", 1);
+    let http = client();
+    {
+        let web = Web::start(&t, "ro", &["--read-only"]);
+        let page = http
+            .get(format!("{}/jobs?state=failed", web.url))
+            .send()
+            .unwrap();
+        let html = page.text().unwrap();
+        assert!(html.contains("id=\"read-only\""));
+        assert!(!html.contains("name=\"csrf\""), "no action form at all");
+        let id = t.db.jobs(&JobFilter::default()).unwrap()[0].id;
+        for path in [format!("/jobs/{id}/retry"), "/bulk".to_owned()] {
+            let refused = http
+                .post(format!("{}{path}", web.url))
+                .header("Origin", &web.url)
+                .form(&[("action", "retry"), ("confirm", "yes")])
+                .send()
+                .unwrap();
+            assert_eq!(refused.status(), 403, "{path}");
+            assert!(refused.text().unwrap().contains("read-only"));
+        }
+        assert!(t.db.job(id).unwrap().unwrap().failed_at.is_some());
+    }
+    {
+        let web = Web::start(&t, "auth", &["--auth", "admin:s3cret"]);
+        let url = format!("{}/", web.url);
+        let none = http.get(&url).send().unwrap();
+        assert_eq!(none.status(), 401);
+        assert!(none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic"));
+        let wrong = http
+            .get(&url)
+            .basic_auth("admin", Some("guess"))
+            .send()
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let right = http
+            .get(&url)
+            .basic_auth("admin", Some("s3cret"))
+            .send()
+            .unwrap();
+        assert_eq!(right.status(), 200);
+    }
+    // Off loopback without credentials: refused at start, with the fix in the message.
+    let out = std::process::Command::new(crate::processes::WORKER)
+        .args(["web", "--bind", "0.0.0.0:0"])
+        .env("DATABASE_URL", &t.url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without credentials") && err.contains("--auth"),
+        "{err}"
+    );
+}
+
+fn escaping(backend: Backend) {
+    let t = TestDb::new(backend, "web_escaping");
+    let log = t.log();
+    let script = "<script>document.title='pwned'</script>";
+    let id = Record {
+        log: log.path(),
+        key: script.into(),
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let web = Web::start(&t, "web", &[]);
+    let http = client();
+    let page = http
+        .get(format!("{}/jobs/{id}", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!page.contains("<script>document"), "escaped: {page}");
+    assert!(page.contains("&lt;script&gt;document.title="), "{page}");
+    // A hostile filter is a value, not SQL: the table is still there and the page lists nothing.
+    let hostile = "x'; DROP TABLE delayed_jobs; --";
+    let list = http
+        .get(format!("{}/jobs", web.url))
+        .query(&[("queue", hostile), ("q", "' OR 1=1 --")])
+        .send()
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    assert!(list.text().unwrap().contains("<span id=\"total\">0</span>"));
+    assert!(t.db.job(id).unwrap().is_some());
+    let bad = http
+        .get(format!("{}/jobs?state=gone", web.url))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad
+        .text()
+        .unwrap()
+        .contains("expected one of: ready, scheduled, running, failed"));
+}
+
+/// A strict reader of the text exposition format: `# HELP`/`# TYPE` lines, then samples
+/// `name{label="value",...} number` of a declared metric. Returns samples by name and labels.
+pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            types.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment: {line}");
+        let (series, value) = line.rsplit_once(' ').expect("a sample: series value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        let family = ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| types.contains_key(*f)))
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family),
+            "sample before its # TYPE: {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                for pair in labels[1..labels.len() - 1].split("\",") {
+                    let (key, value) = pair.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+                    assert!(
+                        key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "{line}"
+                    );
+                    assert!(!value.trim_end_matches('"').contains('\n'), "{line}");
+                }
+            }
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+fn metrics(backend: Backend) {
+    let t = TestDb::new(backend, "web_metrics");
+    let log = t.log();
+    failing(&t, &log.path(), "mail", 2);
+    for i in 0..3 {
+        Record {
+            log: log.path(),
+            key: format!("{i}"),
+        }
+        .delay()
+        .queue("mail")
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    let web = Web::start(&t, "web", &[]);
+    let response = client().get(format!("{}/metrics", web.url)).send().unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let samples = parse_metrics(&response.text().unwrap());
+    let stats: serde_json::Value = serde_json::from_str(&cli(&t, &["stats", "--json"])).unwrap();
+    let mail = &stats["queues"][0];
+    assert_eq!(mail["queue"], "mail");
+    for state in ["ready", "failed"] {
+        assert_eq!(
+            samples[&format!("dj_jobs{{queue=\"mail\",state=\"{state}\"}}")],
+            mail[state].as_f64().unwrap()
+        );
+    }
+    assert_eq!(samples["dj_jobs{queue=\"mail\",state=\"ready\"}"], 3.0);
+    assert!(samples.contains_key("dj_workers_alive"));
+}
