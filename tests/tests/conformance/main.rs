@@ -6,6 +6,7 @@
 
 mod async_enqueue;
 mod async_jobs;
+mod browser;
 mod chaos;
 mod control;
 mod cron;
@@ -71,6 +72,7 @@ fn main() {
         unique::CASES,
         cron::CASES,
         web::CASES,
+        browser::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

@@ -1,0 +1,310 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver (Debian's
+//! `chromium` and `chromium-driver`, which `.ci/run` installs), against `worker web` with a
+//! real database. The tests assert on the DOM; no screenshot is kept.
+//!
+//! The WebDriver protocol is spoken directly, over the tests' own HTTP client: it is a handful
+//! of JSON requests to a local chromedriver, and the WebDriver crates would bring a TLS stack
+//! to reach it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dj::{Job, JobFilter, JobState};
+use dj_tests::jobs::{AlwaysFails, Record};
+use dj_tests::support::{Backend, TestDb};
+use serde_json::{json, Value};
+
+use crate::operations::wait_until;
+use crate::pause::cli;
+use crate::web::{client, Web};
+use crate::Case;
+
+pub const CASES: &[Case] = &[(
+    "browser_overview_retry_all_matching_job_page_escaping_and_live_updates",
+    browser,
+)];
+
+/// chromedriver on a free loopback port, and one headless Chromium session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::blocking::Client,
+    _profile: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start(t: &TestDb) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = client();
+        assert!(
+            wait_until(Duration::from_secs(20), || http
+                .get(format!("{base}/status"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())),
+            "chromedriver answers"
+        );
+        let profile = tempdir::Dir(t.dir.join("chromium-profile"));
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage",
+                         format!("--user-data-dir={}", profile.0.display())],
+            },
+        }}});
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a session: {created}"))
+            .to_owned();
+        Browser {
+            driver,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let request = self.http.request(method.clone(), url);
+        let request = if method == reqwest::Method::GET {
+            request
+        } else {
+            request.json(&body)
+        };
+        let response: Value = request.send().unwrap().json().unwrap();
+        if response["value"].get("error").is_some() {
+            panic!("WebDriver {path}: {}", response["value"]);
+        }
+        response["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            reqwest::Method::POST,
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        found[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        let text = self.call(
+            reqwest::Method::GET,
+            &format!("/element/{id}/text"),
+            Value::Null,
+        );
+        text.as_str().unwrap().to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        );
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    /// Waits for the text of `css` to satisfy `ok`, as the page updates itself.
+    fn wait_text(&self, css: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text(css);
+            if ok(&text) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn browser(backend: Backend) {
+    let t = TestDb::new(backend, "browser");
+    let log = t.log();
+    for i in 0..3 {
+        AlwaysFails {
+            log: log.path(),
+            key: format!("mail{i}"),
+        }
+        .delay()
+        .queue("mail")
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    dj::Worker::new(t.db.clone())
+        .max_attempts(1)
+        .destroy_failed_jobs(false)
+        .work_off(10)
+        .unwrap();
+    let script =
+        "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">";
+    let hostile = Record {
+        log: log.path(),
+        key: script.into(),
+    }
+    .delay()
+    .queue("other")
+    .run_in(Duration::from_secs(3600)) // kept out of the work-offs below
+    .enqueue(&t.db)
+    .unwrap();
+    let web = Web::start(&t, "web", &[]);
+    let b = Browser::start(&t);
+
+    // The overview shows the counts stats --json prints.
+    b.go(&format!("{}/", web.url));
+    let stats: Value = serde_json::from_str(&cli(&t, &["stats", "--json"])).unwrap();
+    for q in stats["queues"].as_array().unwrap() {
+        let queue = q["queue"].as_str().unwrap();
+        for state in ["ready", "failed"] {
+            let shown = b.text(&format!("tr[data-queue='{queue}'] td.{state}"));
+            assert_eq!(shown, q[state].to_string(), "{queue} {state}");
+        }
+    }
+
+    // The page updates when a job is enqueued from outside.
+    let before: i64 = b.text("#totals td.ready").parse().unwrap();
+    Record {
+        log: log.path(),
+        key: "live".into(),
+    }
+    .delay()
+    .queue("other")
+    .enqueue(&t.db)
+    .unwrap();
+    let after = b.wait_text("#totals td.ready", Duration::from_secs(10), |t| {
+        t.parse::<i64>().is_ok_and(|n| n == before + 1)
+    });
+    assert_eq!(
+        after,
+        (before + 1).to_string(),
+        "the overview refreshed itself"
+    );
+
+    // Filter failed jobs by queue, retry all matching, confirm: they are ready.
+    b.go(&format!("{}/jobs", web.url));
+    b.type_into("input[name='queue']", "mail");
+    b.script("document.querySelector(\"select[name='state']\").value = 'failed';");
+    b.click("#apply");
+    assert_eq!(b.text("#total"), "3");
+    b.click("#bulk-retry");
+    assert!(b.text("h1").starts_with("retry 3 jobs"), "{}", b.text("h1"));
+    b.click("#confirm");
+    assert!(
+        b.text("#notice").contains("done on 3 jobs"),
+        "{}",
+        b.text("#notice")
+    );
+    b.go(&format!("{}/jobs?queue=mail", web.url));
+    let states = b.script(
+        "return [...document.querySelectorAll('#job-list tr[data-id]')].map(r => r.dataset.state);",
+    );
+    assert_eq!(
+        states,
+        json!(["ready", "ready", "ready"]),
+        "checked in the table"
+    );
+    assert_eq!(
+        t.db.count(&JobFilter {
+            state: Some(JobState::Failed),
+            ..JobFilter::default()
+        })
+        .unwrap(),
+        0
+    );
+
+    // A job's page shows its whole last_error.
+    let failed = AlwaysFails {
+        log: log.path(),
+        key: "page".into(),
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    dj::Worker::new(t.db.clone())
+        .max_attempts(1)
+        .destroy_failed_jobs(false)
+        .work_off(10)
+        .unwrap();
+    let stored = t.db.job(failed).unwrap().unwrap().last_error.unwrap();
+    b.go(&format!("{}/jobs/{failed}", web.url));
+    assert_eq!(b.text("#last-error"), stored.trim_end());
+
+    // A script in a payload is text, not code.
+    b.go(&format!("{}/jobs/{hostile}", web.url));
+    assert!(b
+        .text("#handler")
+        .contains("<script>document.title='pwned'</script>"));
+    let title = b.script("return document.title;");
+    assert_eq!(
+        title,
+        json!(format!("dj · job {hostile}")),
+        "the payload did not run"
+    );
+}
