@@ -305,6 +305,13 @@ impl Db {
         self.store.cron_list()
     }
 
+    /// Jobs finished per minute over the last `minutes` (at most a day): (minute, succeeded,
+    /// failed), oldest first, minutes without jobs left out. Workers report at each
+    /// heartbeat, so the current minute lags by up to one heartbeat interval.
+    pub fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>> {
+        self.store.throughput(minutes.min(24 * 60))
+    }
+
     /// The paused queues, by name.
     pub fn paused_queues(&self) -> Result<Vec<String>> {
         self.store.queue_paused()

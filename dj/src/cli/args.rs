@@ -80,6 +80,8 @@ pub enum Command {
     Limit(LimitArgs),
     /// List recurring jobs (schedules) with their last and next fire times, or remove one.
     Cron(CronArgs),
+    /// A live view of queues, states, workers and throughput in the terminal.
+    Top(TopArgs),
     /// Serve the dashboard (and Prometheus /metrics) over this database; prints its URL.
     #[cfg(feature = "web")]
     Web(WebArgs),
@@ -437,6 +439,17 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
             )),
         },
     }
+}
+
+/// `top`: the live terminal view.
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    /// How often to redraw.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Print one view and exit (for scripts).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `cron`: the schedules.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use super::args::{JobsArgs, ShowArgs, StatsArgs};
+use super::args::{JobsArgs, ShowArgs, StatsArgs, TopArgs};
 use super::output::{json, rfc3339, table, RowView};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -94,15 +94,70 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
 }
 
 pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
-    let stats = db.stats()?;
-    let workers = db.workers()?;
-    let paused = db.paused_queues()?;
-    let now = db.now()?;
     if args.json {
+        let stats = db.stats()?;
+        let workers = db.workers()?;
+        let paused = db.paused_queues()?;
+        let now = db.now()?;
         let workers: Vec<_> = workers.iter().map(|w| WorkerView::of(w, now)).collect();
         json(&serde_json::json!({ "queues": stats, "workers": workers, "paused": paused }));
         return Ok(ExitCode::SUCCESS);
     }
+    overview(db)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `top`: the overview of `stats` with throughput, redrawn every `--interval` until TERM/INT
+/// (or printed once with `--once`).
+pub(super) fn top(db: &Db, args: &TopArgs) -> Result<ExitCode> {
+    use std::io::{IsTerminal as _, Write as _};
+    crate::worker::signals::install_counter();
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        if terminal {
+            print!("\x1b[2J\x1b[H"); // clear the screen, cursor home
+        }
+        let now = db.now()?;
+        println!(
+            "dj top  {}  {}  (every {}; Ctrl-C quits)\n",
+            db.url(),
+            rfc3339(now),
+            humantime::format_duration(args.interval)
+        );
+        overview(db)?;
+        let minutes = db.throughput(60)?;
+        let within = |m: u64| {
+            let since = now - std::time::Duration::from_secs(m * 60);
+            minutes
+                .iter()
+                .filter(|(minute, _, _)| *minute >= since)
+                .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
+        };
+        println!();
+        for (label, m) in [("last minute", 1), ("last 5 minutes", 5), ("last hour", 60)] {
+            let (ok, failed) = within(m);
+            println!("THROUGHPUT {label:>15}: {ok} succeeded, {failed} failed attempts");
+        }
+        let _ = std::io::stdout().flush();
+        if args.once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let deadline = std::time::Instant::now() + args.interval;
+        while std::time::Instant::now() < deadline {
+            if crate::worker::signals::received() > 0 {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// The queues table, paused queues and workers, as `stats` prints them.
+fn overview(db: &Db) -> Result<()> {
+    let stats = db.stats()?;
+    let workers = db.workers()?;
+    let paused = db.paused_queues()?;
+    let now = db.now()?;
     let cells: Vec<Vec<String>> = stats
         .iter()
         .map(|s| {
@@ -138,7 +193,7 @@ pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
     }
     println!();
     workers_table(&workers, now);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The registered workers, as `stats` and `status` print them.

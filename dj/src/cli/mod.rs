@@ -96,6 +96,7 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
         Command::Cancel(args) => admin::cancel(&db()?, &args),
         Command::Limit(args) => admin::limit(&db()?, &args),
         Command::Cron(args) => admin::cron(&db()?, &args),
+        Command::Top(args) => inspect::top(&db()?, &args),
         #[cfg(feature = "web")]
         Command::Web(args) => web(db()?, &args),
         Command::Start(args) => supervisor::start(&url, cli.log_format, wait, &args),

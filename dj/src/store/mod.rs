@@ -360,6 +360,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 
+    /// Adds jobs finished to the current minute's throughput, and deletes minutes older
+    /// than a day.
+    fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()>;
+    /// The throughput of the last `minutes` minutes: (minute, succeeded, failed), oldest
+    /// first; minutes without jobs are absent.
+    fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>>;
+
     /// Adds a schedule, or updates its definition (its next fire time only if the
     /// expression or zone changed); nothing is written when nothing changed.
     fn cron_upsert(&self, schedule: &Schedule, next: Option<SystemTime>) -> Result<()>;

@@ -48,6 +48,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/postgres/0005_job_control.sql"),
     ),
     (6, include_str!("../../migrations/postgres/0006_cron.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_throughput.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -991,7 +995,8 @@ impl Store for PgStore {
                  SELECT queue, paused_at FROM dj_paused_queues LIMIT 0; \
                  SELECT queue, max_running FROM dj_queue_limits LIMIT 0; \
                  SELECT job_id, requested_at FROM dj_cancels LIMIT 0; \
-                 SELECT {} FROM dj_cron LIMIT 0",
+                 SELECT {} FROM dj_cron LIMIT 0; \
+                 SELECT minute, succeeded, failed FROM dj_throughput LIMIT 0",
                 cron_columns!()
             ))
             .await
@@ -1426,6 +1431,47 @@ impl Store for PgStore {
             )
             .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {
+        self.run(async |conn: &mut Session| {
+            execute(
+                conn,
+                "INSERT INTO dj_throughput AS t (minute, succeeded, failed) \
+                 VALUES (date_trunc('minute', now()), $1, $2) \
+                 ON CONFLICT (minute) DO UPDATE SET succeeded = t.succeeded + EXCLUDED.succeeded, \
+                     failed = t.failed + EXCLUDED.failed",
+                &[Type::INT8, Type::INT8],
+                &[&succeeded, &failed],
+            )
+            .await?;
+            execute(
+                conn,
+                "DELETE FROM dj_throughput WHERE minute < now() - interval '1 day'",
+                &[],
+                &[],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>> {
+        let minutes = f64::from(minutes);
+        self.run(async |conn: &mut Session| {
+            let rows = query(
+                conn,
+                "SELECT minute, succeeded, failed FROM dj_throughput \
+                 WHERE minute > now() - $1 * interval '1 minute' ORDER BY minute",
+                &[Type::FLOAT8],
+                &[&minutes],
+            )
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
         })
     }
 

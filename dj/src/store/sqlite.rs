@@ -44,6 +44,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/sqlite/0005_job_control.sql"),
     ),
     (6, include_str!("../../migrations/sqlite/0006_cron.sql")),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_throughput.sql"),
+    ),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -694,6 +698,7 @@ impl Store for SqliteStore {
             conn.prepare("SELECT queue, max_running FROM dj_queue_limits LIMIT 0")?;
             conn.prepare("SELECT job_id, requested_at FROM dj_cancels LIMIT 0")?;
             conn.prepare(&format!("SELECT {CRON_COLUMNS} FROM dj_cron LIMIT 0"))?;
+            conn.prepare("SELECT minute, succeeded, failed FROM dj_throughput LIMIT 0")?;
             Ok(())
         })
     }
@@ -1098,6 +1103,37 @@ impl Store for SqliteStore {
             let mut statement = conn
                 .prepare_cached("SELECT queue, max_running FROM dj_queue_limits ORDER BY queue")?;
             let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO dj_throughput (minute, succeeded, failed) \
+                 VALUES (strftime('%Y-%m-%d %H:%M:00.000', 'now'), ?1, ?2) \
+                 ON CONFLICT (minute) DO UPDATE SET \
+                     succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+            )?
+            .execute(params![succeeded, failed])?;
+            tx.execute(
+                "DELETE FROM dj_throughput WHERE minute < strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day')",
+                [],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT unixepoch(minute, 'subsec'), succeeded, failed FROM dj_throughput \
+                 WHERE minute > strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d minutes', ?1)) \
+                 ORDER BY minute",
+            )?;
+            let rows = statement.query_map([minutes], |r| {
+                Ok((time(r.get::<_, f64>(0)?), r.get(1)?, r.get(2)?))
+            })?;
             rows.collect()
         })
     }

@@ -131,7 +131,7 @@ struct QueueView {
 }
 
 async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
-    let (now, stats, paused, limits, workers, schedules) = db(app, |db| {
+    let (now, stats, paused, limits, workers, schedules, throughput) = db(app, |db| {
         Ok((
             db.now()?,
             db.stats()?,
@@ -139,9 +139,25 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
             db.queue_limits()?,
             db.workers()?,
             db.store().cron_list()?,
+            db.throughput(60)?,
         ))
     })
     .await?;
+    let recent = |minutes: u64| {
+        let since = now - std::time::Duration::from_secs(minutes * 60);
+        throughput
+            .iter()
+            .filter(|(minute, _, _)| *minute >= since)
+            .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
+    };
+    let throughput = context! {
+        hour => recent(60),
+        five => recent(5),
+        minutes => throughput
+            .iter()
+            .map(|(minute, s, f)| context! { minute => rfc3339(*minute), succeeded => s, failed => f })
+            .collect::<Vec<_>>(),
+    };
     let mut totals = BTreeMap::new();
     let queues: Vec<QueueView> = stats
         .into_iter()
@@ -211,6 +227,7 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
         totals => totals,
         workers => workers,
         schedules => schedules,
+        throughput => throughput,
         now => rfc3339(now),
     })
 }

@@ -145,15 +145,44 @@ pub(super) fn spawn(
         .name("dj-heartbeat".into())
         .spawn(move || {
             let every = interval(shared.config.heartbeat_timeout);
+            let mut reported = Finished::default();
             while !done.is_set() {
                 done.sleep(every);
                 if done.is_set() {
-                    return;
+                    break;
                 }
                 beat(&shared, &leases);
+                reported.report(&shared);
             }
+            // What finished since the last beat counts too.
+            reported.report(&shared);
         })
         .expect("spawn the heartbeat thread")
+}
+
+/// The jobs this worker finished that `dj_throughput` has been told of.
+#[derive(Default)]
+struct Finished {
+    succeeded: u64,
+    failed: u64,
+}
+
+impl Finished {
+    /// Adds what finished since the last report to the current minute (nothing when none).
+    fn report(&mut self, shared: &Shared) {
+        use std::sync::atomic::Ordering;
+        let succeeded = shared.succeeded.load(Ordering::SeqCst);
+        let failed = shared.failed.load(Ordering::SeqCst);
+        let (ds, df) = (succeeded - self.succeeded, failed - self.failed);
+        if ds == 0 && df == 0 {
+            return;
+        }
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        match shared.db.store().throughput_add(as_i64(ds), as_i64(df)) {
+            Ok(()) => (self.succeeded, self.failed) = (succeeded, failed),
+            Err(e) => shared.say_error(format_args!("Error while recording throughput: {e}")),
+        }
+    }
 }
 
 /// One heartbeat: refresh the entry, record starts, or find out this worker was declared dead.

@@ -27,6 +27,7 @@ pub const CASES: &[Case] = &[
     ),
     ("web_escapes_payloads_and_binds_filters", escaping),
     ("web_metrics_parse_and_match_stats", metrics),
+    ("web_and_top_show_the_throughput_workers_report", throughput),
 ];
 
 /// A running `worker web` and its base URL.
@@ -447,4 +448,44 @@ fn metrics(backend: Backend) {
     }
     assert_eq!(samples["dj_jobs{queue=\"mail\",state=\"ready\"}"], 3.0);
     assert!(samples.contains_key("dj_workers_alive"));
+}
+
+fn throughput(backend: Backend) {
+    let t = TestDb::new(backend, "web_throughput");
+    let log = t.log();
+    for i in 0..7 {
+        Record {
+            log: log.path(),
+            key: format!("{i}"),
+        }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    // 3 failing for good: their attempts count as failed.
+    failing(&t, &log.path(), "mail", 3);
+    // The work-off in `failing` ran the 7 as well; its worker reported at exit.
+    let minutes = t.db.throughput(60).unwrap();
+    let (ok, failed) = minutes
+        .iter()
+        .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df));
+    assert_eq!((ok, failed), (7, 3), "{minutes:?}");
+    let top = cli(&t, &["top", "--once"]);
+    assert!(
+        top.contains("last hour: 7 succeeded, 3 failed attempts"),
+        "{top}"
+    );
+    assert!(top.contains("QUEUE") && top.contains("mail"), "{top}");
+    let web = Web::start(&t, "web", &[]);
+    let html = client()
+        .get(format!("{}/", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        html.contains("<span id=\"hour-succeeded\">7</span>"),
+        "{html}"
+    );
+    assert!(html.contains("<span id=\"hour-failed\">3</span>"), "{html}");
 }
