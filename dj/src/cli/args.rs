@@ -151,6 +151,10 @@ pub struct WorkArgs {
     /// Do not fire recurring jobs (other workers of the database still do).
     #[arg(long, env = "DJ_NO_CRON")]
     pub no_cron: bool,
+    /// Serve Prometheus /metrics (this process's attempts, durations and claims, and the
+    /// table's gauges) on this address, e.g. 127.0.0.1:9394.
+    #[arg(long, env = "DJ_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 impl WorkArgs {
@@ -177,6 +181,8 @@ impl WorkArgs {
             heartbeat_timeout,
             name_prefix: _,
             no_cron,
+            // A pool's workers each serve on a port the supervisor gives them.
+            metrics_bind: _,
         } = self;
         let secs = |d: &Duration| d.as_secs_f64().to_string();
         let mut args = vec!["work".to_owned()];

@@ -179,7 +179,22 @@ fn work(
         exit_on_complete: args.exit_on_complete || workoff,
         ..args.config()?
     };
-    let worker = Worker::with_config(db, config).state(setup());
+    #[cfg_attr(not(feature = "web"), allow(unused_mut))]
+    let mut worker = Worker::with_config(db.clone(), config).state(setup());
+    #[cfg(feature = "web")]
+    if let Some(bind) = args.metrics_bind {
+        let process = std::sync::Arc::new(crate::web::ProcessMetrics::default());
+        let recorder = process.clone();
+        worker = worker.on_event(move |event| recorder.record(event));
+        let at = crate::web::serve_metrics(db, bind, process, worker.stop_flag())?;
+        tracing::info!(target: "dj", "Metrics at http://{at}/metrics");
+    }
+    #[cfg(not(feature = "web"))]
+    if args.metrics_bind.is_some() {
+        return Err(crate::Error::Invalid(
+            "--metrics-bind needs dj's `web` feature".into(),
+        ));
+    }
     signals::install(&worker);
     let report = worker.run()?;
     if report.interrupted > 0 {

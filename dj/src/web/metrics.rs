@@ -20,7 +20,17 @@ pub(crate) fn label(value: &str) -> String {
 }
 
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let db = app.db.clone();
+    table_metrics(app.db.clone(), None).await
+}
+
+/// `work --metrics-bind`: this process's counts, then the table's gauges.
+pub(super) async fn process_metrics(
+    State(state): State<Arc<(crate::Db, Arc<super::ProcessMetrics>)>>,
+) -> Response {
+    table_metrics(state.0.clone(), Some(&state.1)).await
+}
+
+async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -> Response {
     let read =
         tokio::task::spawn_blocking(move || Ok::<_, crate::Error>((db.stats()?, db.workers()?)))
             .await;
@@ -42,6 +52,9 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         }
     };
     let mut out = String::new();
+    if let Some(process) = process {
+        process.render(&mut out);
+    }
     out.push_str("# HELP dj_jobs Jobs in the table, by queue and state (as `worker stats`).\n");
     out.push_str("# TYPE dj_jobs gauge\n");
     for q in &stats {

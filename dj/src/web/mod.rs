@@ -12,6 +12,9 @@
 
 mod metrics;
 mod pages;
+mod process;
+
+pub use process::ProcessMetrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -180,6 +183,42 @@ pub fn serve(
             .await?;
         Ok(())
     })
+}
+
+/// Serves `/metrics` on `bind` from a thread of its own until `stop` is set: this process's
+/// counts (`process`) and the table's gauges. What `work --metrics-bind` runs beside its
+/// worker. Returns the address it listens on.
+pub fn serve_metrics(
+    db: Db,
+    bind: SocketAddr,
+    process: Arc<ProcessMetrics>,
+    stop: crate::StopFlag,
+) -> Result<SocketAddr> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("dj-metrics")
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(bind))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new((db, process));
+    let router = Router::new()
+        .route("/metrics", get(metrics::process_metrics))
+        .with_state(state);
+    std::thread::Builder::new()
+        .name("dj-metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        while !stop.is_set() {
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    })
+                    .await;
+            });
+        })?;
+    Ok(addr)
 }
 
 fn random_token() -> Result<String> {

@@ -20,6 +20,11 @@ pub enum Event {
     },
     /// Found no ready job with none running: waiting for work (once per idle stretch).
     Idle,
+    /// A claim took this many jobs (more than none).
+    Claimed {
+        /// How many rows the claim locked.
+        count: usize,
+    },
     /// A job's attempt began.
     JobStarted {
         /// The row's id.
@@ -69,6 +74,24 @@ pub enum JobOutcome {
     Snoozed,
     /// The job was cancelled while running: failed for good, kept.
     Cancelled,
+    /// Still running at the shutdown timeout: unlocked for another worker, not an attempt.
+    Interrupted,
+}
+
+impl JobOutcome {
+    /// The lowercase name metrics label it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Retried => "retried",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Expired => "expired",
+            JobOutcome::Lost => "lost",
+            JobOutcome::Snoozed => "snoozed",
+            JobOutcome::Cancelled => "cancelled",
+            JobOutcome::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// The listener [`Worker::on_event`](super::Worker::on_event) installs.

@@ -144,7 +144,7 @@ fn execute(
     shared.say(format_args!("{label} RUNNING"));
     shared.emit(|| Event::JobStarted {
         id: row.id,
-        name: job.display_name(),
+        name: row.name.clone(),
         queue: row.queue.clone(),
         attempts: row.attempts,
     });
@@ -210,7 +210,7 @@ fn finish(
     let told = |outcome| {
         shared.emit(|| Event::JobFinished {
             id: row.id,
-            name: job.display_name(),
+            name: row.name.clone(),
             outcome,
             runtime,
         })

@@ -123,6 +123,8 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
                 idle = false;
                 burst.start();
                 claimed_total += jobs.len() as u64;
+                let count = jobs.len();
+                shared.emit(|| super::Event::Claimed { count });
                 shared.slots.add_claimed(&owner, jobs);
                 burst.maybe_report(shared);
             }

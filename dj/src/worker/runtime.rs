@@ -200,6 +200,12 @@ fn interrupt_running(shared: &Shared) {
                     shared.config.shutdown_timeout.as_secs()
                 ));
                 shared.interrupted.fetch_add(1, Ordering::SeqCst);
+                shared.emit(|| Event::JobFinished {
+                    id: job.row.id,
+                    name: job.row.name.clone(),
+                    outcome: super::JobOutcome::Interrupted,
+                    runtime: job.runtime,
+                });
             }
             Err(e) => shared.say_error(format_args!(
                 "Error while unlocking interrupted {label}: {e}; it is freed once this worker's entry is gone"

@@ -118,6 +118,8 @@ pub(super) struct Interrupted {
     pub row: JobRow,
     pub owner: Arc<str>,
     pub name: String,
+    /// How long it had run.
+    pub runtime: Duration,
 }
 
 /// What declaring this worker dead took from it.
@@ -428,10 +430,12 @@ impl Slots {
         let mut interrupted = Vec::new();
         for slot in table.slots.values_mut() {
             if let State::Running(run) = &slot.state {
+                let started = run.deadline.checked_sub(run.max_run_time);
                 interrupted.push(Interrupted {
                     row: slot.row.clone(),
                     owner: slot.owner.clone(),
                     name: run.name.clone(),
+                    runtime: started.map_or(Duration::ZERO, |s| s.elapsed()),
                 });
                 slot.state = State::Lost;
             }

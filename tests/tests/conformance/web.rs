@@ -28,6 +28,10 @@ pub const CASES: &[Case] = &[
     ("web_escapes_payloads_and_binds_filters", escaping),
     ("web_metrics_parse_and_match_stats", metrics),
     ("web_and_top_show_the_throughput_workers_report", throughput),
+    (
+        "work_metrics_bind_counts_attempts_by_name_and_outcome",
+        process_metrics,
+    ),
 ];
 
 /// A running `worker web` and its base URL.
@@ -488,4 +492,114 @@ fn throughput(backend: Backend) {
         "{html}"
     );
     assert!(html.contains("<span id=\"hour-failed\">3</span>"), "{html}");
+}
+
+fn process_metrics(backend: Backend) {
+    let t = TestDb::new(backend, "work_metrics");
+    let log = t.log();
+    for i in 0..7 {
+        Record {
+            log: log.path(),
+            key: format!("{i}"),
+        }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    for i in 0..3 {
+        AlwaysFails {
+            log: log.path(),
+            key: format!("f{i}"),
+        }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    // One more, scheduled: the ready gauge is checked against stats --json below.
+    Record {
+        log: log.path(),
+        key: "later".into(),
+    }
+    .delay()
+    .run_in(Duration::from_secs(3600))
+    .enqueue(&t.db)
+    .unwrap();
+    let mut worker = spawn_worker(
+        &t,
+        "w",
+        &[
+            "work",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--max-attempts",
+            "1",
+            "--keep-failed",
+            "--sleep-delay",
+            "0.2",
+        ],
+    );
+    let mut url = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let out = worker_output(&t, "w");
+            match out.split("Metrics at ").nth(1) {
+                Some(rest) => {
+                    url = rest.split_whitespace().next().unwrap().to_owned();
+                    true
+                }
+                None => false,
+            }
+        }),
+        "{}",
+        worker_output(&t, "w")
+    );
+    assert!(
+        // Left: the 3 failed (kept) and the scheduled one.
+        wait_until(Duration::from_secs(30), || t
+            .db
+            .count(&JobFilter::default())
+            .unwrap()
+            == 4),
+        "{}",
+        worker_output(&t, "w")
+    );
+    let samples = parse_metrics(&client().get(&url).send().unwrap().text().unwrap());
+    signal(&worker, libc::SIGTERM);
+    assert!(wait_exit(&mut worker, Duration::from_secs(30)).success());
+    let at = |series: &str| {
+        *samples
+            .get(series)
+            .unwrap_or_else(|| panic!("{series} in {samples:#?}"))
+    };
+    assert_eq!(
+        at("dj_job_attempts_total{name=\"Record\",outcome=\"succeeded\"}"),
+        7.0
+    );
+    assert_eq!(
+        at("dj_job_attempts_total{name=\"AlwaysFails\",outcome=\"failed\"}"),
+        3.0
+    );
+    assert_eq!(at("dj_job_duration_seconds_count{name=\"Record\"}"), 7.0);
+    assert_eq!(
+        at("dj_job_duration_seconds_bucket{name=\"Record\",le=\"+Inf\"}"),
+        7.0
+    );
+    assert!(at("dj_claim_batch_size_count") >= 1.0);
+    assert_eq!(
+        at("dj_claim_batch_size_sum"),
+        10.0,
+        "10 jobs claimed in all"
+    );
+    assert_eq!(at("dj_workers_alive"), 1.0);
+    let stats: serde_json::Value = serde_json::from_str(&cli(&t, &["stats", "--json"])).unwrap();
+    let queue = &stats["queues"][0];
+    assert_eq!(
+        at("dj_jobs{queue=\"\",state=\"scheduled\"}"),
+        queue["scheduled"].as_f64().unwrap()
+    );
+    assert_eq!(
+        at("dj_jobs{queue=\"\",state=\"ready\"}"),
+        queue["ready"].as_f64().unwrap()
+    );
+    assert_eq!(at("dj_jobs{queue=\"\",state=\"failed\"}"), 3.0);
 }
