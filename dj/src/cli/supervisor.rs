@@ -45,6 +45,8 @@ struct Slot {
     number: usize,
     queues: Vec<String>,
     pid: Option<libc::pid_t>,
+    /// The loopback port its `/metrics` is on, with `--metrics-bind`.
+    metrics_port: Option<u16>,
     started: Instant,
     /// Consecutive crashes, for the backoff.
     crashes: u32,
@@ -73,6 +75,8 @@ struct Pool<'a> {
     unclean_stop: bool,
     /// `--wait-for-database`, passed on to the workers.
     database_wait: Option<Duration>,
+    /// The workers' metrics ports, for the pool's endpoint (`--metrics-bind`).
+    metrics_ports: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
 }
 
 pub(super) fn start(
@@ -103,7 +107,13 @@ pub(super) fn start(
         pipes: Vec::new(),
         unclean_stop: false,
         database_wait,
+        metrics_ports: Default::default(),
     };
+    #[cfg(feature = "web")]
+    if let Some(bind) = args.work.metrics_bind {
+        let at = crate::web::serve_pool_metrics(bind, pool.metrics_ports.clone())?;
+        tracing::info!(target: "dj", "Metrics of the pool's workers at http://{at}/metrics");
+    }
     tracing::info!(
         target: "dj",
         "Starting pool of {} worker(s) (pid {})",
@@ -139,6 +149,7 @@ fn plan(args: &StartArgs) -> Result<Vec<Slot>> {
                 number,
                 queues: queues.clone(),
                 pid: None,
+                metrics_port: None,
                 started: Instant::now(),
                 crashes: 0,
                 restart_at: None,
@@ -154,6 +165,12 @@ fn plan(args: &StartArgs) -> Result<Vec<Slot>> {
 }
 
 impl Pool<'_> {
+    /// Tells the pool's metrics endpoint which ports its workers serve on.
+    fn publish_metrics_ports(&self) {
+        let ports = self.slots.iter().filter_map(|s| s.metrics_port).collect();
+        *self.metrics_ports.lock().unwrap_or_else(|e| e.into_inner()) = ports;
+    }
+
     /// The main loop: reap, restart, and on TERM/INT stop the workers. Returns the exit code.
     fn supervise(&mut self) -> ExitCode {
         loop {
@@ -294,6 +311,18 @@ impl Pool<'_> {
         if let Some(wait) = self.database_wait {
             command.arg(format!("--wait-for-database={}", wait.as_secs_f64()));
         }
+        if self.args.work.metrics_bind.is_some() {
+            // A free loopback port for this worker's own endpoint, which the pool's merges.
+            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port());
+            if let Ok(port) = port {
+                command.arg(format!("--metrics-bind=127.0.0.1:{port}"));
+                self.slots[i].metrics_port = Some(port);
+                self.publish_metrics_ports();
+            }
+        }
+        let slot = &self.slots[i];
         match &self.args.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("dj-{}.log", slot.number));

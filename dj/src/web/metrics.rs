@@ -92,3 +92,41 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
     )
         .into_response()
 }
+
+/// `start --metrics-bind`: every worker's `/metrics`, merged.
+pub(super) async fn pool_metrics(
+    State(workers): State<Arc<std::sync::Mutex<Vec<u16>>>>,
+) -> Response {
+    let ports = workers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let texts = tokio::task::spawn_blocking(move || {
+        ports
+            .iter()
+            .filter_map(|&port| scrape(port).ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::merge_exposition(&texts),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` of a worker of this pool, on loopback. Hand-written (one request to our own
+/// server, HTTP/1.0, read to the end): dj has no HTTP client, and this needs none.
+fn scrape(port: u16) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}

@@ -14,7 +14,7 @@ mod metrics;
 mod pages;
 mod process;
 
-pub use process::ProcessMetrics;
+pub use process::{merge_exposition, ProcessMetrics};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -216,6 +216,33 @@ pub fn serve_metrics(
                         }
                     })
                     .await;
+            });
+        })?;
+    Ok(addr)
+}
+
+/// Serves `/metrics` on `bind` for a pool: each request fetches the `/metrics` of every
+/// worker listed in `workers` (loopback ports) and answers with them merged
+/// ([`merge_exposition`]). Runs on a thread of its own for the life of the process.
+pub(crate) fn serve_pool_metrics(
+    bind: SocketAddr,
+    workers: Arc<std::sync::Mutex<Vec<u16>>>,
+) -> Result<SocketAddr> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("dj-metrics")
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(bind))?;
+    let addr = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", get(metrics::pool_metrics))
+        .with_state(workers);
+    std::thread::Builder::new()
+        .name("dj-metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let _ = axum::serve(listener, router).await;
             });
         })?;
     Ok(addr)

@@ -144,3 +144,83 @@ impl ProcessMetrics {
             .render(out, "dj_claim_batch_size", "");
     }
 }
+
+/// Merges the `/metrics` texts of a pool's workers into one: counters and histograms are
+/// summed series by series; gauges (the table's, the same from every worker) are taken from
+/// the first text that has them. HELP and TYPE lines are kept once, families in the order
+/// first seen.
+pub fn merge_exposition(texts: &[String]) -> String {
+    // family → (help/type lines, kind, series in order, value by series)
+    struct Family {
+        header: Vec<String>,
+        kind: String,
+        order: Vec<String>,
+        values: BTreeMap<String, f64>,
+    }
+    let mut families: Vec<(String, Family)> = Vec::new();
+    for text in texts {
+        let mut current: Option<usize> = None;
+        for line in text.lines() {
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+            {
+                let name = rest.split(' ').next().unwrap_or("").to_owned();
+                let at = match families.iter().position(|(n, _)| *n == name) {
+                    Some(at) => at,
+                    None => {
+                        families.push((
+                            name.clone(),
+                            Family {
+                                header: Vec::new(),
+                                kind: String::new(),
+                                order: Vec::new(),
+                                values: BTreeMap::new(),
+                            },
+                        ));
+                        families.len() - 1
+                    }
+                };
+                let family = &mut families[at].1;
+                if !family.header.iter().any(|h| h == line) {
+                    family.header.push(line.to_owned());
+                }
+                if let Some(kind) = line
+                    .strip_prefix("# TYPE ")
+                    .and_then(|r| r.split(' ').nth(1))
+                {
+                    family.kind = kind.to_owned();
+                }
+                current = Some(at);
+                continue;
+            }
+            let (Some(at), Some((series, value))) = (current, line.rsplit_once(' ')) else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let family = &mut families[at].1;
+            let additive = family.kind == "counter" || family.kind == "histogram";
+            match family.values.get_mut(series) {
+                Some(total) if additive => *total += value,
+                Some(_) => {}
+                None => {
+                    family.order.push(series.to_owned());
+                    family.values.insert(series.to_owned(), value);
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (_, family) in &families {
+        for line in &family.header {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for series in &family.order {
+            let _ = writeln!(out, "{series} {}", family.values[series]);
+        }
+    }
+    out
+}

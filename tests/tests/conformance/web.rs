@@ -32,6 +32,10 @@ pub const CASES: &[Case] = &[
         "work_metrics_bind_counts_attempts_by_name_and_outcome",
         process_metrics,
     ),
+    (
+        "start_metrics_bind_serves_one_endpoint_for_the_pool",
+        pool_metrics,
+    ),
 ];
 
 /// A running `worker web` and its base URL.
@@ -602,4 +606,68 @@ fn process_metrics(backend: Backend) {
         queue["ready"].as_f64().unwrap()
     );
     assert_eq!(at("dj_jobs{queue=\"\",state=\"failed\"}"), 3.0);
+}
+
+fn pool_metrics(backend: Backend) {
+    let t = TestDb::new(backend, "pool_metrics");
+    let log = t.log();
+    let mut pool = spawn_worker(
+        &t,
+        "pool",
+        &[
+            "start",
+            "-n",
+            "2",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--sleep-delay",
+            "0.2",
+        ],
+    );
+    let mut url = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let out = worker_output(&t, "pool");
+            match out.split("Metrics of the pool's workers at ").nth(1) {
+                Some(rest) => {
+                    url = rest.split_whitespace().next().unwrap().to_owned();
+                    true
+                }
+                None => false,
+            }
+        }),
+        "{}",
+        worker_output(&t, "pool")
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || t.db.workers().unwrap().len()
+            == 2),
+        "{}",
+        worker_output(&t, "pool")
+    );
+    dj::enqueue_many(
+        &t.db,
+        (0..20).map(|i| Record {
+            log: log.path(),
+            key: format!("{i}"),
+        }),
+    )
+    .unwrap();
+    let http = client();
+    let mut samples = BTreeMap::new();
+    let counted = wait_until(Duration::from_secs(30), || {
+        samples = parse_metrics(&http.get(&url).send().unwrap().text().unwrap());
+        samples.get("dj_job_attempts_total{name=\"Record\",outcome=\"succeeded\"}") == Some(&20.0)
+    });
+    signal(&pool, libc::SIGTERM);
+    assert!(wait_exit(&mut pool, Duration::from_secs(60)).success());
+    assert!(
+        counted,
+        "both workers' attempts in one endpoint: {samples:#?}"
+    );
+    assert_eq!(
+        samples["dj_job_duration_seconds_count{name=\"Record\"}"],
+        20.0
+    );
+    assert_eq!(samples["dj_workers_alive"], 2.0, "a gauge is not summed");
 }
