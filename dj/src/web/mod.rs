@@ -194,39 +194,31 @@ pub fn serve_metrics(
     process: Arc<ProcessMetrics>,
     stop: crate::StopFlag,
 ) -> Result<SocketAddr> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("dj-metrics")
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(bind))?;
-    let addr = listener.local_addr()?;
-    let state = Arc::new((db, process));
     let router = Router::new()
         .route("/metrics", get(metrics::process_metrics))
-        .with_state(state);
-    std::thread::Builder::new()
-        .name("dj-metrics".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        while !stop.is_set() {
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                    })
-                    .await;
-            });
-        })?;
-    Ok(addr)
+        .with_state(Arc::new((db, process)));
+    serve_in_background(bind, router, Some(stop))
 }
 
 /// Serves `/metrics` on `bind` for a pool: each request fetches the `/metrics` of every
 /// worker listed in `workers` (loopback ports) and answers with them merged
-/// ([`merge_exposition`]). Runs on a thread of its own for the life of the process.
+/// ([`merge_exposition`]), for the life of the process.
 pub(crate) fn serve_pool_metrics(
     bind: SocketAddr,
     workers: Arc<std::sync::Mutex<Vec<u16>>>,
+) -> Result<SocketAddr> {
+    let router = Router::new()
+        .route("/metrics", get(metrics::pool_metrics))
+        .with_state(workers);
+    serve_in_background(bind, router, None)
+}
+
+/// Serves `router` on `bind` from a thread with a small runtime of its own, until `stop` is
+/// set (or for the life of the process). Returns the address it listens on.
+fn serve_in_background(
+    bind: SocketAddr,
+    router: Router,
+    stop: Option<crate::StopFlag>,
 ) -> Result<SocketAddr> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -235,14 +227,17 @@ pub(crate) fn serve_pool_metrics(
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(bind))?;
     let addr = listener.local_addr()?;
-    let router = Router::new()
-        .route("/metrics", get(metrics::pool_metrics))
-        .with_state(workers);
     std::thread::Builder::new()
         .name("dj-metrics".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let _ = axum::serve(listener, router).await;
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        while !stop.as_ref().is_some_and(crate::StopFlag::is_set) {
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    })
+                    .await;
             });
         })?;
     Ok(addr)

@@ -146,16 +146,23 @@ pub(super) fn spawn(
         .spawn(move || {
             let every = interval(shared.config.heartbeat_timeout);
             let mut reported = Finished::default();
+            // Throughput is only sent while the database answers heartbeats: a worker that
+            // cannot reach it must not spend its shutdown waiting on a count.
+            let mut answering = true;
             while !done.is_set() {
                 done.sleep(every);
                 if done.is_set() {
                     break;
                 }
-                beat(&shared, &leases);
-                reported.report(&shared);
+                answering = beat(&shared, &leases);
+                if answering {
+                    reported.report(&shared);
+                }
             }
             // What finished since the last beat counts too.
-            reported.report(&shared);
+            if answering {
+                reported.report(&shared);
+            }
         })
         .expect("spawn the heartbeat thread")
 }
@@ -186,7 +193,8 @@ impl Finished {
 }
 
 /// One heartbeat: refresh the entry, record starts, or find out this worker was declared dead.
-fn beat(shared: &Shared, leases: &Mutex<Vec<NameLease>>) {
+/// Returns whether the database answered.
+fn beat(shared: &Shared, leases: &Mutex<Vec<NameLease>>) -> bool {
     let store = shared.db.store();
     let name = shared.name();
     let running = i32::try_from(shared.slots.running_count()).unwrap_or(i32::MAX);
@@ -194,14 +202,17 @@ fn beat(shared: &Shared, leases: &Mutex<Vec<NameLease>>) {
         Ok(true) => {
             shared.beat.ok();
             record_starts(shared);
+            true
         }
         Ok(false) => {
             shared.beat.failed();
             declared_dead(shared, leases);
+            true
         }
         Err(e) => {
             shared.beat.failed();
             shared.say_error(format_args!("Error while sending the heartbeat: {e}"));
+            false
         }
     }
 }

@@ -189,12 +189,13 @@ fn pill_among_bystanders(backend: Backend) {
 fn frozen_worker(backend: Backend) {
     let t = TestDb::new(backend, "chaosfreeze");
     let log = t.log();
-    // Two long jobs that worker A starts, and short ones it holds unstarted (read-ahead).
+    // Two long jobs that worker A starts (long enough that A wakes before they end, even on
+    // a loaded machine), and short ones it holds unstarted (read-ahead).
     for key in ["s1", "s2"] {
         dj::Job::delay(Bystander {
             log: log.path(),
             key: key.into(),
-            millis: 4_000,
+            millis: 6_000,
         })
         .enqueue(&t.db)
         .unwrap();

@@ -49,23 +49,9 @@ impl Web {
         let mut all = vec!["web", "--bind", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let child = spawn_worker(t, label, &all);
-        let mut url = String::new();
-        let up = wait_until(Duration::from_secs(20), || {
-            let out = worker_output(t, label);
-            match out.lines().find_map(|l| l.split("dashboard at ").nth(1)) {
-                Some(rest) => {
-                    url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .trim_end_matches('/')
-                        .to_owned();
-                    true
-                }
-                None => false,
-            }
-        });
-        assert!(up, "web starts: {}", worker_output(t, label));
+        let url = announced(t, label, "dashboard at ")
+            .trim_end_matches('/')
+            .to_owned();
         Web { child, url }
     }
 }
@@ -79,6 +65,23 @@ impl Drop for Web {
             "web exits 0: {status}"
         );
     }
+}
+
+/// The URL a process printed after `marker` in its log, once it has.
+fn announced(t: &TestDb, label: &str, marker: &str) -> String {
+    let mut url = String::new();
+    let up = wait_until(Duration::from_secs(20), || {
+        let out = worker_output(t, label);
+        match out.split(marker).nth(1) {
+            Some(rest) => {
+                url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(up, "{label} prints {marker:?}: {}", worker_output(t, label));
+    url
 }
 
 pub fn client() -> reqwest::blocking::Client {
@@ -542,21 +545,7 @@ fn process_metrics(backend: Backend) {
             "0.2",
         ],
     );
-    let mut url = String::new();
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            let out = worker_output(&t, "w");
-            match out.split("Metrics at ").nth(1) {
-                Some(rest) => {
-                    url = rest.split_whitespace().next().unwrap().to_owned();
-                    true
-                }
-                None => false,
-            }
-        }),
-        "{}",
-        worker_output(&t, "w")
-    );
+    let url = announced(&t, "w", "Metrics at ");
     assert!(
         // Left: the 3 failed (kept) and the scheduled one.
         wait_until(Duration::from_secs(30), || t
@@ -624,21 +613,7 @@ fn pool_metrics(backend: Backend) {
             "0.2",
         ],
     );
-    let mut url = String::new();
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            let out = worker_output(&t, "pool");
-            match out.split("Metrics of the pool's workers at ").nth(1) {
-                Some(rest) => {
-                    url = rest.split_whitespace().next().unwrap().to_owned();
-                    true
-                }
-                None => false,
-            }
-        }),
-        "{}",
-        worker_output(&t, "pool")
-    );
+    let url = announced(&t, "pool", "Metrics of the pool's workers at ");
     assert!(
         wait_until(Duration::from_secs(20), || t.db.workers().unwrap().len()
             == 2),
