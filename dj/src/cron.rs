@@ -299,7 +299,14 @@ pub(crate) fn tick(db: &crate::Db) -> Result<Vec<(String, Vec<SystemTime>)>> {
         let firing = due(&row.plan()?, expected, now, row.missed);
         let jobs = rows_of(&row, name, &firing.fires);
         let last = firing.fires.last().copied();
-        if store.cron_fire(&row.name, expected, firing.next, last, &jobs)? {
+        let fire = crate::store::CronFire {
+            name: &row.name,
+            expected,
+            next: firing.next,
+            last,
+            jobs: &jobs,
+        };
+        if store.cron_fire(&fire)? {
             fired.push((row.name, firing.fires));
         }
     }

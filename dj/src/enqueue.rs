@@ -86,6 +86,15 @@ pub enum EnqueueOutcome {
 }
 
 impl EnqueueOutcome {
+    /// What every backend's insert returns beside each id: 0 inserted, 1 a duplicate of the
+    /// job holding the key, 2 that job replaced.
+    pub(crate) fn from_code(id: JobId, code: i32) -> Self {
+        match code {
+            0 => EnqueueOutcome::Inserted(id),
+            2 => EnqueueOutcome::Replaced(id),
+            _ => EnqueueOutcome::Duplicate(id),
+        }
+    }
     /// The id of the row: the new one, or the waiting job's.
     pub fn id(self) -> JobId {
         match self {

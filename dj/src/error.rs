@@ -53,6 +53,9 @@ pub enum Error {
     /// A queue limit of 0 (use `worker pause` to stop a queue, or remove the limit).
     #[error("a limit of 0 running jobs for queue `{0}` would stop it; to stop a queue use `worker pause {0}`, to remove its limit `worker limit {0} none`")]
     InvalidLimit(String),
+    /// The dashboard asked to listen off loopback with no credentials.
+    #[error("refusing to serve the dashboard on {0} without credentials: anyone who can reach it could retry and delete jobs; pass --auth USER:PASSWORD or set DJ_WEB_TOKEN (WebConfig::credentials), or bind 127.0.0.1")]
+    InsecureBind(std::net::SocketAddr),
     /// A schedule that cannot be read (its expression or time zone).
     #[error("schedule `{name}`: {problem}")]
     InvalidSchedule {

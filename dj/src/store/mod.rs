@@ -170,6 +170,21 @@ pub enum Order {
     RunAtDesc,
 }
 
+/// One firing of a schedule (see [`Store::cron_fire`]).
+#[derive(Debug)]
+pub(crate) struct CronFire<'a> {
+    /// The schedule's name.
+    pub name: &'a str,
+    /// The next fire time the worker read: the compare-and-set's old value.
+    pub expected: SystemTime,
+    /// The next fire time after these (none: the expression has no later one).
+    pub next: Option<SystemTime>,
+    /// The last fire time enqueued now, if any.
+    pub last: Option<SystemTime>,
+    /// The jobs to insert, one per fire time.
+    pub jobs: &'a [NewJob],
+}
+
 /// What a worker may claim.
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimParams<'a> {
@@ -377,16 +392,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// The database's clock, and the schedules whose next fire time has come by it.
     fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)>;
     /// Fires a schedule: if its next fire time is still `expected`, sets it to `next` (and
-    /// `last_fire_at` to the last of `jobs`' fire times) and inserts `jobs`, in one
-    /// transaction. False if another worker fired it first (nothing is written).
-    fn cron_fire(
-        &self,
-        name: &str,
-        expected: SystemTime,
-        next: Option<SystemTime>,
-        last: Option<SystemTime>,
-        jobs: &[NewJob],
-    ) -> Result<bool>;
+    /// `last_fire_at` to `last`) and inserts `jobs`, in one transaction. False if another
+    /// worker fired it first (nothing is written).
+    fn cron_fire(&self, fire: &CronFire<'_>) -> Result<bool>;
 
     /// Blocks until new jobs may be ready or `timeout` passes. Returns true if woken early.
     /// The default just sleeps: polling.

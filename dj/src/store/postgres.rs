@@ -16,8 +16,8 @@ use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use super::pool::PoolLimits;
 use super::{
-    filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
-    WorkerRow, VERSION,
+    filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
+    WorkerInfo, WorkerRow, VERSION,
 };
 use crate::cron::{Missed, Schedule, ScheduleRow};
 use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
@@ -446,16 +446,6 @@ impl<'a> InsertArrays<'a> {
     }
 }
 
-/// Every insert returns, per row, its id and what happened: 0 inserted, 1 a duplicate of
-/// the waiting job with the key, 2 that job replaced.
-fn outcome(id: JobId, code: i32) -> EnqueueOutcome {
-    match code {
-        0 => EnqueueOutcome::Inserted(id),
-        2 => EnqueueOutcome::Replaced(id),
-        _ => EnqueueOutcome::Duplicate(id),
-    }
-}
-
 /// Runs `steps` through `exec` (one statement each, in order) and puts each row's outcome in
 /// its place.
 fn collect_outcomes<E>(
@@ -654,7 +644,7 @@ pub(crate) async fn insert_tokio_postgres(
 
 fn place(out: &mut [EnqueueOutcome], step: &InsertStep<'_>, got: Vec<(JobId, i32)>) {
     for (&at, (id, code)) in step.positions.iter().zip(got) {
-        out[at] = outcome(id, code);
+        out[at] = EnqueueOutcome::from_code(id, code);
     }
 }
 
@@ -1552,14 +1542,14 @@ impl Store for PgStore {
         })
     }
 
-    fn cron_fire(
-        &self,
-        name: &str,
-        expected: SystemTime,
-        next: Option<SystemTime>,
-        last: Option<SystemTime>,
-        jobs: &[NewJob],
-    ) -> Result<bool> {
+    fn cron_fire(&self, fire: &CronFire<'_>) -> Result<bool> {
+        let CronFire {
+            name,
+            expected,
+            next,
+            last,
+            jobs,
+        } = *fire;
         self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;
             let moved = tx

@@ -14,8 +14,8 @@ use rusqlite::{
 
 use super::pool::{Manage, Pool, PoolLimits};
 use super::{
-    filter, Cancel, ClaimParams, Fail, JobFilter, JobRow, QueueStats, Retry, Store, WorkerInfo,
-    WorkerRow, VERSION,
+    filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
+    WorkerInfo, WorkerRow, VERSION,
 };
 use crate::cron::{Missed, Schedule, ScheduleRow};
 use crate::enqueue::{unix_secs, EnqueueOutcome, JobId, NewJob};
@@ -506,14 +506,6 @@ impl<'a> RowParams<'a> {
     }
 }
 
-fn outcome(id: JobId, code: i32) -> EnqueueOutcome {
-    match code {
-        0 => EnqueueOutcome::Inserted(id),
-        2 => EnqueueOutcome::Replaced(id),
-        _ => EnqueueOutcome::Duplicate(id),
-    }
-}
-
 /// Inserts rows through the caller's sqlx connection (or the connection of its transaction),
 /// with [`INSERT_ROW`]; several rows in one transaction of their own, or a savepoint inside
 /// the caller's.
@@ -557,7 +549,7 @@ pub(crate) async fn insert_sqlx(
                 Some(held) => held,
                 None => bind(INSERT_ROW.as_str()).fetch_one(&mut *conn).await?,
             };
-            out.push(outcome(id, code));
+            out.push(EnqueueOutcome::from_code(id, code));
         }
         Ok(out)
     }
@@ -612,7 +604,7 @@ pub(crate) fn insert_diesel(
                     Some(r) => r,
                     None => bind(INSERT_ROW.as_str()).get_result::<Inserted>(conn)?,
                 };
-                Ok(outcome(r.id, r.outcome))
+                Ok(EnqueueOutcome::from_code(r.id, r.outcome))
             })
             .collect::<diesel::QueryResult<Vec<EnqueueOutcome>>>()
     };
@@ -627,7 +619,7 @@ pub(crate) fn insert_diesel(
 fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<EnqueueOutcome>> {
     let mut insert = conn.prepare_cached(&INSERT_ROW)?;
     let mut out = Vec::with_capacity(rows.len());
-    let read = |r: &rusqlite::Row<'_>| Ok(outcome(r.get(0)?, r.get(1)?));
+    let read = |r: &rusqlite::Row<'_>| Ok(EnqueueOutcome::from_code(r.get(0)?, r.get(1)?));
     for row in rows {
         let p = RowParams::of(row);
         let mut values = p.rusqlite();
@@ -1202,14 +1194,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn cron_fire(
-        &self,
-        name: &str,
-        expected: SystemTime,
-        next: Option<SystemTime>,
-        last: Option<SystemTime>,
-        jobs: &[NewJob],
-    ) -> Result<bool> {
+    fn cron_fire(&self, fire: &CronFire<'_>) -> Result<bool> {
+        let CronFire {
+            name,
+            expected,
+            next,
+            last,
+            jobs,
+        } = *fire;
         self.write(|tx| {
             let moved = tx
                 .prepare_cached(&format!(

@@ -158,11 +158,7 @@ pub fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     if !bind.ip().is_loopback() && config.credentials.is_none() {
-        return Err(Error::Invalid(format!(
-            "refusing to serve the dashboard on {bind} without credentials: anyone who can \
-             reach it could retry and delete jobs; pass --auth USER:PASSWORD or set \
-             DJ_WEB_TOKEN, or bind 127.0.0.1"
-        )));
+        return Err(Error::InsecureBind(bind));
     }
     let router = router(db, config)?;
     crate::worker::signals::install_counter();

@@ -467,20 +467,10 @@ fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {
     }
 }
 
+/// A redirect (303) to `path` (which ends in `?` or `&`) with a notice to show there.
 fn see(app: &App, path: &str, notice: &str) -> Response {
-    let notice: String = url_escape(notice);
-    Redirect::to(&format!("{}{path}notice={notice}", app.config.base_path)).into_response()
-}
-
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let notice = serde_urlencoded::to_string([("notice", notice)]).unwrap_or_default();
+    Redirect::to(&format!("{}{path}{notice}", app.config.base_path)).into_response()
 }
 
 pub(super) async fn job_action(
@@ -583,27 +573,12 @@ pub(super) async fn bulk(
         who.0,
         form.action
     );
-    let query = serde_urlencoded_query(&form.filter);
+    let query = serde_urlencoded::to_string(&form.filter).unwrap_or_default();
     Ok(see(
         &app,
         &format!("/jobs?{query}&"),
         &format!("{}: done on {n} jobs matching {described}", form.action),
     ))
-}
-
-fn serde_urlencoded_query(filter: &FilterQuery) -> String {
-    [
-        ("state", &filter.state),
-        ("queue", &filter.queue),
-        ("name", &filter.name),
-        ("q", &filter.q),
-        ("sort", &filter.sort),
-    ]
-    .iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| format!("{k}={}", url_escape(v)))
-    .collect::<Vec<_>>()
-    .join("&")
 }
 
 pub(super) async fn script() -> Response {
