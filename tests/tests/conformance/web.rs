@@ -131,21 +131,29 @@ fn failing(t: &TestDb, log: &str, queue: &str, n: usize) {
     assert_eq!(report.failed as usize, n);
 }
 
+/// Enqueues `n` Record jobs keyed `PREFIX0..`, in `queue`.
+fn records(t: &TestDb, log: &str, queue: Option<&str>, prefix: &str, n: usize) {
+    for i in 0..n {
+        let job = Record {
+            log: log.into(),
+            key: format!("{prefix}{i}"),
+        }
+        .delay();
+        match queue {
+            Some(queue) => job.queue(queue),
+            None => job,
+        }
+        .enqueue(&t.db)
+        .unwrap();
+    }
+}
+
 fn overview_and_actions(backend: Backend) {
     let t = TestDb::new(backend, "web_actions");
     let log = t.log();
     failing(&t, &log.path(), "mail", 3);
     failing(&t, &log.path(), "feeds", 2);
-    for i in 0..4 {
-        Record {
-            log: log.path(),
-            key: format!("r{i}"),
-        }
-        .delay()
-        .queue("mail")
-        .enqueue(&t.db)
-        .unwrap();
-    }
+    records(&t, &log.path(), Some("mail"), "r", 4);
     let web = Web::start(&t, "web", &[]);
     let http = client();
     let page = http.get(format!("{}/", web.url)).send().unwrap();
@@ -431,16 +439,7 @@ fn metrics(backend: Backend) {
     let t = TestDb::new(backend, "web_metrics");
     let log = t.log();
     failing(&t, &log.path(), "mail", 2);
-    for i in 0..3 {
-        Record {
-            log: log.path(),
-            key: format!("{i}"),
-        }
-        .delay()
-        .queue("mail")
-        .enqueue(&t.db)
-        .unwrap();
-    }
+    records(&t, &log.path(), Some("mail"), "", 3);
     let web = Web::start(&t, "web", &[]);
     let response = client().get(format!("{}/metrics", web.url)).send().unwrap();
     assert!(response.headers()["content-type"]
@@ -464,15 +463,7 @@ fn metrics(backend: Backend) {
 fn throughput(backend: Backend) {
     let t = TestDb::new(backend, "web_throughput");
     let log = t.log();
-    for i in 0..7 {
-        Record {
-            log: log.path(),
-            key: format!("{i}"),
-        }
-        .delay()
-        .enqueue(&t.db)
-        .unwrap();
-    }
+    records(&t, &log.path(), None, "", 7);
     // 3 failing for good: their attempts count as failed.
     failing(&t, &log.path(), "mail", 3);
     // The work-off in `failing` ran the 7 as well; its worker reported at exit.
@@ -504,15 +495,7 @@ fn throughput(backend: Backend) {
 fn process_metrics(backend: Backend) {
     let t = TestDb::new(backend, "work_metrics");
     let log = t.log();
-    for i in 0..7 {
-        Record {
-            log: log.path(),
-            key: format!("{i}"),
-        }
-        .delay()
-        .enqueue(&t.db)
-        .unwrap();
-    }
+    records(&t, &log.path(), None, "", 7);
     for i in 0..3 {
         AlwaysFails {
             log: log.path(),
