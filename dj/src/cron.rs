@@ -284,8 +284,12 @@ pub(crate) fn register_from_code(db: &crate::Db) -> Result<()> {
 
 /// One look for due schedules, firing each that has come: what a worker does every second.
 /// Returns the fire times it enqueued, by schedule. A schedule whose job this binary does not
-/// know is left to a worker that does.
-pub(crate) fn tick(db: &crate::Db) -> Result<Vec<(String, Vec<SystemTime>)>> {
+/// know is left to a worker that does; one that cannot be read (a row edited by hand) is
+/// passed to `unreadable` and skipped, so that it cannot hold up the others.
+pub(crate) fn tick(
+    db: &crate::Db,
+    mut unreadable: impl FnMut(&ScheduleRow, Error),
+) -> Result<Vec<(String, Vec<SystemTime>)>> {
     let store = db.store();
     let (now, rows) = store.cron_due()?;
     let mut fired = Vec::new();
@@ -296,7 +300,14 @@ pub(crate) fn tick(db: &crate::Db) -> Result<Vec<(String, Vec<SystemTime>)>> {
         ) else {
             continue;
         };
-        let firing = due(&row.plan()?, expected, now, row.missed);
+        let plan = match row.plan() {
+            Ok(plan) => plan,
+            Err(e) => {
+                unreadable(&row, e);
+                continue;
+            }
+        };
+        let firing = due(&plan, expected, now, row.missed);
         let jobs = rows_of(&row, name, &firing.fires);
         let last = firing.fires.last().copied();
         let fire = crate::store::CronFire {

@@ -5,6 +5,7 @@
 //! enqueue exactly once is the compare-and-set on the schedule's next fire time, not the
 //! election: two workers that both looked could still not both fire it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,9 +18,11 @@ pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHan
             // Workers look at different moments within each second (spread by pid), so that
             // they do not all query at once.
             let offset = Duration::from_millis(50 + u64::from(std::process::id() % 200));
+            // Schedules already reported unreadable: said once, not every second.
+            let mut unreadable = HashSet::new();
             while !done.is_set() {
                 if !shared.stop.is_set() {
-                    look(&shared);
+                    look(&shared, &mut unreadable);
                 }
                 done.sleep(until_next_second(SystemTime::now()) + offset);
             }
@@ -30,14 +33,18 @@ pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHan
 /// Shorter than the second between looks, so that the winner keeps winning while it lives.
 const LEASE: Duration = Duration::from_millis(900);
 
-fn look(shared: &Shared) {
+fn look(shared: &Shared, unreadable: &mut HashSet<String>) {
     let won = shared
         .db
         .store()
         .maintenance_claim("cron", &shared.name(), LEASE);
     let fired = won.and_then(|won| {
         if won {
-            crate::cron::tick(&shared.db)
+            crate::cron::tick(&shared.db, |schedule, e| {
+                if unreadable.insert(schedule.name.clone()) {
+                    shared.say_error(format_args!("Schedule {} skipped: {e}", schedule.name));
+                }
+            })
         } else {
             Ok(Vec::new())
         }

@@ -124,6 +124,14 @@ fn missed(backend: Backend) {
             .missed(missed);
         t.db.add_schedule(&schedule).unwrap();
     }
+    // A schedule edited by hand into nonsense is skipped, and holds up no other.
+    let broken = Record {
+        log: log.path(),
+        key: "broken".into(),
+    };
+    t.db.add_schedule(&Schedule::new("broken", "0 0 0 1 1 *", &broken).unwrap())
+        .unwrap();
+    t.exec("UPDATE dj_cron SET expression = 'every new year' WHERE name = 'broken'");
     // Every worker was down since 2020: each New Year since was missed.
     t.exec(match backend {
         Backend::Postgres => "UPDATE dj_cron SET next_fire_at = '2020-01-01 00:00:00+00'",
@@ -136,6 +144,7 @@ fn missed(backend: Backend) {
             .schedules()
             .unwrap()
             .iter()
+            .filter(|s| s.name != "broken")
             .all(|s| s.next_fire_at > Some(std::time::SystemTime::now()))),
         "both moved on: {}",
         worker_output(&t, "w")
@@ -149,6 +158,11 @@ fn missed(backend: Backend) {
     signal(&worker, libc::SIGTERM);
     assert!(wait_exit(&mut worker, Duration::from_secs(30)).success());
     assert_eq!(log.lines(), ["perform once"], "once: one job; skip: none");
+    let out = worker_output(&t, "w");
+    assert!(
+        out.contains("Schedule broken skipped") && out.contains("not a cron expression"),
+        "{out}"
+    );
     let schedules = t.db.schedules().unwrap();
     let once = schedules.iter().find(|s| s.name == "once").unwrap();
     let first_missed = std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800);

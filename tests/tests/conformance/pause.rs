@@ -86,7 +86,16 @@ fn paused_queue(backend: Backend) {
         resumed.elapsed()
     );
     assert!(t.db.paused_queues().unwrap().is_empty());
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    // Its outcome is written just after it runs (the completer's batch): wait for that.
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .db
+            .count(&JobFilter::default())
+            .unwrap()
+            == 0),
+        "its completion is written: {}",
+        worker_output(&t, "w")
+    );
     signal(&worker, libc::SIGTERM);
     assert!(wait_exit(&mut worker, Duration::from_secs(30)).success());
 }
