@@ -125,14 +125,26 @@ impl Browser {
         found[ELEMENT].as_str().unwrap().to_owned()
     }
 
+    /// The text of the element `css` names, read in one script run (the page replaces its
+    /// live tables every 2 s, so an element found first and read after could be gone), once
+    /// the element is there (a click's navigation may still be loading): within 10 s.
     fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        let text = self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/text"),
-            Value::Null,
-        );
-        text.as_str().unwrap().to_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                json!({
+                    "script": "const e = document.querySelector(arguments[0]); return e && e.innerText;",
+                    "args": [css],
+                }),
+            );
+            if let Some(text) = text.as_str() {
+                return text.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css} on the page");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn click(&self, css: &str) {
