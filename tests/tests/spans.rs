@@ -100,10 +100,21 @@ fn one_dj_job_span_per_attempt_with_its_fields_around_the_jobs_own_logs() {
     let id = Traced { fail_first: true }.delay().enqueue(&db).unwrap();
     let worker = dj::Worker::new(db.clone());
     let name = worker.name().to_owned();
+    // The retry is due at once: one work-off may make both attempts, or leave the second to
+    // the next.
+    let (mut succeeded, mut failed) = (0, 0);
     let report = worker.work_off(10).unwrap();
-    assert_eq!((report.succeeded, report.failed), (0, 1));
-    let report = dj::Worker::new(db.clone()).work_off(10).unwrap();
-    assert_eq!(report.succeeded, 1);
+    succeeded += report.succeeded;
+    failed += report.failed;
+    for _ in 0..5 {
+        if succeeded == 1 {
+            break;
+        }
+        let report = dj::Worker::new(db.clone()).work_off(10).unwrap();
+        succeeded += report.succeeded;
+        failed += report.failed;
+    }
+    assert_eq!((succeeded, failed), (1, 1));
 
     let spans = recorder.0.lock().unwrap().clone();
     assert_eq!(spans.len(), 2, "one span per attempt: {spans:#?}");
@@ -119,6 +130,9 @@ fn one_dj_job_span_per_attempt_with_its_fields_around_the_jobs_own_logs() {
             "the job's own log line is inside its span: {span:?}"
         );
     }
-    assert_eq!(spans[0].fields["worker"], name);
+    assert_eq!(
+        spans[0].fields["worker"], name,
+        "the first attempt ran on the first worker"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
