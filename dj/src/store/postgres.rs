@@ -483,17 +483,8 @@ const INSERT_MANY: &str = "INSERT INTO delayed_jobs \
                  $7::int4[], $8::text[], $9::int4[]) \
           AS t(n, h, p, q, a, d, m, ck, cl) \
      RETURNING id, 0 AS outcome";
-const INSERT_MANY_TYPES: &[Type] = &[
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::INT4_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::FLOAT8_ARRAY,
-    Type::FLOAT8_ARRAY,
-    Type::INT4_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::INT4_ARRAY,
-];
+/// The first nine of [`INSERT_UNIQUE_TYPES`]: the same arrays, without the unique columns.
+const INSERT_MANY_TYPES: &[Type] = INSERT_UNIQUE_TYPES.split_at(9).0;
 
 /// The insert of unique rows: a row whose key a live row holds (the partial unique index
 /// `delayed_jobs_unique`) is not inserted; the holder is returned instead, and with `$12`
