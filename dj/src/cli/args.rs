@@ -487,6 +487,15 @@ pub struct WebArgs {
     /// Serve pages and /metrics only, no action.
     #[arg(long)]
     pub read_only: bool,
+    /// Also answer requests naming this host (repeatable), e.g. the name a proxy or a tunnel
+    /// serves the dashboard under; localhost and IP addresses are always answered, any port.
+    /// Other Host names are refused (421): a defence against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME", value_parser = crate::web::parse_allowed_host)]
+    pub allow_host: Vec<String>,
+    /// A text search reads the newest this many rows, and offers to search older ones (0:
+    /// every row at once).
+    #[arg(long, value_name = "ROWS", default_value_t = crate::web::SEARCH_WINDOW)]
+    pub search_window: u32,
 }
 
 /// `prune`: delete old failed jobs now.

@@ -116,6 +116,8 @@ fn web(db: Db, args: &args::WebArgs) -> Result<ExitCode> {
     let config = crate::web::WebConfig {
         read_only: args.read_only,
         credentials,
+        hosts: crate::web::Hosts::Allow(args.allow_host.clone()),
+        search_window: args.search_window,
         ..crate::web::WebConfig::default()
     };
     let read_only = if args.read_only { " (read-only)" } else { "" };

@@ -40,6 +40,7 @@ pub(crate) fn list(d: &Dialect, filter: &JobFilter, columns: &str) -> Statement 
     };
     let order = match filter.order {
         Order::Id => "id",
+        Order::IdDesc => "id DESC",
         Order::RunAt => "run_at, id",
         Order::RunAtDesc => "run_at DESC, id DESC",
     };
@@ -138,6 +139,15 @@ fn where_clause(d: &Dialect, filter: &JobFilter) -> (String, Vec<Value>) {
     if let Some(worker) = &filter.locked_by {
         bind("locked_by", Value::Text(worker.clone()));
     }
+    if let Some(ids) = &filter.ids {
+        values.push(Value::Int(*ids.start()));
+        values.push(Value::Int(*ids.end()));
+        let (from, to) = (
+            (d.placeholder)(values.len() - 1),
+            (d.placeholder)(values.len()),
+        );
+        parts.push(format!("id BETWEEN {from} AND {to}"));
+    }
     if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
         values.push(Value::Text(text.to_lowercase()));
         let (p, position) = ((d.placeholder)(values.len()), d.position);
@@ -180,6 +190,32 @@ mod tests {
             [
                 Value::Text("x'; DROP TABLE delayed_jobs; --".into()),
                 Value::Text("Feed".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_id_window_is_two_bound_values_before_the_search() {
+        let filter = JobFilter {
+            ids: Some(40..=i64::MAX),
+            search: Some("Feed".into()),
+            order: Order::IdDesc,
+            limit: Some(2),
+            offset: Some(9),
+            ..JobFilter::default()
+        };
+        let s = list(&PG, &filter, "id");
+        assert_eq!(
+            s.sql,
+            "SELECT id FROM delayed_jobs WHERE id BETWEEN $1 AND $2 AND (strpos(lower(handler), $3) > 0 \
+             OR strpos(lower(coalesce(last_error, '')), $3) > 0) ORDER BY id DESC LIMIT 2 OFFSET 9"
+        );
+        assert_eq!(
+            s.values,
+            [
+                Value::Int(40),
+                Value::Int(i64::MAX),
+                Value::Text("feed".into())
             ]
         );
     }

@@ -146,6 +146,9 @@ pub struct JobFilter {
     pub name: Option<String>,
     /// The row with this id.
     pub id: Option<JobId>,
+    /// Rows whose id is in this range: a window of the table, served by the primary key (the
+    /// dashboard's text search reads the newest rows this way).
+    pub ids: Option<std::ops::RangeInclusive<JobId>>,
     /// Rows locked by this worker name.
     pub locked_by: Option<String>,
     /// At most this many rows (listings only).
@@ -164,6 +167,8 @@ pub enum Order {
     /// By id, oldest first (the default).
     #[default]
     Id,
+    /// By id, newest first.
+    IdDesc,
     /// By run_at, soonest first.
     RunAt,
     /// By run_at, latest first.

@@ -3,7 +3,9 @@
 //! so a count on the page is the count `stats --json` prints; Prometheus `/metrics`.
 //!
 //! Safe by default: [`serve`] binds loopback unless told otherwise and refuses any other
-//! address without credentials; `read_only` serves no action; every action is a POST that
+//! address without credentials; a request naming a `Host` the dashboard was not given is
+//! refused before anything else (DNS rebinding, [`Hosts`]); `read_only` serves no action;
+//! every action is a POST that
 //! must carry the process's CSRF token and come from the page's own origin; templates escape
 //! everything (minijinja, auto-escaping `.html`); responses carry a content security policy
 //! (scripts and styles from this server only, no inline script), `X-Frame-Options: DENY` and
@@ -98,8 +100,87 @@ impl Credentials {
     }
 }
 
+/// The `Host` names the dashboard answers.
+///
+/// A page on any site can make a browser send requests to `127.0.0.1` by having its own name
+/// resolve there (DNS rebinding); its requests still name that site in `Host`, and the
+/// browser treats our answers as that site's, readable by its scripts (payloads, the CSRF
+/// token). So a `Host` the dashboard was not given is refused, `421 Misdirected Request`,
+/// before credentials, CSRF or any page.
+#[derive(Debug, Clone)]
+pub enum Hosts {
+    /// `localhost`, any IP address (`127.0.0.1`, `[::1]`: an address cannot be rebound) and
+    /// these names, on any port, in any case; every other `Host` is refused. The default, with
+    /// no name: what `worker web` serves, `--allow-host NAME` adding names. A router mounted
+    /// in an app keeps this rule too: list the names the app is served under.
+    Allow(Vec<String>),
+    /// Any `Host`: for a router mounted behind a server or proxy that already refuses names
+    /// it does not serve.
+    Any,
+}
+
+impl Default for Hosts {
+    fn default() -> Hosts {
+        Hosts::Allow(Vec::new())
+    }
+}
+
+impl Hosts {
+    /// Whether a request naming `host` (a `Host` header's value) is answered.
+    fn admit(&self, host: &str) -> bool {
+        let Hosts::Allow(names) = self else {
+            return true;
+        };
+        let Some(name) = host_name(host) else {
+            return false;
+        };
+        name == "localhost"
+            || name.starts_with('[')
+            || name.parse::<std::net::Ipv4Addr>().is_ok()
+            || names.iter().any(|n| host_name(n).as_deref() == Some(&name))
+    }
+}
+
+/// The name in a `Host` value (`name`, `name:port`, `[v6]` or `[v6]:port`), lowercase and
+/// without a trailing dot; `None` when the value is none of these.
+fn host_name(host: &str) -> Option<String> {
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6.find(']')?;
+            v6[..end].parse::<std::net::Ipv6Addr>().ok()?;
+            host.split_at(end + 2)
+        }
+        None => host.split_at(host.find(':').unwrap_or(host.len())),
+    };
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|port| {
+            (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
+        });
+    let name = name.strip_suffix('.').unwrap_or(name);
+    (port_ok && !name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
+/// A name `--allow-host` takes: a host name (or address), no port.
+pub(crate) fn parse_allowed_host(text: &str) -> std::result::Result<String, String> {
+    let valid = !text.contains(':')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    match host_name(text) {
+        Some(name) if valid => Ok(name),
+        _ => Err(format!(
+            "`{text}` is not a host name; --allow-host takes a name without scheme or port \
+             (any port is admitted), e.g. --allow-host dash.internal"
+        )),
+    }
+}
+
+/// Rows a text search reads at first, the newest; the page offers the next window back
+/// ([`WebConfig::search_window`]).
+pub const SEARCH_WINDOW: u32 = 100_000;
+
 /// How the dashboard is served.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Serve pages and `/metrics` only: every action is refused.
     pub read_only: bool,
@@ -108,6 +189,24 @@ pub struct WebConfig {
     /// The path the router is mounted under in an app (`"/dj"`; default: the root), for the
     /// links in its pages.
     pub base_path: String,
+    /// The `Host` names answered (default: `localhost` and IP addresses only).
+    pub hosts: Hosts,
+    /// A text search reads the newest this many rows (by id), and offers to search the
+    /// same number of rows before them, or every row, on request; 0 searches every row at
+    /// once. Default [`SEARCH_WINDOW`]: a search's cost stays bounded on a large table.
+    pub search_window: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            read_only: false,
+            credentials: None,
+            base_path: String::new(),
+            hosts: Hosts::default(),
+            search_window: SEARCH_WINDOW,
+        }
+    }
 }
 
 /// What every request shares.
@@ -246,9 +345,12 @@ fn random_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Every request: credentials (when set), then for a POST the read-only switch and the
-/// origin; every response: the security headers.
+/// Every request: its `Host` first, then credentials (when set), then for a POST the
+/// read-only switch and the origin; every response: the security headers.
 async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    if let Some(refusal) = misdirected(&app.config.hosts, &request) {
+        return secured(refusal);
+    }
     let who = match &app.config.credentials {
         None => "anonymous".to_owned(),
         Some(credentials) => match credentials.check(request.headers()) {
@@ -277,6 +379,33 @@ async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) ->
     }
     request.extensions_mut().insert(Who(who));
     secured(next.run(request).await)
+}
+
+/// A request's `Host` (and the authority of an absolute URI, if it has one) must be admitted:
+/// otherwise this is its answer, a short plain-text 421 that names the fix and nothing of
+/// the dashboard.
+fn misdirected(hosts: &Hosts, request: &Request) -> Option<Response> {
+    let host = request.headers().get(header::HOST);
+    let named = host.map(|h| h.to_str().unwrap_or("(not text)"));
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let admitted =
+        named.is_some_and(|h| hosts.admit(h)) && authority.is_none_or(|a| hosts.admit(a));
+    if admitted {
+        return None;
+    }
+    let shown: String = match named {
+        Some(h) => format!(
+            "`{}`",
+            h.chars().take(100).collect::<String>().escape_debug()
+        ),
+        None => "none".into(),
+    };
+    let message = format!(
+        "refused: this dashboard answers only to localhost, IP addresses and the names it was \
+         given with --allow-host NAME (WebConfig::hosts); this request's Host is {shown}. \
+         (A page of another site can point its own name at this address: DNS rebinding.)\n"
+    );
+    Some((StatusCode::MISDIRECTED_REQUEST, message).into_response())
 }
 
 /// A POST's `Origin` (or, without one, its `Referer`) names the host it was sent to.

@@ -13,10 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
 use crate::cli::output::rfc3339;
+use crate::enqueue::JobId;
 use crate::store::{Cancel, JobFilter, JobRow, JobState, Order};
 
 /// Rows on one page of a listing.
 const PAGE: i64 = 50;
+
+/// The longest queue, name or search text a filter takes, in bytes (a queue name's limit).
+const MAX_FILTER_TEXT: usize = crate::MAX_QUEUE_NAME;
 
 pub(super) fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -242,7 +246,8 @@ pub(super) async fn overview_fragment(State(app): State<Arc<App>>) -> Page {
     render(&app, "overview_body.html", ctx)
 }
 
-/// A listing's filter as the query string (and the bulk forms) carry it.
+/// A listing's filter as the query string (and the bulk forms) carry it: text, checked by
+/// [`FilterQuery::filter`], so that every bad value gets a 400 that says what to write.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub(super) struct FilterQuery {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -255,35 +260,154 @@ pub(super) struct FilterQuery {
     q: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     sort: String,
+    /// A search reads rows with ids below this one (the "search older" link).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    before: String,
+    /// A search reads rows with ids from this one on, instead of the window's own edge: a
+    /// confirmation page pins the rows it counted this way.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    from: String,
+    /// `1`: a search reads every row.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    all: String,
+}
+
+/// Which rows a text search reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every row (`all=1`, or `--search-window 0`).
+    All,
+    /// Rows with ids below `before` (`None`: any) and from `from` on (`None`: the newest
+    /// `--search-window` of them).
+    Window {
+        before: Option<JobId>,
+        from: Option<JobId>,
+    },
+}
+
+/// A filter read from a request: the store's filter and, for a search, where it reads.
+#[derive(Debug, Clone)]
+struct Selection {
+    filter: JobFilter,
+    scope: Option<Scope>,
+}
+
+/// The rows a search read: ids from `from` (`JobId::MIN`: the oldest row) to below `before`
+/// (`None`: the newest).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    size: u32,
+    from: JobId,
+    before: Option<JobId>,
+    /// Rows older than `from` exist (the "search older" link).
+    older: bool,
+    /// `from` was given rather than found.
+    pinned: bool,
+}
+
+impl Selection {
+    /// Narrows the filter to the rows its search reads (two rows of the primary key, `size`
+    /// rows down, find the window's edge), and says which those were; a filter without
+    /// search is unchanged.
+    fn windowed(mut self, db: &crate::Db, size: u32) -> crate::Result<(JobFilter, Option<Window>)> {
+        let Some(Scope::Window { before, from }) = self.scope else {
+            return Ok((self.filter, None));
+        };
+        let upto = before.map_or(JobId::MAX, |id| id - 1);
+        let window = match from {
+            Some(from) => Window {
+                size,
+                from,
+                before,
+                older: false,
+                pinned: true,
+            },
+            None => {
+                let edge = db.jobs(&JobFilter {
+                    ids: Some(JobId::MIN..=upto),
+                    order: Order::IdDesc,
+                    limit: Some(2),
+                    offset: Some(i64::from(size) - 1),
+                    ..JobFilter::default()
+                })?;
+                Window {
+                    size,
+                    from: edge.first().map_or(JobId::MIN, |row| row.id),
+                    before,
+                    older: edge.len() == 2,
+                    pinned: false,
+                }
+            }
+        };
+        self.filter.ids = Some(window.from..=upto);
+        Ok((self.filter, Some(window)))
+    }
 }
 
 impl FilterQuery {
-    /// The store's filter (limit and page apart); an unknown state is a 400 naming the fix.
-    fn filter(&self, app: &App) -> Result<JobFilter, Refusal> {
+    /// The store's filter (limit and page apart); a bad value is a 400 naming the fix.
+    fn filter(&self, app: &App) -> Result<Selection, Refusal> {
+        let bad = |message: String| refuse(app, StatusCode::BAD_REQUEST, &message);
+        for (key, value) in [("queue", &self.queue), ("name", &self.name), ("q", &self.q)] {
+            if value.len() > MAX_FILTER_TEXT {
+                return Err(bad(format!(
+                    "`{key}` is at most {MAX_FILTER_TEXT} bytes (this one has {})",
+                    value.len()
+                )));
+            }
+        }
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let state = match self.state.as_str() {
             "" => None,
-            s => Some(
-                s.parse::<JobState>()
-                    .map_err(|e| refuse(app, StatusCode::BAD_REQUEST, &e))?,
-            ),
+            s => Some(s.parse::<JobState>().map_err(bad)?),
         };
         let order = match self.sort.as_str() {
+            "" | "id" => Order::Id,
+            "-id" => Order::IdDesc,
             "run_at" => Order::RunAt,
             "-run_at" => Order::RunAtDesc,
-            _ => Order::Id,
+            other => {
+                return Err(bad(format!(
+                    "unknown sort `{other}`; expected one of: id, -id, run_at, -run_at"
+                )))
+            }
         };
-        Ok(JobFilter {
-            state,
-            queue: some(&self.queue),
-            name: some(&self.name),
-            search: some(&self.q),
-            order,
-            ..JobFilter::default()
+        let id = |key: &str, text: &str, min: JobId| match number(text) {
+            None => Ok(None),
+            Some(Ok(id)) if id >= min => Ok(Some(id)),
+            Some(_) => Err(bad(format!(
+                "`{key}` is a job id, a whole number from {min} to {}; got `{text}`",
+                JobId::MAX
+            ))),
+        };
+        let before = id("before", &self.before, 1)?;
+        let from = id("from", &self.from, JobId::MIN)?;
+        let all = match self.all.as_str() {
+            "" => false,
+            "1" => true,
+            _ => return Err(bad("`all` takes 1 (search every row) or nothing".into())),
+        };
+        let scope = if self.q.is_empty() {
+            None
+        } else if all || app.config.search_window == 0 {
+            Some(Scope::All)
+        } else {
+            Some(Scope::Window { before, from })
+        };
+        Ok(Selection {
+            filter: JobFilter {
+                state,
+                queue: some(&self.queue),
+                name: some(&self.name),
+                search: some(&self.q),
+                order,
+                ..JobFilter::default()
+            },
+            scope,
         })
     }
 
-    fn described(&self) -> String {
+    fn described(&self, window: Option<Window>) -> String {
         let mut parts = Vec::new();
         for (key, value) in [
             ("state", &self.state),
@@ -295,19 +419,67 @@ impl FilterQuery {
                 parts.push(format!("{key} {value:?}"));
             }
         }
+        if let Some(searched) = window.and_then(|w| w.described()) {
+            parts.push(format!("among {searched}"));
+        }
         if parts.is_empty() {
             "no filter (all jobs)".into()
         } else {
             parts.join(", ")
         }
     }
+
+    /// The same filter, reading the rows before id `before` (`None`: every row).
+    fn window_link(&self, before: Option<JobId>) -> String {
+        let query = FilterQuery {
+            before: before.map(|id| id.to_string()).unwrap_or_default(),
+            from: String::new(),
+            all: if before.is_none() { "1" } else { "" }.into(),
+            ..self.clone()
+        };
+        serde_urlencoded::to_string(&query).unwrap_or_default()
+    }
+
+    /// The same filter, reading exactly the rows of `window` (a confirmation's).
+    fn pinned(&self, window: Option<Window>) -> FilterQuery {
+        let mut pinned = self.clone();
+        if let Some(window) = window {
+            pinned.from = window.from.to_string();
+        }
+        pinned
+    }
+}
+
+impl Window {
+    /// Which rows were searched, in words (`None`: every row).
+    fn described(&self) -> Option<String> {
+        let ids = match (self.from, self.before) {
+            (JobId::MIN, None) => return None,
+            (JobId::MIN, Some(before)) => format!("ids below {before}"),
+            (from, None) => format!("ids from {from}"),
+            (from, Some(before)) => format!("ids {from} to {}", before - 1),
+        };
+        let size = self.size;
+        Some(match (self.pinned, self.before, self.from) {
+            (true, ..) => ids,
+            (false, None, _) => format!("the newest {size} rows ({ids})"),
+            (false, Some(_), JobId::MIN) => format!("the oldest rows ({ids})"),
+            (false, Some(_), _) => format!("{size} older rows ({ids})"),
+        })
+    }
+}
+
+/// A whole-number parameter: `None` when absent or empty, else the number or why not.
+fn number(text: &str) -> Option<Result<i64, std::num::ParseIntError>> {
+    (!text.is_empty()).then(|| text.parse::<i64>())
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     #[serde(flatten)]
     filter: FilterQuery,
-    page: Option<i64>,
+    #[serde(default)]
+    page: String,
     fragment: Option<String>,
     notice: Option<String>,
 }
@@ -324,15 +496,27 @@ struct RowView {
 }
 
 pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQuery>) -> Page {
-    let filter = query.filter.filter(&app)?;
-    let page = query.page.unwrap_or(1).max(1);
-    let listing = JobFilter {
-        limit: Some(PAGE),
-        offset: Some((page - 1) * PAGE),
-        ..filter.clone()
+    let selection = query.filter.filter(&app)?;
+    // A page before the first is the first; one past the last, the last (known once counted).
+    let page = match number(&query.page) {
+        None => 1,
+        Some(Ok(page)) => page,
+        Some(Err(_)) => {
+            return Err(refuse(
+                &app,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "`page` is a whole number from 1 to {}; got `{}`",
+                    i64::MAX,
+                    query.page
+                ),
+            ))
+        }
     };
-    let (now, total, rows) = db(&app, move |db| {
-        Ok((db.now()?, db.count(&filter)?, db.jobs(&listing)?))
+    let size = app.config.search_window;
+    let (now, window, (total, page, rows)) = db(&app, move |db| {
+        let (filter, window) = selection.windowed(db, size)?;
+        Ok((db.now()?, window, one_page(db, filter, page)?))
     })
     .await?;
     let jobs: Vec<RowView> = rows
@@ -352,14 +536,21 @@ pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQu
                 .to_owned(),
         })
         .collect();
-    let pages = ((total + PAGE - 1) / PAGE).max(1);
+    let search = window.and_then(|w| {
+        Some(context! {
+            searched => w.described()?,
+            older => w.older.then(|| query.filter.window_link(Some(w.from))),
+            all => query.filter.window_link(None),
+        })
+    });
     let ctx = context! {
         title => "jobs",
         jobs => jobs,
         total => total,
         page => page,
-        pages => pages,
+        pages => pages(total),
         filter => query.filter,
+        search => search,
         notice => query.notice,
     };
     let template = if query.fragment.is_some() {
@@ -368,6 +559,36 @@ pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQu
         "jobs.html"
     };
     render(&app, template, ctx)
+}
+
+/// The rows of page `page` (clamped to the pages there are), with the total and that page. A
+/// first page that is not full is the whole count: a search then reads its window once.
+fn one_page(
+    db: &crate::Db,
+    filter: JobFilter,
+    page: i64,
+) -> crate::Result<(i64, i64, Vec<JobRow>)> {
+    let listing = |page: i64| JobFilter {
+        limit: Some(PAGE),
+        offset: Some((page - 1) * PAGE),
+        ..filter.clone()
+    };
+    if page <= 1 {
+        let rows = db.jobs(&listing(1))?;
+        let total = match i64::try_from(rows.len()) {
+            Ok(n) if n < PAGE => n,
+            _ => db.count(&filter)?,
+        };
+        return Ok((total, 1, rows));
+    }
+    let total = db.count(&filter)?;
+    let page = page.min(pages(total));
+    Ok((total, page, db.jobs(&listing(page))?))
+}
+
+/// Pages of a listing of `total` rows: at least one.
+fn pages(total: i64) -> i64 {
+    ((total + PAGE - 1) / PAGE).max(1)
 }
 
 #[derive(Debug, Deserialize)]
@@ -535,7 +756,7 @@ pub(super) async fn bulk(
     Form(form): Form<BulkForm>,
 ) -> Page {
     check_csrf(&app, &form.csrf)?;
-    let filter = form.filter.filter(&app)?;
+    let selection = form.filter.filter(&app)?;
     if !["retry", "run", "unlock", "delete"].contains(&form.action.as_str()) {
         return Err(refuse(
             &app,
@@ -546,34 +767,46 @@ pub(super) async fn bulk(
             ),
         ));
     }
+    let size = app.config.search_window;
     if form.confirm != "yes" {
-        let count_filter = filter.clone();
-        let count = db(&app, move |db| db.count(&count_filter)).await?;
+        let (count, window) = db(&app, move |db| {
+            let (filter, window) = selection.windowed(db, size)?;
+            Ok((db.count(&filter)?, window))
+        })
+        .await?;
         let ctx = context! {
             title => "confirm",
             action => form.action,
             count => count,
-            described => form.filter.described(),
-            filter => form.filter,
+            described => form.filter.described(window),
+            filter => form.filter.pinned(window),
         };
         return render(&app, "confirm.html", ctx);
     }
     let action = form.action.clone();
-    let n = db(&app, move |db| match action.as_str() {
-        "retry" => db.retry(&filter),
-        "run" => db.run_now(&filter),
-        "unlock" => db.unlock(&filter),
-        _ => db.delete(&filter),
+    let (n, window) = db(&app, move |db| {
+        let (filter, window) = selection.windowed(db, size)?;
+        let n = match action.as_str() {
+            "retry" => db.retry(&filter),
+            "run" => db.run_now(&filter),
+            "unlock" => db.unlock(&filter),
+            _ => db.delete(&filter),
+        }?;
+        Ok((n, window))
     })
     .await?;
-    let described = form.filter.described();
+    let described = form.filter.described(window);
     tracing::info!(
         target: "dj::web",
         "{} did {} on {n} jobs matching {described}",
         who.0,
         form.action
     );
-    let query = serde_urlencoded::to_string(&form.filter).unwrap_or_default();
+    let back = FilterQuery {
+        from: String::new(),
+        ..form.filter
+    };
+    let query = serde_urlencoded::to_string(&back).unwrap_or_default();
     Ok(see(
         &app,
         &format!("/jobs?{query}&"),

@@ -36,6 +36,12 @@ pub const CASES: &[Case] = &[
         "start_metrics_bind_serves_one_endpoint_for_the_pool",
         pool_metrics,
     ),
+    ("web_refuses_host_names_it_was_not_given", host_names),
+    ("web_bounds_every_query_parameter", bounded_parameters),
+    (
+        "web_search_reads_the_newest_rows_and_searches_older_on_request",
+        search_window,
+    ),
 ];
 
 /// A running `worker web` and its base URL.
@@ -628,4 +634,337 @@ fn pool_metrics(backend: Backend) {
         20.0
     );
     assert_eq!(samples["dj_workers_alive"], 2.0, "a gauge is not summed");
+}
+
+/// The port of a `http://127.0.0.1:PORT` URL.
+fn port_of(url: &str) -> &str {
+    url.rsplit(':').next().unwrap()
+}
+
+fn host_names(backend: Backend) {
+    let t = TestDb::new(backend, "web_hosts");
+    let log = t.log();
+    failing(&t, &log.path(), "mail", 1);
+    let id = t.db.jobs(&JobFilter::default()).unwrap()[0].id;
+    let still_failed = || t.db.job(id).unwrap().unwrap().failed_at.is_some();
+    let http = client();
+    let web = Web::start(&t, "web", &[]);
+    let port = port_of(&web.url).to_owned();
+    let token = csrf(
+        &http
+            .get(format!("{}/jobs", web.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    // A page of a site whose name now resolves to 127.0.0.1: its requests name that site.
+    let evil = format!("evil.example:{port}");
+    let refused = |response: reqwest::blocking::Response, what: &str| {
+        assert_eq!(response.status(), 421, "{what}");
+        let body = response.text().unwrap();
+        assert!(body.contains("--allow-host"), "{what}: {body}");
+        assert!(
+            !body.contains(&token),
+            "{what}: the CSRF token leaked: {body}"
+        );
+    };
+    let job_page = format!("/jobs/{id}");
+    for path in [
+        "/",
+        "/overview",
+        "/jobs",
+        "/jobs?q=mail&fragment=1",
+        job_page.as_str(),
+        "/metrics",
+        "/assets/dj.js",
+        "/no-such-page",
+    ] {
+        let response = http
+            .get(format!("{}{path}", web.url))
+            .header("Host", &evil)
+            .send()
+            .unwrap();
+        refused(response, path);
+    }
+    let bulk = [
+        ("csrf", token.as_str()),
+        ("action", "retry"),
+        ("state", "failed"),
+        ("confirm", "yes"),
+    ];
+    for (path, form) in [
+        (format!("/jobs/{id}/retry"), &bulk[..1]),
+        ("/bulk".to_owned(), &bulk[..]),
+    ] {
+        let response = http
+            .post(format!("{}{path}", web.url))
+            .header("Host", &evil)
+            .header("Origin", format!("http://{evil}"))
+            .form(form)
+            .send()
+            .unwrap();
+        refused(response, &path);
+    }
+    assert!(still_failed(), "no action ran");
+    // The names of this machine: localhost and IP literals, on any port.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_owned(),
+        "LOCALHOST:8080".to_owned(),
+    ] {
+        let response = http
+            .get(format!("{}/jobs", web.url))
+            .header("Host", &host)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+        assert!(response.text().unwrap().contains(&token), "{host}");
+    }
+    let local = format!("localhost:{port}");
+    let retried = http
+        .post(format!("{}/jobs/{id}/retry", web.url))
+        .header("Host", &local)
+        .header("Origin", format!("http://{local}"))
+        .form(&bulk[..1])
+        .send()
+        .unwrap();
+    assert_eq!(retried.status(), 303);
+    assert!(!still_failed(), "retried through http://localhost");
+    drop(web);
+
+    // --allow-host admits that name (on any port) and no other; the Host is checked before
+    // the credentials, so a forged name gets no 401 challenge either.
+    let web = Web::start(
+        &t,
+        "allowed",
+        &["--allow-host", "dash.internal", "--auth", "admin:s3cret"],
+    );
+    let port = port_of(&web.url).to_owned();
+    let get = |host: &str, auth: bool| {
+        let request = http.get(format!("{}/", web.url)).header("Host", host);
+        let request = if auth {
+            request.basic_auth("admin", Some("s3cret"))
+        } else {
+            request
+        };
+        request.send().unwrap().status().as_u16()
+    };
+    for host in [
+        format!("dash.internal:{port}"),
+        "dash.internal".to_owned(),
+        "Dash.Internal:443".to_owned(),
+        format!("localhost:{port}"),
+    ] {
+        assert_eq!(get(&host, true), 200, "{host}");
+        assert_eq!(get(&host, false), 401, "{host}");
+    }
+    for host in [
+        format!("evil.example:{port}"),
+        format!("dash.internal.evil.example:{port}"),
+        format!("internal:{port}"),
+    ] {
+        assert_eq!(get(&host, true), 421, "{host}");
+        assert_eq!(get(&host, false), 421, "{host}: refused before credentials");
+    }
+}
+
+fn bounded_parameters(backend: Backend) {
+    let t = TestDb::new(backend, "web_bounds");
+    let log = t.log();
+    records(&t, &log.path(), Some("mail"), "r", 3);
+    let id = t.db.jobs(&JobFilter::default()).unwrap()[0].id;
+    let web = Web::start(&t, "web", &[]);
+    let http = client();
+    let (max, min) = (i64::MAX.to_string(), i64::MIN.to_string());
+    let long = "x".repeat(10_000);
+    for (path, status) in [
+        // Pages past the end show the last one; before the start, the first.
+        (format!("/jobs?page={max}"), 200),
+        (format!("/jobs?page={max}&fragment=1&q=Record"), 200),
+        (format!("/jobs?page={min}"), 200),
+        ("/jobs?page=0".to_owned(), 200),
+        ("/jobs?page=99999999999999999999".to_owned(), 400),
+        ("/jobs?page=abc".to_owned(), 400),
+        ("/jobs?page=1e9".to_owned(), 400),
+        (format!("/jobs?q=Record&before={max}"), 200),
+        (format!("/jobs?q=Record&before={min}"), 400),
+        ("/jobs?q=Record&before=x".to_owned(), 400),
+        (format!("/jobs?q=Record&from={min}&before={max}"), 200),
+        ("/jobs?q=Record&from=1.5".to_owned(), 400),
+        ("/jobs?q=Record&all=2".to_owned(), 400),
+        ("/jobs?sort=sideways".to_owned(), 400),
+        ("/jobs?state=gone".to_owned(), 400),
+        (format!("/jobs?q={long}"), 400),
+        (format!("/jobs?queue={long}"), 400),
+        (format!("/jobs?name={long}"), 400),
+        (format!("/jobs/{max}"), 404),
+        (format!("/jobs/{min}"), 404),
+        ("/jobs/99999999999999999999".to_owned(), 400),
+        ("/jobs/abc".to_owned(), 400),
+    ] {
+        let response = http
+            .get(format!("{}{path}", web.url))
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: an answer, not {e}"));
+        let shown = &path[..path.len().min(80)];
+        assert_eq!(response.status(), status, "{shown}");
+        let body = response.text().unwrap();
+        if status == 200 {
+            assert!(
+                body.contains("<span id=\"total\">3</span>"),
+                "{shown}: {body}"
+            );
+            assert!(
+                body.contains(&format!("data-id=\"{id}\"")),
+                "{shown}: the rows"
+            );
+        } else {
+            assert!(body.len() < 20_000, "{shown}: a short message");
+        }
+    }
+    let token = csrf(
+        &http
+            .get(format!("{}/jobs", web.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    for (path, form, status) in [
+        (
+            "/bulk".to_owned(),
+            vec![("action", "delete"), ("q", long.as_str())],
+            400,
+        ),
+        (
+            "/bulk".to_owned(),
+            vec![("action", "delete"), ("q", "Record"), ("before", &min)],
+            400,
+        ),
+        (format!("/jobs/{max}/retry"), vec![], 303),
+        ("/jobs/99999999999999999999/retry".to_owned(), vec![], 400),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let response = http
+            .post(format!("{}{path}", web.url))
+            .header("Origin", &web.url)
+            .form(&form)
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: an answer, not {e}"));
+        assert_eq!(response.status(), status, "POST {path}");
+    }
+    assert_eq!(
+        t.db.count(&JobFilter::default()).unwrap(),
+        3,
+        "nothing deleted"
+    );
+    let overview = http.get(format!("{}/", web.url)).send().unwrap();
+    assert_eq!(overview.status(), 200, "still serving");
+    // Dropping `web` checks that it exits 0 on TERM: it did not crash.
+}
+
+fn search_window(backend: Backend) {
+    let t = TestDb::new(backend, "web_search");
+    let log = t.log();
+    // 25 rows: a needle first, another at the lower edge of the newest 10.
+    records(&t, &log.path(), None, "needle-old", 1);
+    records(&t, &log.path(), None, "hay", 14);
+    records(&t, &log.path(), None, "needle-new", 1);
+    records(&t, &log.path(), None, "hay", 9);
+    let ids: Vec<i64> =
+        t.db.jobs(&JobFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+    let web = Web::start(&t, "web", &["--search-window", "10"]);
+    let http = client();
+    let get = |path: &str| {
+        let response = http.get(format!("{}{path}", web.url)).send().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().unwrap()
+    };
+    let listed = |html: &str| -> Vec<i64> {
+        html.split("<tr data-id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let older = |html: &str| -> Option<String> {
+        let link = html.split("id=\"search-older\" href=\"").nth(1)?;
+        Some(link.split('"').next().unwrap().replace("&amp;", "&"))
+    };
+    // The first search reads the newest 10 rows only: the new needle, not the old one.
+    let html = get("/jobs?q=NEEDLE");
+    assert_eq!(listed(&html), [ids[15]], "{html}");
+    assert!(html.contains("<span id=\"total\">1</span>"), "{html}");
+    assert!(html.contains("the newest 10 rows"), "{html}");
+    // "Search older" goes back 10 rows at a time, to the oldest.
+    let link = older(&html).expect("a link to search older rows");
+    assert!(
+        link.contains(&format!("before={}", ids[15])),
+        "the window before the newest 10: {link}"
+    );
+    let html = get(&link);
+    assert_eq!(
+        listed(&html),
+        Vec::<i64>::new(),
+        "ids {}..{}",
+        ids[5],
+        ids[14]
+    );
+    let html = get(&older(&html).expect("a third window"));
+    assert_eq!(
+        listed(&html),
+        [ids[0]],
+        "the old needle, in the last window"
+    );
+    assert!(older(&html).is_none(), "no row is older: {html}");
+    // A bulk action under a search acts on the rows its confirmation counted, though newer
+    // rows push the newest window up meanwhile.
+    let token = csrf(&html);
+    let confirm = http
+        .post(format!("{}/bulk", web.url))
+        .header("Origin", &web.url)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("action", "delete"),
+            ("q", "needle"),
+        ])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(confirm.contains("delete 1 job?"), "{confirm}");
+    let pin = ids[15].to_string();
+    assert!(
+        confirm.contains(&format!("name=\"from\" value=\"{pin}\"")),
+        "{confirm}"
+    );
+    records(&t, &log.path(), None, "late-hay", 3);
+    let done = http
+        .post(format!("{}/bulk", web.url))
+        .header("Origin", &web.url)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("action", "delete"),
+            ("confirm", "yes"),
+            ("q", "needle"),
+            ("from", pin.as_str()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert!(t.db.job(ids[15]).unwrap().is_none(), "the counted needle");
+    assert!(t.db.job(ids[0]).unwrap().is_some(), "not the old one");
+    // The whole table on request.
+    let html = get("/jobs?q=needle&all=1");
+    assert_eq!(listed(&html), [ids[0]]);
+    assert!(older(&html).is_none());
+    // No search, no window: every row.
+    assert!(get("/jobs").contains("<span id=\"total\">27</span>"));
 }
