@@ -27,9 +27,19 @@ pub enum Error {
     },
     /// The database can be read but not written: a worker, `migrate` and the write commands
     /// need write access.
-    #[error("{database} is read-only for this process: the file, or the directory holding it (where SQLite creates its `-wal` and `-shm` files), cannot be written; give this user write access to both, or mount them read-write; only `jobs`, `show`, `stats` and `schema` work on a read-only database")]
+    #[error("{database} is read-only for this process: {reason}; only `jobs`, `show`, `stats` and `schema` work on a read-only database")]
     ReadOnly {
         /// Which database.
+        database: String,
+        /// What cannot be written (the file, or the directory where SQLite creates its
+        /// `-wal` and `-shm` files), and how to give access.
+        reason: String,
+    },
+    /// The disk (or filesystem quota) holding the database is full: the statement or its
+    /// commit failed and nothing of it was stored.
+    #[error("the disk holding {database} is full: nothing was written; free space on it (the database file and its write-ahead log grow as jobs are added) and try again")]
+    DiskFull {
+        /// Which database (or the caller's connection).
         database: String,
     },
     /// A backend that this build of dj does not include.
@@ -178,9 +188,16 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
         }
         _ => false,
     };
+    // SQLite's SQLITE_FULL (13), PostgreSQL's disk_full.
+    let full = matches!(&e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("13" | "53100")));
     if missing {
         Error::MissingTable {
             database: "the caller's connection".to_owned(),
+        }
+    } else if full {
+        Error::DiskFull {
+            database: "the caller's database".to_owned(),
         }
     } else {
         Error::Sqlx(e)
@@ -199,9 +216,16 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
         }
         _ => false,
     };
+    // SQLite's words for SQLITE_FULL (diesel keeps no error code).
+    let full = matches!(&e, diesel::result::Error::DatabaseError(_, info)
+        if info.message() == "database or disk is full");
     if missing {
         Error::MissingTable {
             database: "the caller's connection".to_owned(),
+        }
+    } else if full {
+        Error::DiskFull {
+            database: "the caller's database".to_owned(),
         }
     } else {
         Error::Diesel(e)

@@ -520,3 +520,25 @@ impl Perform for LeapDay {
         Ok(())
     }
 }
+
+/// Records `start KEY`, waits until the file `gate` exists (a minute at most), then records
+/// `perform KEY`: a job that holds its worker's slot until the test lets it finish.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Gated {
+    pub log: String,
+    pub key: String,
+    pub gate: String,
+}
+
+impl Perform for Gated {
+    type Error = std::io::Error;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, &format!("start {}", self.key));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !std::path::Path::new(&self.gate).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        record(&self.log, &format!("perform {}", self.key));
+        Ok(())
+    }
+}

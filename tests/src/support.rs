@@ -41,6 +41,12 @@ pub fn postgres_available() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether the tests run in CI (`CI=true`), where a case that cannot run fails instead of
+/// being skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A database (schema or file) that exists for one test and is removed after it.

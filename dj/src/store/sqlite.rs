@@ -3,7 +3,7 @@
 //! batch of outcomes) one short write transaction. SQLite has one writer at a time, so a claim
 //! needs no SKIP LOCKED: the UPDATE ... RETURNING is atomic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value;
@@ -85,19 +85,28 @@ impl Manage for Manager {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        if conn.is_readonly(DatabaseName::Main)? {
-            return self.open_read_only(conn);
+        )
+        .map_err(|e| self.error(e, None))?;
+        match self.set_up(&conn) {
+            Ok(true) => Ok(conn),
+            Ok(false) => self.open_read_only(conn),
+            // The file can be written but not the directory holding it, where SQLite must
+            // create the `-wal` and `-shm` files before it reads or writes a WAL file: read
+            // it as a file in a read-only place.
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => {
+                drop(conn);
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                self.open_read_only(conn)
+            }
+            // A new connection maps the `-shm` file, which a full disk may not let grow.
+            Err(e) => Err(self.error(e, Some(&conn))),
         }
-        use_wal(&conn)?;
-        let sync = match self.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.pragma_update(None, "synchronous", sync)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
     }
     fn healthy(&self, _conn: &mut Connection) -> bool {
         true
@@ -105,6 +114,31 @@ impl Manage for Manager {
 }
 
 impl Manager {
+    /// The busy timeout, WAL and `synchronous`; `false` when SQLite opened the file only for
+    /// reading.
+    fn set_up(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        if conn.is_readonly(DatabaseName::Main)? {
+            return Ok(false);
+        }
+        use_wal(conn)?;
+        let sync = match self.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(true)
+    }
+
+    fn error(&self, e: rusqlite::Error, conn: Option<&Connection>) -> Error {
+        typed_error(e, conn, &self.shown(), Some(&self.path))
+    }
+
+    fn shown(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
     /// A file SQLite could open only for reading (a read-only file, directory or mount) still
     /// serves the read commands; writes fail with [`Error::ReadOnly`]. A WAL file closed
     /// cleanly has no `-wal` and `-shm` files beside it, and reading it needs them unless
@@ -112,7 +146,13 @@ impl Manager {
     /// connection (a read command's, short-lived) reads it that way.
     fn open_read_only(&self, conn: Connection) -> Result<Connection> {
         match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) => {}
+            // No `-shm` file, and none can be made: SQLite answers "unable to open" in a
+            // read-only mount, "readonly directory" in a directory it cannot write.
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+                ) => {}
             Err(e) => return Err(e.into()),
             Ok(()) => return Ok(conn),
         }
@@ -121,9 +161,7 @@ impl Manager {
         if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
             // Commits left in the -wal (a writer that crashed, or one still at work): reading
             // them needs the -shm file, and recovering them needs write access.
-            return Err(Error::ReadOnly {
-                database: format!("sqlite:{}", self.path.display()),
-            });
+            return Err(read_only(&self.shown(), Some(&self.path), true));
         }
         let uri = format!("file:{}?immutable=1", uri_path(&self.path));
         let conn = Connection::open_with_flags(
@@ -190,6 +228,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 pub(crate) struct SqliteStore {
     pool: Pool<Manager>,
     shown: String,
+    path: PathBuf,
     limited: super::LimitedProbe,
 }
 
@@ -243,13 +282,14 @@ impl SqliteStore {
                 format!("sqlite:{path}"),
             ),
             shown: format!("sqlite:{path}"),
+            path: PathBuf::from(path),
             limited: Default::default(),
         })
     }
 
     fn run<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
-        f(&mut conn).map_err(|e| missing_table(e, &self.shown))
+        f(&mut conn).map_err(|e| typed_error(e, Some(&conn), &self.shown, Some(&self.path)))
     }
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
@@ -267,20 +307,106 @@ impl SqliteStore {
     }
 }
 
-/// The typed error for a missing table or a file that cannot be written.
-fn missing_table(e: rusqlite::Error, database: &str) -> Error {
+/// The typed error for a missing table, a file that cannot be written, or a full disk.
+/// `conn` is the connection the error happened on, `path` the file, when known.
+fn typed_error(
+    e: rusqlite::Error,
+    conn: Option<&Connection>,
+    database: &str,
+    path: Option<&Path>,
+) -> Error {
     let text = e.to_string();
     if text.contains("no such table: delayed_jobs") || text.contains("no such column") {
         Error::MissingTable {
             database: database.to_owned(),
         }
     } else if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) {
-        Error::ReadOnly {
+        read_only(database, path, false)
+    } else if is_disk_full(&e, conn) {
+        Error::DiskFull {
             database: database.to_owned(),
         }
     } else {
         Error::Sqlite(e)
     }
+}
+
+/// SQLITE_FULL, or an I/O error whose cause was no space (or quota) left: SQLite reports a
+/// `-shm` file it could not grow as "disk I/O error" (SQLITE_IOERR_SHMSIZE), for one.
+fn is_disk_full(e: &rusqlite::Error, conn: Option<&Connection>) -> bool {
+    match (e.sqlite_error_code(), conn) {
+        (Some(ErrorCode::DiskFull), _) => true,
+        (Some(ErrorCode::SystemIoFailure), Some(conn)) => {
+            // SAFETY: the handle is valid while `conn` lives; this only reads the errno
+            // SQLite kept from its last failed system call.
+            let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+            errno == libc::ENOSPC || errno == libc::EDQUOT
+        }
+        _ => false,
+    }
+}
+
+/// [`Error::ReadOnly`], naming what this process cannot write: the file, or the directory
+/// where SQLite creates its `-wal` and `-shm` files. `wal_commits`: the file has commits in
+/// its `-wal`, which only a process with write access can read.
+fn read_only(database: &str, path: Option<&Path>, wal_commits: bool) -> Error {
+    let both = || {
+        (
+            "the file, or the directory holding it (where SQLite creates its `-wal` and `-shm` \
+             files), cannot be written"
+                .to_owned(),
+            "give this user write access to both, or mount them read-write".to_owned(),
+        )
+    };
+    let (what, fix) = match path {
+        Some(path) if !writable(path) => (
+            "the file cannot be written".to_owned(),
+            "give this user write access to it, or mount it read-write".to_owned(),
+        ),
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if writable(dir) {
+                both()
+            } else {
+                (
+                    format!(
+                        "its directory {} cannot be written, and SQLite must create \
+                         `{name}-wal` and `{name}-shm` there to use the file",
+                        dir.display()
+                    ),
+                    format!(
+                        "give this user write access to {}, or mount it read-write",
+                        dir.display()
+                    ),
+                )
+            }
+        }
+        None => both(),
+    };
+    let reason = if wal_commits {
+        format!("{what}, and its `-wal` file holds commits that only a process with write access can read; {fix}")
+    } else {
+        format!("{what}; {fix}")
+    };
+    Error::ReadOnly {
+        database: database.to_owned(),
+        reason,
+    }
+}
+
+/// Whether this process may write to `path` (`access(2)`, which also answers `EROFS` for a
+/// read-only mount, and which root passes on permission bits alone).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// SQLite keeps times to the millisecond; `unixepoch(.., 'subsec')` gives them as a float
@@ -319,20 +445,35 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-/// Inserts rows on any connection: the pool's, or the caller's (inside its transaction if
-/// one is open; otherwise in a transaction of its own, so a batch is all or nothing and a
-/// unique row's two statements see one state of the table).
+/// Inserts rows through the caller's connection, inside its transaction if one is open (the
+/// rows are then the caller's to commit); otherwise committed before this returns.
 pub(crate) fn insert_jobs(conn: &Connection, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
-    let own_tx = conn.is_autocommit() && needs_transaction(rows);
-    if own_tx {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+    let path = conn.path().filter(|p| !p.is_empty()).map(Path::new);
+    let database = path.map_or_else(
+        || "the caller's connection".to_owned(),
+        |p| format!("sqlite:{}", p.display()),
+    );
+    insert_committed(conn, rows).map_err(|e| typed_error(e, Some(conn), &database, path))
+}
+
+/// Inserts rows on any connection, the pool's or the caller's. In autocommit, a lone plain
+/// row is one statement that commits as it finishes; several rows, or a unique one (whose
+/// holder is looked for before the insert), get a transaction of their own, so that a batch
+/// is all or nothing and a unique row's two statements see one state of the table. Either
+/// way an `Ok` means committed: the error of the statement's end and of the commit (a full
+/// disk, an I/O error) is returned, never dropped.
+fn insert_committed(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<EnqueueOutcome>> {
+    if !(conn.is_autocommit() && needs_transaction(rows)) {
+        return insert_rows(conn, rows);
     }
-    let result = insert_rows(conn, rows);
-    if own_tx {
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        conn.execute_batch(end)?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = insert_rows(conn, rows).and_then(|out| conn.execute_batch("COMMIT").map(|()| out));
+    if result.is_err() && !conn.is_autocommit() {
+        // A failed insert, or a commit SQLite left open (a busy one): the connection goes
+        // back to its owner with no transaction.
+        let _ = conn.execute_batch("ROLLBACK");
     }
-    result.map_err(|e| missing_table(e, "the caller's connection"))
+    result
 }
 
 /// Several rows, or a unique one (whose holder is looked for before the insert).
@@ -536,18 +677,24 @@ pub(crate) async fn insert_sqlx(
                     .bind(p.unique_key)
                     .bind(p.until_done)
             };
+            // `fetch_all`, never `fetch_one`/`fetch_optional`: those stop sqlx's SQLite
+            // worker after the first row and drop the error of the statement's end and, in
+            // autocommit, of its commit (see `returning`).
             let held = match p.replace {
-                Some(replace) => {
-                    bind(UNIQUE_HOLDER.as_str())
-                        .bind(replace)
-                        .fetch_optional(&mut *conn)
-                        .await?
-                }
+                Some(replace) => bind(UNIQUE_HOLDER.as_str())
+                    .bind(replace)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .pop(),
                 None => None,
             };
             let (id, code) = match held {
                 Some(held) => held,
-                None => bind(INSERT_ROW.as_str()).fetch_one(&mut *conn).await?,
+                None => bind(INSERT_ROW.as_str())
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .pop()
+                    .ok_or(sqlx::Error::RowNotFound)?,
             };
             out.push(EnqueueOutcome::from_code(id, code));
         }
@@ -574,7 +721,7 @@ pub(crate) fn insert_diesel(
 ) -> Result<Vec<EnqueueOutcome>> {
     use super::InsertedId as Inserted;
     use diesel::sql_types::{Bool, Double, Integer, Nullable, Text};
-    use diesel::{Connection as _, OptionalExtension as _, RunQueryDsl as _};
+    use diesel::{Connection as _, RunQueryDsl as _};
     let each = |conn: &mut diesel::SqliteConnection| {
         rows.iter()
             .map(|row| {
@@ -593,16 +740,21 @@ pub(crate) fn insert_diesel(
                         .bind::<Nullable<Text>, _>(p.unique_key)
                         .bind::<Bool, _>(p.until_done)
                 };
+                // `load`, never `get_result`: that reads one row and leaves the statement,
+                // and in autocommit its commit, to a reset whose error is dropped.
                 let held = match p.replace {
                     Some(replace) => bind(UNIQUE_HOLDER.as_str())
                         .bind::<Bool, _>(replace)
-                        .get_result::<Inserted>(conn)
-                        .optional()?,
+                        .load::<Inserted>(conn)?
+                        .pop(),
                     None => None,
                 };
                 let r = match held {
                     Some(r) => r,
-                    None => bind(INSERT_ROW.as_str()).get_result::<Inserted>(conn)?,
+                    None => bind(INSERT_ROW.as_str())
+                        .load::<Inserted>(conn)?
+                        .pop()
+                        .ok_or(diesel::result::Error::NotFound)?,
                 };
                 Ok(EnqueueOutcome::from_code(r.id, r.outcome))
             })
@@ -626,10 +778,8 @@ fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<Enque
         let held = match &p.replace {
             Some(replace) => {
                 values.push(replace);
-                let held = conn
-                    .prepare_cached(&UNIQUE_HOLDER)?
-                    .query_row(&values[..], read)
-                    .optional()?;
+                let mut holder = conn.prepare_cached(&UNIQUE_HOLDER)?;
+                let held = returning(&mut holder, &values[..], read)?.pop();
                 values.pop();
                 held
             }
@@ -637,10 +787,26 @@ fn insert_rows(conn: &Connection, rows: &[NewJob]) -> rusqlite::Result<Vec<Enque
         };
         match held {
             Some(held) => out.push(held),
-            None => out.push(insert.query_row(&values[..], read)?),
+            None => out.push(
+                returning(&mut insert, &values[..], read)?
+                    .pop()
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?,
+            ),
         }
     }
     Ok(out)
+}
+
+/// Runs a writing statement with a `RETURNING` clause to its end and reads every row it
+/// returns. Reading only the first row (rusqlite's `query_row`) leaves the statement to be
+/// finished by its reset, whose error rusqlite drops: in autocommit the reset is the commit,
+/// so a commit that failed on a full disk returned the id of a row that was never stored.
+fn returning<T>(
+    statement: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    statement.query_map(params, read)?.collect()
 }
 
 fn ids_json(ids: &[JobId]) -> String {
@@ -698,9 +864,7 @@ impl Store for SqliteStore {
     fn check_writable(&self) -> Result<()> {
         // SQLite opens a file it cannot write read-only, and fails only at the first write.
         if self.pool.get()?.is_readonly(DatabaseName::Main)? {
-            return Err(Error::ReadOnly {
-                database: self.shown.clone(),
-            });
+            return Err(read_only(&self.shown, Some(&self.path), false));
         }
         Ok(())
     }
@@ -714,13 +878,7 @@ impl Store for SqliteStore {
     }
 
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
-        let conn = self.pool.get()?;
-        insert_jobs(&conn, rows).map_err(|e| match e {
-            Error::MissingTable { .. } => Error::MissingTable {
-                database: self.shown.clone(),
-            },
-            other => other,
-        })
+        self.run(|conn| insert_committed(conn, rows))
     }
 
     /// Limited jobs first (their limits bound how many), then the rest with the room left.
@@ -741,12 +899,11 @@ impl Store for SqliteStore {
         let mut jobs = if limited {
             let window = (p.limit as i64 * 4).max(100);
             self.write(|tx| {
-                let mut statement = tx.prepare_cached(&CLAIM_LIMITED)?;
-                let rows = statement.query_map(
+                returning(
+                    &mut *tx.prepare_cached(&CLAIM_LIMITED)?,
                     params![p.worker, min, max, queues, p.limit as i64, window],
                     job_row,
-                )?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                )
             })?
         } else {
             Vec::new()
@@ -754,10 +911,11 @@ impl Store for SqliteStore {
         let room = p.limit - jobs.len();
         if room > 0 {
             jobs.extend(self.run(|conn| {
-                let mut statement = conn.prepare_cached(&CLAIM)?;
-                let rows = statement
-                    .query_map(params![p.worker, min, max, queues, room as i64], job_row)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                returning(
+                    &mut *conn.prepare_cached(&CLAIM)?,
+                    params![p.worker, min, max, queues, room as i64],
+                    job_row,
+                )
             })?);
         }
         super::claim_order(&mut jobs);
