@@ -48,13 +48,18 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
     /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, waiting, unique, pickup, bulk,
-    /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff.
+    /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
+    /// pgbouncer (with --pgbouncer-url).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also print `RESULT dj WORKLOAD VALUE UNIT NOTE` lines for the workloads the peers
     /// benchmark compares (benches/peers/run.sh reads them).
     #[arg(long)]
     results: bool,
+    /// A PgBouncer in transaction pooling in front of `--url`'s database, for the `pgbouncer`
+    /// workload (skipped without it).
+    #[arg(long, env = "DJ_BENCH_PGBOUNCER_URL")]
+    pgbouncer_url: Option<String>,
     /// Where the SQLite workloads create their files (a new directory per run, removed after).
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     sqlite_dir: PathBuf,
@@ -123,6 +128,7 @@ const WORKLOADS: &[&str] = &[
     "logged",
     "sqlite-enqueue",
     "sqlite-workoff",
+    "pgbouncer",
 ];
 
 /// Concurrency of the memory workload, as the issue states it.
@@ -369,6 +375,41 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             ),
             &mut || workloads::child(url, sizes.rss, rss_worker, true),
         )?;
+    }
+
+    if wanted("pgbouncer") {
+        match &args.pgbouncer_url {
+            Some(pooled) => measure_each(
+                &mut rows,
+                runs,
+                ["direct", "PgBouncer transaction pool"]
+                    .map(|via| format!("enqueue, 1 job/tx, {} ({via})", sizes.single))
+                    .into_iter()
+                    .chain(
+                        ["direct", "PgBouncer transaction pool"]
+                            .map(|via| format!("enqueue_many {} ({via})", sizes.bulk)),
+                    )
+                    .chain(["direct", "PgBouncer transaction pool"].map(|via| {
+                        format!(
+                            "work-off {} (c={c}, read_ahead={ra}) ({via})",
+                            sizes.workoff
+                        )
+                    }))
+                    .collect(),
+                &mut || {
+                    workloads::pgbouncer(
+                        url,
+                        pooled,
+                        (sizes.single, sizes.bulk, sizes.workoff),
+                        worker,
+                    )
+                },
+            )?,
+            None if args.only.iter().any(|o| o == "pgbouncer") => {
+                return Err("the `pgbouncer` workload needs --pgbouncer-url".into())
+            }
+            None => println!("pgbouncer: skipped (no --pgbouncer-url)"),
+        }
     }
 
     let dir = args.sqlite_dir.as_path();

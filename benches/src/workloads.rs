@@ -515,3 +515,50 @@ fn vm_kb(field: &str) -> Result<f64, BoxError> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| format!("no {field} in /proc/self/status").into())
 }
+
+/// The same enqueues and work-off directly (`direct`) and through a PgBouncer in transaction
+/// pooling (`pooled`, the same database; `pooler=transaction` is added to it): one job per
+/// transaction, `single` of each in alternating blocks of 50 (as [`single_vs_raw`]);
+/// `enqueue_many` of `bulk` jobs; and a work-off of `n` jobs enqueued up front. Returns, for
+/// each of the three, the direct figure and then the pooled one.
+pub fn pgbouncer(
+    direct: &str,
+    pooled: &str,
+    (single, bulk, n): (u64, u64, u64),
+    settings: WorkerSettings,
+) -> Result<Vec<Figure>, BoxError> {
+    const BLOCK: u64 = 50;
+    let joiner = if pooled.contains('?') { '&' } else { '?' };
+    let pooled = format!("{pooled}{joiner}pooler=transaction");
+    let rate_of = |jobs: u64, took: Duration| Figure {
+        jobs_per_s: Some(rate(jobs, took)),
+        ..Figure::default()
+    };
+
+    let db = setup::fresh_table(direct)?;
+    let through = dj::Db::open(&pooled)?;
+    // Warm both: connections (and the direct one's prepared statements).
+    Noop { n: 0 }.delay().enqueue(&db)?;
+    Noop { n: 0 }.delay().enqueue(&through)?;
+    let (mut by_direct, mut by_pool) = (Duration::ZERO, Duration::ZERO);
+    let mut i = 0;
+    while i < single {
+        let end = (i + BLOCK).min(single);
+        by_direct += enqueue_each(&db, i..end)?;
+        by_pool += enqueue_each(&through, i..end)?;
+        i = end;
+    }
+    let mut figures = vec![rate_of(single, by_direct), rate_of(single, by_pool)];
+
+    figures.push(enqueue_many(&setup::fresh_table(direct)?, bulk)?);
+    setup::fresh_table(direct)?;
+    figures.push(enqueue_many(&dj::Db::open(&pooled)?, bulk)?);
+
+    for url in [direct, pooled.as_str()] {
+        let db = setup::fresh_table(direct)?;
+        setup::pre_enqueue(direct, &db, n)?;
+        let took = work_off(&dj::Db::open(url)?, n, settings)?;
+        figures.push(rate_of(n, took.total));
+    }
+    Ok(figures)
+}

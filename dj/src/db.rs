@@ -47,7 +47,7 @@ pub struct Db {
 
 /// Settings of a [`Db`] beyond its URL: [`Db::builder`]. Each overrides the URL's key of the
 /// same name (`pool_size`, `pool_timeout`, `connect_timeout`, `statement_timeout`,
-/// `application_name`); unset ones keep the URL's value or dj's default.
+/// `application_name`, `listen_url`); unset ones keep the URL's value or dj's default.
 #[derive(Debug, Clone, Default)]
 #[must_use = "a DbBuilder does nothing until `.open()` or `.connect()`"]
 pub struct DbBuilder {
@@ -63,6 +63,7 @@ pub(crate) struct Options {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) application_name: Option<String>,
+    pub(crate) listen_url: Option<String>,
 }
 
 impl DbBuilder {
@@ -89,6 +90,14 @@ impl DbBuilder {
     /// PostgreSQL: the `application_name` the server shows in `pg_stat_activity`.
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.options.application_name = Some(name.into());
+        self
+    }
+    /// PostgreSQL: where a worker LISTENs for wake-ups, when the `Db`'s URL goes through a
+    /// transaction pooler (`?pooler=transaction`), which cannot hold a LISTEN: a direct URL
+    /// of the same database, `postgres://dj@db-primary:5432/app`. Without it such a worker
+    /// polls every `sleep_delay`.
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.options.listen_url = Some(url.into());
         self
     }
     /// The `Db`, connecting lazily (on first use), as [`Db::open`].
@@ -342,7 +351,7 @@ impl Db {
     /// Runs `probe` until it succeeds, retrying while the database is unreachable, with
     /// backoff from 0.25 s up to 10 s between tries: for at most `bound` (then
     /// [`Error::Unreachable`]), or with no bound until `stop` is set. Errors that waiting
-    /// cannot fix (a bad URL, a missing table, a read-only file) return at once. `on_retry`
+    /// cannot fix ([`Error::is_permanent`]) return at once. `on_retry`
     /// hears each failure and the pause before the next try.
     pub(crate) fn wait_for<T>(
         &self,
@@ -356,10 +365,7 @@ impl Db {
         loop {
             let e = match probe(self.store()) {
                 Ok(value) => return Ok(value),
-                Err(
-                    e
-                    @ (Error::MissingTable { .. } | Error::BadUrl { .. } | Error::ReadOnly { .. }),
-                ) => return Err(e),
+                Err(e) if e.is_permanent() => return Err(e),
                 Err(e) if stop.is_set() => return Err(e),
                 Err(e) => e,
             };

@@ -173,7 +173,37 @@ fn postgres_message(e: &postgres::Error) -> String {
     if let Some(hint) = db.hint() {
         text.push_str(&format!(" (hint: {hint})"));
     }
+    if prepared_statement_lost(e) {
+        text.push_str(
+            "; behind a transaction pooler (PgBouncer's pool_mode = transaction), add \
+             `pooler=transaction` to the url so that dj names no prepared statements",
+        );
+    }
     text
+}
+
+/// A named prepared statement the server does not have, or has from someone else: what a
+/// transaction pooler does to statements prepared on one of its server connections and used
+/// on another. Waiting does not fix it; the url's `pooler=transaction` does.
+#[cfg(feature = "postgres")]
+fn prepared_statement_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|code| {
+        *code == SqlState::DUPLICATE_PSTATEMENT || *code == SqlState::INVALID_SQL_STATEMENT_NAME
+    })
+}
+
+impl Error {
+    /// An error that waiting for the database cannot fix: a bad url, a missing table, a
+    /// read-only file, a pooler the url does not declare.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            Error::MissingTable { .. } | Error::BadUrl { .. } | Error::ReadOnly { .. } => true,
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => prepared_statement_lost(e),
+            _ => false,
+        }
+    }
 }
 
 /// A sqlx error, with a missing table named as [`Error::MissingTable`].

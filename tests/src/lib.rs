@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub mod net;
+pub mod pgbouncer;
 pub mod support;
 
 /// The state the test worker binary gives its jobs.

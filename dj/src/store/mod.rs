@@ -407,6 +407,22 @@ pub(crate) trait Store: Send + Sync + 'static {
         stop.sleep(timeout);
         false
     }
+
+    /// How [`Store::wait_for_jobs`] hears of new jobs, where the configuration chose it (a
+    /// worker logs it at start); `None` for the backend's usual way.
+    fn wakeups(&self) -> Option<Wakeups> {
+        None
+    }
+}
+
+/// How a worker hears of new jobs, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))] // only PostgreSQL chooses
+pub(crate) enum Wakeups {
+    /// LISTEN on a connection of its own to this server (shown, password hidden).
+    Listen(String),
+    /// Polling every `sleep_delay`, for this reason.
+    Poll(&'static str),
 }
 
 /// Whether a claim should look for limited jobs (a queue limit, or a ready row with a

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::postgres_pool::{PgPool, Session};
+use super::postgres_pool::{PgPool, Session, Sql, Statements};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 use super::pool::PoolLimits;
 use super::{
     filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
-    WorkerInfo, WorkerRow, VERSION,
+    Wakeups, WorkerInfo, WorkerRow, VERSION,
 };
 use crate::cron::{Missed, Schedule, ScheduleRow};
 use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
@@ -84,17 +84,71 @@ impl Default for Limits {
     }
 }
 
-/// Splits dj's own keys (`statement_timeout`, `pool_size`, `pool_timeout`) out of a URL's
-/// query and returns the URL the driver reads, with the limits found.
-pub(crate) fn split_url(url: &str) -> Result<(String, Limits), String> {
+/// How dj goes through a connection pooler such as PgBouncer: the URL's `pooler` (or
+/// `pgbouncer`) and `listen_url` keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Pooling {
+    /// `pooler=transaction` (`pgbouncer=true`): every statement unnamed. `session` and `none`
+    /// keep the direct connection's prepared statements.
+    pub(crate) statements: Statements,
+    /// Where a worker LISTENs for wake-ups (percent-decoded), instead of the URL itself.
+    pub(crate) listen_url: Option<String>,
+}
+
+impl Pooling {
+    /// Reads `key=value` if it is one of the pooling keys, as [`PoolLimits::take`].
+    fn take(&mut self, key: &str, value: &str) -> Option<Result<(), String>> {
+        let statements = match (key, value) {
+            ("pooler", "transaction") | ("pgbouncer", "true") => Statements::Unnamed,
+            ("pooler", "session" | "none") | ("pgbouncer", "false") => Statements::Prepared,
+            ("pooler", "statement") => {
+                return Some(Err(
+                    "`pooler=statement` cannot work: statement pooling forbids \
+                     transactions, which dj's claims and migrations need; set \
+                     PgBouncer's `pool_mode = transaction` and write `pooler=transaction`"
+                        .to_owned(),
+                ))
+            }
+            ("pooler", _) => {
+                return Some(Err(format!(
+                    "`pooler` must be `transaction`, `session` or `none`, not `{value}`"
+                )))
+            }
+            ("pgbouncer", _) => {
+                return Some(Err(format!(
+                    "`pgbouncer` must be `true` (PgBouncer in transaction pooling; the same as \
+                     `pooler=transaction`) or `false`, not `{value}`"
+                )))
+            }
+            ("listen_url", _) => {
+                return Some(
+                    percent_decode(value)
+                        .map(|url| self.listen_url = Some(url))
+                        .map_err(|e| format!("`listen_url`: {e}")),
+                )
+            }
+            _ => return None,
+        };
+        self.statements = statements;
+        Some(Ok(()))
+    }
+}
+
+/// Splits dj's own keys (`statement_timeout`, `pool_size`, `pool_timeout`, `pooler`,
+/// `listen_url`) out of a URL's query and returns the URL the driver reads, with the limits
+/// and pooling found.
+pub(crate) fn split_url(url: &str) -> Result<(String, Limits, Pooling), String> {
     let mut limits = Limits::default();
+    let mut pooling = Pooling::default();
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), limits));
+        return Ok((url.to_owned(), limits, pooling));
     };
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if let Some(taken) = limits.pool.take(key, value) {
+            taken?;
+        } else if let Some(taken) = pooling.take(key, value) {
             taken?;
         } else if key == "statement_timeout" {
             limits.statement = crate::duration::parse_duration(value)
@@ -104,18 +158,49 @@ pub(crate) fn split_url(url: &str) -> Result<(String, Limits), String> {
         }
     }
     if kept.is_empty() {
-        Ok((base.to_owned(), limits))
+        Ok((base.to_owned(), limits, pooling))
     } else {
-        Ok((format!("{base}?{}", kept.join("&")), limits))
+        Ok((format!("{base}?{}", kept.join("&")), limits, pooling))
     }
+}
+
+/// A URL query value with its `%XX` escapes decoded (`+` stays: it is a valid URL character).
+fn percent_decode(value: &str) -> Result<String, String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = value
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("`%` must start an escape such as `%3A`, in `{value}`"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{value}` decodes to invalid UTF-8"))
 }
 
 pub(crate) struct PgStore {
     pool: PgPool,
     limits: Limits,
     shown: String,
+    /// Unnamed behind a transaction pooler: then LISTEN goes to `listen_at` or nowhere.
+    statements: Statements,
+    /// `listen_url`: where the worker LISTENs, if not on the pool's URL.
+    listen_at: Option<ListenAt>,
     listener: Mutex<Option<Listener>>,
     limited: super::LimitedProbe,
+}
+
+/// A direct server for LISTEN, and how dj shows it.
+struct ListenAt {
+    config: tokio_postgres::Config,
+    shown: String,
 }
 
 /// The worker's LISTEN connection: the client, and the wake-ups its connection task hears.
@@ -127,10 +212,10 @@ struct Listener {
 impl PgStore {
     pub(crate) fn open(url: &str, options: &crate::db::Options) -> Result<PgStore> {
         let bad_url = |reason: String| Error::BadUrl {
-            url: hide_password(url),
+            url: shown_url(url),
             reason,
         };
-        let (driver_url, mut limits) = split_url(url).map_err(bad_url)?;
+        let (driver_url, mut limits, pooling) = split_url(url).map_err(bad_url)?;
         let mut config =
             tokio_postgres::Config::from_str(&driver_url).map_err(|e| bad_url(e.to_string()))?;
         if let Some(&connect) = config.get_connect_timeout() {
@@ -143,17 +228,35 @@ impl PgStore {
         if let Some(name) = &options.application_name {
             config.application_name(name);
         }
+        let listen_at = match options.listen_url.as_ref().or(pooling.listen_url.as_ref()) {
+            Some(listen_url) => {
+                let mut listen = tokio_postgres::Config::from_str(listen_url)
+                    .map_err(|e| bad_url(format!("`listen_url`: {e}")))?;
+                listen.connect_timeout(limits.connect);
+                if let Some(name) = &options.application_name {
+                    listen.application_name(name);
+                }
+                Some(ListenAt {
+                    config: listen,
+                    shown: hide_password(listen_url),
+                })
+            }
+            None => None,
+        };
         let pool = PgPool::new(
             config,
+            pooling.statements,
             limits.connect,
             limits.pool.size,
             limits.pool.timeout,
-            hide_password(url),
+            shown_url(url),
         );
         Ok(PgStore {
             pool,
             limits,
-            shown: hide_password(url),
+            shown: shown_url(url),
+            statements: pooling.statements,
+            listen_at,
             listener: Mutex::new(None),
             limited: Default::default(),
         })
@@ -220,7 +323,8 @@ impl PgStore {
             }
             let tx = conn.transaction().await?;
             for step in &steps {
-                let got = tx.query_typed(step.sql(), &step.typed_params()).await?;
+                let sql = Sql::Unnamed(step.sql());
+                let got = tx.query(sql, step.types(), &step.params()).await?;
                 place(&mut out, step, outcomes_of(got));
             }
             tx.commit().await?;
@@ -253,15 +357,16 @@ async fn claim_limited(
     } else {
         (CLAIM_LIMITED_QUEUES, &types[..])
     };
-    let statement = conn.prepare_typed_cached(sql, types).await?;
     let tx = conn.transaction().await?;
     tx.batch_execute(LIMITED_CLAIM_LOCK).await?;
+    let sql = Sql::Fixed(sql);
     let rows = if p.queues.is_empty() {
-        tx.query(&statement, &[&p.worker, &min, &max, &limit, &window])
+        tx.query(sql, types, &[&p.worker, &min, &max, &limit, &window])
             .await?
     } else {
         tx.query(
-            &statement,
+            sql,
+            types,
             &[&p.worker, &min, &max, &limit, &window, &p.queues],
         )
         .await?
@@ -270,15 +375,15 @@ async fn claim_limited(
     Ok(rows.iter().map(job_row).collect())
 }
 
-/// Runs a statement on a pooled connection, prepared once per connection.
+/// Runs one of dj's fixed statements on a pooled connection: prepared once per connection,
+/// or unnamed behind a transaction pooler.
 async fn query(
     conn: &Session,
     sql: &'static str,
     types: &[Type],
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let statement = conn.prepare_typed_cached(sql, types).await?;
-    conn.query(&statement, params).await
+    conn.query(Sql::Fixed(sql), types, params).await
 }
 
 /// [`query`] for a statement that returns no rows: how many rows it changed.
@@ -288,8 +393,7 @@ async fn execute(
     types: &[Type],
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, tokio_postgres::Error> {
-    let statement = conn.prepare_typed_cached(sql, types).await?;
-    conn.execute(&statement, params).await
+    conn.execute(Sql::Fixed(sql), types, params).await
 }
 
 fn missing_table(e: tokio_postgres::Error, database: &str) -> Error {
@@ -309,7 +413,10 @@ fn hide_password(url: &str) -> String {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
+    // The user part ends at the host's `@`, before any path or query (which may hold another
+    // URL: `listen_url`).
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
         return url.to_owned();
     };
     match rest[..at].find(':') {
@@ -321,6 +428,25 @@ fn hide_password(url: &str) -> String {
         ),
         None => url.to_owned(),
     }
+}
+
+/// The URL as dj shows it: its password hidden, and `listen_url`'s, decoded.
+fn shown_url(url: &str) -> String {
+    let hidden = hide_password(url);
+    let Some((base, query)) = hidden.split_once('?') else {
+        return hidden;
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("listen_url", value)) => match percent_decode(value) {
+                Ok(listen) => format!("listen_url={}", hide_password(&listen)),
+                Err(_) => pair.to_owned(),
+            },
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 fn job_row(row: &Row) -> JobRow {
@@ -935,15 +1061,19 @@ impl Store for PgStore {
     fn migrate(&self) -> Result<Vec<u32>> {
         self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))", &[])
-                .await?;
+            let lock = Sql::Built("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))");
+            tx.execute(lock, &[], &[]).await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS dj_schema_migrations ( \
                      version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
             )
             .await?;
             let done: Vec<i32> = tx
-                .query("SELECT version FROM dj_schema_migrations", &[])
+                .query(
+                    Sql::Built("SELECT version FROM dj_schema_migrations"),
+                    &[],
+                    &[],
+                )
                 .await?
                 .iter()
                 .map(|r| r.get(0))
@@ -955,7 +1085,8 @@ impl Store for PgStore {
                 }
                 tx.batch_execute(sql).await?;
                 tx.execute(
-                    "INSERT INTO dj_schema_migrations (version) VALUES ($1)",
+                    Sql::Built("INSERT INTO dj_schema_migrations (version) VALUES ($1)"),
+                    &[Type::INT4],
                     &[&(version as i32)],
                 )
                 .await?;
@@ -1143,8 +1274,9 @@ impl Store for PgStore {
     fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let statement = filter::list(&DIALECT, filter, COLUMNS);
         self.run(async |conn: &mut Session| {
+            let sql = Sql::Built(&statement.sql);
             let rows = conn
-                .query(statement.sql.as_str(), &params(&statement))
+                .query(sql, &types(&statement), &params(&statement))
                 .await?;
             Ok(rows.iter().map(job_row).collect())
         })
@@ -1153,17 +1285,19 @@ impl Store for PgStore {
     fn job_count(&self, filter: &JobFilter) -> Result<i64> {
         let statement = filter::count(&DIALECT, filter);
         self.run(async |conn: &mut Session| {
-            Ok(conn
-                .query_one(statement.sql.as_str(), &params(&statement))
-                .await?
-                .get(0))
+            let sql = Sql::Built(&statement.sql);
+            let rows = conn
+                .query(sql, &types(&statement), &params(&statement))
+                .await?;
+            Ok(rows[0].get(0))
         })
     }
 
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
         let statement = filter::delete(&DIALECT, filter);
         self.run(async |conn: &mut Session| {
-            conn.execute(statement.sql.as_str(), &params(&statement))
+            let sql = Sql::Built(&statement.sql);
+            conn.execute(sql, &types(&statement), &params(&statement))
                 .await
         })
     }
@@ -1171,7 +1305,8 @@ impl Store for PgStore {
     fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
         let statement = filter::update(&DIALECT, filter, change);
         self.run(async |conn: &mut Session| {
-            conn.execute(statement.sql.as_str(), &params(&statement))
+            let sql = Sql::Built(&statement.sql);
+            conn.execute(sql, &types(&statement), &params(&statement))
                 .await
         })
     }
@@ -1544,23 +1679,27 @@ impl Store for PgStore {
         self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;
             let moved = tx
-                .execute_typed(
-                    "UPDATE dj_cron SET next_fire_at = $3, \
-                         last_fire_at = coalesce($4, last_fire_at), updated_at = now() \
-                     WHERE name = $1 AND next_fire_at = $2",
+                .execute(
+                    Sql::Unnamed(
+                        "UPDATE dj_cron SET next_fire_at = $3, \
+                             last_fire_at = coalesce($4, last_fire_at), updated_at = now() \
+                         WHERE name = $1 AND next_fire_at = $2",
+                    ),
                     &[
-                        (&name as &(dyn ToSql + Sync), Type::TEXT),
-                        (&expected, Type::TIMESTAMPTZ),
-                        (&next, Type::TIMESTAMPTZ),
-                        (&last, Type::TIMESTAMPTZ),
+                        Type::TEXT,
+                        Type::TIMESTAMPTZ,
+                        Type::TIMESTAMPTZ,
+                        Type::TIMESTAMPTZ,
                     ],
+                    &[&name, &expected, &next, &last],
                 )
                 .await?;
             if moved == 0 {
                 return Ok(false);
             }
             for step in &insert_steps(jobs, crate::INSERT_BATCH) {
-                tx.query_typed(step.sql(), &step.typed_params()).await?;
+                let sql = Sql::Unnamed(step.sql());
+                tx.query(sql, step.types(), &step.params()).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -1582,7 +1721,22 @@ impl Store for PgStore {
         })
     }
 
+    fn wakeups(&self) -> Option<Wakeups> {
+        match (&self.listen_at, self.statements) {
+            (Some(at), _) => Some(Wakeups::Listen(at.shown.clone())),
+            (None, Statements::Unnamed) => Some(Wakeups::Poll(
+                "pooler=transaction: LISTEN needs a server session of its own; \
+                 add a direct `listen_url` to the url for NOTIFY wake-ups",
+            )),
+            (None, Statements::Prepared) => None,
+        }
+    }
+
     fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
+        if matches!(self.wakeups(), Some(Wakeups::Poll(_))) {
+            stop.sleep(timeout);
+            return false;
+        }
         let deadline = Instant::now() + timeout;
         let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
@@ -1632,15 +1786,19 @@ impl PgStore {
         })
     }
 
-    /// A connection of its own (not pooled) that LISTENs; its task forwards each
-    /// notification as a wake-up, and ends (closing the channel) when the connection does.
+    /// A connection of its own (not pooled; to `listen_url` if given) that LISTENs; its task
+    /// forwards each notification as a wake-up, and ends (closing the channel) when the
+    /// connection does.
     async fn listen(&self) -> Result<Listener> {
         let bound = self.limits.connect;
-        let (client, mut connection) =
-            tokio::time::timeout(bound, self.pool.config().connect(NoTls))
-                .await
-                .map_err(|_| self.timeout("to a connection attempt", bound))?
-                .map_err(|e| self.error(e))?;
+        let config = self
+            .listen_at
+            .as_ref()
+            .map_or(self.pool.config(), |at| &at.config);
+        let (client, mut connection) = tokio::time::timeout(bound, config.connect(NoTls))
+            .await
+            .map_err(|_| self.timeout("to a connection attempt", bound))?
+            .map_err(|e| self.error(e))?;
         let (wake, wakeups) = mpsc::channel();
         tokio::spawn(async move {
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -1679,6 +1837,18 @@ const DIALECT: filter::Dialect = filter::Dialect {
     position: "strpos",
 };
 
+/// A filtered statement's parameter types (for a statement sent unnamed).
+fn types(statement: &filter::Statement) -> Vec<Type> {
+    statement
+        .values
+        .iter()
+        .map(|v| match v {
+            filter::Value::Text(_) => Type::TEXT,
+            filter::Value::Int(_) => Type::INT8,
+        })
+        .collect()
+}
+
 /// A filtered statement's values, bound as PostgreSQL parameters.
 fn params(statement: &filter::Statement) -> Vec<&(dyn ToSql + Sync)> {
     statement
@@ -1698,20 +1868,21 @@ pub(crate) fn schema_sql() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{hide_password, split_url, Limits};
+    use super::{hide_password, shown_url, split_url, Limits, Pooling, Statements};
     use std::time::Duration;
 
     #[test]
     fn dj_keys_leave_the_url() {
-        let (url, limits) = split_url(
+        let (url, limits, pooling) = split_url(
             "postgres://u@h/db?sslmode=disable&statement_timeout=2s&pool_size=3&pool_timeout=250ms",
         )
         .unwrap();
+        assert_eq!(pooling, Pooling::default());
         assert_eq!(url, "postgres://u@h/db?sslmode=disable");
         assert_eq!(limits.statement, Duration::from_secs(2));
         assert_eq!(limits.pool.size, 3);
         assert_eq!(limits.pool.timeout, Duration::from_millis(250));
-        let (url, limits) = split_url("postgres://u@h/db?pool_size=1").unwrap();
+        let (url, limits, _) = split_url("postgres://u@h/db?pool_size=1").unwrap();
         assert_eq!((url.as_str(), limits.pool.size), ("postgres://u@h/db", 1));
         assert_eq!(split_url("postgres://u@h/db").unwrap().1, Limits::default());
         let bad = split_url("postgres://u@h/db?pool_size=0").unwrap_err();
@@ -1721,11 +1892,48 @@ mod tests {
     }
 
     #[test]
+    fn pooler_keys_leave_the_url() {
+        let (url, _, pooling) = split_url(
+            "postgres://u@bouncer:6432/db?pooler=transaction&sslmode=disable\
+             &listen_url=postgres%3A%2F%2Fu%3Ap%40db%3A5432%2Fdb%3Fsslmode%3Ddisable",
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://u@bouncer:6432/db?sslmode=disable");
+        assert_eq!(pooling.statements, Statements::Unnamed);
+        assert_eq!(
+            pooling.listen_url.as_deref(),
+            Some("postgres://u:p@db:5432/db?sslmode=disable")
+        );
+        let unnamed = |url: &str| split_url(url).unwrap().2.statements == Statements::Unnamed;
+        assert!(unnamed("postgres://u@h/db?pgbouncer=true"));
+        assert!(!unnamed("postgres://u@h/db?pooler=session"));
+        assert!(!unnamed("postgres://u@h/db?pooler=none"));
+        assert!(!unnamed("postgres://u@h/db"));
+        let bad = split_url("postgres://u@h/db?pooler=statement").unwrap_err();
+        assert!(bad.contains("pool_mode = transaction"), "{bad}");
+        let bad = split_url("postgres://u@h/db?pooler=pgbouncer").unwrap_err();
+        assert!(bad.contains("`transaction`, `session` or `none`"), "{bad}");
+        let bad = split_url("postgres://u@h/db?listen_url=postgres%3").unwrap_err();
+        assert!(bad.contains("listen_url"), "{bad}");
+    }
+
+    #[test]
     fn passwords_are_hidden() {
         assert_eq!(
             hide_password("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
         );
         assert_eq!(hide_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            shown_url(
+                "postgres://u:a@h/db?pooler=transaction&listen_url=postgres%3A%2F%2Fu%3Ab%40d%2Fdb"
+            ),
+            "postgres://u:***@h/db?pooler=transaction&listen_url=postgres://u:***@d/db"
+        );
+        assert_eq!(
+            hide_password("postgres://h/db?listen_url=postgres://u:b@d/db"),
+            "postgres://h/db?listen_url=postgres://u:b@d/db",
+            "only the URL's own user part is its password"
+        );
     }
 }

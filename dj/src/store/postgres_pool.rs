@@ -14,54 +14,222 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Connection, NoTls, Socket, Statement};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Connection, NoTls, Row, Socket, Statement};
 
 use crate::error::{Error, Result};
 
-/// A connection's client and its prepared statements: what an operation works with.
+/// How a connection sends dj's statements: the URL's `pooler` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Statements {
+    /// Each fixed statement prepared once per connection and reused (a direct connection, or
+    /// a session pooler, which keeps one server session per client connection).
+    #[default]
+    Prepared,
+    /// Every statement unnamed, nothing kept on the server: behind a transaction pooler
+    /// (PgBouncer's `pool_mode = transaction`) each transaction may run on another server
+    /// connection, where a name prepared on the last one is unknown, or is another client's.
+    Unnamed,
+}
+
+/// One of dj's statements: its text, and how a direct connection sends it. Behind a
+/// transaction pooler every form goes unnamed, with the parameter types given.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sql<'a> {
+    /// Fixed text: prepared once per connection and cached.
+    Fixed(&'static str),
+    /// Text built for this call (a filtered command): prepared for this call only.
+    Built(&'a str),
+    /// Sent unnamed everywhere (parse, bind and execute in one round trip).
+    Unnamed(&'a str),
+}
+
+type Cache = Mutex<HashMap<&'static str, Statement>>;
+
+/// A connection's client and its prepared statements: what an operation works with. Every
+/// statement goes through [`Session::query`] or [`Session::execute`] (or those of its
+/// [`Tx`]), which send it as the connection's [`Statements`] says: the client itself is not
+/// reachable, so no call site can prepare a named statement behind a transaction pooler.
 pub(crate) struct Session {
     client: Client,
-    statements: Mutex<HashMap<&'static str, Statement>>,
+    statements: Cache,
+    mode: Statements,
 }
 
 impl Session {
-    /// `sql` prepared once per connection.
-    pub(crate) async fn prepare_typed_cached(
+    /// Runs a statement; its rows.
+    pub(crate) async fn query(
         &self,
-        sql: &'static str,
+        sql: Sql<'_>,
         types: &[Type],
-    ) -> Result<Statement, tokio_postgres::Error> {
-        let cached = self.lock().get(sql).cloned();
-        if let Some(statement) = cached {
-            return Ok(statement);
-        }
-        let statement = self.client.prepare_typed(sql, types).await?;
-        self.lock().insert(sql, statement.clone());
-        Ok(statement)
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.on().query(sql, types, params).await
+    }
+
+    /// Runs a statement that returns no rows: how many rows it changed.
+    pub(crate) async fn execute(
+        &self,
+        sql: Sql<'_>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.on().execute(sql, types, params).await
+    }
+
+    /// Runs parameterless statements through the simple protocol (no statement is named).
+    pub(crate) async fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.client.batch_execute(sql).await
+    }
+
+    /// Opens a transaction, whose statements go the same way.
+    pub(crate) async fn transaction(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        Ok(Tx {
+            tx: self.client.transaction().await?,
+            statements: &self.statements,
+            mode: self.mode,
+        })
     }
 
     /// Forgets the prepared statements (after `migrate` changed the tables they name).
     pub(crate) fn clear_statements(&mut self) {
-        self.lock().clear();
+        lock(&self.statements).clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Statement>> {
-        self.statements.lock().unwrap_or_else(|e| e.into_inner())
+    fn on(&self) -> On<'_> {
+        On {
+            client: &self.client,
+            statements: &self.statements,
+            mode: self.mode,
+        }
     }
 }
 
-impl std::ops::Deref for Session {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        &self.client
+/// A transaction open on a [`Session`]; rolled back when dropped uncommitted.
+pub(crate) struct Tx<'a> {
+    tx: tokio_postgres::Transaction<'a>,
+    statements: &'a Cache,
+    mode: Statements,
+}
+
+impl Tx<'_> {
+    /// [`Session::query`], in the transaction.
+    pub(crate) async fn query(
+        &self,
+        sql: Sql<'_>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.on().query(sql, types, params).await
+    }
+
+    /// [`Session::execute`], in the transaction.
+    pub(crate) async fn execute(
+        &self,
+        sql: Sql<'_>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.on().execute(sql, types, params).await
+    }
+
+    /// [`Session::batch_execute`], in the transaction.
+    pub(crate) async fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.tx.batch_execute(sql).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), tokio_postgres::Error> {
+        self.tx.commit().await
+    }
+
+    fn on(&self) -> On<'_> {
+        On {
+            client: self.tx.client(),
+            statements: self.statements,
+            mode: self.mode,
+        }
     }
 }
 
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
+/// The one place a statement is sent: a session's client, or its open transaction's.
+struct On<'a> {
+    client: &'a Client,
+    statements: &'a Cache,
+    mode: Statements,
+}
+
+impl On<'_> {
+    async fn query(
+        &self,
+        sql: Sql<'_>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        debug_assert_eq!(
+            types.len(),
+            params.len(),
+            "a type for each parameter: {sql:?}"
+        );
+        match (self.mode, sql) {
+            (Statements::Prepared, Sql::Fixed(text)) => {
+                let statement = self.prepare_cached(text, types).await?;
+                self.client.query(&statement, params).await
+            }
+            (Statements::Prepared, Sql::Built(text)) => self.client.query(text, params).await,
+            (_, Sql::Fixed(text) | Sql::Built(text) | Sql::Unnamed(text)) => {
+                self.client.query_typed(text, &typed(types, params)).await
+            }
+        }
     }
+
+    async fn execute(
+        &self,
+        sql: Sql<'_>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        debug_assert_eq!(
+            types.len(),
+            params.len(),
+            "a type for each parameter: {sql:?}"
+        );
+        match (self.mode, sql) {
+            (Statements::Prepared, Sql::Fixed(text)) => {
+                let statement = self.prepare_cached(text, types).await?;
+                self.client.execute(&statement, params).await
+            }
+            (Statements::Prepared, Sql::Built(text)) => self.client.execute(text, params).await,
+            (_, Sql::Fixed(text) | Sql::Built(text) | Sql::Unnamed(text)) => {
+                self.client.execute_typed(text, &typed(types, params)).await
+            }
+        }
+    }
+
+    /// `sql` prepared once per connection.
+    async fn prepare_cached(
+        &self,
+        sql: &'static str,
+        types: &[Type],
+    ) -> Result<Statement, tokio_postgres::Error> {
+        let cached = lock(self.statements).get(sql).cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare_typed(sql, types).await?;
+        lock(self.statements).insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+fn typed<'a>(
+    types: &[Type],
+    params: &[&'a (dyn ToSql + Sync)],
+) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
+
+fn lock(statements: &Cache) -> std::sync::MutexGuard<'_, HashMap<&'static str, Statement>> {
+    statements.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A session and the connection that carries it.
@@ -115,6 +283,7 @@ fn drive(
 /// At most `size` connections, idle ones kept; a checkout waits up to `wait` for a place.
 pub(crate) struct PgPool {
     config: tokio_postgres::Config,
+    statements: Statements,
     connect_timeout: Duration,
     size: usize,
     wait: Duration,
@@ -126,6 +295,7 @@ pub(crate) struct PgPool {
 impl PgPool {
     pub(crate) fn new(
         config: tokio_postgres::Config,
+        statements: Statements,
         connect_timeout: Duration,
         size: usize,
         wait: Duration,
@@ -133,6 +303,7 @@ impl PgPool {
     ) -> PgPool {
         PgPool {
             config,
+            statements,
             connect_timeout,
             size,
             wait,
@@ -190,6 +361,7 @@ impl PgPool {
             session: Session {
                 client,
                 statements: Mutex::default(),
+                mode: self.statements,
             },
             connection,
             closed: false,

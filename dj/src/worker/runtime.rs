@@ -20,7 +20,7 @@ use super::{
     cron, executor, job_label, producer, rescuer, watchdog, Event, Report, Shared, StopFlag, Worker,
 };
 use crate::error::Result;
-use crate::store::JobFilter;
+use crate::store::{JobFilter, Wakeups};
 
 pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let started = Instant::now();
@@ -54,6 +54,14 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     // Names taken when registering again after being declared dead.
     let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
     shared.say(format_args!("Starting job worker"));
+    match shared.db.store().wakeups() {
+        Some(Wakeups::Listen(at)) => shared.say(format_args!("Wake-ups: LISTEN on {at}")),
+        Some(Wakeups::Poll(why)) => shared.say(format_args!(
+            "Wake-ups: polling every {} ({why})",
+            humantime::format_duration(shared.config.sleep_delay)
+        )),
+        None => {}
+    }
     shared.emit(|| Event::Started {
         worker: shared.name().to_string(),
     });

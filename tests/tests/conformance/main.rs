@@ -19,6 +19,7 @@ mod library;
 mod operations;
 mod order;
 mod pause;
+mod pgbouncer;
 mod postgres_only;
 mod processes;
 mod retention;
@@ -84,6 +85,7 @@ fn main() {
                 deadlines::POSTGRES_CASES,
                 async_enqueue::POSTGRES_CASES,
                 hosts::POSTGRES_CASES,
+                pgbouncer::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [sqlite_only::CASES, library::SQLITE_CASES].concat(),
