@@ -47,7 +47,7 @@ struct Args {
     /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
-    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, waiting, unique, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url).
     #[arg(long, value_delimiter = ',')]
@@ -83,6 +83,10 @@ pub struct Sizes {
     single: u64,
     rss: u64,
     sqlite: u64,
+    /// The backlog `workoff-backlog` works `workoff` jobs off the front of, and the small
+    /// table it compares with.
+    backlog: u64,
+    backlog_small: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -96,6 +100,8 @@ const FULL: Sizes = Sizes {
     single: 2_000,
     rss: 100_000,
     sqlite: 10_000,
+    backlog: 1_000_000,
+    backlog_small: 110_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -109,6 +115,8 @@ const SMOKE: Sizes = Sizes {
     single: 50,
     rss: 1_000,
     sqlite: 200,
+    backlog: 20_000,
+    backlog_small: 2_200,
 };
 
 /// The workloads `--only` accepts; those that start with `sqlite-` need no PostgreSQL.
@@ -117,6 +125,7 @@ const WORKLOADS: &[&str] = &[
     "workoff-default",
     "workoff-limited",
     "workoff-keyed",
+    "workoff-backlog",
     "waiting",
     "pickup",
     "bulk",
@@ -236,6 +245,20 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             ),
             &mut || workloads::workoff_keyed(url, sizes.workoff, worker),
         )?;
+    }
+    if wanted("workoff-backlog") {
+        let (big, small, n) = (sizes.backlog, sizes.backlog_small, sizes.workoff);
+        // (name, table size, every table analyzed, the worker lists the 20 queues)
+        let cases = [
+            (format!("work-off {n} of {small} in 20 queues, every table analyzed (c={c}, read_ahead={ra})"), small, true, false),
+            (format!("work-off {n} of a {big} backlog in 20 queues, only delayed_jobs analyzed (c={c}, read_ahead={ra})"), big, false, false),
+            (format!("work-off {n} of a {big} backlog, worker lists the 20 queues (c={c}, read_ahead={ra})"), big, false, true),
+        ];
+        for (name, total, analyze_all, listed) in cases {
+            measure(&mut rows, runs, name, &mut || {
+                workloads::workoff_backlog(url, total, n, worker, analyze_all, listed)
+            })?;
+        }
     }
     if wanted("waiting") {
         measure(
@@ -544,6 +567,19 @@ fn print_ratios(rows: &[Row]) {
             "large-table rate / small-table rate: {:.0} %",
             100.0 * large / small
         );
+    }
+    if let Some(fresh) = rate("work-off", "every table analyzed") {
+        for (what, marker) in [
+            ("a worker of every queue", "only delayed_jobs analyzed"),
+            ("a worker of listed queues", "lists the 20 queues"),
+        ] {
+            if let Some(backlog) = rate("work-off", marker) {
+                println!(
+                    "backlog ({what}) rate / freshly analyzed small-table rate: {:.2} (target: at least 0.8)",
+                    backlog / fresh
+                );
+            }
+        }
     }
     if let (Some(raw), Some(dj)) = (rate("raw prepared", ""), rate("enqueue, 1", "")) {
         println!("single enqueue / raw INSERT: {:.0} %", 100.0 * dj / raw);

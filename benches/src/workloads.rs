@@ -516,6 +516,81 @@ fn vm_kb(field: &str) -> Result<f64, BoxError> {
         .ok_or_else(|| format!("no {field} in /proc/self/status").into())
 }
 
+/// The shape of a real backlog: `total` no-op jobs over 20 named queues (a few busy, most
+/// quiet: queue `q00` gets about a fifth of the jobs, `q19` a hundredth) and priorities 0–4,
+/// enqueued through `enqueue_many`. Then `ANALYZE` of `delayed_jobs` only, as autovacuum
+/// leaves a database (it never analyzes an empty side table), or of every table with
+/// `analyze_all`. Returns the queue names.
+fn named_queue_backlog(
+    url: &str,
+    db: &dj::Db,
+    total: u64,
+    analyze_all: bool,
+) -> Result<Vec<String>, BoxError> {
+    const SLICE: u64 = 50_000;
+    const QUEUES: u64 = 20;
+    let queues: Vec<String> = (0..QUEUES).map(|q| format!("q{q:02}")).collect();
+    // A fixed, skewed spread: the n-th job's queue is 20·u² for u uniform in [0, 1).
+    let queue_of = |n: u64| {
+        let u = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+        ((u * u * QUEUES as f64) as usize).min(QUEUES as usize - 1)
+    };
+    let mut start = 0;
+    while start < total {
+        let end = (start + SLICE).min(total);
+        dj::enqueue_many(
+            db,
+            (start..end).map(|n| {
+                Noop { n }
+                    .delay()
+                    .queue(queues[queue_of(n)].clone())
+                    .priority((n % 5) as i32)
+            }),
+        )?;
+        start = end;
+    }
+    let mut client = setup::connect(url)?;
+    if analyze_all {
+        client.batch_execute("VACUUM ANALYZE")?;
+    } else {
+        client.batch_execute("VACUUM ANALYZE delayed_jobs")?;
+    }
+    client.batch_execute("CHECKPOINT")?;
+    Ok(queues)
+}
+
+/// Works off `n` jobs from the front of a [`named_queue_backlog`] of `total` rows, with a
+/// worker of every queue or, with `listed`, one that lists all 20 queues (the listed-queues
+/// claim). The rate from the first job's start to the last one's.
+pub fn workoff_backlog(
+    url: &str,
+    total: u64,
+    n: u64,
+    settings: WorkerSettings,
+    analyze_all: bool,
+    listed: bool,
+) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    let queues = named_queue_backlog(url, &db, total, analyze_all)?;
+    let mut config = settings.config();
+    if listed {
+        config = config.queues(queues);
+    }
+    let worker = dj::Worker::with_config(db, config);
+    reset_noops();
+    let started = Instant::now();
+    let report = worker.work_off(n)?;
+    if report.succeeded != n {
+        return Err(format!("worked off {} of {n} jobs ({report:?})", report.succeeded).into());
+    }
+    let (first, last) = noop_span().unwrap_or((started, Instant::now()));
+    Ok(Figure {
+        jobs_per_s: Some(rate(n - 1, last - first)),
+        startup_ms: Some((first - started).as_secs_f64() * 1e3),
+        ..Figure::default()
+    })
+}
+
 /// The same enqueues and work-off directly (`direct`) and through a PgBouncer in transaction
 /// pooling (`pooled`, the same database; `pooler=transaction` is added to it): one job per
 /// transaction, `single` of each in alternating blocks of 50 (as [`single_vs_raw`]);

@@ -52,6 +52,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_throughput.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_keyed_ready.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -862,70 +866,149 @@ pub(crate) fn insert_diesel(
     inserted.map_err(crate::error::from_diesel)
 }
 
-/// The claim: lock up to `$4` ready rows, skipping rows other workers hold, in one statement.
-/// Only a registered worker claims (the `dj_workers` check is one InitPlan, run once): a
-/// worker that was declared dead cannot take new rows under its old name.
-/// The CTE picks ids with `FOR UPDATE SKIP LOCKED`; the UPDATE joins on them (a CTE join,
-/// never `IN (...)`, which lets the planner lock extra rows). Two forms, so that each has a
-/// plan that walks an index in claim order: any queue (`delayed_jobs_ready`), or listed
-/// queues (`delayed_jobs_queue_ready`, `$5`).
-macro_rules! claim_sql {
-    ($queue_predicate:literal) => {
-        concat!(
-            "WITH picked AS ( \
-                 SELECT id FROM delayed_jobs \
-                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
-                   AND priority >= $2 AND priority <= $3 \
-                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
-                   AND concurrency_key IS NULL \
-                   AND NOT EXISTS (SELECT 1 FROM dj_queue_limits l WHERE l.queue = delayed_jobs.queue) ",
-            $queue_predicate,
-            " ORDER BY priority, run_at \
-                 LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
-                 unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
-             FROM picked WHERE j.id = picked.id \
-             RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
-                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
-                       j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
-        )
+/// The queues no plain claim takes from: paused ones, and limited ones (the limited claim's).
+/// An array built once per statement (an InitPlan), so that the claims filter on it instead of
+/// joining the side tables: an anti-join against a never-analyzed (empty) side table made the
+/// planner estimate one row and choose a sequential scan and a sort of the whole backlog.
+macro_rules! excluded_queues {
+    () => {
+        "ARRAY(SELECT queue FROM dj_paused_queues UNION ALL SELECT queue FROM dj_queue_limits)"
     };
 }
 
+/// The conditions every claimable row meets beyond its queue: ready, not held, within the
+/// worker's priorities (`$2`, `$3`). Spelled as conditions on the index `delayed_jobs_ready`
+/// (`priority, run_at`) or `delayed_jobs_queue_ready` (`queue, priority, run_at`), so that
+/// both claims walk an index in claim order and stop after `LIMIT` rows.
+macro_rules! ready_rows {
+    () => {
+        "failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
+         AND priority >= $2 AND priority <= $3"
+    };
+}
+
+/// Claims the rows of the CTE `picked` for worker `$1`, returning them. The ids are read
+/// once into an array (an InitPlan), so the UPDATE finds each row by its primary key whatever
+/// the planner guesses of how many `picked` holds (a join guessed large hashed the table).
+macro_rules! claim_picked {
+    () => {
+        "UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+             unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
+         WHERE j.id = ANY (ARRAY(SELECT id FROM picked)) \
+         RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+                   j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
+                   j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+    };
+}
+
+/// The claim for a worker of every queue: lock up to `$4` ready rows, skipping rows other
+/// workers hold, in one statement. Only a registered worker claims (the `dj_workers` check
+/// is one InitPlan, run once): a worker that was declared dead cannot take new rows under its
+/// old name. The CTE picks ids with `FOR UPDATE SKIP LOCKED` walking `delayed_jobs_ready` in
+/// claim order; the UPDATE joins on them (a CTE join, never `IN (...)`, which lets the
+/// planner lock extra rows).
+#[doc(hidden)]
+pub const CLAIM: &str = concat!(
+    "WITH picked AS MATERIALIZED ( \
+         SELECT id FROM delayed_jobs WHERE ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+       AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+       AND (queue IS NULL OR queue <> ALL (",
+    excluded_queues!(),
+    ")) \
+     ORDER BY priority, run_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+    claim_picked!()
+);
+
+/// The claim for a worker of listed queues (`$5`). One index walk cannot give several
+/// queues' rows in claim order (`delayed_jobs_queue_ready` is ordered by queue first), and a
+/// walk of `delayed_jobs_ready` filtered by queue reads every row of the other queues ahead
+/// of them. So: `cand` reads the first `$4` ready rows of each listed queue (an ordered walk
+/// of its part of `delayed_jobs_queue_ready`, no locks) and keeps the first `$4` of them in
+/// claim order; `quota` counts them per listed queue (one row per queue, which the planner
+/// can count: grouping `cand` made it guess a thousand); `picked` then locks that many rows of each
+/// queue, again walking its index part in order with `SKIP LOCKED`, so that a row another
+/// worker is claiming at the same moment is passed over for the next one of its queue. No
+/// more than `$4` rows are ever locked.
+#[doc(hidden)]
+pub const CLAIM_QUEUES: &str = concat!(
+    "WITH cand AS MATERIALIZED ( \
+         SELECT q.name, c.priority, c.run_at \
+         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name) \
+         CROSS JOIN LATERAL ( \
+             SELECT priority, run_at FROM delayed_jobs \
+             WHERE queue = q.name AND ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+             ORDER BY priority, run_at LIMIT $4) AS c \
+         WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+           AND q.name <> ALL (",
+    excluded_queues!(),
+    ") \
+         ORDER BY c.priority, c.run_at LIMIT $4), \
+     quota AS ( \
+         SELECT q.name, (SELECT count(*) FROM cand WHERE cand.name = q.name) AS n \
+         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name)), \
+     picked AS MATERIALIZED ( \
+         SELECT p.id FROM quota \
+         CROSS JOIN LATERAL ( \
+             SELECT id FROM delayed_jobs \
+             WHERE queue = quota.name AND ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+             ORDER BY priority, run_at LIMIT quota.n FOR UPDATE SKIP LOCKED) AS p) ",
+    claim_picked!()
+);
+
 /// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in
-/// `dj_queue_limits`), which the claim above never takes. It runs after
+/// `dj_queue_limits`), which the claims above never take. It runs after
 /// `LIMITED_CLAIM_LOCK` in the same transaction, so limited claims are made one at a time
 /// across the cluster, each counting the running rows it competes with on a snapshot taken
-/// after the previous one committed. Candidates are ranked per key and then per queue; a
-/// candidate starts only if the running count plus its rank stays within each limit.
-/// The final UPDATE re-checks each row (READ COMMITTED re-reads a row changed meanwhile),
-/// so a row cancelled or deleted since the candidates were read is left alone.
+/// after the previous one committed. Candidates (`cand`, the first `$5` in claim order) come
+/// from two ordered sources, each served by an index whatever the statistics say: the first
+/// `$5` rows of each limited queue (`delayed_jobs_queue_ready`), and the first `$5` keyed rows.
+/// They are ranked per key and then per queue; a candidate starts only if the running count
+/// plus its rank stays within each limit. The running counts (`krun`, `qrun`) are counted once
+/// per key and per queue, each through its index, and kept (`MATERIALIZED`): inlined, the
+/// planner ran a queue's count again for every candidate. The final UPDATE re-checks each row (READ COMMITTED
+/// re-reads a row changed meanwhile), so a row cancelled or deleted since the candidates were
+/// read is left alone.
 macro_rules! limited_claim_sql {
-    ($queue_predicate:literal) => {
+    ($lim_predicate:literal, $queue_predicate:literal) => {
         concat!(
             "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
              cand AS ( \
-                 SELECT id, queue, concurrency_key AS ckey, coalesce(concurrency_limit, 1) AS klim, \
-                        priority, run_at FROM delayed_jobs \
-                 WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
-                   AND priority >= $2 AND priority <= $3 \
-                   AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-                   AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
-                   AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) ",
+                 SELECT id, queue, ckey, klim, priority, run_at FROM ( \
+                     SELECT c.id, c.queue, c.concurrency_key AS ckey, \
+                            coalesce(c.concurrency_limit, 1) AS klim, c.priority, c.run_at \
+                     FROM lim CROSS JOIN LATERAL ( \
+                         SELECT id, queue, concurrency_key, concurrency_limit, priority, run_at \
+                         FROM delayed_jobs WHERE queue = lim.queue AND ",
+            ready_rows!(),
+            " ORDER BY priority, run_at LIMIT $5) AS c \
+                     WHERE lim.queue <> ALL (ARRAY(SELECT queue FROM dj_paused_queues)) ",
+            $lim_predicate,
+            " UNION \
+                     (SELECT id, queue, concurrency_key, coalesce(concurrency_limit, 1), priority, run_at \
+                      FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
+            ready_rows!(),
+            " AND (queue IS NULL OR queue <> ALL (ARRAY(SELECT queue FROM dj_paused_queues))) ",
             $queue_predicate,
-            " ORDER BY priority, run_at LIMIT $5), \
-             krun AS ( \
-                 SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
-                 WHERE concurrency_key IN (SELECT ckey FROM cand) \
-                   AND failed_at IS NULL AND locked_at IS NOT NULL \
-                 GROUP BY 1), \
-             qrun AS ( \
-                 SELECT d.queue, count(*) AS n FROM delayed_jobs d \
-                 WHERE d.queue IN (SELECT queue FROM lim) AND d.queue IN (SELECT queue FROM cand) \
-                   AND d.failed_at IS NULL AND d.locked_at IS NOT NULL \
-                 GROUP BY 1), \
+            " ORDER BY priority, run_at LIMIT $5)) AS u \
+                 WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+                 ORDER BY priority, run_at LIMIT $5), \
+             krun AS MATERIALIZED ( \
+                 SELECT k.ckey, r.n FROM (SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL) AS k \
+                 CROSS JOIN LATERAL ( \
+                     SELECT count(*) AS n FROM delayed_jobs \
+                     WHERE concurrency_key = k.ckey AND failed_at IS NULL AND locked_at IS NOT NULL) AS r), \
+             qrun AS MATERIALIZED ( \
+                 SELECT lim.queue, r.n FROM lim \
+                 CROSS JOIN LATERAL ( \
+                     SELECT count(*) AS n FROM delayed_jobs \
+                     WHERE queue = lim.queue AND failed_at IS NULL AND locked_at IS NOT NULL) AS r \
+                 WHERE lim.queue IN (SELECT queue FROM cand)), \
              kranked AS ( \
                  SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
                  FROM cand c), \
@@ -955,9 +1038,16 @@ const LIMITED_WORK: &str = "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
      OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
                 AND failed_at IS NULL AND locked_at IS NULL AND run_at <= now())";
 
+/// The first statement of a claim's own transaction: no JIT compilation. The listed-queues
+/// and limited claims hold a `LIMIT` the planner cannot see (per queue, per key), so on a
+/// large table their estimated cost crosses `jit_above_cost`; compiling them took 20 ms and
+/// 630 ms per claim in a million-row backlog, for statements that run in a few.
+const NO_JIT: &str = "SET LOCAL jit = off";
+
 /// Taken (until commit) before a limited claim: one limited claim at a time, cluster-wide.
-/// The key is dj's own: "dj" and "limits" as two 32-bit halves.
-const LIMITED_CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(1785331712, 1818848616)";
+/// The key is dj's own: "dj" and "limits" as two 32-bit halves. Sent with [`NO_JIT`].
+const LIMITED_CLAIM_LOCK: &str =
+    "SET LOCAL jit = off; SELECT pg_advisory_xact_lock(1785331712, 1818848616)";
 
 /// A stored schedule's columns.
 macro_rules! cron_columns {
@@ -992,17 +1082,13 @@ fn schedule_row(row: &Row) -> ScheduleRow {
 
 /// The limited claim for a worker of every queue.
 #[doc(hidden)]
-pub const CLAIM_LIMITED: &str = limited_claim_sql!("");
+pub const CLAIM_LIMITED: &str = limited_claim_sql!("", "");
 /// The limited claim for a worker of listed queues (`$6`).
 #[doc(hidden)]
-pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!("AND queue = ANY($6::text[])");
-
-/// The claim for a worker of every queue.
-#[doc(hidden)]
-pub const CLAIM: &str = claim_sql!("");
-/// The claim for a worker of listed queues (`$5`).
-#[doc(hidden)]
-pub const CLAIM_QUEUES: &str = claim_sql!("AND queue = ANY($5::text[])");
+pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!(
+    "AND lim.queue = ANY($6::text[])",
+    "AND queue = ANY($6::text[])"
+);
 
 const COMPLETE: &str = "DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2";
 
@@ -1158,13 +1244,17 @@ impl Store for PgStore {
             let rows = if p.queues.is_empty() {
                 query(conn, CLAIM, &types[..4], &[&p.worker, &min, &max, &limit]).await?
             } else {
-                query(
-                    conn,
-                    CLAIM_QUEUES,
-                    &types,
-                    &[&p.worker, &min, &max, &limit, &p.queues],
-                )
-                .await?
+                let tx = conn.transaction().await?;
+                tx.batch_execute(NO_JIT).await?;
+                let rows = tx
+                    .query(
+                        Sql::Fixed(CLAIM_QUEUES),
+                        &types,
+                        &[&p.worker, &min, &max, &limit, &p.queues],
+                    )
+                    .await?;
+                tx.commit().await?;
+                rows
             };
             jobs.extend(rows.iter().map(job_row));
             Ok(jobs)

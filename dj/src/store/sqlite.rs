@@ -48,6 +48,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_throughput.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_keyed_ready.sql"),
+    ),
 ];
 
 /// The database's clock as stored text; constant within one statement.

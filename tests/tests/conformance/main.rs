@@ -8,6 +8,7 @@ mod async_enqueue;
 mod async_jobs;
 mod browser;
 mod chaos;
+mod claim_plan;
 mod control;
 mod cron;
 mod deadlines;
@@ -81,6 +82,7 @@ fn main() {
         let only_here: Vec<Case> = match backend {
             Backend::Postgres => [
                 postgres_only::CASES,
+                claim_plan::POSTGRES_CASES,
                 chaos::POSTGRES_CASES,
                 deadlines::POSTGRES_CASES,
                 async_enqueue::POSTGRES_CASES,
