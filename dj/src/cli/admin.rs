@@ -16,7 +16,7 @@ use crate::worker::Liveness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
     if as_json {
-        json(&serde_json::json!({ verb: count }));
+        json(serde_json::json!({ verb: count }));
     } else {
         println!("{verb} {count} job(s)");
     }
@@ -111,10 +111,7 @@ pub(super) fn pause(db: &Db, args: &QueueArgs, paused: bool) -> Result<ExitCode>
 pub(super) fn cancel(db: &Db, args: &CancelArgs) -> Result<ExitCode> {
     let outcome = db.cancel(args.id)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "id": args.id, "cancel": outcome })
-        );
+        json(serde_json::json!({ "id": args.id, "cancel": outcome }));
     } else {
         match outcome {
             Cancel::Dequeued => println!(
@@ -216,7 +213,7 @@ pub(super) fn cron(db: &Db, args: &CronArgs) -> Result<ExitCode> {
         })
         .collect();
     if args.json {
-        json(&views);
+        json(serde_json::json!({ "schedules": views }));
         return Ok(ExitCode::SUCCESS);
     }
     if views.is_empty() {

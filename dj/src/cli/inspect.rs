@@ -24,8 +24,9 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
         }
     };
     if args.json {
-        json(&rows.iter().map(|r| RowView::of(r, now)).collect::<Vec<_>>());
-        // stdout stays one JSON array; the note is for the person reading.
+        let views: Vec<_> = rows.iter().map(|r| RowView::of(r, now)).collect();
+        json(serde_json::json!({ "jobs": views }));
+        // stdout stays one JSON object; the note is for the person reading.
         if let Some(more) = more {
             eprintln!("{more}");
         }
@@ -78,7 +79,7 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
     let now = db.now()?;
     let view = RowView::of(&row, now);
     if args.json {
-        json(&view);
+        json(serde_json::json!({ "job": view }));
         return Ok(ExitCode::SUCCESS);
     }
     let value = serde_json::to_value(&view).expect("row serializes");
@@ -100,7 +101,7 @@ pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
         let paused = db.paused_queues()?;
         let now = db.now()?;
         let workers: Vec<_> = workers.iter().map(|w| WorkerView::of(w, now)).collect();
-        json(&serde_json::json!({ "queues": stats, "workers": workers, "paused": paused }));
+        json(serde_json::json!({ "queues": stats, "workers": workers, "paused": paused }));
         return Ok(ExitCode::SUCCESS);
     }
     overview(db)?;
@@ -217,22 +218,37 @@ pub(super) fn workers_table(workers: &[WorkerRow], now: SystemTime) {
     table(&["WORKER", "QUEUES", "RUNNING", "LAST_HEARTBEAT"], &cells);
 }
 
-/// A worker entry with its heartbeat's age by the database's clock.
+/// A worker as `--json` prints it: its registration, times in RFC 3339, and its heartbeat's
+/// age by the database's clock.
 #[derive(serde::Serialize)]
 pub(super) struct WorkerView<'a> {
-    #[serde(flatten)]
-    pub worker: &'a WorkerRow,
-    /// Seconds since its last heartbeat.
-    pub heartbeat_age: f64,
+    name: &'a str,
+    host: &'a str,
+    pid: i32,
+    queues: Option<&'a str>,
+    version: &'a str,
+    started_at: String,
+    heartbeat_at: String,
+    running: i32,
+    /// Seconds since its last heartbeat, to the millisecond.
+    heartbeat_age: f64,
 }
 
 impl<'a> WorkerView<'a> {
     pub(super) fn of(worker: &'a WorkerRow, now: SystemTime) -> Self {
+        // In milliseconds' precision: 1.659, not 1.6590639999999999.
         let heartbeat_age = now
             .duration_since(worker.heartbeat_at)
-            .map_or(0.0, |d| d.as_secs_f64());
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
         WorkerView {
-            worker,
+            name: &worker.name,
+            host: &worker.host,
+            pid: worker.pid,
+            queues: worker.queues.as_deref(),
+            version: &worker.version,
+            started_at: rfc3339(worker.started_at),
+            heartbeat_at: rfc3339(worker.heartbeat_at),
+            running: worker.running,
             heartbeat_age,
         }
     }

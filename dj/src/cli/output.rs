@@ -31,7 +31,9 @@ pub(crate) struct RowView<'a> {
     created_at: String,
     updated_at: String,
     max_run_time: Option<i32>,
-    handler: &'a str,
+    /// The stored handler, `{"job": NAME, "args": FIELDS}`: as an object when it parses, else
+    /// (a row edited by hand) as its text.
+    handler: serde_json::Value,
 }
 
 impl<'a> RowView<'a> {
@@ -51,16 +53,29 @@ impl<'a> RowView<'a> {
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
             max_run_time: row.max_run_time,
-            handler: &row.handler,
+            handler: serde_json::from_str(&row.handler)
+                .unwrap_or_else(|_| serde_json::Value::String(row.handler.clone())),
         }
     }
 }
 
-/// Prints `value` as pretty JSON.
-pub(crate) fn json<T: Serialize>(value: &T) {
+/// The version of every `--json` shape, printed as its `"version"` field. Within a version
+/// fields are only ever added, never removed, renamed or retyped, so a script written against
+/// version 1 keeps working; a change that would break one raises it. The README documents
+/// each shape.
+pub(crate) const JSON_VERSION: u64 = 1;
+
+/// Prints `value`, a JSON object, as pretty JSON with `"version"` ([`JSON_VERSION`]) added.
+pub(crate) fn json(value: serde_json::Value) {
+    let serde_json::Value::Object(fields) = value else {
+        unreachable!("every --json output is an object")
+    };
+    let mut object = serde_json::Map::new();
+    object.insert("version".into(), JSON_VERSION.into());
+    object.extend(fields);
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("CLI output serializes")
+        serde_json::to_string_pretty(&object).expect("CLI output serializes")
     );
 }
 

@@ -89,15 +89,18 @@ pub(super) fn status(db: &Db, args: &StatusArgs) -> Result<ExitCode> {
     };
     let now = db.now().unwrap_or_else(|_| SystemTime::now());
     if args.json {
-        let workers = workers.as_ref().map_or_else(
-            |e| serde_json::json!({ "error": e.to_string() }),
-            |w| serde_json::json!(w.iter().map(|w| WorkerView::of(w, now)).collect::<Vec<_>>()),
-        );
-        json(&serde_json::json!({
+        // `workers` is always a list; when the database could not say, it is empty and
+        // `workers_error` says why.
+        let views: Vec<_> = workers
+            .as_ref()
+            .map(|w| w.iter().map(|w| WorkerView::of(w, now)).collect())
+            .unwrap_or_default();
+        json(serde_json::json!({
             "running": alive,
             "pid": pid.filter(|_| alive),
             "pid_file": args.pid_file.display().to_string(),
-            "workers": workers,
+            "workers": views,
+            "workers_error": workers.as_ref().err().map(|e| e.to_string()),
         }));
     } else {
         if alive {

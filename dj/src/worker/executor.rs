@@ -356,7 +356,7 @@ pub(super) fn failed_attempt(
         "{label} FAILED ({} prior attempts) with {}: {}",
         row.attempts,
         error.kind(),
-        one_line(&error.to_string())
+        one_line(&error.report())
     ));
     let max_attempts = job
         .and_then(|j| j.max_attempts())
@@ -420,8 +420,13 @@ fn may_snooze(shared: &Shared, row: &JobRow) -> bool {
     i64::from(row.snoozes) < i64::from(shared.config.max_snoozes)
 }
 
+/// What `last_error` stores (the message and its cause chain), on one log line: a driver's
+/// error says only "db error" without the server's message below it.
 fn one_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").to_owned()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The error recorded for a run that went past its max_run_time.

@@ -173,7 +173,8 @@ fn listed(backend: Backend) {
     let t = TestDb::new(backend, "cron_listed");
     let out = cli(&t, &["cron", "--json"]);
     let schedules: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let leap = schedules
+    assert_eq!(schedules["version"], 1, "{out}");
+    let leap = schedules["schedules"]
         .as_array()
         .unwrap()
         .iter()

@@ -13,6 +13,7 @@ use crate::processes::{signal, sleeps, spawn_worker, wait_exit, worker_output};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
+    ("every_json_output_is_an_object_of_version_1", json_shapes),
     (
         "pool_restarts_a_sigkilled_worker_and_its_job_is_performed",
         pool_restarts_killed_worker,
@@ -783,10 +784,68 @@ fn jobs_limit(backend: Backend) {
     assert_eq!(all.lines().count(), 1 + 7, "{all}");
     assert!(!all.contains("more;"), "{all}");
 
-    // --json: stdout stays one JSON array; the note goes to stderr.
+    // --json: stdout stays one JSON object (version 1); the note goes to stderr.
     let out = dj(&t, &["jobs", "--limit", "5", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
+    assert_eq!(rows["version"], 1, "{rows}");
+    assert_eq!(rows["jobs"].as_array().map(Vec::len), Some(5), "{rows}");
     assert_eq!(stderr(&out).trim(), note);
+}
+
+/// `--json` is an interface (README, "Machine-readable output"): every command prints one
+/// object with `"version": 1` and the fields documented for it; a row's handler is an object.
+fn json_shapes(backend: Backend) {
+    let t = TestDb::new(backend, "json_shapes");
+    let log = t.log();
+    let id = Record {
+        log: log.path(),
+        key: "shape".into(),
+    }
+    .delay()
+    .queue("a")
+    .enqueue(&t.db)
+    .unwrap();
+    let parse = |args: &[&str]| -> serde_json::Value {
+        let out = dj(&t, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} prints JSON ({e}): {}", stdout(&out)));
+        assert_eq!(json["version"], 1, "{args:?}: {json}");
+        json
+    };
+    let id_text = id.to_string();
+    let jobs = parse(&["jobs", "--json"]);
+    let row = &jobs["jobs"][0];
+    assert_eq!(row["id"], id, "{jobs}");
+    assert_eq!(row["handler"]["job"], "Record", "{row}");
+    assert_eq!(row["handler"]["args"]["key"], "shape", "{row}");
+    for field in [
+        "state",
+        "name",
+        "queue",
+        "priority",
+        "attempts",
+        "run_at",
+        "locked_at",
+        "locked_by",
+        "failed_at",
+        "last_error",
+        "created_at",
+        "updated_at",
+        "max_run_time",
+    ] {
+        assert!(row.get(field).is_some(), "`{field}` in {row}");
+    }
+    assert_eq!(parse(&["show", &id_text, "--json"])["job"], *row);
+    let stats = parse(&["stats", "--json"]);
+    for list in ["queues", "workers", "paused"] {
+        assert!(stats[list].is_array(), "`{list}` in {stats}");
+    }
+    assert!(parse(&["cron", "--json"])["schedules"].is_array());
+    assert_eq!(parse(&["retry", &id_text, "--json"])["retried"], 1);
+    assert_eq!(
+        parse(&["delete", &id_text, "--yes", "--json"])["deleted"],
+        1
+    );
 }

@@ -124,7 +124,7 @@ fn transaction_commands(backend: Backend) {
     assert!(ok(&["jobs"]).contains("Record"));
     let listed: serde_json::Value =
         serde_json::from_str(&ok(&["jobs", "--queue", "a", "--json"])).unwrap();
-    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2), "{listed}");
     assert!(ok(&["show", &later.to_string()]).contains("later"));
     ok(&["show", &later.to_string(), "--json"]);
     ok(&["pause", "a"]);

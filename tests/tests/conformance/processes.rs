@@ -33,6 +33,10 @@ pub const CASES: &[Case] = &[
         "workoff_exits_non_zero_when_a_job_failed",
         workoff_exit_code,
     ),
+    (
+        "failed_log_line_gives_the_cause_chain_last_error_stores",
+        failed_line_has_causes,
+    ),
 ];
 
 pub const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
@@ -303,4 +307,34 @@ fn workoff_exit_code(backend: Backend) {
     let status = wait_exit(&mut w, Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "{}", worker_output(&t, "bad"));
     assert!(worker_output(&t, "bad").contains("FAILED permanently"));
+}
+
+/// A failure's log line says what `last_error` stores, the causes included: a driver's error
+/// (`postgres::Error`) said only "db error", the server's message being its cause.
+fn failed_line_has_causes(backend: Backend) {
+    let t = TestDb::new(backend, "causes");
+    let log = t.log();
+    let id = dj_tests::jobs::AlwaysFails {
+        log: log.path(),
+        key: "feed-7".into(),
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let mut w = spawn_worker(&t, "w", &["workoff"]);
+    wait_exit(&mut w, Duration::from_secs(30));
+    let out = worker_output(&t, "w");
+    let line = out
+        .lines()
+        .find(|l| l.contains("FAILED (0 prior attempts)"))
+        .unwrap_or_else(|| panic!("no FAILED line:\n{out}"));
+    assert!(
+        line.contains("could not fetch feed-7; caused by: connection refused"),
+        "{line}"
+    );
+    let stored = t.db.job(id).unwrap().expect("the retried row").last_error;
+    assert_eq!(
+        stored.as_deref(),
+        Some("could not fetch feed-7\ncaused by: connection refused")
+    );
 }

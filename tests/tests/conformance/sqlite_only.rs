@@ -235,7 +235,7 @@ fn read_only_directory(backend: Backend) {
     let (status, out, err) = as_nobody(&t, &url, "jobs", &["jobs", "--json"]);
     assert!(status.success(), "jobs --json: {status}\n{out}\n{err}");
     let rows: serde_json::Value = serde_json::from_str(&out).expect("jobs --json prints JSON");
-    assert_eq!(rows[0]["id"], serde_json::json!(id), "{out}");
+    assert_eq!(rows["jobs"][0]["id"], serde_json::json!(id), "{out}");
     for (args, shows) in [
         (vec!["show", id_text.as_str()], "Record"),
         (vec!["stats"], "READY"),
