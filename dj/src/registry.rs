@@ -297,11 +297,63 @@ impl Registry {
         self.by_name.get(name).map(|r| r.name)
     }
 
+    /// The registered names close to `name`, for a "did you mean" hint: see [`close_names`].
+    #[cfg(feature = "cli")]
+    pub(crate) fn close_to(&self, name: &str) -> Vec<&'static str> {
+        close_names(name, self.by_name.keys().copied())
+    }
+
     /// The registered names, comma-separated, for messages.
     pub(crate) fn known(&self) -> String {
         if self.by_name.is_empty() {
             return "none".to_owned();
         }
         self.by_name.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The names of `known` that `name` most likely means: the same letters and digits whatever
+/// the case and separators (`SendWelcome`, `send-welcome` for `send_welcome`, the stored name
+/// of a `#[dj::job]` function), or, both at least four long, one within the other
+/// (`welcome`).
+#[cfg(feature = "cli")]
+fn close_names<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    fn key(name: &str) -> String {
+        name.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+    let wanted = key(name);
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    known
+        .filter(|candidate| {
+            let candidate = key(candidate);
+            candidate == wanted
+                || (wanted.len().min(candidate.len()) >= 4
+                    && (candidate.contains(&wanted) || wanted.contains(&candidate)))
+        })
+        .collect()
+}
+
+#[cfg(all(test, feature = "cli"))]
+mod tests {
+    use super::close_names;
+
+    #[test]
+    fn close_names_ignore_case_and_separators_and_find_parts() {
+        let known = ["send_welcome", "FetchFeed", "mail.digest", "add"];
+        let close = |name| close_names(name, known.iter().copied());
+        assert_eq!(close("SendWelcome"), ["send_welcome"]);
+        assert_eq!(close("send-welcome"), ["send_welcome"]);
+        assert_eq!(close("fetch_feed"), ["FetchFeed"]);
+        assert_eq!(close("welcome"), ["send_welcome"]);
+        assert_eq!(close("MailDigestJob"), ["mail.digest"]);
+        assert_eq!(close("ADD"), ["add"]);
+        assert!(close("address").is_empty(), "too short to be a part");
+        assert!(close("Unrelated").is_empty());
+        assert!(close("__").is_empty());
     }
 }

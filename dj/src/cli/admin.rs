@@ -8,6 +8,7 @@ use super::args::{
     UnlockArgs,
 };
 use super::confirm;
+use super::inspect::hint_unknown_name;
 use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -44,7 +45,11 @@ pub(super) fn retry(db: &Db, args: &RetryArgs) -> Result<ExitCode> {
                 name: args.name.clone(),
                 ..JobFilter::default()
             };
-            if !confirm("Retry", db.count(&filter)?, args.yes)? {
+            let count = db.count(&filter)?;
+            if count == 0 {
+                hint_unknown_name(args.name.as_deref());
+            }
+            if !confirm("Retry", count, args.yes)? {
                 return Ok(ExitCode::FAILURE);
             }
             filter
@@ -69,7 +74,11 @@ pub(super) fn delete(db: &Db, args: &DeleteArgs) -> Result<ExitCode> {
                     "`delete` needs an id or a filter (--state, --queue, --name); to delete everything use `clear`".to_owned(),
                 ));
             }
-            if !confirm("Delete", db.count(&filter)?, args.yes)? {
+            let count = db.count(&filter)?;
+            if count == 0 {
+                hint_unknown_name(args.filter.name.as_deref());
+            }
+            if !confirm("Delete", count, args.yes)? {
                 return Ok(ExitCode::FAILURE);
             }
             filter

@@ -30,6 +30,9 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
         if let Some(more) = more {
             eprintln!("{more}");
         }
+        if rows.is_empty() {
+            hint_unknown_name(args.filter.name.as_deref());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let cells: Vec<Vec<String>> = rows
@@ -71,7 +74,34 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     if let Some(more) = more {
         println!("{more}");
     }
+    if rows.is_empty() {
+        hint_unknown_name(args.filter.name.as_deref());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a `--name` filter matched no row, on stderr: if no job linked into this binary has
+/// that name, which do (a `#[dj::job]` function is stored as `send_welcome`, not
+/// `SendWelcome`), so that a mistyped name does not pass for an empty queue.
+pub(super) fn hint_unknown_name(name: Option<&str>) {
+    let Some(name) = name else { return };
+    let registry = crate::registry::registry();
+    if registry.name_of(name).is_some() {
+        return;
+    }
+    let close = registry.close_to(name);
+    if close.is_empty() {
+        eprintln!(
+            "No job named `{name}` is registered in this worker (registered: {})",
+            registry.known()
+        );
+    } else {
+        let close: Vec<String> = close.iter().map(|n| format!("`{n}`")).collect();
+        eprintln!(
+            "No job named `{name}` is registered in this worker; did you mean {}?",
+            close.join(" or ")
+        );
+    }
 }
 
 pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {

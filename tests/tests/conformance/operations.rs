@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dj::{Job, JobFilter, JobState};
-use dj_tests::jobs::{GivesUp, Record};
+use dj_tests::jobs::{Add, GivesUp, Record};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::processes::{signal, sleeps, spawn_worker, wait_exit, worker_output};
@@ -42,6 +42,10 @@ pub const CASES: &[Case] = &[
     ),
     ("json_logs_keep_delayed_jobs_wording", json_logs),
     ("jobs_says_how_many_more_match_than_it_lists", jobs_limit),
+    (
+        "a_name_filter_of_no_registered_job_names_the_close_ones",
+        unknown_name_hint,
+    ),
 ];
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
@@ -791,6 +795,55 @@ fn jobs_limit(backend: Backend) {
     assert_eq!(rows["version"], 1, "{rows}");
     assert_eq!(rows["jobs"].as_array().map(Vec::len), Some(5), "{rows}");
     assert_eq!(stderr(&out).trim(), note);
+}
+
+/// `jobs --name SendWelcome` for a `#[dj::job] fn send_welcome` (stored as `send_welcome`)
+/// must not pass for an empty queue: stderr names the registered names that are close.
+fn unknown_name_hint(backend: Backend) {
+    let t = TestDb::new(backend, "namehint");
+    let log = t.log();
+    let add = Add {
+        log: log.path(),
+        a: 1,
+        b: 2,
+    };
+    add.delay().enqueue(&t.db).unwrap();
+    let hint = "No job named `Add` is registered in this worker; did you mean `add`?";
+
+    let out = dj(&t, &["jobs", "--name", "Add"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "the header alone");
+    assert_eq!(stderr(&out).trim(), hint);
+
+    let out = dj(&t, &["jobs", "--name", "Add", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(rows["jobs"].as_array().map(Vec::len), Some(0), "{rows}");
+    assert_eq!(stderr(&out).trim(), hint);
+
+    let out = dj(&t, &["jobs", "--name", "add"]);
+    assert!(stdout(&out).contains("add"), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "", "a match needs no hint");
+
+    // A registered name with no rows, or a name with rows of its own: no hint.
+    let out = dj(&t, &["jobs", "--name", "async_record"]);
+    assert_eq!(stderr(&out), "");
+
+    // Nothing close: the registered names are listed.
+    let out = dj(&t, &["delete", "--name", "Nonesuch", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.starts_with("No job named `Nonesuch` is registered in this worker (registered: ")
+            && text.contains("add, "),
+        "{text}"
+    );
+    let out = dj(&t, &["retry", "--failed", "--name", "Add", "--yes"]);
+    assert_eq!(stderr(&out).trim(), hint);
+    assert_eq!(
+        t.db.count(&JobFilter::default()).unwrap(),
+        1,
+        "nothing deleted"
+    );
 }
 
 /// `--json` is an interface (README, "Machine-readable output"): every command prints one
