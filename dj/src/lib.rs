@@ -65,12 +65,14 @@
 //! | `postgres` | yes | the PostgreSQL backend (tokio-postgres) |
 //! | `sqlite` | yes | the SQLite backend (rusqlite, bundled) |
 //! | `cli` | yes | `dj::main!()`, the worker binary's command line and log output (clap, tracing-subscriber) |
+//! | `web` | yes | the dashboard and `/metrics` (`worker web`, `dj::web::router`; axum, minijinja); implies `cli` |
 //! | `tokio` | no | [`Delayed::enqueue_async`] and [`enqueue_many_async`] onto `&Db` |
 //! | `tokio-postgres` | no | async enqueue onto `&tokio_postgres::Client` / `Transaction` |
 //! | `sqlx-postgres`, `sqlx-sqlite` | no | async enqueue onto sqlx transactions and connections |
 //! | `diesel-postgres`, `diesel-sqlite` | no | `enqueue` onto diesel connections, in their transaction |
 //!
-//! An app that only enqueues can take `default-features = false, features = ["postgres"]`.
+//! An app that only enqueues can take `default-features = false, features = ["postgres"]`;
+//! the README has a table of the features to pick for each kind of app.
 
 #![warn(missing_docs)]
 

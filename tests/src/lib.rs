@@ -10,3 +10,8 @@ pub mod support;
 pub fn state() -> dj::State {
     dj::State::new().with(jobs::Greeting("hello from the worker state".to_owned()))
 }
+
+/// The README's Rust snippets, each a doc test (`cargo test --doc -p dj-tests`, part of
+/// `cargo test --workspace`). See `readme.rs`.
+#[cfg(doctest)]
+mod readme;
