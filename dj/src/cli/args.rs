@@ -128,7 +128,12 @@ pub struct WorkArgs {
     /// Longest run of one job, e.g. 30s, 15m, 4h (a job's own setting wins).
     #[arg(long, env = "MAX_RUN_TIME", default_value = "4h", value_parser = parse_duration)]
     pub max_run_time: Duration,
-    /// Keep permanently failed jobs with failed_at set, instead of deleting them.
+    /// Delete permanently failed jobs instead of keeping them with failed_at set (the
+    /// default keeps them, for `jobs --state failed`, `show` and `retry`, until
+    /// --keep-failed-for has passed).
+    #[arg(long, env = "DJ_DELETE_FAILED", conflicts_with = "keep_failed")]
+    pub delete_failed: bool,
+    /// Keep permanently failed jobs: the default now; accepted for older command lines.
     #[arg(long, env = "DJ_KEEP_FAILED")]
     pub keep_failed: bool,
     /// Delete kept failed jobs once they failed longer ago than this (done by one worker at a
@@ -174,7 +179,9 @@ impl WorkArgs {
             exit_on_complete,
             max_attempts,
             max_run_time,
-            keep_failed,
+            delete_failed,
+            // The default: nothing to pass on.
+            keep_failed: _,
             keep_failed_for,
             shutdown_timeout,
             rescue_interval,
@@ -220,8 +227,8 @@ impl WorkArgs {
         if *exit_on_complete {
             args.push("--exit-on-complete".to_owned());
         }
-        if *keep_failed {
-            args.push("--keep-failed".to_owned());
+        if *delete_failed {
+            args.push("--delete-failed".to_owned());
         }
         if *no_cron {
             args.push("--no-cron".to_owned());
@@ -264,7 +271,7 @@ impl WorkArgs {
             exit_on_complete: self.exit_on_complete,
             max_attempts: self.max_attempts.max(1),
             max_run_time: self.max_run_time,
-            destroy_failed_jobs: !self.keep_failed,
+            destroy_failed_jobs: self.delete_failed,
             shutdown_timeout: self.shutdown_timeout,
             rescue_interval: self.rescue_interval,
             heartbeat_timeout: self.heartbeat_timeout,
@@ -638,7 +645,7 @@ mod tests {
             "0.25",
             "--min-priority",
             "-3",
-            "--keep-failed",
+            "--delete-failed",
             "--concurrency",
             "4",
         ]);

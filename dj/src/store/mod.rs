@@ -93,8 +93,8 @@ impl JobRow {
 ///                  ▲                                                │
 ///                  └──────────(failed attempt, attempts left)───────┤
 ///                                                                   └─(attempts out)─► failed
-///                                                                        (or deleted, per
-///                                                                      destroy_failed_jobs)
+///                                                                    (kept until retention, or
+///                                                                   deleted: destroy_failed_jobs)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobState {

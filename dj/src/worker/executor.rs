@@ -83,9 +83,11 @@ fn execute(
         Ok(job) => Arc::from(job),
         Err(error) => {
             let label = job_label(&row.name, row.id, row.queue.as_deref());
+            let destroy = shared.config.destroy_failed_jobs;
             shared.say_error(format_args!(
-                "{label} FAILED permanently with DeserializationError: {}",
-                error.0
+                "{label} FAILED permanently with DeserializationError: {}; {}",
+                error.0,
+                disposition(shared, row.id, destroy)
             ));
             shared.failed.fetch_add(1, Ordering::SeqCst);
             if let Ended::Record(owner) = shared.slots.ended(row.id) {
@@ -96,7 +98,7 @@ fn execute(
                         id: row.id,
                         attempts: row.attempts,
                         last_error: error.0,
-                        destroy: shared.config.destroy_failed_jobs,
+                        destroy,
                     }),
                 );
             }
@@ -364,29 +366,27 @@ pub(super) fn failed_attempt(
         .max(1);
     let out_of_attempts = attempts >= i32::try_from(max_attempts).unwrap_or(i32::MAX);
     if error.is_permanent() || error.is_cancelled() || out_of_attempts {
-        if error.is_cancelled() {
-            shared.say_error(format_args!(
-                "{label} FAILED permanently because it was cancelled"
-            ));
-        } else if error.is_permanent() {
-            shared.say_error(format_args!(
-                "{label} FAILED permanently because the job asked not to be retried"
-            ));
-        } else {
-            shared.say_error(format_args!(
-                "{label} FAILED permanently because of {attempts} consecutive failures"
-            ));
-        }
-        if let Some(job) = job {
-            if let Err(panic) = job.failure(ctx, &error) {
-                shared.say_error(format_args!("Error when running failure callback: {panic}"));
-            }
-        }
         // A cancelled job is kept, so that the cancel can be seen (and undone with `retry`).
         let destroy = !error.is_cancelled()
             && job
                 .and_then(|j| j.destroy_failed_jobs())
                 .unwrap_or(shared.config.destroy_failed_jobs);
+        let why = if error.is_cancelled() {
+            "it was cancelled".to_owned()
+        } else if error.is_permanent() {
+            "the job asked not to be retried".to_owned()
+        } else {
+            format!("of {attempts} consecutive failures")
+        };
+        shared.say_error(format_args!(
+            "{label} FAILED permanently because {why}; {}",
+            disposition(shared, row.id, destroy)
+        ));
+        if let Some(job) = job {
+            if let Err(panic) = job.failure(ctx, &error) {
+                shared.say_error(format_args!("Error when running failure callback: {panic}"));
+            }
+        }
         return Outcome::Fail(Fail {
             id: row.id,
             attempts,
@@ -413,6 +413,18 @@ pub(super) fn failed_attempt(
         release,
         snoozed: false,
     })
+}
+
+/// What becomes of a permanently failed row, for its log line: where to find it and for how
+/// long, or that it is gone.
+fn disposition(shared: &Shared, id: i64, destroy: bool) -> String {
+    if destroy {
+        return "deleted".to_owned();
+    }
+    format!(
+        "kept as failed (retry with `worker retry {id}`; pruned after {})",
+        humantime::format_duration(shared.config.keep_failed_for)
+    )
 }
 
 /// Whether a snooze of this row is within `max_snoozes` (else it counts as a failed attempt).

@@ -68,7 +68,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long one run may take (a job's own setting wins).
     pub max_run_time: Duration,
-    /// Delete permanently failed jobs (true) or keep them with `failed_at` (false).
+    /// Delete permanently failed jobs (true) or keep them with `failed_at` (false, the
+    /// default: kept until `keep_failed_for` has passed; a job's own setting wins).
     pub destroy_failed_jobs: bool,
     /// How long a stopping worker waits for running jobs before unlocking them.
     pub shutdown_timeout: Duration,
@@ -83,7 +84,7 @@ pub struct Config {
     /// waits until it answers or the worker is stopped.
     pub database_wait: Option<Duration>,
     /// Rows failed for good longer ago than this are deleted by the elected maintenance
-    /// worker (they exist only with `destroy_failed_jobs(false)`, `--keep-failed`).
+    /// worker (failed rows are kept unless `destroy_failed_jobs(true)`, `--delete-failed`).
     pub keep_failed_for: Duration,
     /// How often a job may snooze ([`crate::JobError::snooze`]) before a snooze counts as a
     /// failed attempt.
@@ -106,7 +107,7 @@ impl Default for Config {
             exit_on_complete: false,
             max_attempts: 25,
             max_run_time: Duration::from_secs(4 * 60 * 60),
-            destroy_failed_jobs: true,
+            destroy_failed_jobs: false,
             shutdown_timeout: Duration::from_secs(25),
             rescue_interval: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(30),
@@ -231,7 +232,8 @@ settings! {
     max_attempts(n: u32) => n;
     /// How long one run may take (4 h; a job's own setting wins).
     max_run_time(limit: Duration) => limit;
-    /// Delete permanently failed jobs (true) or keep them with `failed_at` (false).
+    /// Delete permanently failed jobs (true) or keep them with `failed_at` (false, the
+    /// default, until `keep_failed_for`; a job's own setting wins).
     destroy_failed_jobs(destroy: bool) => destroy;
     /// How long a stopping worker waits for running jobs before unlocking them (25 s).
     shutdown_timeout(timeout: Duration) => timeout;

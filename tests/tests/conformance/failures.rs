@@ -28,7 +28,10 @@ pub const CASES: &[Case] = &[
         "failure_hook_that_panics_still_fails_the_job",
         failure_hook_panics,
     ),
-    ("worker_setting_keeps_failed_jobs", worker_keeps_failed),
+    (
+        "worker_keeps_failed_jobs_unless_set_to_delete_them",
+        worker_keeps_failed,
+    ),
     (
         "unloadable_handlers_fail_permanently_and_are_counted",
         unloadable,
@@ -155,9 +158,13 @@ fn worker_keeps_failed(backend: Backend) {
     let t = TestDb::new(backend, "workerkeep");
     let log = t.log();
     let id = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
-    let worker = Worker::new(t.db.clone()).destroy_failed_jobs(false);
-    assert_eq!(worker.work_off(10).unwrap().failed, 1);
+    assert!(!Worker::new(t.db.clone()).settings().destroy_failed_jobs);
+    assert_eq!(Worker::new(t.db.clone()).work_off(10).unwrap().failed, 1);
     assert!(t.db.job(id).unwrap().unwrap().failed_at.is_some());
+    let id = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
+    let worker = Worker::new(t.db.clone()).destroy_failed_jobs(true);
+    assert_eq!(worker.work_off(10).unwrap().failed, 1);
+    assert!(t.db.job(id).unwrap().is_none(), "deleted when asked");
 }
 
 fn unloadable(backend: Backend) {
@@ -241,7 +248,8 @@ fn permanent_error(backend: Backend) {
     let log = t.log();
     let id = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
     assert_eq!(serial(&t).work_off(10).unwrap().failed, 1);
-    assert!(t.db.job(id).unwrap().is_none(), "deleted by default");
+    let row = t.db.job(id).unwrap().expect("kept by default");
+    assert!(row.failed_at.is_some(), "{row:?}");
     assert_eq!(log.count("perform"), 1);
 }
 

@@ -51,7 +51,7 @@ pub const CASES: &[Case] = &[
 const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
 
 /// Runs a one-shot command of the test binary (stdin not a terminal) and returns its output.
-fn dj(t: &TestDb, args: &[&str]) -> Output {
+pub fn dj(t: &TestDb, args: &[&str]) -> Output {
     Command::new(WORKER)
         .args(args)
         .env("DATABASE_URL", &t.url)
@@ -60,11 +60,11 @@ fn dj(t: &TestDb, args: &[&str]) -> Output {
         .expect("run the worker binary")
 }
 
-fn stdout(out: &Output) -> String {
+pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &Output) -> String {
+pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -1,19 +1,29 @@
-//! Retention: rows kept failed (`--keep-failed`) are deleted once they failed longer ago than
-//! `--keep-failed-for`, by the elected maintenance worker in batches, or by `prune` at once.
+//! Retention: a job that failed for good is kept (unless `--delete-failed`, or its own
+//! `destroy_failed_jobs`), where `show`, `jobs --state failed` and `retry` find it, until it
+//! failed longer ago than `--keep-failed-for`: then the elected maintenance worker deletes
+//! it, in batches, or `prune` at once.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dj::{Job, JobFilter, Worker};
-use dj_tests::jobs::Record;
+use dj::{Job, JobFilter, JobState, Worker};
+use dj_tests::jobs::{FailsFast, GivesUp, Record};
 use dj_tests::support::{Backend, TestDb};
 
-use crate::operations::wait_until;
+use crate::operations::{dj, stderr, stdout, wait_until};
 use crate::Case;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
 
 pub const CASES: &[Case] = &[
+    (
+        "a_failed_job_is_kept_by_default_where_show_and_jobs_find_it",
+        kept_by_default,
+    ),
+    (
+        "delete_failed_deletes_failed_jobs_unless_the_job_says_otherwise",
+        delete_failed,
+    ),
     (
         "prune_deletes_exactly_the_failed_rows_older_than_asked",
         prune_command,
@@ -101,4 +111,106 @@ fn maintenance_prunes(backend: Backend) {
     stop.set();
     running.join().unwrap();
     assert!(pruned, "{} rows left", ids(&t).len());
+}
+
+/// After `FAILED permanently`, the row is kept: its log line says so, how to retry it and when
+/// it goes; `show ID` and `jobs --state failed` find it; `--keep-failed`, the old way to ask
+/// for this, still works.
+fn kept_by_default(backend: Backend) {
+    let t = TestDb::new(backend, "kept_by_default");
+    let log = t.log();
+    let id = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
+    let out = dj(&t, &["workoff"]);
+    assert!(!out.status.success(), "a job failed: exit 1");
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("FAILED permanently"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no FAILED permanently line:\n{}", stdout(&out)));
+    assert!(
+        line.ends_with(&format!(
+            "kept as failed (retry with `worker retry {id}`; pruned after 14days)"
+        )),
+        "{line}"
+    );
+    let row = t.db.job(id).unwrap().expect("the failed row is kept");
+    assert!(row.failed_at.is_some(), "{row:?}");
+
+    let out = dj(&t, &["show", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the account is gone"),
+        "{}",
+        stdout(&out)
+    );
+    let out = dj(&t, &["jobs", "--state", "failed", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<i64> = json["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, [id], "{json}");
+
+    let again = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
+    let out = dj(&t, &["workoff", "--keep-failed"]);
+    assert!(
+        stdout(&out).contains("FAILED permanently"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(t.db.job(again).unwrap().unwrap().failed_at.is_some());
+}
+
+/// `--delete-failed` (delayed_job's old default) deletes the row and says so; a job's own
+/// `destroy_failed_jobs` still wins.
+fn delete_failed(backend: Backend) {
+    let t = TestDb::new(backend, "delete_failed");
+    let log = t.log();
+    let gone = GivesUp { log: log.path() }.delay().enqueue(&t.db).unwrap();
+    let keeps = FailsFast {
+        log: log.path(),
+        keep: true,
+        failure_panics: false,
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    // FailsFast is due again at once after each of its 3 attempts; a work-off may end
+    // between two of them.
+    let mut text = String::new();
+    for _ in 0..5 {
+        text += &stdout(&dj(&t, &["workoff", "--delete-failed"]));
+        if t.db
+            .job(keeps)
+            .unwrap()
+            .is_some_and(|r| r.failed_at.is_some())
+        {
+            break;
+        }
+    }
+    let line = |id: i64| {
+        text.lines()
+            .find(|l| l.contains(&format!("(id={id})")) && l.contains("FAILED permanently"))
+            .unwrap_or_else(|| panic!("no FAILED permanently line for {id}:\n{text}"))
+    };
+    assert!(line(gone).ends_with("; deleted"), "{}", line(gone));
+    assert!(line(keeps).contains("kept as failed"), "{}", line(keeps));
+    assert!(t.db.job(gone).unwrap().is_none(), "deleted");
+    let failed = JobFilter {
+        state: Some(JobState::Failed),
+        ..JobFilter::default()
+    };
+    let kept: Vec<i64> = t.db.jobs(&failed).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(kept, [keeps], "the job's own setting wins");
+
+    // Asking for both is a mistake, not a coin toss.
+    let out = dj(&t, &["workoff", "--delete-failed", "--keep-failed"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
 }
