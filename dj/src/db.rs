@@ -331,21 +331,27 @@ impl Db {
         self.store.job_unlock_worker(worker)
     }
 
-    /// The registered workers (`dj_workers`), live or not yet found dead.
+    /// The registered workers (`dj_workers`), live or not yet found dead, each with the
+    /// rows it holds locked now as its `running` (which `stats` counts as running in their
+    /// queues; a heartbeat's own count would lag, and leave out claimed jobs).
     pub fn workers(&self) -> Result<Vec<WorkerRow>> {
-        self.store.worker_list()
+        let mut workers = self.store.worker_list()?;
+        let lockers: std::collections::HashMap<String, i64> = self.lockers()?.into_iter().collect();
+        for worker in &mut workers {
+            let held = lockers.get(&worker.name).copied().unwrap_or(0);
+            worker.running = i32::try_from(held).unwrap_or(i32::MAX);
+        }
+        Ok(workers)
     }
 
-    /// Worker names holding locks, with how many rows each.
+    /// Worker names holding locks, with how many rows each, by name.
     pub fn lockers(&self) -> Result<Vec<(String, i64)>> {
-        let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
-        for row in self.jobs(&JobFilter {
-            state: Some(crate::store::JobState::Running),
-            ..JobFilter::default()
-        })? {
-            *counts.entry(row.locked_by.unwrap_or_default()).or_default() += 1;
-        }
-        Ok(counts.into_iter().collect())
+        Ok(self
+            .store
+            .job_count_by_locker()?
+            .into_iter()
+            .map(|(name, n)| (name.unwrap_or_default(), n))
+            .collect())
     }
 
     /// Runs `probe` until it succeeds, retrying while the database is unreachable, with

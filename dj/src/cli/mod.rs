@@ -59,8 +59,11 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs one parsed command.
 pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
-    let (url, source) = resolve_database_url(cli.database_url.as_deref())?;
+    let (url, source) = resolve_database_url(flag_url(cli.database_url.as_deref()))?;
     announce_database(&url, source, &cli.command);
+    if source == UrlSource::Default {
+        check_default_database(&url, &cli.command)?;
+    }
     let wait = cli.wait_for_database;
     let db = || reachable(&url, wait.unwrap_or(DEFAULT_DATABASE_WAIT));
     match cli.command {
@@ -127,6 +130,45 @@ fn web(db: Db, args: &args::WebArgs) -> Result<ExitCode> {
         let _ = std::io::stdout().flush();
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--database-url` as typed: clap fills the flag from `DATABASE_URL` too, and a value equal
+/// to the variable's came from the environment as far as anyone can tell.
+fn flag_url(parsed: Option<&str>) -> Option<&str> {
+    parsed.filter(|url| std::env::var("DATABASE_URL").ok().as_deref() != Some(*url))
+}
+
+/// With `DATABASE_URL` unset, dj uses `sqlite:dj.sqlite3` in the working directory. A
+/// command that needs the jobs table says so when that file or its table is missing, instead
+/// of creating an empty file there and reporting a missing table.
+fn check_default_database(url: &str, command: &Command) -> Result<()> {
+    if matches!(
+        command,
+        Command::Migrate | Command::Schema | Command::Start(_) | Command::Stop(_)
+    ) {
+        return Ok(());
+    }
+    let place = std::env::current_dir().map_or_else(
+        |_| "the working directory".to_owned(),
+        |dir| dir.display().to_string(),
+    );
+    let why = format!(
+        "DATABASE_URL is not set, so dj used its default, {url} (a SQLite file in {place})"
+    );
+    let fix = "set DATABASE_URL (or --database-url) to the database your app enqueues into, \
+               e.g. `postgres://user@host/db`, or run `migrate` to create the default";
+    let path = url.strip_prefix("sqlite:").unwrap_or(url);
+    if !std::path::Path::new(path).exists() {
+        return Err(crate::Error::Invalid(format!(
+            "{why}, which does not exist; {fix}"
+        )));
+    }
+    match Db::open(url)?.store().check_schema() {
+        Err(crate::Error::MissingTable { .. }) => Err(crate::Error::Invalid(format!(
+            "{why}, which has no delayed_jobs table; {fix}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Says which database a worker or pool uses and why, so that the SQLite default is never a

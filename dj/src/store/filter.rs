@@ -104,6 +104,16 @@ pub(crate) fn update(d: &Dialect, filter: &JobFilter, change: Change) -> Stateme
     }
 }
 
+/// Locked rows per worker name (`locked_by`), by name: what `stats` counts as running, per
+/// worker.
+pub(crate) fn lockers(d: &Dialect) -> String {
+    format!(
+        "SELECT locked_by, count(*) FROM delayed_jobs WHERE {} \
+         GROUP BY locked_by ORDER BY locked_by",
+        state_predicate(d, JobState::Running)
+    )
+}
+
 /// The predicate of a state, by the dialect's clock.
 pub(crate) fn state_predicate(d: &Dialect, state: JobState) -> String {
     let now = d.now;

@@ -242,7 +242,8 @@ pub struct WorkerRow {
     /// Its last heartbeat (by the database's clock).
     #[serde(serialize_with = "unix_seconds")]
     pub heartbeat_at: SystemTime,
-    /// Jobs running at its last heartbeat.
+    /// Jobs it holds locked (claimed or running): from `delayed_jobs` when read through
+    /// [`crate::Db::workers`], so that it adds up with the queues' `running` counts.
     pub running: i32,
 }
 
@@ -349,6 +350,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Makes matching failed (or scheduled) jobs ready now, with attempts reset.
     fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64>;
     fn job_stats(&self) -> Result<Vec<QueueStats>>;
+    /// Locked rows per worker name, by name ([`filter::lockers`]).
+    fn job_count_by_locker(&self) -> Result<Vec<(Option<String>, i64)>>;
 
     /// Adds (or replaces) a worker's entry in `dj_workers`, heartbeat now.
     fn worker_register(&self, worker: &WorkerInfo<'_>) -> Result<()>;

@@ -56,6 +56,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_keyed_ready.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_wakeups.sql"),
+    ),
 ];
 
 const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \
@@ -1109,15 +1113,40 @@ const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
      FROM unnest($1::int8[], $2::int4[], $3::text[]) AS t(id, attempts, err) \
      WHERE j.id = t.id AND j.locked_by = $4";
 
-const UNLOCK: &str = "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
-     WHERE id = ANY($1) AND locked_by = $2";
+/// An UPDATE that makes rows claimable again (retry, run now, unlock, release), run so that
+/// workers idle on LISTEN hear of it as they hear of an insert: one NOTIFY at commit when any
+/// row changed, none otherwise. Its one row is the count of rows changed. (Claims and
+/// completions never notify.)
+macro_rules! waking {
+    ($update:expr) => {
+        concat!(
+            "WITH changed AS (",
+            $update,
+            " RETURNING 1) SELECT count(*), \
+             CASE WHEN count(*) > 0 THEN pg_notify('delayed_jobs', '')::text END FROM changed"
+        )
+    };
+}
+
+/// How many rows a [`waking!`] statement changed.
+fn changed(rows: &[Row]) -> u64 {
+    rows.first()
+        .map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
+}
+
+const UNLOCK: &str = waking!(
+    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+     WHERE id = ANY($1) AND locked_by = $2"
+);
 
 const MARK_STARTED: &str = "UPDATE delayed_jobs SET started_at = now() \
      WHERE id = ANY($1) AND locked_by = $2 AND started_at IS NULL";
 
-const RELEASE_ORPHANED: &str = "UPDATE delayed_jobs \
+const RELEASE_ORPHANED: &str = waking!(
+    "UPDATE delayed_jobs \
      SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
-     WHERE id = ANY($1) AND locked_by = $2";
+     WHERE id = ANY($1) AND locked_by = $2"
+);
 
 /// Cancels job `$1`: a waiting row fails for good as "cancelled" (its unique key freed); a
 /// running one gets a request in `dj_cancels`. Returns (dequeued, requested) counts.
@@ -1147,6 +1176,10 @@ impl Store for PgStore {
     fn migrate(&self) -> Result<Vec<u32>> {
         self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;
+            // `IF NOT EXISTS` and `DROP ... IF EXISTS` answer with NOTICEs ("relation ...
+            // already exists, skipping"), which the driver would log as INFO lines.
+            tx.batch_execute("SET LOCAL client_min_messages = warning")
+                .await?;
             let lock = Sql::Built("SELECT pg_advisory_xact_lock(hashtext('dj: migrate'))");
             tx.execute(lock, &[], &[]).await?;
             tx.batch_execute(
@@ -1338,7 +1371,7 @@ impl Store for PgStore {
     }
 
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.by_worker(UNLOCK, worker, ids)
+        self.waking_by_worker(UNLOCK, worker, ids)
     }
 
     fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
@@ -1346,18 +1379,22 @@ impl Store for PgStore {
     }
 
     fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.by_worker(RELEASE_ORPHANED, worker, ids)
+        self.waking_by_worker(RELEASE_ORPHANED, worker, ids)
     }
 
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
         self.run(async |conn: &mut Session| {
-            execute(
+            let rows = query(
                 conn,
-                "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = $1",
+                waking!(
+                    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+                     WHERE locked_by = $1"
+                ),
                 &[Type::TEXT],
                 &[&worker],
             )
-            .await
+            .await?;
+            Ok(changed(&rows))
         })
     }
 
@@ -1392,12 +1429,16 @@ impl Store for PgStore {
         })
     }
 
+    /// Every change makes rows claimable: workers idle on LISTEN are woken.
     fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
         let statement = filter::update(&DIALECT, filter, change);
+        let waking = format!(waking!("{}"), statement.sql);
         self.run(async |conn: &mut Session| {
-            let sql = Sql::Built(&statement.sql);
-            conn.execute(sql, &types(&statement), &params(&statement))
-                .await
+            let sql = Sql::Built(&waking);
+            let rows = conn
+                .query(sql, &types(&statement), &params(&statement))
+                .await?;
+            Ok(changed(&rows))
         })
     }
 
@@ -1428,6 +1469,14 @@ impl Store for PgStore {
                     oldest_ready_age: r.get(5),
                 })
                 .collect())
+        })
+    }
+
+    fn job_count_by_locker(&self) -> Result<Vec<(Option<String>, i64)>> {
+        let sql = filter::lockers(&DIALECT);
+        self.run(async |conn: &mut Session| {
+            let rows = conn.query(Sql::Built(&sql), &[], &[]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
@@ -1873,6 +1922,14 @@ impl PgStore {
     fn by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
         self.run(async |conn: &mut Session| {
             execute(conn, sql, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]).await
+        })
+    }
+
+    /// [`PgStore::by_worker`] for a [`waking!`] statement.
+    fn waking_by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(async |conn: &mut Session| {
+            let rows = query(conn, sql, &[Type::INT8_ARRAY, Type::TEXT], &[&ids, &worker]).await?;
+            Ok(changed(&rows))
         })
     }
 

@@ -52,6 +52,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_keyed_ready.sql"),
     ),
+    (9, include_str!("../../migrations/sqlite/0009_wakeups.sql")),
 ];
 
 /// The database's clock as stored text; constant within one statement.
@@ -309,7 +310,36 @@ impl SqliteStore {
             Ok(out)
         })
     }
+
+    /// Runs `update`, which makes rows claimable (retry, run now, unlock, release, resume), and, when
+    /// it changed any, moves the `dj_wakeups` counter in the same transaction: how idle
+    /// workers hear of it (see [`Store::wait_for_jobs`]). Returns the rows changed.
+    fn waking(
+        &self,
+        update: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<usize>,
+    ) -> Result<u64> {
+        self.write(|tx| {
+            let n = update(tx)?;
+            if n > 0 {
+                tx.prepare_cached("UPDATE dj_wakeups SET n = n + 1")?
+                    .execute([])?;
+            }
+            Ok(n as u64)
+        })
+    }
+
+    /// The `dj_wakeups` counter (`None` if it cannot be read: a schema before 0009).
+    fn wakeups(&self) -> Option<i64> {
+        self.run(|conn| {
+            conn.prepare_cached("SELECT n FROM dj_wakeups")?
+                .query_row([], |r| r.get(0))
+        })
+        .ok()
+    }
 }
+
+/// How often an idle SQLite worker reads the `dj_wakeups` counter.
+const WAKEUP_POLL: Duration = Duration::from_millis(100);
 
 /// The typed error for a missing table, a file that cannot be written, or a full disk.
 /// `conn` is the connection the error happened on, `path` the file, when known.
@@ -320,7 +350,11 @@ fn typed_error(
     path: Option<&Path>,
 ) -> Error {
     let text = e.to_string();
-    if text.contains("no such table: delayed_jobs") || text.contains("no such column") {
+    // dj's other tables (`dj_...`) come from later migrations.
+    if text.contains("no such table: delayed_jobs")
+        || text.contains("no such table: dj_")
+        || text.contains("no such column")
+    {
         Error::MissingTable {
             database: database.to_owned(),
         }
@@ -861,6 +895,7 @@ impl Store for SqliteStore {
             conn.prepare("SELECT job_id, requested_at FROM dj_cancels LIMIT 0")?;
             conn.prepare(&format!("SELECT {CRON_COLUMNS} FROM dj_cron LIMIT 0"))?;
             conn.prepare("SELECT minute, succeeded, failed FROM dj_throughput LIMIT 0")?;
+            conn.prepare("SELECT n FROM dj_wakeups LIMIT 0")?;
             Ok(())
         })
     }
@@ -991,14 +1026,12 @@ impl Store for SqliteStore {
     }
 
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(|conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
-                     WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
-                )?
-                .execute(params![ids_json(ids), worker])?;
-            Ok(n as u64)
+        self.waking(|tx| {
+            tx.prepare_cached(
+                "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
+            )?
+            .execute(params![ids_json(ids), worker])
         })
     }
 
@@ -1016,24 +1049,21 @@ impl Store for SqliteStore {
     }
 
     fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
-        self.run(|conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
-                     WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
-                )?
-                .execute(params![ids_json(ids), worker])?;
-            Ok(n as u64)
+        self.waking(|tx| {
+            tx.prepare_cached(
+                "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2",
+            )?
+            .execute(params![ids_json(ids), worker])
         })
     }
 
     fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
-        self.run(|conn| {
-            let n = conn.execute(
+        self.waking(|tx| {
+            tx.execute(
                 "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = ?1",
                 [worker],
-            )?;
-            Ok(n as u64)
+            )
         })
     }
 
@@ -1056,9 +1086,10 @@ impl Store for SqliteStore {
         self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
     }
 
+    /// Every change makes rows claimable: idle workers are woken.
     fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
         let statement = filter::update(&DIALECT, filter, change);
-        self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
+        self.waking(|tx| tx.execute(&statement.sql, params(&statement)))
     }
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
@@ -1084,6 +1115,15 @@ impl Store for SqliteStore {
                     oldest_ready_age: r.get(5)?,
                 })
             })?;
+            rows.collect()
+        })
+    }
+
+    fn job_count_by_locker(&self) -> Result<Vec<(Option<String>, i64)>> {
+        let sql = filter::lockers(&DIALECT);
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
     }
@@ -1162,14 +1202,17 @@ impl Store for SqliteStore {
     }
 
     fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
+        if !paused {
+            // Idle workers look again at once.
+            return Ok(self.waking(|tx| {
+                tx.prepare_cached("DELETE FROM dj_paused_queues WHERE queue = ?1")?
+                    .execute(params![queue])
+            })? > 0);
+        }
         self.run(|conn| {
-            let n = if paused {
-                conn.prepare_cached("INSERT OR IGNORE INTO dj_paused_queues (queue) VALUES (?1)")?
-                    .execute(params![queue])?
-            } else {
-                conn.prepare_cached("DELETE FROM dj_paused_queues WHERE queue = ?1")?
-                    .execute(params![queue])?
-            };
+            let n = conn
+                .prepare_cached("INSERT OR IGNORE INTO dj_paused_queues (queue) VALUES (?1)")?
+                .execute(params![queue])?;
             Ok(n > 0)
         })
     }
@@ -1386,6 +1429,28 @@ impl Store for SqliteStore {
             insert_rows(tx, jobs)?;
             Ok(true)
         })
+    }
+
+    /// SQLite has no LISTEN: an idle worker reads the `dj_wakeups` counter every
+    /// `WAKEUP_POLL` (one row, no write) and claims as soon as it moves (an insert, a retry, a
+    /// run now, an unlock, a release or a resumed queue, from any process), else after
+    /// `timeout`.
+    fn wait_for_jobs(&self, timeout: Duration, stop: &crate::worker::StopFlag) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Some(seen) = self.wakeups() else {
+            stop.sleep(timeout);
+            return false;
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || stop.is_set() {
+                return false;
+            }
+            stop.sleep(left.min(WAKEUP_POLL));
+            if self.wakeups().is_some_and(|now| now != seen) {
+                return !stop.is_set();
+            }
+        }
     }
 
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {

@@ -56,6 +56,12 @@ impl Beat {
         t.last_ok.elapsed() < timeout / 2
     }
 
+    /// How long since the last heartbeat the database accepted.
+    pub(super) fn since_ok(&self) -> Duration {
+        let t = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        t.last_ok.elapsed()
+    }
+
     /// Every heartbeat has succeeded for at least `window`: the database has been reachable
     /// to this worker all that time, so a worker that did not heartbeat meanwhile is dead (or
     /// cut off), not merely waiting out an outage everyone shared.
@@ -144,6 +150,8 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("dj-heartbeat".into())
         .spawn(move || {
+            // While this worker runs, a second TERM/INT names the jobs it leaves locked.
+            let _watched = super::signals::watch(&shared);
             let every = interval(shared.config.heartbeat_timeout);
             let mut reported = Finished::default();
             // Throughput is only sent while the database answers heartbeats: a worker that

@@ -187,7 +187,7 @@ pub(super) fn rescue_rows(
         let ids: Vec<i64> = unstarted.iter().map(|r| r.id).collect();
         let released = store.job_release_orphaned(locker, &ids)?;
         shared.say(format_args!(
-            "Released {released} job(s) that {locker} held but had not started, with no attempt counted: {ids:?}"
+            "Released {released} job(s) that {locker} held, start not recorded (they may have been running: no attempt counted, but the next run records its start first): {ids:?}"
         ));
     }
     for row in started {

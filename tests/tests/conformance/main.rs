@@ -17,6 +17,7 @@ mod failures;
 mod hooks;
 mod hosts;
 mod library;
+mod log_lines;
 mod operations;
 mod order;
 mod pause;
@@ -27,6 +28,7 @@ mod retention;
 mod sqlite_only;
 mod testing;
 mod unique;
+mod wakeups;
 mod web;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
@@ -75,6 +77,8 @@ fn main() {
         cron::CASES,
         web::CASES,
         browser::CASES,
+        log_lines::CASES,
+        wakeups::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -90,7 +94,12 @@ fn main() {
                 pgbouncer::POSTGRES_CASES,
             ]
             .concat(),
-            Backend::Sqlite => [sqlite_only::CASES, library::SQLITE_CASES].concat(),
+            Backend::Sqlite => [
+                sqlite_only::CASES,
+                library::SQLITE_CASES,
+                log_lines::SQLITE_CASES,
+            ]
+            .concat(),
         };
         for &(name, case) in shared.iter().chain(&only_here) {
             let unreachable = backend == Backend::Postgres && postgres.is_err();

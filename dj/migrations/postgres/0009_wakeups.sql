@@ -1,0 +1,4 @@
+-- dj 0009: wake-ups for rows made ready again. On PostgreSQL nothing changes in the schema:
+-- retry, run now, unlock and release send `pg_notify('delayed_jobs', '')` from their own
+-- statements, as the insert trigger of 0001 does for inserts. SQLite's 0009 adds the counter
+-- its workers watch instead.
