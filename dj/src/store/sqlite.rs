@@ -328,11 +328,17 @@ impl SqliteStore {
         })
     }
 
-    /// The `dj_wakeups` counter (`None` if it cannot be read: a schema before 0009).
+    /// A number that grows whenever rows may have become claimable: the inserts counted by
+    /// `delayed_jobs`' AUTOINCREMENT sequence plus the `dj_wakeups` counter (`None` if it
+    /// cannot be read: a schema before 0009).
     fn wakeups(&self) -> Option<i64> {
         self.run(|conn| {
-            conn.prepare_cached("SELECT n FROM dj_wakeups")?
-                .query_row([], |r| r.get(0))
+            conn.prepare_cached(
+                "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence \
+                         WHERE name = 'delayed_jobs') \
+                      + (SELECT n FROM dj_wakeups)",
+            )?
+            .query_row([], |r| r.get(0))
         })
         .ok()
     }
@@ -1431,9 +1437,9 @@ impl Store for SqliteStore {
         })
     }
 
-    /// SQLite has no LISTEN: an idle worker reads the `dj_wakeups` counter every
-    /// `WAKEUP_POLL` (one row, no write) and claims as soon as it moves (an insert, a retry, a
-    /// run now, an unlock, a release or a resumed queue, from any process), else after
+    /// SQLite has no LISTEN: an idle worker reads the wake-up number ([`SqliteStore::wakeups`])
+    /// every `WAKEUP_POLL` (two rows, no write) and claims as soon as it moves (an insert, a
+    /// retry, a run now, an unlock, a release or a resumed queue, from any process), else after
     /// `timeout`.
     fn wait_for_jobs(&self, timeout: Duration, stop: &crate::worker::StopFlag) -> bool {
         let deadline = Instant::now() + timeout;

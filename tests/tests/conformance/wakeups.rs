@@ -1,6 +1,6 @@
 //! Wake-ups: a job made ready by `retry`, by run-now (the dashboard's button) or by an unlock
 //! wakes an idle worker as an enqueue does, rather than waiting out its `--sleep-delay` (NOTIFY
-//! on PostgreSQL, the `dj_wakeups` counter on SQLite).
+//! on PostgreSQL; on SQLite, the insert sequence and the `dj_wakeups` counter).
 
 use std::time::Duration;
 
@@ -12,11 +12,14 @@ use crate::operations::{dj, stderr, wait_until};
 use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
 use crate::Case;
 
-pub const CASES: &[Case] = &[("retry_run_now_and_unlock_wake_an_idle_worker", retry_wakes)];
+pub const CASES: &[Case] = &[(
+    "an_enqueue_retry_run_now_and_unlock_wake_an_idle_worker",
+    retry_wakes,
+)];
 
 /// A worker polling once a minute runs, within seconds each: a failed job retried with
-/// `retry ID`, a scheduled one made ready with `Db::run_now`, and a dead worker's job
-/// released with `unlock --worker`.
+/// `retry ID`, a scheduled one made ready with `Db::run_now`, a dead worker's job released
+/// with `unlock --worker`, and a new job.
 fn retry_wakes(backend: Backend) {
     let t = TestDb::new(backend, "retry_wakes");
     let log = t.log();
@@ -69,10 +72,21 @@ fn retry_wakes(backend: Backend) {
     assert!(out.status.success(), "{}", stderr(&out));
     let unlocked = log.wait_for("perform stale", Duration::from_secs(5));
 
+    std::thread::sleep(Duration::from_millis(300));
+    Record {
+        log: log.path(),
+        key: "new".into(),
+    }
+    .delay()
+    .enqueue(&t.db)
+    .unwrap();
+    let enqueued = log.wait_for("perform new", Duration::from_secs(5));
+
     signal(&w, libc::SIGTERM);
     wait_exit(&mut w, Duration::from_secs(30));
     let out = worker_output(&t, "w");
     assert!(retried, "the retried job ran within 5 s:\n{out}");
     assert!(ran_now, "the job run now ran within 5 s:\n{out}");
     assert!(unlocked, "the unlocked job ran within 5 s:\n{out}");
+    assert!(enqueued, "the new job ran within 5 s:\n{out}");
 }
