@@ -140,11 +140,16 @@ fn flag_url(parsed: Option<&str>) -> Option<&str> {
 
 /// With `DATABASE_URL` unset, dj uses `sqlite:dj.sqlite3` in the working directory. A
 /// command that needs the jobs table says so when that file or its table is missing, instead
-/// of creating an empty file there and reporting a missing table.
+/// of creating an empty file there and reporting a missing table. (`start` leaves it to its
+/// workers; `stop` and `status` answer from the pid file.)
 fn check_default_database(url: &str, command: &Command) -> Result<()> {
     if matches!(
         command,
-        Command::Migrate | Command::Schema | Command::Start(_) | Command::Stop(_)
+        Command::Migrate
+            | Command::Schema
+            | Command::Start(_)
+            | Command::Stop(_)
+            | Command::Status(_)
     ) {
         return Ok(());
     }
