@@ -9,17 +9,38 @@ use std::sync::Arc;
 use crate::db::Db;
 
 /// Application state shared by every job of a worker: a connection pool, an HTTP client,
-/// configuration. Built once at worker start; jobs read it through [`Context::get`].
+/// configuration. Built once at worker start; jobs read it through [`Context::get`] and
+/// [`Context::state`].
 ///
 /// Values are shared by all the worker's threads at once, so they are `Send + Sync`: put a
 /// pool there (cheap to clone, one connection per job at a time), not a `Mutex<Client>`,
 /// which would run the jobs one at a time.
 ///
+/// Where to build it: a state that needs nothing from a runtime (an r2d2 pool, a
+/// `reqwest::blocking::Client`, configuration) can be built anywhere and given with
+/// [`crate::Worker::state`]. An async pool (sqlx, deadpool, bb8) belongs to the tokio runtime
+/// it is made on: build it in a state function ([`crate::StateFn`], given to `dj::main!` or
+/// [`crate::Worker::state_with`]), which the worker runs inside the runtime its async jobs
+/// run on, before the first job, with the database URL it resolved:
+///
+/// ```ignore
+/// async fn state(setup: dj::Setup) -> Result<dj::State, sqlx::Error> {
+///     let pool = sqlx::PgPool::connect(setup.database_url()).await?;
+///     Ok(dj::State::new().with(pool))
+/// }
+///
+/// dj::main!(state);    // jobs: `ctx.state::<sqlx::PgPool>()`
+/// ```
+///
+/// Sync jobs run with that runtime entered, so they reach the same pool with
+/// `tokio::runtime::Handle::current().block_on(query.execute(pool))`.
+///
 /// ```
 /// use dj::{Context, Job, Perform, State};
 /// use serde::{Deserialize, Serialize};
 ///
-/// /// Stands for a connection pool (an r2d2, deadpool or sqlx pool in a real app).
+/// /// Stands for a connection pool (an r2d2 pool in a real app; an async pool is built in a
+/// /// state function, above).
 /// struct Pool {
 ///     url: String,
 /// }
@@ -171,7 +192,7 @@ impl Context {
     pub fn state<T: Any + Send + Sync>(&self) -> &T {
         self.get().unwrap_or_else(|| {
             panic!(
-                "dj: the worker's state has no `{}`; add it in the setup passed to `dj::main!` (`State::new().with(value)`)",
+                "dj: the worker's state has no `{}`; add it in the state function passed to `dj::main!` or `Worker::state_with` (`State::new().with(value)`)",
                 std::any::type_name::<T>()
             )
         })

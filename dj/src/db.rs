@@ -43,6 +43,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:dj.sqlite3";
 #[derive(Clone)]
 pub struct Db {
     store: Arc<dyn Store>,
+    /// The URL as given, password included: what a worker's state function is told.
+    url: Arc<str>,
 }
 
 /// Settings of a [`Db`] beyond its URL: [`Db::builder`]. Each overrides the URL's key of the
@@ -115,7 +117,10 @@ impl DbBuilder {
                 reason: "the scheme must be `postgres://`, `postgresql://` or `sqlite:`".to_owned(),
             });
         };
-        Ok(Db { store })
+        Ok(Db {
+            store,
+            url: url.into(),
+        })
     }
     /// The `Db`, connected now: fails at start-up, not at the first enqueue, when the
     /// database does not answer (within the connect timeout).
@@ -415,6 +420,11 @@ impl Db {
 
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// The URL this `Db` was opened with, as given (password included).
+    pub(crate) fn opened_with(&self) -> &str {
+        &self.url
     }
 }
 

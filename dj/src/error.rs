@@ -148,12 +148,32 @@ pub enum Error {
     /// I/O (signals, pid files, logs).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The worker's state function ([`crate::StateFn`]: `dj::main!(state)`,
+    /// [`crate::Worker::state_with`]) returned an error, so the worker did not start.
+    #[error("the worker's state function failed, so the worker did not start: {}", with_causes(&**.0))]
+    State(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+/// An error's message and each cause's, joined by `: `; a cause its error's message already
+/// ends with (as sqlx's and anyhow's often do) is not repeated.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `Result` with dj's [`Error`].
@@ -276,5 +296,25 @@ mod tests {
         // What `fn main() -> Result<(), Box<dyn std::error::Error>>` prints on failure.
         let boxed: Box<dyn std::error::Error> = Box::new(Error::NotFound(7));
         assert_eq!(format!("{boxed:?}"), "no job with id 7");
+    }
+
+    #[test]
+    fn state_error_gives_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Wraps(&'static str, #[source] std::io::Error);
+        let cause = || std::io::Error::other("connection refused");
+        // A message that says its cause already (sqlx's do), and one that does not.
+        let said = Error::State(Box::new(Wraps("connecting: connection refused", cause())));
+        let unsaid = Error::State(Box::new(Wraps("connecting", cause())));
+        let prefix = "the worker's state function failed, so the worker did not start: ";
+        assert_eq!(
+            said.to_string(),
+            format!("{prefix}connecting: connection refused")
+        );
+        assert_eq!(
+            unsaid.to_string(),
+            format!("{prefix}connecting: connection refused")
+        );
     }
 }

@@ -91,6 +91,7 @@ mod error;
 mod io;
 mod job;
 mod registry;
+mod setup;
 pub mod store;
 pub mod testing;
 mod validate;
@@ -113,6 +114,7 @@ pub use enqueue::{
 pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
+pub use setup::{Setup, StateFn};
 pub use store::{Cancel, JobFilter, JobRow, JobState, Order, QueueStats, WorkerRow};
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Config, Event, JobOutcome, Report, StopFlag, Worker};
@@ -127,24 +129,32 @@ pub const MAX_LAST_ERROR_BYTES: usize = 64 * 1024;
 /// Rows per insert statement in [`enqueue_many`].
 pub const INSERT_BATCH: usize = 5_000;
 
-/// Generates `fn main()` for a worker binary: the whole dj CLI. Pass a function returning the
-/// [`State`] jobs see through their [`Context`], if they need one:
+/// Generates `fn main()` for a worker binary: the whole dj CLI. Pass the function that builds
+/// the [`State`] jobs see through their [`Context`], if they need one ([`StateFn`]):
 ///
 /// ```ignore
 /// dj::main!();                 // no application state
 /// dj::main!(my_app::state);    // fn state() -> dj::State
+///                              // fn state(setup: dj::Setup) -> Result<dj::State, E>
+///                              // async fn state(setup: dj::Setup) -> Result<dj::State, E>
 /// ```
+///
+/// `work` and `workoff` call it once, inside the tokio runtime the worker's async jobs run on,
+/// before the first job; [`Setup::database_url`] is the URL dj resolved (`--database-url`, else
+/// `DATABASE_URL`, else the default). An `Err` stops the worker at start: it exits non-zero
+/// with `error: the worker's state function failed, ...` and the error. The other commands
+/// never call it.
 #[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main(::std::default::Default::default)
+            $crate::cli::main(())
         }
     };
-    ($setup:path) => {
+    ($state:expr) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main($setup)
+            $crate::cli::main($state)
         }
     };
 }
@@ -153,7 +163,7 @@ macro_rules! main {
 #[cfg(not(feature = "cli"))]
 #[macro_export]
 macro_rules! main {
-    ($($setup:path)?) => {
+    ($($state:expr)?) => {
         ::core::compile_error!(
             "`dj::main!()` generates the worker CLI, which needs dj's `cli` feature: add \"cli\" to dj's features"
         );

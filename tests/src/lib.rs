@@ -4,6 +4,7 @@
 pub mod jobs;
 pub mod net;
 pub mod pgbouncer;
+pub mod pool;
 pub mod support;
 
 /// The state the test worker binary gives its jobs.

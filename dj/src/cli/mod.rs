@@ -16,9 +16,9 @@ use clap::Parser;
 
 pub use args::{Cli, Command, LogFormat, PoolSpec, StartArgs, WorkArgs};
 
-use crate::context::State;
 use crate::db::{resolve_database_url, schema_sql, Db, UrlSource};
 use crate::error::Result;
+use crate::setup::StateFn;
 use crate::worker::{signals, StopFlag, Worker};
 
 /// How long every command but `work` waits for a database that does not answer, unless
@@ -26,10 +26,11 @@ use crate::worker::{signals, StopFlag, Worker};
 const DEFAULT_DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Entry point of a `dj::main!()` binary: parses the command line and runs the command.
-pub fn main(setup: fn() -> State) -> ExitCode {
+/// `state` builds the workers' state ([`StateFn`]; `()` for none).
+pub fn main<M>(state: impl StateFn<M>) -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli, setup) {
+    match run(cli, state) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -57,8 +58,8 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// Runs one parsed command.
-pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
+/// Runs one parsed command; `work` and `workoff` build their state with `state`.
+pub fn run<M>(cli: Cli, state: impl StateFn<M>) -> Result<ExitCode> {
     let (url, source) = resolve_database_url(flag_url(cli.database_url.as_deref()))?;
     announce_database(&url, source, &cli.command);
     if source == UrlSource::Default {
@@ -67,10 +68,10 @@ pub fn run(cli: Cli, setup: fn() -> State) -> Result<ExitCode> {
     let wait = cli.wait_for_database;
     let db = || reachable(&url, wait.unwrap_or(DEFAULT_DATABASE_WAIT));
     match cli.command {
-        Command::Work(args) => work(Db::open(&url)?, args, setup, wait, false),
+        Command::Work(args) => work(Db::open(&url)?, args, state, wait, false),
         Command::Workoff(args) => {
             let wait = wait.unwrap_or(DEFAULT_DATABASE_WAIT);
-            work(Db::open(&url)?, args, setup, Some(wait), true)
+            work(Db::open(&url)?, args, state, Some(wait), true)
         }
         Command::Migrate => {
             let db = db()?;
@@ -216,10 +217,10 @@ fn reachable(url: &str, bound: Duration) -> Result<Db> {
 }
 
 /// `work`, or `workoff`: work until no job is ready, and exit non-zero if one failed.
-fn work(
+fn work<M>(
     db: Db,
     args: WorkArgs,
-    setup: fn() -> State,
+    state: impl StateFn<M>,
     database_wait: Option<Duration>,
     workoff: bool,
 ) -> Result<ExitCode> {
@@ -229,7 +230,7 @@ fn work(
         ..args.config()?
     };
     #[cfg_attr(not(feature = "web"), allow(unused_mut))]
-    let mut worker = Worker::with_config(db.clone(), config).state(setup());
+    let mut worker = Worker::with_config(db.clone(), config).state_with(state);
     #[cfg(feature = "web")]
     if let Some(bind) = args.metrics_bind {
         let process = std::sync::Arc::new(crate::web::ProcessMetrics::default());

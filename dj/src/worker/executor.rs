@@ -32,6 +32,7 @@ pub(super) fn spawn(
 }
 
 fn executor_loop(shared: &Arc<Shared>, outcomes: &Sender<Message>) {
+    let _runtime = shared.enter_runtime();
     while let Some((row, owner)) = shared.slots.next() {
         if shared.stop.is_set() {
             // Claimed but not started: hand it back untouched.
@@ -383,6 +384,8 @@ pub(super) fn failed_attempt(
             disposition(shared, row.id, destroy)
         ));
         if let Some(job) = job {
+            // Also from the watchdog's and the rescuer's threads.
+            let _runtime = shared.enter_runtime();
             if let Err(panic) = job.failure(ctx, &error) {
                 shared.say_error(format_args!("Error when running failure callback: {panic}"));
             }

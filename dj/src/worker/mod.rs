@@ -40,6 +40,7 @@ use crate::context::State;
 use crate::db::Db;
 use crate::enqueue::JobId;
 use crate::error::Result;
+use crate::setup::{StateFn, StateSource};
 
 /// A worker's settings. Each worker has its own; nothing is process-global.
 #[derive(Debug, Clone)]
@@ -178,7 +179,7 @@ pub struct Report {
 pub struct Worker {
     db: Db,
     config: Config,
-    state: Arc<State>,
+    state: StateSource,
     stop: StopFlag,
     name: heartbeat::NameLease,
     listener: Option<events::Listener>,
@@ -272,7 +273,7 @@ impl Worker {
         Worker {
             db,
             config,
-            state: Arc::new(State::new()),
+            state: StateSource::Ready(Arc::new(State::new())),
             stop: StopFlag::new(),
             name,
             listener: None,
@@ -291,9 +292,48 @@ impl Worker {
             .rename(&worker_name(self.config.name_prefix.as_deref()));
         self
     }
-    /// The application state jobs reach through [`crate::Context::get`].
+    /// The application state jobs reach through [`crate::Context::get`], built already.
+    /// A state that needs the worker's tokio runtime (a sqlx pool) is built by a state
+    /// function instead: [`Worker::state_with`].
     pub fn state(mut self, state: State) -> Self {
-        self.state = Arc::new(state);
+        self.state = StateSource::Ready(Arc::new(state));
+        self
+    }
+    /// The application state, built by `state` ([`StateFn`]: `fn() -> State`,
+    /// `fn(Setup) -> Result<State, E>` or `async fn(Setup) -> Result<State, E>`) at the start
+    /// of each [`run`](Worker::run) or [`work_off`](Worker::work_off), inside the tokio
+    /// runtime the worker's async jobs run on, before it claims a job. A pool built there
+    /// serves every job of that run, and is dropped when the run ends. An `Err` ends the
+    /// run at once with [`crate::Error::State`], nothing claimed. Replaces an earlier
+    /// [`Worker::state`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), dj::Error> {
+    /// # let dir = std::env::temp_dir().join(format!("dj-doc-state-with-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let db = dj::Db::open(&format!("sqlite:{}", dir.join("jobs.db").display()))?;
+    /// # db.migrate()?;
+    /// /// Stands for `sqlx::PgPool`, built by `PgPool::connect(setup.database_url()).await?`.
+    /// struct Pool(String);
+    ///
+    /// async fn state(setup: dj::Setup) -> Result<dj::State, std::io::Error> {
+    ///     tokio::task::yield_now().await;        // runs inside the worker's runtime
+    ///     Ok(dj::State::new().with(Pool(setup.database_url().to_owned())))
+    /// }
+    ///
+    /// let report = dj::Worker::new(db).state_with(state).work_off(10)?;
+    /// # assert_eq!(report.succeeded, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Sync jobs and hooks run with that runtime entered too: a sync job reaches an async
+    /// pool with `tokio::runtime::Handle::current().block_on(query.execute(pool))`.
+    pub fn state_with<M>(mut self, state: impl StateFn<M>) -> Self {
+        self.state = match state.into_builder() {
+            Some(build) => StateSource::Build(build),
+            None => StateSource::Ready(Arc::new(State::new())),
+        };
         self
     }
     /// The flag that stops this worker; hand it to a signal handler or another thread.
@@ -356,7 +396,8 @@ struct Shared {
     name: RwLock<Arc<str>>,
     slots: slots::Slots,
     beat: heartbeat::Beat,
-    /// The runtime async jobs run on (present when any registered job is async).
+    /// The runtime async jobs run on (present when any registered job is async, or a state
+    /// function builds the state).
     async_runtime: Option<tokio::runtime::Handle>,
     listener: Option<events::Listener>,
     started: std::time::Instant,
@@ -371,6 +412,13 @@ struct Shared {
 impl Shared {
     fn name(&self) -> Arc<str> {
         self.name.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Enters the worker's tokio runtime, if it has one, on this thread until the guard is
+    /// dropped: sync jobs and hooks run there, so that they can reach an async pool of the
+    /// state through `Handle::current()`.
+    fn enter_runtime(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.async_runtime.as_ref().map(|runtime| runtime.enter())
     }
 
     fn report(&self) -> Report {

@@ -1,6 +1,7 @@
 //! The runtime: starts a worker's roles around one slot table and stops them in order.
 //!
-//! Start-up: check the registry, wait for the database, free what an earlier process with
+//! Start-up: check the registry, wait for the database, start the async runtime and build the
+//! state in it (when a state function is given), free what an earlier process with
 //! this worker's name left locked, register in `dj_workers`, then start the completer, the
 //! executors, the watchdog, the heartbeat and the rescuer, and run the producer on this
 //! thread. Shutdown (stop flag, `exit_on_complete`, or `work_off`'s count reached): stop
@@ -26,14 +27,26 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let started = Instant::now();
     crate::registry::registry().check()?;
     wait_for_database(worker)?;
-    let async_runtime = crate::registry::registry()
-        .has_async()
+    let async_runtime = (crate::registry::registry().has_async() || worker.state.builds())
         .then(|| async_runtime(worker.config.concurrency))
         .transpose()?;
+    let state = match worker
+        .state
+        .get(&worker.db, async_runtime.as_ref().map(|rt| rt.handle()))
+    {
+        Ok(state) => state,
+        Err(e) => {
+            // Not dropped: that would block, which panics if `run` was called in a runtime.
+            if let Some(runtime) = async_runtime {
+                runtime.shutdown_background();
+            }
+            return Err(e);
+        }
+    };
     let shared = Arc::new(Shared {
         db: worker.db.clone(),
         config: worker.config.clone(),
-        state: worker.state.clone(),
+        state,
         stop: worker.stop.clone(),
         name: RwLock::new(worker.name.0.clone()),
         slots: Slots::new(worker.config.concurrency),

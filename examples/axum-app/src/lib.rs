@@ -4,7 +4,7 @@
 //! welcomed.
 //!
 //! By file: `users` is the application's table and the signup transaction, `welcome` the job
-//! and the state the worker gives it, `routes` the HTTP side.
+//! and the state the worker gives it (a `PgPool`), `routes` the HTTP side.
 
 mod routes;
 mod users;
@@ -12,4 +12,4 @@ mod welcome;
 
 pub use routes::app;
 pub use users::{prepare_database, sign_up, SetupError, Signup, SignupError};
-pub use welcome::{send_welcome, worker_state, SendWelcome, UsersDb};
+pub use welcome::{send_welcome, worker_state, SendWelcome};

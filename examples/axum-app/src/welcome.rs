@@ -1,33 +1,18 @@
 //! The welcome job, and the state through which a worker gives it the application's
-//! database.
+//! database: one `PgPool`, shared by every job the worker runs.
 
 use dj::{Context, JobError, Message};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::PgPool;
 
-/// Where the welcome job finds the `users` table. The worker's [`dj::State`] holds it.
+/// The worker's state: a pool on the database dj works (`--database-url`, else
+/// `DATABASE_URL`), where the `users` table lives too.
 ///
-/// The job opens a connection of its own for each run rather than sharing a pool: a sqlx
-/// pool belongs to the tokio runtime it was made on, and a worker makes its async runtime
-/// when it starts working, after the state is built.
-#[derive(Debug, Clone)]
-pub struct UsersDb(pub PgConnectOptions);
-
-impl UsersDb {
-    /// From a `postgres://` URL (its `options=-csearch_path%3D...` included).
-    pub fn from_url(url: &str) -> Result<UsersDb, sqlx::Error> {
-        url.parse().map(UsersDb)
-    }
-}
-
-/// The worker binary's state: [`UsersDb`] from the database dj's CLI reads, `DATABASE_URL`.
-///
-/// Panics, so that the worker stops at start, when that is not a PostgreSQL URL.
-pub fn worker_state() -> dj::State {
-    let users = UsersDb::from_url(&dj::database_url(None)).unwrap_or_else(|e| {
-        panic!("the welcome job needs DATABASE_URL to be a postgres:// URL: {e}")
-    });
-    dj::State::new().with(users)
+/// dj calls it inside the tokio runtime its async jobs run on, before the first job, so the
+/// pool's connections and tasks belong to that runtime. An error (the database does not
+/// answer, the URL is not a `postgres://` one) stops the worker at start, naming it.
+pub async fn worker_state(setup: dj::Setup) -> Result<dj::State, sqlx::Error> {
+    let pool = PgPool::connect(setup.database_url()).await?;
+    Ok(dj::State::new().with(pool))
 }
 
 /// Sends the welcome mail. Here, sending is marking the user welcomed (`welcomed_at`). A
@@ -35,17 +20,12 @@ pub fn worker_state() -> dj::State {
 /// for good.
 #[dj::job(queue = "mail", max_attempts = 5)]
 pub async fn send_welcome(ctx: &Context, user_id: i64) -> Result<(), JobError> {
-    let mut conn = PgConnection::connect_with(&ctx.state::<UsersDb>().0)
-        .await
-        .map_err(JobError::new)?;
     let marked = sqlx::query("UPDATE users SET welcomed_at = now() WHERE id = $1")
         .bind(user_id)
-        .execute(&mut conn)
+        .execute(ctx.state::<PgPool>())
         .await
         .map_err(JobError::new)?
         .rows_affected();
-    // The update is done: a failure to say goodbye to the server is not the job's.
-    let _ = conn.close().await;
     if marked == 0 {
         return Err(JobError::permanent(Message(format!("no user {user_id}"))));
     }

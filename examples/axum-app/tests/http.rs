@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dj_axum_app::{Signup, UsersDb};
+use dj_axum_app::Signup;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -342,8 +342,8 @@ fn signups_are_welcomed_by_a_worker_in_process() {
             users.push(signup_of(&answer).id);
         }
 
-        let users_db = UsersDb::from_url(&t.schema.url()).expect("a postgres URL");
-        let worker = dj::Worker::new(t.db.clone()).state(dj::State::new().with(users_db));
+        // The binary's state function, here too: its pool connects to the `Db`'s URL.
+        let worker = dj::Worker::new(t.db.clone()).state_with(dj_axum_app::worker_state);
         let report = tokio::task::spawn_blocking(move || worker.work_off(10))
             .await
             .expect("the worker thread")

@@ -26,6 +26,7 @@ mod postgres_only;
 mod processes;
 mod retention;
 mod sqlite_only;
+mod state;
 mod testing;
 mod unique;
 mod wakeups;
@@ -79,6 +80,7 @@ fn main() {
         browser::CASES,
         log_lines::CASES,
         wakeups::CASES,
+        state::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -92,6 +94,7 @@ fn main() {
                 async_enqueue::POSTGRES_CASES,
                 hosts::POSTGRES_CASES,
                 pgbouncer::POSTGRES_CASES,
+                state::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [

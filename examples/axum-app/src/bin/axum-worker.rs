@@ -1,6 +1,7 @@
 //! The worker: dj's whole CLI (`work`, `workoff`, `jobs`, ...). Its job, `send_welcome`, comes
-//! from the library, which naming `worker_state` links in; the state gives the job the users
-//! table, in the database of DATABASE_URL.
+//! from the library, which naming `worker_state` links in. `worker_state` is async: inside the
+//! worker's runtime it connects a `PgPool` to the database dj works (`--database-url`, else
+//! DATABASE_URL), which every job shares.
 //!
 //! DATABASE_URL=postgres://localhost/app cargo run -p dj-axum-app --bin axum-worker -- work
 
