@@ -260,7 +260,8 @@ pub(super) fn unlock(db: &Db, args: &UnlockArgs) -> Result<ExitCode> {
         state: Some(JobState::Running),
         ..JobFilter::default()
     })?;
-    let live = Liveness::new(db.now()?, args.heartbeat_timeout, db.workers()?);
+    // Registrations and heartbeats are all liveness reads (not `Db::workers`' counts).
+    let live = Liveness::new(db.now()?, args.heartbeat_timeout, db.store().worker_list()?);
     let mut gone: Vec<String> = rows
         .iter()
         .filter(|row| live.lock_stale(row).is_some())

@@ -32,8 +32,12 @@ pub(super) async fn process_metrics(
 
 async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -> Response {
     let read =
-        tokio::task::spawn_blocking(move || Ok::<_, crate::Error>((db.stats()?, db.workers()?)))
-            .await;
+        // The registrations alone (`Db::workers` also counts each worker's locked rows, a
+        // scan of the table a scrape does not need: it reports how many are alive).
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::Error>((db.stats()?, db.store().worker_list()?))
+        })
+        .await;
     let (stats, workers) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => {
