@@ -1,5 +1,5 @@
-//! Recurring jobs (feature `cron`, on by default): schedules stored in `dj_cron`, each fire
-//! time enqueued exactly once across every worker on every host.
+//! Recurring jobs (always built, no feature gates them): schedules stored in `dj_cron`, each
+//! fire time enqueued exactly once across every worker on every host.
 //!
 //! A schedule comes from code (`#[job(cron = "0 */5 * * * *")]` on a job built with
 //! `Default`, registered by every worker at start) or is added at run time with its own
