@@ -263,16 +263,17 @@ fn browser(backend: Backend) {
     b.go(&format!("{}/jobs", web.url));
     b.type_into("input[name='queue']", "mail");
     b.script("document.querySelector(\"select[name='state']\").value = 'failed';");
+    // Each click navigates: read the next page once it has loaded (the old page's `#total`,
+    // every job, could be read in between; it was, once in CI).
+    let wait = Duration::from_secs(10);
     b.click("#apply");
-    assert_eq!(b.text("#total"), "3");
+    assert_eq!(b.wait_text("#total", wait, |t| t == "3"), "3");
     b.click("#bulk-retry");
-    assert!(b.text("h1").starts_with("retry 3 jobs"), "{}", b.text("h1"));
+    let h1 = b.wait_text("h1", wait, |t| t.starts_with("retry 3 jobs"));
+    assert!(h1.starts_with("retry 3 jobs"), "{h1}");
     b.click("#confirm");
-    assert!(
-        b.text("#notice").contains("done on 3 jobs"),
-        "{}",
-        b.text("#notice")
-    );
+    let notice = b.wait_text("#notice", wait, |t| t.contains("done on 3 jobs"));
+    assert!(notice.contains("done on 3 jobs"), "{notice}");
     b.go(&format!("{}/jobs?queue=mail", web.url));
     let states = b.script(
         "return [...document.querySelectorAll('#job-list tr[data-id]')].map(r => r.dataset.state);",
