@@ -880,6 +880,22 @@ macro_rules! excluded_queues {
     };
 }
 
+/// The paused queues, as [`excluded_queues!`] reads them: what the limited claim leaves out.
+macro_rules! paused_queues {
+    () => {
+        "ARRAY(SELECT queue FROM dj_paused_queues)"
+    };
+}
+
+/// The columns a claim returns, in [`job_row`]'s order, of the claimed row `j`.
+macro_rules! claimed_columns {
+    () => {
+        "j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+         j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
+         j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+    };
+}
+
 /// The conditions every claimable row meets beyond its queue: ready, not held, within the
 /// worker's priorities (`$2`, `$3`). Spelled as conditions on the index `delayed_jobs_ready`
 /// (`priority, run_at`) or `delayed_jobs_queue_ready` (`queue, priority, run_at`), so that
@@ -896,12 +912,13 @@ macro_rules! ready_rows {
 /// the planner guesses of how many `picked` holds (a join guessed large hashed the table).
 macro_rules! claim_picked {
     () => {
-        "UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
-             unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
-         WHERE j.id = ANY (ARRAY(SELECT id FROM picked)) \
-         RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
-                   j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
-                   j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+        concat!(
+            "UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+                 unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
+             WHERE j.id = ANY (ARRAY(SELECT id FROM picked)) \
+             RETURNING ",
+            claimed_columns!()
+        )
     };
 }
 
@@ -909,8 +926,9 @@ macro_rules! claim_picked {
 /// workers hold, in one statement. Only a registered worker claims (the `dj_workers` check
 /// is one InitPlan, run once): a worker that was declared dead cannot take new rows under its
 /// old name. The CTE picks ids with `FOR UPDATE SKIP LOCKED` walking `delayed_jobs_ready` in
-/// claim order; the UPDATE joins on them (a CTE join, never `IN (...)`, which lets the
-/// planner lock extra rows).
+/// claim order, once (`MATERIALIZED`); the UPDATE takes exactly those ([`claim_picked!`]),
+/// never `IN (subquery)`, which lets the planner run the locking subquery again and lock
+/// extra rows.
 #[doc(hidden)]
 pub const CLAIM: &str = concat!(
     "WITH picked AS MATERIALIZED ( \
@@ -991,13 +1009,17 @@ macro_rules! limited_claim_sql {
                          FROM delayed_jobs WHERE queue = lim.queue AND ",
             ready_rows!(),
             " ORDER BY priority, run_at LIMIT $5) AS c \
-                     WHERE lim.queue <> ALL (ARRAY(SELECT queue FROM dj_paused_queues)) ",
+                     WHERE lim.queue <> ALL (",
+            paused_queues!(),
+            ") ",
             $lim_predicate,
             " UNION \
                      (SELECT id, queue, concurrency_key, coalesce(concurrency_limit, 1), priority, run_at \
                       FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
             ready_rows!(),
-            " AND (queue IS NULL OR queue <> ALL (ARRAY(SELECT queue FROM dj_paused_queues))) ",
+            " AND (queue IS NULL OR queue <> ALL (",
+            paused_queues!(),
+            ")) ",
             $queue_predicate,
             " ORDER BY priority, run_at LIMIT $5)) AS u \
                  WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
@@ -1030,9 +1052,8 @@ macro_rules! limited_claim_sql {
              UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
                  unique_key = CASE WHEN j.unique_running THEN j.unique_key END \
              FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
-             RETURNING j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
-                       j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
-                       j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+             RETURNING ",
+            claimed_columns!()
         )
     };
 }
@@ -1042,16 +1063,25 @@ const LIMITED_WORK: &str = "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
      OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
                 AND failed_at IS NULL AND locked_at IS NULL AND run_at <= now())";
 
+/// [`NO_JIT`]'s text, for statements sent with it.
+macro_rules! no_jit {
+    () => {
+        "SET LOCAL jit = off"
+    };
+}
+
 /// The first statement of a claim's own transaction: no JIT compilation. The listed-queues
 /// and limited claims hold a `LIMIT` the planner cannot see (per queue, per key), so on a
 /// large table their estimated cost crosses `jit_above_cost`; compiling them took 20 ms and
 /// 630 ms per claim in a million-row backlog, for statements that run in a few.
-const NO_JIT: &str = "SET LOCAL jit = off";
+const NO_JIT: &str = no_jit!();
 
 /// Taken (until commit) before a limited claim: one limited claim at a time, cluster-wide.
 /// The key is dj's own: "dj" and "limits" as two 32-bit halves. Sent with [`NO_JIT`].
-const LIMITED_CLAIM_LOCK: &str =
-    "SET LOCAL jit = off; SELECT pg_advisory_xact_lock(1785331712, 1818848616)";
+const LIMITED_CLAIM_LOCK: &str = concat!(
+    no_jit!(),
+    "; SELECT pg_advisory_xact_lock(1785331712, 1818848616)"
+);
 
 /// A stored schedule's columns.
 macro_rules! cron_columns {

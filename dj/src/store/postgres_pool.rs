@@ -158,6 +158,16 @@ struct On<'a> {
     mode: Statements,
 }
 
+/// How one statement is sent: the rule of [`Statements`] and [`Sql`], decided in one place.
+enum Route<'a> {
+    /// A prepared statement (cached on this connection, or prepared for this call).
+    Prepared(Statement),
+    /// Text the client prepares for this call and closes after.
+    Text(&'a str),
+    /// Unnamed, with the parameter types given: nothing left on the server.
+    Typed(&'a str),
+}
+
 impl On<'_> {
     async fn query(
         &self,
@@ -165,20 +175,10 @@ impl On<'_> {
         types: &[Type],
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        debug_assert_eq!(
-            types.len(),
-            params.len(),
-            "a type for each parameter: {sql:?}"
-        );
-        match (self.mode, sql) {
-            (Statements::Prepared, Sql::Fixed(text)) => {
-                let statement = self.prepare_cached(text, types).await?;
-                self.client.query(&statement, params).await
-            }
-            (Statements::Prepared, Sql::Built(text)) => self.client.query(text, params).await,
-            (_, Sql::Fixed(text) | Sql::Built(text) | Sql::Unnamed(text)) => {
-                self.client.query_typed(text, &typed(types, params)).await
-            }
+        match self.send(sql, types, params).await? {
+            Route::Prepared(statement) => self.client.query(&statement, params).await,
+            Route::Text(text) => self.client.query(text, params).await,
+            Route::Typed(text) => self.client.query_typed(text, &typed(types, params)).await,
         }
     }
 
@@ -188,21 +188,34 @@ impl On<'_> {
         types: &[Type],
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
+        match self.send(sql, types, params).await? {
+            Route::Prepared(statement) => self.client.execute(&statement, params).await,
+            Route::Text(text) => self.client.execute(text, params).await,
+            Route::Typed(text) => self.client.execute_typed(text, &typed(types, params)).await,
+        }
+    }
+
+    /// How `sql` goes on this connection: prepared and cached (a fixed statement on a direct
+    /// connection), prepared for this call (a built one), or unnamed (behind a transaction
+    /// pooler, or asked for).
+    async fn send<'s>(
+        &self,
+        sql: Sql<'s>,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Route<'s>, tokio_postgres::Error> {
         debug_assert_eq!(
             types.len(),
             params.len(),
             "a type for each parameter: {sql:?}"
         );
-        match (self.mode, sql) {
+        Ok(match (self.mode, sql) {
             (Statements::Prepared, Sql::Fixed(text)) => {
-                let statement = self.prepare_cached(text, types).await?;
-                self.client.execute(&statement, params).await
+                Route::Prepared(self.prepare_cached(text, types).await?)
             }
-            (Statements::Prepared, Sql::Built(text)) => self.client.execute(text, params).await,
-            (_, Sql::Fixed(text) | Sql::Built(text) | Sql::Unnamed(text)) => {
-                self.client.execute_typed(text, &typed(types, params)).await
-            }
-        }
+            (Statements::Prepared, Sql::Built(text)) => Route::Text(text),
+            (_, Sql::Fixed(text) | Sql::Built(text) | Sql::Unnamed(text)) => Route::Typed(text),
+        })
     }
 
     /// `sql` prepared once per connection.
