@@ -24,40 +24,19 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, LocalResult, TimeZone as _, Timelike as _, Utc};
 use chrono_tz::Tz;
 
-use crate::__private::CronRegistration;
-use crate::enqueue::{NewJob, RunAt};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::model::{NewJob, RowOptions, RunAt, ScheduleDef};
+#[allow(unused_imports)] // re-exported at their old paths until every import names the model
+pub(crate) use crate::model::{Missed, ScheduleRow};
+use crate::__private::CronRegistration;
+use crate::registry::{load_handler, registry};
+use crate::row::row_of;
 
 /// Fire times older than this (by the database's clock) when a worker finds them are a
 /// missed window, not a late tick.
 pub const GRACE: Duration = Duration::from_secs(60);
-
-/// What a schedule does about fire times that passed while no worker ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Missed {
-    /// Enqueue one job for the whole missed window (its run time: the first fire time missed).
-    #[default]
-    Once,
-    /// Enqueue nothing for it; the next fire time on schedule runs as usual.
-    Skip,
-}
-
-impl Missed {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Missed::Once => "once",
-            Missed::Skip => "skip",
-        }
-    }
-    pub(crate) fn parse(text: &str) -> Missed {
-        if text == "skip" {
-            Missed::Skip
-        } else {
-            Missed::Once
-        }
-    }
-}
 
 /// A recurring job: a name, a cron expression in a time zone, and the job to enqueue at each
 /// fire time. Add it with [`crate::Db::add_schedule`]; every worker then fires it.
@@ -90,15 +69,7 @@ impl Missed {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    pub(crate) name: String,
-    pub(crate) expression: String,
-    pub(crate) tz: String,
-    pub(crate) missed: Missed,
-    pub(crate) job_name: &'static str,
-    pub(crate) handler: String,
-    pub(crate) queue: Option<String>,
-    pub(crate) priority: i32,
-    pub(crate) from_code: bool,
+    pub(crate) def: ScheduleDef,
     plan: Plan,
 }
 
@@ -109,48 +80,51 @@ impl Schedule {
     pub fn new<J: Job>(name: impl Into<String>, expression: &str, job: &J) -> Result<Schedule> {
         let name = name.into();
         let plan = Plan::new(&name, expression, "UTC")?;
+        let row = row_of(job, RowOptions::default())?;
         Ok(Schedule {
-            name,
-            expression: expression.to_owned(),
-            tz: "UTC".to_owned(),
-            missed: Missed::Once,
-            job_name: J::NAME,
-            handler: crate::registry::handler_of(job)?,
-            queue: J::OPTIONS.queue.map(str::to_owned),
-            priority: J::OPTIONS.priority.unwrap_or(0),
-            from_code: false,
+            def: ScheduleDef {
+                name,
+                expression: expression.to_owned(),
+                tz: "UTC".to_owned(),
+                missed: Missed::Once,
+                job_name: row.name,
+                handler: row.handler,
+                queue: row.queue,
+                priority: row.priority,
+                from_code: false,
+            },
             plan,
         })
     }
 
     /// The IANA time zone the expression is read in (`"Europe/Paris"`; default UTC).
     pub fn time_zone(mut self, tz: &str) -> Result<Schedule> {
-        self.plan = Plan::new(&self.name, &self.expression, tz)?;
-        self.tz = tz.to_owned();
+        self.plan = Plan::new(&self.def.name, &self.def.expression, tz)?;
+        self.def.tz = tz.to_owned();
         Ok(self)
     }
 
     /// What to do about a window of fire times missed while no worker ran.
     pub fn missed(mut self, missed: Missed) -> Schedule {
-        self.missed = missed;
+        self.def.missed = missed;
         self
     }
 
     /// The queue of the jobs it enqueues (default: the job type's).
     pub fn queue(mut self, queue: impl Into<String>) -> Schedule {
-        self.queue = Some(queue.into());
+        self.def.queue = Some(queue.into());
         self
     }
 
     /// The priority of the jobs it enqueues (default: the job type's).
     pub fn priority(mut self, priority: i32) -> Schedule {
-        self.priority = priority;
+        self.def.priority = priority;
         self
     }
 
     /// The name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.def.name
     }
 
     /// The first fire time strictly after `after`, if the expression has one.
@@ -161,51 +135,26 @@ impl Schedule {
     /// The schedule of a `#[job(cron = ..)]` type.
     pub(crate) fn from_registration(r: &CronRegistration) -> Result<Schedule> {
         let plan = Plan::new(r.name, r.expression, r.tz)?;
+        let row = (r.row)()?;
         Ok(Schedule {
-            name: r.name.to_owned(),
-            expression: r.expression.to_owned(),
-            tz: r.tz.to_owned(),
-            missed: if r.skip_missed {
-                Missed::Skip
-            } else {
-                Missed::Once
+            def: ScheduleDef {
+                name: r.name.to_owned(),
+                expression: r.expression.to_owned(),
+                tz: r.tz.to_owned(),
+                missed: if r.skip_missed {
+                    Missed::Skip
+                } else {
+                    Missed::Once
+                },
+                job_name: row.name,
+                handler: row.handler,
+                queue: row.queue,
+                priority: row.priority,
+                from_code: true,
             },
-            job_name: r.name,
-            handler: (r.handler)()?,
-            queue: r.queue.map(str::to_owned),
-            priority: r.priority,
-            from_code: true,
             plan,
         })
     }
-}
-
-/// A stored schedule, as `worker cron` lists it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ScheduleRow {
-    /// The schedule's name (a `#[job(cron)]` type's: its job name).
-    pub name: String,
-    /// The cron expression.
-    pub expression: String,
-    /// The IANA time zone it is read in.
-    pub tz: String,
-    /// What a missed window does.
-    pub missed: Missed,
-    /// The job it enqueues.
-    pub job_name: String,
-    /// The job's handler (its stored payload).
-    pub handler: String,
-    /// The queue of its jobs.
-    pub queue: Option<String>,
-    /// The priority of its jobs.
-    pub priority: i32,
-    /// Declared in code (`#[job(cron = ..)]`), registered by every worker at start.
-    pub from_code: bool,
-    /// The fire time of the last job it enqueued.
-    pub last_fire_at: Option<SystemTime>,
-    /// When it fires next (none: the expression has no later time).
-    pub next_fire_at: Option<SystemTime>,
 }
 
 impl ScheduleRow {
@@ -273,9 +222,20 @@ impl Plan {
     }
 }
 
+impl Db {
+    /// Adds a recurring job (or updates the one of that name): from now on, every worker of
+    /// this database enqueues its job once per fire time. Its first fire time is the next one
+    /// after the database's clock; an update keeps the schedule's place unless the
+    /// expression or time zone changed.
+    pub fn add_schedule(&self, schedule: &Schedule) -> Result<()> {
+        let next = schedule.next_fire_after(self.now()?);
+        self.store().cron_upsert(&schedule.def, next)
+    }
+}
+
 /// Adds (or updates) the `#[job(cron = ..)]` schedules of this binary: what every worker
 /// does at start.
-pub(crate) fn register_from_code(db: &crate::Db) -> Result<()> {
+pub(crate) fn register_from_code(db: &Db) -> Result<()> {
     for registration in inventory::iter::<CronRegistration> {
         db.add_schedule(&Schedule::from_registration(registration)?)?;
     }
@@ -287,7 +247,7 @@ pub(crate) fn register_from_code(db: &crate::Db) -> Result<()> {
 /// know is left to a worker that does; one that cannot be read (a row edited by hand) is
 /// passed to `unreadable` and skipped, so that it cannot hold up the others.
 pub(crate) fn tick(
-    db: &crate::Db,
+    db: &Db,
     mut unreadable: impl FnMut(&ScheduleRow, Error),
 ) -> Result<Vec<(String, Vec<SystemTime>)>> {
     let store = db.store();
@@ -296,7 +256,7 @@ pub(crate) fn tick(
     for row in rows {
         let (Some(expected), Some(name)) = (
             row.next_fire_at,
-            crate::registry::registry().name_of(&row.job_name),
+            registry().name_of(&row.job_name),
         ) else {
             continue;
         };
@@ -308,7 +268,7 @@ pub(crate) fn tick(
             }
         };
         let firing = due(&plan, expected, now, row.missed);
-        let jobs = rows_of(&row, name, &firing.fires);
+        let jobs = rows_of(&row, name, &firing.fires)?;
         let last = firing.fires.last().copied();
         let fire = crate::store::CronFire {
             name: &row.name,
@@ -353,23 +313,29 @@ pub(crate) fn due(plan: &Plan, next: SystemTime, now: SystemTime, missed: Missed
     }
 }
 
-/// The rows a firing inserts: the schedule's job, due at each fire time.
+/// The rows a firing inserts: the schedule's job, due at each fire time, made as `enqueue`
+/// makes rows (its type's `max_run_time`, unique and concurrency keys) with the schedule's
+/// queue and priority. A stored handler this binary cannot load is inserted as it is, so
+/// that the job fails on its row with the load error, where `worker show` finds it.
 pub(crate) fn rows_of(
     schedule: &ScheduleRow,
     name: &'static str,
     fires: &[SystemTime],
-) -> Vec<NewJob> {
+) -> Result<Vec<NewJob>> {
+    let loaded = load_handler(&schedule.handler).ok();
     fires
         .iter()
-        .map(|&fire| NewJob {
-            name,
-            handler: schedule.handler.clone(),
-            priority: schedule.priority,
-            queue: schedule.queue.clone(),
-            run_at: RunAt::At(fire),
-            max_run_time: None,
-            unique: None,
-            concurrency: None,
+        .map(|&fire| {
+            let options = RowOptions {
+                queue: schedule.queue.clone(),
+                priority: Some(schedule.priority),
+                run_at: RunAt::At(fire),
+                ..RowOptions::default()
+            };
+            match &loaded {
+                Some(job) => job.row(options),
+                None => Ok(NewJob::stored(name, schedule.handler.clone(), options)),
+            }
         })
         .collect()
 }

@@ -5,11 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::enqueue::JobId;
 use crate::error::{Error, Result};
+use crate::model::{Cancel, JobFilter, JobId, JobRow, QueueStats, ScheduleRow, WorkerRow};
+#[cfg(feature = "tokio")]
+use crate::model::{EnqueueOutcome, NewJob};
+use crate::stop::StopFlag;
 use crate::store::filter::Change;
-use crate::store::{Cancel, JobFilter, JobRow, QueueStats, Store, WorkerRow};
-use crate::worker::StopFlag;
+#[allow(unused_imports)] // re-exported at its old path until every import names the store
+pub(crate) use crate::store::Options;
+use crate::store::Store;
 
 /// Rows one prune statement deletes at most.
 pub(crate) const PRUNE_BATCH: i64 = 1_000;
@@ -55,17 +59,6 @@ pub struct Db {
 pub struct DbBuilder {
     url: String,
     options: Options,
-}
-
-/// What a [`DbBuilder`] sets, for the backend to apply over the URL's keys.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Options {
-    pub(crate) pool_size: Option<usize>,
-    pub(crate) pool_timeout: Option<Duration>,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) statement_timeout: Option<Duration>,
-    pub(crate) application_name: Option<String>,
-    pub(crate) listen_url: Option<String>,
 }
 
 impl DbBuilder {
@@ -297,25 +290,15 @@ impl Db {
             .collect())
     }
 
-    /// Adds a recurring job (or updates the one of that name): from now on, every worker of
-    /// this database enqueues its job once per fire time. Its first fire time is the next one
-    /// after the database's clock; an update keeps the schedule's place unless the
-    /// expression or time zone changed.
-    pub fn add_schedule(&self, schedule: &crate::Schedule) -> Result<()> {
-        let next = schedule.next_fire_after(self.now()?);
-        self.store.cron_upsert(schedule, next)
-    }
-
     /// Removes a schedule; returns whether there was one. (A `#[job(cron = ..)]` schedule
     /// comes back when a worker that has it in its code starts.)
     pub fn remove_schedule(&self, name: &str) -> Result<bool> {
         self.store.cron_remove(name)
     }
 
-    /// The schedules, by name, with their last and next fire times. Also adds the
-    /// `#[job(cron = ..)]` schedules of this binary, as a worker does at start.
-    pub fn schedules(&self) -> Result<Vec<crate::ScheduleRow>> {
-        crate::cron::register_from_code(self)?;
+    /// The schedules, by name, with their last and next fire times. A `#[job(cron = ..)]`
+    /// schedule is listed once a worker (or `worker cron`) with it in its code has started.
+    pub fn schedules(&self) -> Result<Vec<ScheduleRow>> {
         self.store.cron_list()
     }
 
@@ -405,8 +388,8 @@ impl Db {
     #[cfg(feature = "tokio")]
     pub(crate) async fn insert_async(
         &self,
-        rows: Vec<crate::enqueue::NewJob>,
-    ) -> Result<Vec<crate::EnqueueOutcome>> {
+        rows: Vec<NewJob>,
+    ) -> Result<Vec<EnqueueOutcome>> {
         #[cfg(all(feature = "postgres", feature = "tokio"))]
         if let Some(pg) = self.store.as_postgres() {
             return crate::io::InRuntime::new(pg.insert(&rows)).await;
@@ -537,3 +520,4 @@ fn open_sqlite(rest: &str, options: &Options) -> Result<Arc<dyn Store>> {
 fn open_sqlite(_rest: &str, _options: &Options) -> Result<Arc<dyn Store>> {
     Err(Error::BackendDisabled { backend: "sqlite" })
 }
+

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::backoff;
 use crate::context::Context;
-use crate::enqueue::{Delayed, OnDuplicate};
+use crate::model::{Delayed, OnDuplicate};
 
 /// A job type's identity and defaults. Written by `#[derive(Job)]` or `#[dj::job]`; do not
 /// implement it by hand (a hand-written impl is not registered, so no worker could load it).

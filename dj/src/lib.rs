@@ -89,9 +89,13 @@ mod enqueue;
 mod enqueue_async;
 mod error;
 mod io;
+mod handler;
 mod job;
+mod model;
 mod registry;
+mod row;
 mod setup;
+mod stop;
 pub mod store;
 pub mod testing;
 mod validate;
@@ -104,20 +108,22 @@ pub mod worker;
 pub mod __private;
 
 pub use context::{Context, JobInfo, State};
-pub use cron::{Missed, Schedule, ScheduleRow};
+pub use cron::Schedule;
 pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
-pub use enqueue::{
-    enqueue_many, enqueue_many_outcomes, Delayed, EnqueueOutcome, EnqueueTarget, JobId, OnDuplicate,
-};
+pub use enqueue::{enqueue_many, enqueue_many_outcomes, EnqueueTarget};
 #[cfg(feature = "tokio")]
 pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use setup::{Setup, StateFn};
-pub use store::{Cancel, JobFilter, JobRow, JobState, Order, QueueStats, WorkerRow};
+pub use model::{
+    Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobRow, JobState, Missed, OnDuplicate,
+    Order, QueueStats, ScheduleRow, WorkerRow,
+};
 pub use validate::MAX_QUEUE_NAME;
-pub use worker::{Config, Event, JobOutcome, Report, StopFlag, Worker};
+pub use stop::StopFlag;
+pub use worker::{Config, Event, JobOutcome, Report, Worker};
 
 /// The largest `handler` dj stores: 1 MiB of JSON. Larger payloads are refused at enqueue
 /// with [`Error::PayloadTooLarge`]; store big data elsewhere and enqueue a key to it.

@@ -35,9 +35,7 @@ pub struct CronRegistration {
     pub(crate) expression: &'static str,
     pub(crate) tz: &'static str,
     pub(crate) skip_missed: bool,
-    pub(crate) queue: Option<&'static str>,
-    pub(crate) priority: i32,
-    pub(crate) handler: fn() -> crate::Result<String>,
+    pub(crate) row: fn() -> crate::Result<crate::model::NewJob>,
 }
 
 impl CronRegistration {
@@ -52,20 +50,16 @@ impl CronRegistration {
             expression,
             tz,
             skip_missed,
-            queue: J::OPTIONS.queue,
-            priority: match J::OPTIONS.priority {
-                Some(priority) => priority,
-                None => 0,
-            },
-            handler: default_handler::<J>,
+            row: default_row::<J>,
         }
     }
 }
 
 inventory::collect!(CronRegistration);
 
-fn default_handler<J: CronJob>() -> crate::Result<String> {
-    crate::registry::handler_of(&J::default())
+/// The row of `J::default()`, made as `enqueue` makes rows.
+fn default_row<J: CronJob>() -> crate::Result<crate::model::NewJob> {
+    crate::row::row_of(&J::default(), crate::model::RowOptions::default())
 }
 
 /// A job a schedule can build with no input.

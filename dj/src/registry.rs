@@ -7,11 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::handler::HandlerIn;
+use crate::model::{NewJob, RowOptions};
 use crate::job::{BoxFuture, Job, JobError, Message, Perform};
 use futures_util::FutureExt;
 
@@ -60,6 +59,8 @@ pub(crate) trait LoadedJob: Send + Sync {
     fn max_run_time(&self) -> Option<Duration>;
     fn destroy_failed_jobs(&self) -> Option<bool>;
     fn display_name(&self) -> String;
+    /// The row this job becomes with `options`, made as `enqueue` makes rows.
+    fn row(&self, options: RowOptions) -> Result<NewJob>;
 }
 
 impl<J: Job> LoadedJob for J {
@@ -117,6 +118,9 @@ impl<J: Job> LoadedJob for J {
     fn display_name(&self) -> String {
         Perform::display_name(self).unwrap_or_else(|| J::NAME.to_owned())
     }
+    fn row(&self, options: RowOptions) -> Result<NewJob> {
+        crate::row::row_of(self, options)
+    }
 }
 
 /// The end of every attempt, sync or async: the `error` hook on failure, then `after`, each
@@ -159,48 +163,13 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> JobError {
     JobError::new(Message(format!("panicked: {text}")))
 }
 
-/// The stored form of a job: `{"job": NAME, "args": FIELDS}`.
-#[derive(Serialize)]
-struct HandlerOut<'a, J> {
-    job: &'a str,
-    args: &'a J,
-}
-
-#[derive(Deserialize)]
-struct HandlerIn<'a> {
-    #[serde(borrow)]
-    job: &'a str,
-    #[serde(borrow)]
-    args: &'a RawValue,
-}
-
-/// Serializes a job into its `handler` text.
-pub(crate) fn handler_of<J: Job>(job: &J) -> Result<String> {
-    let text = serde_json::to_string(&HandlerOut {
-        job: J::NAME,
-        args: job,
-    })
-    .map_err(|source| Error::Serialize {
-        name: J::NAME,
-        source,
-    })?;
-    if text.len() > crate::MAX_HANDLER_BYTES {
-        return Err(Error::PayloadTooLarge {
-            name: J::NAME,
-            size: text.len(),
-            limit: crate::MAX_HANDLER_BYTES,
-        });
-    }
-    Ok(text)
-}
-
 /// Why a stored row could not become a job. Always a permanent failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LoadError(pub String);
 
 /// Loads a stored handler as its registered type.
 pub(crate) fn load_handler(handler: &str) -> Result<Box<dyn LoadedJob>, LoadError> {
-    let parsed: HandlerIn<'_> = serde_json::from_str(handler).map_err(|e| {
+    let parsed = HandlerIn::parse(handler).map_err(|e| {
         LoadError(format!(
             "Job failed to load: the handler is not dj's JSON ({e}). Handler: {}",
             abbreviate(handler)

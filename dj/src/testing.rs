@@ -46,11 +46,11 @@ use std::time::SystemTime;
 
 use crate::context::{Context, JobInfo, State};
 use crate::db::Db;
-use crate::enqueue::JobId;
 use crate::error::{Error, Result};
+use crate::handler::args_of;
 use crate::job::Job;
-use crate::registry::{handler_of, load_handler};
-use crate::store::{JobFilter, JobRow};
+use crate::model::{JobFilter, JobId, JobRow, NewJob};
+use crate::registry::load_handler;
 use crate::worker::{Report, Worker};
 
 thread_local! {
@@ -73,6 +73,7 @@ pub fn inline() -> InlineGuard {
 /// Inline mode whose jobs see `state` through their [`Context`].
 pub fn inline_with(state: State) -> InlineGuard {
     INLINE.with(|s| s.borrow_mut().push(Arc::new(state)));
+    crate::enqueue::set_inline(Some(perform_inline));
     InlineGuard {
         _not_send: std::marker::PhantomData,
     }
@@ -80,27 +81,30 @@ pub fn inline_with(state: State) -> InlineGuard {
 
 impl Drop for InlineGuard {
     fn drop(&mut self) {
-        INLINE.with(|s| s.borrow_mut().pop());
+        let empty = INLINE.with(|s| {
+            let mut states = s.borrow_mut();
+            states.pop();
+            states.is_empty()
+        });
+        if empty {
+            crate::enqueue::set_inline(None);
+        }
     }
 }
 
-pub(crate) fn inline_active() -> bool {
-    INLINE.with(|s| !s.borrow().is_empty())
-}
-
-/// Performs `job` now, after serializing and loading it as a worker would. Returns id 0.
-pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
-    let handler = handler_of(job)?;
-    let loaded = load_handler(&handler).map_err(|e| Error::Invalid(e.0))?;
+/// Performs `row` now, loading its handler as a worker would, with the queue and priority
+/// the row was given. Returns id 0.
+fn perform_inline(row: &NewJob, db: Option<Db>) -> Result<JobId> {
+    let loaded = load_handler(&row.handler).map_err(|e| Error::Invalid(e.0))?;
     let state = INLINE
         .with(|s| s.borrow().last().cloned())
         .unwrap_or_default();
     let ctx = Context::new(
         JobInfo {
             id: 0,
-            name: J::NAME.to_owned(),
-            queue: J::OPTIONS.queue.map(str::to_owned),
-            priority: J::OPTIONS.priority.unwrap_or(0),
+            name: row.name.to_owned(),
+            queue: row.queue.clone(),
+            priority: row.priority,
             attempts: 0,
             snoozes: 0,
         },
@@ -110,7 +114,7 @@ pub(crate) fn perform_inline<J: Job>(job: &J, db: Option<Db>) -> Result<JobId> {
     loaded.invoke(&ctx).map_err(|e| {
         Error::Invalid(format!(
             "job `{}` failed when performed inline: {}",
-            J::NAME,
+            row.name,
             e.report()
         ))
     })?;
@@ -140,24 +144,26 @@ pub struct Enqueued<J> {
     pub attempts: i32,
 }
 
-/// The not-failed jobs of type `J` in the table, oldest first.
+/// The not-failed jobs of type `J` in the table, oldest first, whether stored under its
+/// name or one of its `aliases`.
 pub fn enqueued<J: Job>(db: &Db) -> Result<Vec<Enqueued<J>>> {
-    let rows = db.jobs(&JobFilter {
-        name: Some(J::NAME.to_owned()),
-        ..JobFilter::default()
-    })?;
+    let mut rows = Vec::new();
+    for name in std::iter::once(J::NAME).chain(J::ALIASES.iter().copied()) {
+        rows.extend(db.jobs(&JobFilter {
+            name: Some(name.to_owned()),
+            ..JobFilter::default()
+        })?);
+    }
+    rows.sort_by_key(|row| row.id);
     rows.into_iter()
         .filter(|r| r.failed_at.is_none())
         .map(|row| decode(&row))
         .collect()
 }
 
+/// A row loaded back as `J`, through the stored-handler format every load uses.
 fn decode<J: Job>(row: &JobRow) -> Result<Enqueued<J>> {
-    #[derive(serde::Deserialize)]
-    struct Handler<J> {
-        args: J,
-    }
-    let handler: Handler<J> = serde_json::from_str(&row.handler).map_err(|e| {
+    let job = args_of::<J>(&row.handler).map_err(|e| {
         Error::Invalid(format!(
             "job {} is named `{}` but its fields do not load: {e}",
             row.id,
@@ -166,7 +172,7 @@ fn decode<J: Job>(row: &JobRow) -> Result<Enqueued<J>> {
     })?;
     Ok(Enqueued {
         id: row.id,
-        job: handler.args,
+        job,
         queue: row.queue.clone(),
         priority: row.priority,
         run_at: row.run_at,

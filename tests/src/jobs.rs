@@ -204,6 +204,23 @@ impl Perform for ReadsState {
     }
 }
 
+/// Records the queue and priority its context reports: `info QUEUE PRIORITY`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(queue = "type-queue", priority = 4)]
+pub struct RecordsInfo {
+    pub log: String,
+}
+
+impl Perform for RecordsInfo {
+    type Error = std::io::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        let job = ctx.job();
+        let queue = job.queue.as_deref().unwrap_or("none");
+        record(&self.log, &format!("info {queue} {}", job.priority));
+        Ok(())
+    }
+}
+
 /// A plain function as a job.
 #[dj::job(queue = "math")]
 pub fn add(log: String, a: i64, b: i64) -> Result<(), std::io::Error> {

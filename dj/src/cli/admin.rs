@@ -204,6 +204,7 @@ pub(super) fn cron(db: &Db, args: &CronArgs) -> Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    crate::cron::register_from_code(db)?;
     let schedules = db.schedules()?;
     let time = |t: Option<std::time::SystemTime>| t.map(super::output::rfc3339);
     let views: Vec<ScheduleView<'_>> = schedules

@@ -4,9 +4,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::cron::{Schedule, ScheduleRow};
-use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
 use crate::error::Result;
+#[allow(unused_imports)] // re-exported at their old paths until every import names the model
+pub(crate) use crate::model::{
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef,
+    ScheduleRow, WorkerRow,
+};
+use crate::stop::StopFlag;
 
 pub(crate) mod filter;
 
@@ -27,152 +31,15 @@ mod postgres_pool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-/// One row of `delayed_jobs`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    /// The row's id, as `enqueue` returned it.
-    pub id: JobId,
-    /// Lower runs first.
-    pub priority: i32,
-    /// Failed attempts so far.
-    pub attempts: i32,
-    /// The job as JSON: `{"job": NAME, "args": {...}}`.
-    pub handler: String,
-    /// The last failed attempt's error, with its cause chain.
-    pub last_error: Option<String>,
-    /// Not before this time.
-    pub run_at: SystemTime,
-    /// When a worker claimed it (`None`: not claimed).
-    pub locked_at: Option<SystemTime>,
-    /// When it failed for good (`None`: it has not).
-    pub failed_at: Option<SystemTime>,
-    /// The worker holding it.
-    pub locked_by: Option<String>,
-    /// Its queue (`None`: no queue).
-    pub queue: Option<String>,
-    /// When it was enqueued.
-    pub created_at: SystemTime,
-    /// When dj last changed it.
-    pub updated_at: SystemTime,
-    /// The registered job name (also inside `handler`).
-    pub name: String,
-    /// The job's own `max_run_time` in seconds, if it set one.
-    pub max_run_time: Option<i32>,
-    /// When the worker holding the lock recorded that the job started (`None`: no start
-    /// recorded during this lock). Only a recorded start is charged when a worker dies.
-    pub started_at: Option<SystemTime>,
-    /// How often a worker died holding this job before recording its start.
-    pub crashes: i32,
-    /// How often the job snoozed (asked to run later without counting an attempt).
-    pub snoozes: i32,
-    /// The key it holds as a unique job (`None`: not unique, or no longer holding it).
-    pub unique_key: Option<String>,
-    /// The key whose running jobs are limited (`concurrency`), if any.
-    pub concurrency_key: Option<String>,
-}
-
-impl JobRow {
-    /// The state this row is in, by the given clock.
-    pub fn state(&self, now: SystemTime) -> JobState {
-        if self.failed_at.is_some() {
-            JobState::Failed
-        } else if self.locked_at.is_some() {
-            JobState::Running
-        } else if self.run_at <= now {
-            JobState::Ready
-        } else {
-            JobState::Scheduled
-        }
-    }
-}
-
-/// Where a job is in its life.
-///
-/// ```text
-///  enqueue ──► scheduled ──(run_at passes)──► ready ──(claim)──► running ──(ok)──► deleted
-///                  ▲                                                │
-///                  └──────────(failed attempt, attempts left)───────┤
-///                                                                   └─(attempts out)─► failed
-///                                                                    (kept until retention, or
-///                                                                   deleted: destroy_failed_jobs)
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JobState {
-    /// `run_at` has passed; waiting for a worker.
-    Ready,
-    /// Waiting for its `run_at`.
-    Scheduled,
-    /// Locked by a worker.
-    Running,
-    /// Failed permanently (`failed_at` set).
-    Failed,
-}
-
-impl JobState {
-    /// The lowercase name used by the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Ready => "ready",
-            JobState::Scheduled => "scheduled",
-            JobState::Running => "running",
-            JobState::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ready" => Ok(JobState::Ready),
-            "scheduled" => Ok(JobState::Scheduled),
-            "running" | "locked" => Ok(JobState::Running),
-            "failed" => Ok(JobState::Failed),
-            other => Err(format!(
-                "unknown state `{other}`; expected one of: ready, scheduled, running, failed"
-            )),
-        }
-    }
-}
-
-/// Which rows a listing or a bulk command applies to. Empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobFilter {
-    /// Rows in this state (by the database's clock).
-    pub state: Option<JobState>,
-    /// Rows of this queue.
-    pub queue: Option<String>,
-    /// Rows of this registered job name.
-    pub name: Option<String>,
-    /// The row with this id.
-    pub id: Option<JobId>,
-    /// Rows whose id is in this range: a window of the table, served by the primary key (the
-    /// dashboard's text search reads the newest rows this way).
-    pub ids: Option<std::ops::RangeInclusive<JobId>>,
-    /// Rows locked by this worker name.
-    pub locked_by: Option<String>,
-    /// At most this many rows (listings only).
-    pub limit: Option<i64>,
-    /// Skip this many rows first (listings with a limit only: pages).
-    pub offset: Option<i64>,
-    /// Rows whose handler or last_error contains this text, in any case.
-    pub search: Option<String>,
-    /// The order of a listing.
-    pub order: Order,
-}
-
-/// The order of a listing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Order {
-    /// By id, oldest first (the default).
-    #[default]
-    Id,
-    /// By id, newest first.
-    IdDesc,
-    /// By run_at, soonest first.
-    RunAt,
-    /// By run_at, latest first.
-    RunAtDesc,
+/// What a [`crate::DbBuilder`] sets, for the backend to apply over the URL's keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Options {
+    pub(crate) pool_size: Option<usize>,
+    pub(crate) pool_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) application_name: Option<String>,
+    pub(crate) listen_url: Option<String>,
 }
 
 /// One firing of a schedule (see [`Store::cron_fire`]).
@@ -223,37 +90,6 @@ pub(crate) struct Fail {
     pub destroy: bool,
 }
 
-/// A worker's entry in `dj_workers`, as `stats` and `status` show it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct WorkerRow {
-    /// The name it locks rows with (`locked_by`).
-    pub name: String,
-    /// The host it runs on.
-    pub host: String,
-    /// Its process id on that host.
-    pub pid: i32,
-    /// The queues it works (`None`: every queue).
-    pub queues: Option<String>,
-    /// dj's version.
-    pub version: String,
-    /// When it registered (by the database's clock).
-    #[serde(serialize_with = "unix_seconds")]
-    pub started_at: SystemTime,
-    /// Its last heartbeat (by the database's clock).
-    #[serde(serialize_with = "unix_seconds")]
-    pub heartbeat_at: SystemTime,
-    /// Jobs it holds locked (claimed or running): from `delayed_jobs` when read through
-    /// [`crate::Db::workers`], so that it adds up with the queues' `running` counts.
-    pub running: i32,
-}
-
-fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    s.serialize_f64(secs)
-}
-
 /// What a worker registers.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerInfo<'a> {
@@ -273,37 +109,6 @@ impl WorkerInfo<'_> {
 
 /// dj's version, as workers register it.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// What [`crate::Db::cancel`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cancel {
-    /// The job was waiting (ready or scheduled): it failed for good at once as "cancelled"
-    /// (kept, so `retry` can bring it back).
-    Dequeued,
-    /// The job is running: its worker stops it within a second (`Context::is_cancelled`, an
-    /// async job's future dropped) and fails it for good as "cancelled".
-    Requested,
-    /// No such job, or it has failed already.
-    NotFound,
-}
-
-/// Counts for one queue, as `stats` prints them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct QueueStats {
-    /// The queue (`None`: jobs with no queue).
-    pub queue: Option<String>,
-    /// Jobs whose `run_at` has passed, waiting for a worker.
-    pub ready: i64,
-    /// Jobs waiting for their `run_at`.
-    pub scheduled: i64,
-    /// Jobs locked by a worker.
-    pub running: i64,
-    /// Jobs failed for good (kept with `failed_at`).
-    pub failed: i64,
-    /// Seconds since the oldest ready job's `run_at`.
-    pub oldest_ready_age: Option<f64>,
-}
 
 /// The backend interface. Implemented by PostgreSQL and SQLite; not for applications.
 pub(crate) trait Store: Send + Sync + 'static {
@@ -392,7 +197,7 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Adds a schedule, or updates its definition (its next fire time only if the
     /// expression or zone changed); nothing is written when nothing changed.
-    fn cron_upsert(&self, schedule: &Schedule, next: Option<SystemTime>) -> Result<()>;
+    fn cron_upsert(&self, schedule: &ScheduleDef, next: Option<SystemTime>) -> Result<()>;
     /// Removes a schedule; false if there was none.
     fn cron_remove(&self, name: &str) -> Result<bool>;
     /// Every schedule, by name.
@@ -406,7 +211,7 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Blocks until new jobs may be ready or `timeout` passes. Returns true if woken early.
     /// The default just sleeps: polling.
-    fn wait_for_jobs(&self, timeout: Duration, stop: &crate::worker::StopFlag) -> bool {
+    fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
         stop.sleep(timeout);
         false
     }
@@ -469,3 +274,6 @@ pub(crate) fn schema_of(migrations: &[(u32, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[allow(unused_imports)]
+pub(crate) use crate::model::{JobState, Order};

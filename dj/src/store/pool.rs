@@ -36,7 +36,7 @@ impl Default for PoolLimits {
 
 impl PoolLimits {
     /// A [`crate::DbBuilder`]'s settings, over the URL's.
-    pub(crate) fn apply(&mut self, options: &crate::db::Options) {
+    pub(crate) fn apply(&mut self, options: &super::Options) {
         if let Some(size) = options.pool_size {
             self.size = size;
         }

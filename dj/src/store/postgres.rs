@@ -19,11 +19,11 @@ use super::{
     filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
     Wakeups, WorkerInfo, WorkerRow, VERSION,
 };
-use crate::cron::{Missed, Schedule, ScheduleRow};
-use crate::enqueue::{EnqueueOutcome, JobId, NewJob};
+use crate::model::{Missed, ScheduleDef, ScheduleRow};
+use crate::model::{EnqueueOutcome, JobId, NewJob};
 use crate::error::{Error, Result};
 use crate::io;
-use crate::worker::StopFlag;
+use crate::stop::StopFlag;
 
 /// Migrations, numbered, applied in order by `migrate`.
 pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
@@ -218,7 +218,7 @@ struct Listener {
 }
 
 impl PgStore {
-    pub(crate) fn open(url: &str, options: &crate::db::Options) -> Result<PgStore> {
+    pub(crate) fn open(url: &str, options: &super::Options) -> Result<PgStore> {
         let bad_url = |reason: String| Error::BadUrl {
             url: shown_url(url),
             reason,
@@ -1760,7 +1760,7 @@ impl Store for PgStore {
         })
     }
 
-    fn cron_upsert(&self, s: &Schedule, next: Option<SystemTime>) -> Result<()> {
+    fn cron_upsert(&self, s: &ScheduleDef, next: Option<SystemTime>) -> Result<()> {
         self.run(async |conn: &mut Session| {
             execute(
                 conn,

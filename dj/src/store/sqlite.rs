@@ -17,8 +17,8 @@ use super::{
     filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
     WorkerInfo, WorkerRow, VERSION,
 };
-use crate::cron::{Missed, Schedule, ScheduleRow};
-use crate::enqueue::{unix_secs, EnqueueOutcome, JobId, NewJob};
+use crate::model::{Missed, ScheduleDef, ScheduleRow};
+use crate::model::{unix_secs, EnqueueOutcome, JobId, NewJob};
 use crate::error::{Error, Result};
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -241,7 +241,7 @@ impl SqliteStore {
     /// `rest` is what follows `sqlite:` in the URL: a path, optionally `?synchronous=full`.
     /// Of a [`crate::DbBuilder`]'s settings, the pool's apply; SQLite has no connect or
     /// statement deadline of dj's (its waits are the busy timeout) and no application name.
-    pub(crate) fn open(rest: &str, options: &crate::db::Options) -> Result<SqliteStore> {
+    pub(crate) fn open(rest: &str, options: &super::Options) -> Result<SqliteStore> {
         let bad = |reason: String| Error::BadUrl {
             url: format!("sqlite:{rest}"),
             reason,
@@ -1341,7 +1341,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn cron_upsert(&self, s: &Schedule, next: Option<SystemTime>) -> Result<()> {
+    fn cron_upsert(&self, s: &ScheduleDef, next: Option<SystemTime>) -> Result<()> {
         let next = next.map(unix_secs);
         self.run(|conn| {
             conn.prepare_cached(&format!(
@@ -1441,7 +1441,7 @@ impl Store for SqliteStore {
     /// every `WAKEUP_POLL` (two rows, no write) and claims as soon as it moves (an insert, a
     /// retry, a run now, an unlock, a release or a resumed queue, from any process), else after
     /// `timeout`.
-    fn wait_for_jobs(&self, timeout: Duration, stop: &crate::worker::StopFlag) -> bool {
+    fn wait_for_jobs(&self, timeout: Duration, stop: &crate::stop::StopFlag) -> bool {
         let deadline = Instant::now() + timeout;
         let Some(seen) = self.wakeups() else {
             stop.sleep(timeout);

@@ -25,7 +25,6 @@ mod rescuer;
 mod runtime;
 pub mod signals;
 mod slots;
-mod stop;
 mod watchdog;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +33,7 @@ use std::time::Duration;
 
 pub use events::{Event, JobOutcome};
 pub use liveness::{parse_worker_name, process_alive, Liveness};
-pub use stop::StopFlag;
+pub use crate::stop::StopFlag;
 
 use crate::context::State;
 use crate::db::Db;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dj::{JobFilter, Missed, Schedule};
-use dj_tests::jobs::{Record, Tick};
+use dj_tests::jobs::{Record, Sleeps, Tick};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
@@ -21,7 +21,36 @@ pub const CASES: &[Case] = &[
     ),
     ("cron_missed_window_is_caught_up_once_or_skipped", missed),
     ("cron_schedules_from_code_are_listed_with_next_fire", listed),
+    ("cron_rows_are_made_as_enqueue_makes_them", rows_like_enqueue),
 ];
+
+/// A schedule's jobs get what `enqueue` would give them: here the job's own `max_run_time`,
+/// with the schedule's queue and priority.
+fn rows_like_enqueue(backend: Backend) {
+    let t = TestDb::new(backend, "cron_rows");
+    let job = Sleeps {
+        log: "unused".into(),
+        key: "k".into(),
+        millis: 0,
+        max_run_time_secs: Some(77),
+    };
+    let schedule = Schedule::new("sleepy", "* * * * * *", &job)
+        .unwrap()
+        .queue("held")
+        .priority(7);
+    t.db.add_schedule(&schedule).unwrap();
+    t.db.pause_queue("held").unwrap();
+    let mut worker = spawn_worker(&t, "w", &["work", "--sleep-delay", "0.2"]);
+    let fired = wait_until(Duration::from_secs(20), || {
+        t.db.count(&JobFilter::default()).unwrap() > 0
+    });
+    signal(&worker, libc::SIGTERM);
+    assert!(wait_exit(&mut worker, Duration::from_secs(30)).success());
+    assert!(fired, "the schedule fired: {}", worker_output(&t, "w"));
+    let row = &t.db.jobs(&JobFilter::default()).unwrap()[0];
+    assert_eq!(row.max_run_time, Some(77), "{row:?}");
+    assert_eq!((row.queue.as_deref(), row.priority), (Some("held"), 7));
+}
 
 fn every_second(backend: Backend) {
     let t = TestDb::new(backend, "cron_every_second");

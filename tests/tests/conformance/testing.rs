@@ -1,7 +1,7 @@
 //! `dj::testing`, as an application's tests use it.
 
 use dj::{Job, JobFilter};
-use dj_tests::jobs::{AlwaysFails, ReadsState, Record};
+use dj_tests::jobs::{AlwaysFails, ReadsState, Record, RecordsInfo, Renamed};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::Case;
@@ -12,7 +12,51 @@ pub const CASES: &[Case] = &[
     ("inline_failure_is_returned_to_the_caller", inline_failure),
     ("work_off_counts_succeeded_and_failed", work_off_counts),
     ("assert_enqueued_matches_fields_and_queue", assertions),
+    ("inline_mode_keeps_the_builders_queue_and_priority", inline_options),
+    ("enqueued_finds_rows_stored_under_an_alias", enqueued_aliases),
 ];
+
+/// Inline mode makes the row `enqueue` would make, so the job sees the builder's options.
+fn inline_options(backend: Backend) {
+    let t = TestDb::new(backend, "inlineopts");
+    let log = t.log();
+    {
+        let _inline = dj::testing::inline();
+        RecordsInfo { log: log.path() }.delay().enqueue(&t.db).unwrap();
+        RecordsInfo { log: log.path() }
+            .delay()
+            .queue("urgent")
+            .priority(-3)
+            .enqueue(&t.db)
+            .unwrap();
+        let err = RecordsInfo { log: log.path() }
+            .delay()
+            .queue("bad\nname")
+            .enqueue(&t.db)
+            .unwrap_err();
+        assert!(err.to_string().contains("queue"), "{err}");
+    }
+    assert_eq!(log.lines(), ["info type-queue 4", "info urgent -3"]);
+    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+}
+
+/// A row written before its type was renamed is one of the type's enqueued jobs.
+fn enqueued_aliases(backend: Backend) {
+    let t = TestDb::new(backend, "enqalias");
+    let log = t.log();
+    Renamed { log: log.path() }.delay().enqueue(&t.db).unwrap();
+    let handler = serde_json::json!({"job": "OldName", "args": {"log": "old"}}).to_string();
+    t.exec(&format!(
+        "INSERT INTO delayed_jobs (name, handler, run_at, created_at, updated_at) \
+         VALUES ('OldName', '{}', {now}, {now}, {now})",
+        handler.replace('\'', "''"),
+        now = crate::enqueue::now_sql(backend)
+    ));
+    let enqueued = dj::testing::enqueued::<Renamed>(&t.db).unwrap();
+    let logs: Vec<&str> = enqueued.iter().map(|e| e.job.log.as_str()).collect();
+    assert_eq!(logs, [log.path().as_str(), "old"]);
+    dj::testing::assert_enqueued::<Renamed>(&t.db, |e| e.job.log == "old");
+}
 
 fn inline_mode(backend: Backend) {
     let t = TestDb::new(backend, "inline");

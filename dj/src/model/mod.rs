@@ -1,0 +1,21 @@
+//! The vocabulary every layer shares, and nothing that acts: job ids, the rows of
+//! `delayed_jobs` and their states, filters, a new row and what inserting it did, the
+//! builder a job's `.delay()` returns, workers' and queues' figures, and stored schedules
+//! (River's `rivertype`). It imports only from the rules below it.
+
+mod delayed;
+mod filter;
+mod job_row;
+mod new_job;
+mod schedule;
+mod stats;
+
+pub use delayed::Delayed;
+pub(crate) use delayed::RowOptions;
+pub use filter::{JobFilter, Order};
+pub use job_row::{JobRow, JobState};
+pub(crate) use new_job::{stored_key, unix_secs, RunAt, Unique};
+pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};
+pub(crate) use schedule::ScheduleDef;
+pub use schedule::{Missed, ScheduleRow};
+pub use stats::{Cancel, QueueStats, WorkerRow};

@@ -1,0 +1,71 @@
+//! How a job becomes a row: the one function every path takes. `enqueue`, inline mode
+//! (`dj::testing`), schedules made in code or with [`crate::Schedule::new`], and each firing
+//! of a schedule all build their [`NewJob`] here, so a row's defaults are the same whichever
+//! way it was made.
+
+use crate::error::{Error, Result};
+use crate::handler::handler_of;
+use crate::job::{Job, Perform};
+use crate::model::{stored_key, Delayed, NewJob, OnDuplicate, RowOptions, Unique};
+
+impl<J: Job> Delayed<J> {
+    /// The row this builder makes.
+    pub(crate) fn into_row(self) -> Result<NewJob> {
+        row_of(&self.job, self.options)
+    }
+}
+
+impl<J: Job> From<J> for Delayed<J> {
+    fn from(job: J) -> Self {
+        Delayed::new(job)
+    }
+}
+
+/// The row `job` becomes with `options` over its type's `#[job(..)]` options: its handler,
+/// queue (validated), priority, run time, `max_run_time`, unique key and concurrency key.
+pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
+    let defaults = J::OPTIONS;
+    let handler = handler_of(job)?;
+    let queue = options
+        .queue
+        .or_else(|| defaults.queue.map(str::to_owned));
+    crate::validate::queue_name(queue.as_deref())?;
+    let unique = options
+        .unique_key
+        .or_else(|| job.__unique_key())
+        .map(|key| Unique {
+            key: stored_key(Some(J::NAME), &key),
+            until_done: options
+                .unique_until_done
+                .unwrap_or(defaults.unique_until_done),
+            replace: options.on_duplicate.unwrap_or(defaults.on_duplicate) == OnDuplicate::Replace,
+        });
+    Ok(NewJob {
+        name: J::NAME,
+        handler,
+        priority: options.priority.or(defaults.priority).unwrap_or(0),
+        queue,
+        run_at: options.run_at,
+        max_run_time: Perform::max_run_time(job)
+            .or(defaults.max_run_time)
+            .map(|d| i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)),
+        unique,
+        concurrency: concurrency_of(job, options.concurrency)?,
+    })
+}
+
+/// The stored concurrency key and limit: the builder's (a key shared across types), else the
+/// type's (scoped by its name). A limit of 0 could never run and is refused.
+fn concurrency_of<J: Job>(job: &J, set: Option<(String, u32)>) -> Result<Option<(String, i32)>> {
+    let concurrency = match set {
+        Some((key, limit)) => Some((stored_key(None, &key), limit)),
+        None => job
+            .__concurrency_key()
+            .map(|key| (stored_key(Some(J::NAME), &key), J::OPTIONS.concurrency.unwrap_or(1))),
+    };
+    match concurrency {
+        Some((key, 0)) => Err(Error::InvalidLimit(key)),
+        Some((key, limit)) => Ok(Some((key, i32::try_from(limit).unwrap_or(i32::MAX)))),
+        None => Ok(None),
+    }
+}
