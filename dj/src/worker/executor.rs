@@ -1,23 +1,24 @@
 //! The executor: one thread runs one job at a time. It takes the next claimed job from the
 //! slot table, loads the handler (only registered types), runs the hooks and `perform` with
-//! panics caught, and turns the result into an [`Outcome`] for the completer.
-//! `failed_attempt` decides what a failure means: the watchdog and the rescuer use it too, for
-//! jobs that overran or whose worker died.
+//! panics caught, and turns the result into an [`Outcome`] for the completer; what a failure
+//! leads to is the retry policy's to decide (`retry`).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
+use tokio::runtime::Handle;
 
 use super::completer::{Message, Outcome};
+use super::retry::{self, Failure};
 use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
-use crate::context::{Context, JobInfo};
-use crate::job::{FailAction, JobError, Message as ErrorMessage};
+use crate::context::Context;
+use crate::job::{JobError, Message as ErrorMessage};
 use crate::registry::{load_handler, LoadedJob};
-use crate::store::{Fail, JobRow, Retry};
+use crate::store::JobRow;
 
 /// Starts one executor thread.
 pub(super) fn spawn(
@@ -63,13 +64,16 @@ fn release(shared: &Shared, outcomes: &Sender<Message>, id: i64) {
     }
 }
 
-/// A job being attempted: what finishing it needs.
+/// A job being attempted: what running and finishing it needs.
 struct Attempt {
     row: JobRow,
     job: Arc<dyn LoadedJob>,
     ctx: Context,
     label: String,
     started: Instant,
+    max_run_time: Duration,
+    /// The runtime an async job runs on; `None` runs the job on this thread.
+    async_runtime: Option<Handle>,
 }
 
 /// Starts one job: a sync job runs on this thread; an async one is spawned on the worker's
@@ -83,38 +87,68 @@ fn execute(
     let job: Arc<dyn LoadedJob> = match load_handler(&row.handler) {
         Ok(job) => Arc::from(job),
         Err(error) => {
-            let label = job_label(&row.name, row.id, row.queue.as_deref());
-            let destroy = shared.config.destroy_failed_jobs;
-            shared.say_error(format_args!(
-                "{label} FAILED permanently with DeserializationError: {}; {}",
-                error.0,
-                disposition(shared, row.id, destroy)
-            ));
-            shared.failed.fetch_add(1, Ordering::SeqCst);
-            if let Ended::Record(owner) = shared.slots.ended(row.id) {
-                send(
-                    outcomes,
-                    owner,
-                    Outcome::Fail(Fail {
-                        id: row.id,
-                        attempts: row.attempts,
-                        last_error: error.0,
-                        destroy,
-                    }),
-                );
-            }
+            fail_undecodable(shared, &row, error.0, outcomes);
             return Done::Returned;
         }
     };
+    let Some(mut attempt) = begin(shared, row, job, owner, outcomes) else {
+        return Done::Returned;
+    };
+    // One span per attempt, around the hooks and perform: a job's own log lines carry these
+    // fields, and an OpenTelemetry layer exports it.
+    let span = tracing::info_span!(
+        "dj.job",
+        id = attempt.row.id,
+        name = %attempt.row.name,
+        queue = attempt.row.queue.as_deref().unwrap_or(""),
+        attempt = attempt.row.attempts + 1,
+        worker = %owner,
+    );
+    let _entered = span.enter();
+    announce(shared, &attempt);
+    let Some(runtime) = attempt.async_runtime.take() else {
+        let result = attempt.job.invoke(&attempt.ctx);
+        return finish(shared, attempt, result, outcomes);
+    };
+    let (shared, outcomes) = (shared.clone(), outcomes.clone());
+    runtime.spawn(tracing::Instrument::instrument(
+        async move {
+            let result = run_async(&attempt).await;
+            finish(&shared, attempt, result, &outcomes);
+        },
+        span.clone(),
+    ));
+    Done::Returned
+}
+
+/// A job whose handler could not be loaded fails for good without running.
+fn fail_undecodable(shared: &Shared, row: &JobRow, error: String, outcomes: &Sender<Message>) {
+    let label = job_label(&row.name, row.id, row.queue.as_deref());
+    let fail = retry::undecodable(shared, row, &label, error);
+    shared.failed.fetch_add(1, Ordering::SeqCst);
+    if let Ended::Record(owner) = shared.slots.ended(row.id) {
+        send(outcomes, owner, Outcome::Fail(fail));
+    }
+}
+
+/// Marks a claimed job running (in the slot table, and in the database first when an earlier
+/// worker died running it), or releases it when it may not start.
+fn begin(
+    shared: &Shared,
+    row: JobRow,
+    job: Arc<dyn LoadedJob>,
+    owner: &Arc<str>,
+    outcomes: &Sender<Message>,
+) -> Option<Attempt> {
     let name = job.display_name();
     let label = job_label(&name, row.id, row.queue.as_deref());
     if !may_start(shared, &row, owner, &label) {
         release(shared, outcomes, row.id);
-        return Done::Returned;
+        return None;
     }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
     let runtime = shared.async_runtime.clone().filter(|_| job.is_async());
-    let ctx = context(shared, &row);
+    let ctx = retry::context(shared, &row);
     let started = Instant::now();
     let run = Run {
         cancel: ctx.cancel.clone(),
@@ -130,61 +164,44 @@ fn execute(
         shared.say_error(format_args!(
             "{label} not started: this worker lost its lock on it"
         ));
-        return Done::Returned;
+        return None;
     }
+    Some(Attempt {
+        row,
+        job,
+        ctx,
+        label,
+        started,
+        max_run_time,
+        async_runtime: runtime,
+    })
+}
 
-    // One span per attempt, around the hooks and perform: a job's own log lines carry these
-    // fields, and an OpenTelemetry layer exports it.
-    let span = tracing::info_span!(
-        "dj.job",
-        id = row.id,
-        name = %row.name,
-        queue = row.queue.as_deref().unwrap_or(""),
-        attempt = row.attempts + 1,
-        worker = %owner,
-    );
-    let _entered = span.enter();
-    shared.say(format_args!("{label} RUNNING"));
+/// The attempt's first log line and event.
+fn announce(shared: &Shared, attempt: &Attempt) {
+    let row = &attempt.row;
+    shared.say(format_args!("{} RUNNING", attempt.label));
     shared.emit(|| Event::JobStarted {
         id: row.id,
         name: row.name.clone(),
         queue: row.queue.clone(),
         attempts: row.attempts,
     });
-    let attempt = Attempt {
-        row,
-        job,
-        ctx,
-        label,
-        started,
+}
+
+/// Runs an async job until it returns, its max_run_time runs out or it is cancelled: the
+/// last two drop its future.
+async fn run_async(attempt: &Attempt) -> Result<(), JobError> {
+    let Some(future) = attempt.job.invoke_async(&attempt.ctx) else {
+        return attempt.job.invoke(&attempt.ctx);
     };
-    let Some(runtime) = runtime else {
-        let result = attempt.job.invoke(&attempt.ctx);
-        return finish(shared, attempt, result, outcomes);
-    };
-    let (shared, outcomes) = (shared.clone(), outcomes.clone());
-    let span = span.clone();
-    runtime.spawn(tracing::Instrument::instrument(
-        async move {
-            let result = match attempt.job.invoke_async(&attempt.ctx) {
-                // A cancel request drops the future, as the deadline does.
-                Some(future) => {
-                    let timed = std::pin::pin!(tokio::time::timeout(max_run_time, future));
-                    let cancelled = std::pin::pin!(attempt.ctx.cancelled());
-                    match futures_util::future::select(timed, cancelled).await {
-                        Either::Left((result, _)) => {
-                            result.unwrap_or_else(|_| Err(expired_error(max_run_time)))
-                        }
-                        Either::Right(((), _)) => Err(JobError::cancelled()),
-                    }
-                }
-                None => attempt.job.invoke(&attempt.ctx),
-            };
-            finish(&shared, attempt, result, &outcomes);
-        },
-        span,
-    ));
-    Done::Returned
+    let max_run_time = attempt.max_run_time;
+    let timed = std::pin::pin!(tokio::time::timeout(max_run_time, future));
+    let cancelled = std::pin::pin!(attempt.ctx.cancelled());
+    match futures_util::future::select(timed, cancelled).await {
+        Either::Left((result, _)) => result.unwrap_or_else(|_| Err(expired_error(max_run_time))),
+        Either::Right(((), _)) => Err(JobError::cancelled()),
+    }
 }
 
 /// Turns an attempt's result into its outcome, unless the job overran (its attempt is
@@ -195,80 +212,109 @@ fn finish(
     result: Result<(), JobError>,
     outcomes: &Sender<Message>,
 ) -> Done {
-    let Attempt {
-        row,
-        job,
-        ctx,
-        label,
-        started,
-    } = attempt;
-    let runtime = started.elapsed();
+    let runtime = attempt.started.elapsed();
     shared.pace.observe(runtime);
     // A cancelled job that returned an error failed because of the cancel; one that finished
     // its work anyway succeeded.
     let result = match result {
-        Err(e) if ctx.is_cancelled() && !e.is_cancelled() => Err(JobError::cancelled()),
+        Err(e) if attempt.ctx.is_cancelled() && !e.is_cancelled() => Err(JobError::cancelled()),
         other => other,
     };
-    let told = |outcome| {
-        shared.emit(|| Event::JobFinished {
-            id: row.id,
-            name: row.name.clone(),
-            outcome,
-            runtime,
-        })
-    };
-    let counter = match &result {
-        Ok(()) => &shared.succeeded,
-        Err(e) if e.is_snooze() && may_snooze(shared, &row) => &shared.snoozed,
-        Err(_) => &shared.failed,
-    };
+    let counter = counter(shared, &attempt.row, &result);
     let counted = || {
         counter.fetch_add(1, Ordering::SeqCst);
     };
-    let owner = match shared.slots.ended_and(row.id, counted) {
+    let owner = match shared.slots.ended_and(attempt.row.id, counted) {
         Ended::Record(owner) => owner,
         Ended::Overran(owner) => {
             // The attempt was already recorded as expired; the lock was kept so that no one
             // ran it meanwhile. Now that it has really stopped, release it.
             shared.say(format_args!(
-                "{label} returned after {:.4} (past its max_run_time); releasing its lock",
+                "{} returned after {:.4} (past its max_run_time); releasing its lock",
+                attempt.label,
                 runtime.as_secs_f64()
             ));
-            send(outcomes, owner, Outcome::Release(row.id));
-            told(JobOutcome::Expired);
+            send(outcomes, owner, Outcome::Release(attempt.row.id));
+            told(shared, &attempt.row, JobOutcome::Expired, runtime);
             return Done::Overran;
         }
         Ended::Lost => {
             shared.say_error(format_args!(
-                "{label} returned after {:.4}, but this worker lost its lock on it meanwhile \
+                "{} returned after {:.4}, but this worker lost its lock on it meanwhile \
                  (another worker has the job): its outcome is not recorded",
+                attempt.label,
                 runtime.as_secs_f64()
             ));
-            told(JobOutcome::Lost);
+            told(shared, &attempt.row, JobOutcome::Lost, runtime);
             return Done::Returned;
         }
     };
-    let outcome = match result {
+    let outcome = outcome(shared, &attempt, result, runtime);
+    let finished = job_outcome(&outcome, attempt.ctx.is_cancelled());
+    told(shared, &attempt.row, finished, runtime);
+    send(outcomes, owner, outcome);
+    Done::Returned
+}
+
+/// The count a finished attempt adds to.
+fn counter<'a>(shared: &'a Shared, row: &JobRow, result: &Result<(), JobError>) -> &'a AtomicU64 {
+    match result {
+        Ok(()) => &shared.succeeded,
+        Err(e) if e.is_snooze() && retry::may_snooze(shared, row) => &shared.snoozed,
+        Err(_) => &shared.failed,
+    }
+}
+
+/// What a recorded attempt's result leads to: completion, or what the retry policy decides.
+fn outcome(
+    shared: &Shared,
+    attempt: &Attempt,
+    result: Result<(), JobError>,
+    runtime: Duration,
+) -> Outcome {
+    match result {
         Ok(()) => {
             shared.say(format_args!(
-                "{label} COMPLETED after {:.4}",
+                "{} COMPLETED after {:.4}",
+                attempt.label,
                 runtime.as_secs_f64()
             ));
-            Outcome::Complete(row.id)
+            Outcome::Complete(attempt.row.id)
         }
-        Err(error) => failed_attempt(shared, Some(&*job), &ctx, &row, &label, error, true),
-    };
-    told(match &outcome {
+        Err(error) => retry::failed_attempt(
+            shared,
+            Failure {
+                job: Some(&*attempt.job),
+                ctx: Some(&attempt.ctx),
+                row: &attempt.row,
+                label: &attempt.label,
+                error,
+                release: true,
+            },
+        ),
+    }
+}
+
+/// How an outcome is told to the event listener.
+fn job_outcome(outcome: &Outcome, cancelled: bool) -> JobOutcome {
+    match outcome {
         Outcome::Complete(_) => JobOutcome::Succeeded,
         Outcome::Retry(r) if r.snoozed => JobOutcome::Snoozed,
         Outcome::Retry(_) => JobOutcome::Retried,
-        Outcome::Fail(_) if ctx.is_cancelled() => JobOutcome::Cancelled,
+        Outcome::Fail(_) if cancelled => JobOutcome::Cancelled,
         Outcome::Fail(_) => JobOutcome::Failed,
         Outcome::Release(_) => JobOutcome::Lost,
+    }
+}
+
+/// Tells the event listener that an attempt ended.
+fn told(shared: &Shared, row: &JobRow, outcome: JobOutcome, runtime: Duration) {
+    shared.emit(|| Event::JobFinished {
+        id: row.id,
+        name: row.name.clone(),
+        outcome,
+        runtime,
     });
-    send(outcomes, owner, outcome);
-    Done::Returned
 }
 
 /// Whether a claimed job may start now. Not while this worker's heartbeat is stale (it may be
@@ -302,146 +348,6 @@ fn may_start(shared: &Shared, row: &JobRow, owner: &str, label: &str) -> bool {
             false
         }
     }
-}
-
-/// The context a job of `row` runs with.
-pub(super) fn context(shared: &Shared, row: &JobRow) -> Context {
-    Context::new(
-        JobInfo {
-            id: row.id,
-            name: row.name.clone(),
-            queue: row.queue.clone(),
-            priority: row.priority,
-            attempts: row.attempts.max(0) as u32,
-            snoozes: row.snoozes.max(0) as u32,
-        },
-        shared.state.clone(),
-        Some(shared.db.clone()),
-    )
-}
-
-/// What a failed attempt leads to: a retry after the backoff (or the job's own delay), or,
-/// when attempts run out or the job asked for it, the `failure` hook and a permanent failure.
-/// `release` false keeps the lock (the job is still running past its max_run_time).
-pub(super) fn failed_attempt(
-    shared: &Shared,
-    job: Option<&dyn LoadedJob>,
-    ctx: &Context,
-    row: &JobRow,
-    label: &str,
-    error: JobError,
-    release: bool,
-) -> Outcome {
-    let error = match error.action {
-        FailAction::Snooze(delay) if may_snooze(shared, row) => {
-            shared.say(format_args!(
-                "{label} SNOOZED for {} ({} snoozes before)",
-                humantime::format_duration(delay),
-                row.snoozes
-            ));
-            return Outcome::Retry(Retry {
-                id: row.id,
-                attempts: row.attempts,
-                delay,
-                last_error: String::new(),
-                release,
-                snoozed: true,
-            });
-        }
-        FailAction::Snooze(_) => JobError::new(ErrorMessage(format!(
-            "snoozed {} times, the most max_snoozes allows",
-            row.snoozes
-        ))),
-        _ => error,
-    };
-    let attempts = row.attempts.saturating_add(1);
-    shared.say_error(format_args!(
-        "{label} FAILED ({} prior attempts) with {}: {}",
-        row.attempts,
-        error.kind(),
-        one_line(&error.report())
-    ));
-    let max_attempts = job
-        .and_then(|j| j.max_attempts())
-        .unwrap_or(shared.config.max_attempts)
-        .max(1);
-    let out_of_attempts = attempts >= i32::try_from(max_attempts).unwrap_or(i32::MAX);
-    if error.is_permanent() || error.is_cancelled() || out_of_attempts {
-        // A cancelled job is kept, so that the cancel can be seen (and undone with `retry`).
-        let destroy = !error.is_cancelled()
-            && job
-                .and_then(|j| j.destroy_failed_jobs())
-                .unwrap_or(shared.config.destroy_failed_jobs);
-        let why = if error.is_cancelled() {
-            "it was cancelled".to_owned()
-        } else if error.is_permanent() {
-            "the job asked not to be retried".to_owned()
-        } else {
-            format!("of {attempts} consecutive failures")
-        };
-        shared.say_error(format_args!(
-            "{label} FAILED permanently because {why}; {}",
-            disposition(shared, row.id, destroy)
-        ));
-        if let Some(job) = job {
-            // Also from the watchdog's and the rescuer's threads.
-            let _runtime = shared.enter_runtime();
-            if let Err(panic) = job.failure(ctx, &error) {
-                shared.say_error(format_args!("Error when running failure callback: {panic}"));
-            }
-        }
-        return Outcome::Fail(Fail {
-            id: row.id,
-            attempts,
-            last_error: error.report(),
-            destroy,
-        });
-    }
-    let delay = match error.action {
-        FailAction::RetryIn(delay) => delay,
-        _ => {
-            let now = SystemTime::now();
-            let at = job.map_or_else(
-                || now + crate::backoff::delay(attempts as u32),
-                |j| j.reschedule_at(now, attempts as u32),
-            );
-            at.duration_since(now).unwrap_or(Duration::ZERO)
-        }
-    };
-    Outcome::Retry(Retry {
-        id: row.id,
-        attempts,
-        delay,
-        last_error: error.report(),
-        release,
-        snoozed: false,
-    })
-}
-
-/// What becomes of a permanently failed row, for its log line: where to find it and for how
-/// long, or that it is gone.
-fn disposition(shared: &Shared, id: i64, destroy: bool) -> String {
-    if destroy {
-        return "deleted".to_owned();
-    }
-    format!(
-        "kept as failed (retry with `worker retry {id}`; pruned after {})",
-        humantime::format_duration(shared.config.keep_failed_for)
-    )
-}
-
-/// Whether a snooze of this row is within `max_snoozes` (else it counts as a failed attempt).
-fn may_snooze(shared: &Shared, row: &JobRow) -> bool {
-    i64::from(row.snoozes) < i64::from(shared.config.max_snoozes)
-}
-
-/// What `last_error` stores (the message and its cause chain), on one log line: a driver's
-/// error says only "db error" without the server's message below it.
-fn one_line(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The error recorded for a run that went past its max_run_time.

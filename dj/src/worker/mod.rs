@@ -22,6 +22,7 @@ mod liveness;
 mod pace;
 mod producer;
 mod rescuer;
+mod retry;
 mod runtime;
 pub mod signals;
 mod slots;

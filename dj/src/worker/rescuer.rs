@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::executor::{context, failed_attempt};
 use super::liveness::{Death, Liveness};
+use super::retry::{self, Failure};
 use super::{heartbeat, job_label, Shared, StopFlag};
 use crate::job::{JobError, Message};
 use crate::registry::load_handler;
@@ -200,27 +200,21 @@ pub(super) fn rescue_rows(
 fn charge(shared: &Shared, locker: &str, reason: &str, row: JobRow) -> crate::Result<()> {
     let store = shared.db.store();
     let label = job_label(&row.name, row.id, row.queue.as_deref());
-    let ctx = context(shared, &row);
-    let outcome = match load_handler(&row.handler) {
-        Ok(job) => failed_attempt(
-            shared,
-            Some(&*job),
-            &ctx,
-            &row,
-            &label,
-            JobError::new(Message(reason.to_owned())),
-            true,
-        ),
-        Err(error) => failed_attempt(
-            shared,
-            None,
-            &ctx,
-            &row,
-            &label,
-            JobError::permanent(Message(error.0)),
-            true,
-        ),
+    let (job, error) = match load_handler(&row.handler) {
+        Ok(job) => (Some(job), JobError::new(Message(reason.to_owned()))),
+        Err(error) => (None, JobError::permanent(Message(error.0))),
     };
+    let outcome = retry::failed_attempt(
+        shared,
+        Failure {
+            job: job.as_deref(),
+            ctx: None,
+            row: &row,
+            label: &label,
+            error,
+            release: true,
+        },
+    );
     match outcome {
         // Ready again at once: the job did not fail, its worker died.
         super::completer::Outcome::Retry(retry) => store.job_retry(

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::completer::Message;
-use super::executor::{self, context, expired_error, failed_attempt};
+use super::executor::{self, expired_error};
+use super::retry::{self, Failure};
 use super::{job_label, Shared, StopFlag};
 
 const TICK: Duration = Duration::from_millis(100);
@@ -45,16 +46,18 @@ fn expire_overdue(shared: &Arc<Shared>, outcomes: &Sender<Message>, threads: &At
     for overdue in shared.slots.overdue(Instant::now()) {
         let row = &overdue.row;
         let label = job_label(&overdue.run.name, row.id, row.queue.as_deref());
-        let ctx = context(shared, row);
         shared.failed.fetch_add(1, Ordering::SeqCst);
-        let outcome = failed_attempt(
+        let outcome = retry::failed_attempt(
             shared,
-            Some(&*overdue.run.job),
-            &ctx,
-            row,
-            &label,
-            expired_error(overdue.run.max_run_time),
-            false,
+            Failure {
+                job: Some(&*overdue.run.job),
+                ctx: None,
+                row,
+                label: &label,
+                error: expired_error(overdue.run.max_run_time),
+                // Kept until the overrunning code returns.
+                release: false,
+            },
         );
         let _ = outcomes.send(Message::Write(overdue.owner.clone(), outcome));
         // The job's thread is stuck in its code; its place gets a new thread.
