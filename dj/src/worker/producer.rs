@@ -2,11 +2,13 @@
 //! read-ahead [`super::pace`] allows, minus jobs in flight) into the slot table, and when nothing is ready waits for
 //! a NOTIFY or `sleep_delay`. It only claims; the runtime starts and stops everything else.
 
+use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Report, Shared};
-use crate::error::Result;
-use crate::store::{ClaimParams, JobFilter};
+use crate::error::{Error, Result};
+use crate::store::{ClaimParams, JobFilter, JobRow};
 
 /// How often a long busy stretch logs its `N jobs processed` line.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -14,55 +16,76 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Claims until the worker is stopped, or (with `max`, or `exit_on_complete`) until no job is
 /// ready or `max` jobs were claimed and finished.
 pub(super) fn run(shared: &Shared, max: Option<u64>) {
-    let config = &shared.config;
-    let exit_when_idle = config.exit_on_complete || max.is_some();
-    let concurrency = config.concurrency.max(1);
-    let mut claimed_total: u64 = 0;
-    let mut failures: u32 = 0;
-    let mut reconcile = false;
-    let mut burst = Burst::new(shared);
-    // Told once per stretch without work.
-    let mut idle = false;
-
+    let mut producer = Producer::new(shared, max);
     while !shared.stop.is_set() {
-        let remaining = max.map(|m| m.saturating_sub(claimed_total));
+        if producer.round().is_break() {
+            break;
+        }
+    }
+    producer.burst.end(shared);
+}
+
+/// The producer's state between rounds.
+struct Producer<'a> {
+    shared: &'a Shared,
+    /// Jobs to claim in all (`work_off`), if limited.
+    max: Option<u64>,
+    exit_when_idle: bool,
+    concurrency: usize,
+    claimed_total: u64,
+    /// Failed claims in a row, for the backoff.
+    failures: u32,
+    /// Whether a failed claim may have taken jobs this worker never received.
+    reconcile: bool,
+    burst: Burst,
+    /// Told once per stretch without work.
+    idle: bool,
+}
+
+/// What a round does before claiming, given the jobs in flight.
+enum Room {
+    /// `max` jobs were claimed and have finished.
+    Finished,
+    /// Full (or `max` claimed): wait until fewer than `below` jobs are in flight, at most
+    /// `at_most`.
+    Wait { below: usize, at_most: Duration },
+    /// Claim up to this many jobs.
+    Claim(usize),
+}
+
+impl<'a> Producer<'a> {
+    fn new(shared: &'a Shared, max: Option<u64>) -> Self {
+        let config = &shared.config;
+        Producer {
+            shared,
+            max,
+            exit_when_idle: config.exit_on_complete || max.is_some(),
+            concurrency: config.concurrency.max(1),
+            claimed_total: 0,
+            failures: 0,
+            reconcile: false,
+            burst: Burst::new(shared),
+            idle: false,
+        }
+    }
+
+    /// One round: wait for room, or claim what fits and hand it to the slot table.
+    fn round(&mut self) -> ControlFlow<()> {
+        let shared = self.shared;
         let in_flight = shared.slots.in_flight();
-        let capacity = concurrency + shared.pace.read_ahead(concurrency, config.read_ahead);
-        if remaining == Some(0) {
-            if in_flight == 0 {
-                break;
+        let limit = match self.room(in_flight) {
+            Room::Finished => return ControlFlow::Break(()),
+            Room::Wait { below, at_most } => {
+                shared.slots.wait_in_flight_below(below, at_most);
+                return ControlFlow::Continue(());
             }
-            shared
-                .slots
-                .wait_in_flight_below(1, Duration::from_millis(200));
-            continue;
-        }
-        // Refill in batches: while claimed jobs are still waiting for an executor, let half
-        // the capacity free up before the next round trip.
-        if in_flight >= capacity || (in_flight > concurrency && capacity - in_flight < capacity / 2)
-        {
-            shared
-                .slots
-                .wait_in_flight_below(in_flight, Duration::from_secs(1));
-            continue;
-        }
-        let mut limit = capacity - in_flight;
-        if let Some(remaining) = remaining {
-            limit = limit.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        }
-        if reconcile {
-            match release_lost_claims(shared) {
-                Ok(()) => reconcile = false,
-                Err(e) => {
-                    shared.say_error(format_args!(
-                        "Error while checking this worker's locks: {e}"
-                    ));
-                    shared.stop.sleep(Duration::from_millis(500));
-                    continue;
-                }
-            }
+            Room::Claim(limit) => limit,
+        };
+        if self.reconcile && !self.reconciled() {
+            return ControlFlow::Continue(());
         }
         let owner = shared.name();
+        let config = &shared.config;
         let claimed = shared.db.store().job_claim(&ClaimParams {
             worker: &owner,
             queues: &config.queues,
@@ -71,66 +94,130 @@ pub(super) fn run(shared: &Shared, max: Option<u64>) {
             limit,
         });
         match claimed {
-            Err(e) => {
-                // The claim may have committed with its answer lost: check our locks first.
-                reconcile = true;
-                failures += 1;
-                let wait = Duration::from_millis(100 * 2u64.pow(failures.min(7)))
-                    .min(Duration::from_secs(10));
-                shared.say_error(format_args!(
-                    "Error while reserving job: {e} (retrying in {:.1}s)",
-                    wait.as_secs_f64()
-                ));
-                shared.stop.sleep(wait);
+            Err(e) => self.claim_failed(&e),
+            Ok(jobs) if jobs.is_empty() => return self.nothing_ready(in_flight),
+            Ok(jobs) => self.claimed(&owner, jobs),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// How many jobs fit: the capacity (`concurrency` plus the read-ahead) less those in
+    /// flight, and no more than `max` leaves.
+    fn room(&self, in_flight: usize) -> Room {
+        let (shared, concurrency) = (self.shared, self.concurrency);
+        let remaining = self.max.map(|m| m.saturating_sub(self.claimed_total));
+        let capacity = concurrency
+            + shared
+                .pace
+                .read_ahead(concurrency, shared.config.read_ahead);
+        if remaining == Some(0) {
+            if in_flight == 0 {
+                return Room::Finished;
             }
-            Ok(jobs) if jobs.is_empty() => {
-                failures = 0;
-                if in_flight > 0 {
-                    if exit_when_idle {
-                        shared
-                            .slots
-                            .wait_in_flight_below(in_flight, config.sleep_delay);
-                    } else {
-                        shared
-                            .db
-                            .store()
-                            .wait_for_jobs(config.sleep_delay, &shared.stop);
-                    }
-                    continue;
-                }
-                // A job leaves the in-flight count (counted) before its executor logs its
-                // outcome and hands it to the completer: once every outcome is written, the
-                // burst's line follows the jobs' own lines.
+            return Room::Wait {
+                below: 1,
+                at_most: Duration::from_millis(200),
+            };
+        }
+        // Refill in batches: while claimed jobs are still waiting for an executor, let half
+        // the capacity free up before the next round trip.
+        if in_flight >= capacity || (in_flight > concurrency && capacity - in_flight < capacity / 2)
+        {
+            return Room::Wait {
+                below: in_flight,
+                at_most: Duration::from_secs(1),
+            };
+        }
+        let mut limit = capacity - in_flight;
+        if let Some(remaining) = remaining {
+            limit = limit.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        }
+        Room::Claim(limit)
+    }
+
+    /// After a failed claim, releases what it may have taken unseen; false (after a pause)
+    /// while that fails.
+    fn reconciled(&mut self) -> bool {
+        match release_lost_claims(self.shared) {
+            Ok(()) => {
+                self.reconcile = false;
+                true
+            }
+            Err(e) => {
+                self.shared.say_error(format_args!(
+                    "Error while checking this worker's locks: {e}"
+                ));
+                self.shared.stop.sleep(Duration::from_millis(500));
+                false
+            }
+        }
+    }
+
+    /// A claim failed: back off, and check this worker's locks before the next one.
+    fn claim_failed(&mut self, e: &Error) {
+        // The claim may have committed with its answer lost: check our locks first.
+        self.reconcile = true;
+        self.failures += 1;
+        let wait = Duration::from_millis(100 * 2u64.pow(self.failures.min(7)))
+            .min(Duration::from_secs(10));
+        self.shared.say_error(format_args!(
+            "Error while reserving job: {e} (retrying in {:.1}s)",
+            wait.as_secs_f64()
+        ));
+        self.shared.stop.sleep(wait);
+    }
+
+    /// No job was ready: wait for running ones or for new ones; at the end of a stretch of
+    /// work, log it, tell the listener, and stop if the worker exits when idle.
+    fn nothing_ready(&mut self, in_flight: usize) -> ControlFlow<()> {
+        let (shared, config) = (self.shared, &self.shared.config);
+        self.failures = 0;
+        if in_flight > 0 {
+            if self.exit_when_idle {
                 shared
                     .slots
-                    .wait_written(Instant::now() + config.sleep_delay);
-                burst.end(shared);
-                if !idle {
-                    idle = true;
-                    shared.emit(|| super::Event::Idle);
-                }
-                if exit_when_idle {
-                    shared.say(format_args!("No more jobs available. Exiting"));
-                    break;
-                }
+                    .wait_in_flight_below(in_flight, config.sleep_delay);
+            } else {
                 shared
                     .db
                     .store()
                     .wait_for_jobs(config.sleep_delay, &shared.stop);
             }
-            Ok(jobs) => {
-                failures = 0;
-                idle = false;
-                burst.start();
-                claimed_total += jobs.len() as u64;
-                let count = jobs.len();
-                shared.emit(|| super::Event::Claimed { count });
-                shared.slots.add_claimed(&owner, jobs);
-                burst.maybe_report(shared);
-            }
+            return ControlFlow::Continue(());
         }
+        // A job leaves the in-flight count (counted) before its executor logs its
+        // outcome and hands it to the completer: once every outcome is written, the
+        // burst's line follows the jobs' own lines.
+        shared
+            .slots
+            .wait_written(Instant::now() + config.sleep_delay);
+        self.burst.end(shared);
+        if !self.idle {
+            self.idle = true;
+            shared.emit(|| super::Event::Idle);
+        }
+        if self.exit_when_idle {
+            shared.say(format_args!("No more jobs available. Exiting"));
+            return ControlFlow::Break(());
+        }
+        shared
+            .db
+            .store()
+            .wait_for_jobs(config.sleep_delay, &shared.stop);
+        ControlFlow::Continue(())
     }
-    burst.end(shared);
+
+    /// Hands claimed jobs to the slot table.
+    fn claimed(&mut self, owner: &Arc<str>, jobs: Vec<JobRow>) {
+        self.failures = 0;
+        self.idle = false;
+        self.burst.start();
+        self.claimed_total += jobs.len() as u64;
+        let count = jobs.len();
+        self.shared.emit(|| super::Event::Claimed { count });
+        self.shared.slots.add_claimed(owner, jobs);
+        self.burst.maybe_report(self.shared);
+    }
 }
 
 /// After a failed claim: rows locked under this worker's name that it never received (the
