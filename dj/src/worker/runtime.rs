@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::completer::{self, Message, Outcome};
@@ -27,6 +28,39 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let started = Instant::now();
     crate::registry::registry().check()?;
     wait_for_database(worker)?;
+    let (shared, async_runtime) = prepare(worker, started)?;
+    start_up(&shared)?;
+    if shared.config.cron {
+        crate::cron::register_from_code(&shared.db)?;
+    }
+    // Names taken when registering again after being declared dead.
+    let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
+    say_starting(&shared);
+    let roles = Roles::start(&shared, &leases);
+
+    producer::run(&shared, max);
+
+    shared.emit(|| Event::Stopping);
+    roles.stop(&shared);
+    if let Err(e) = shared.db.store().worker_remove(&shared.name(), None) {
+        shared.say_error(format_args!("Error while deregistering: {e}"));
+    }
+    drop(leases);
+    if let Some(runtime) = async_runtime {
+        // Every async job has ended or was interrupted (unlocked): drop what is left.
+        runtime.shutdown_background();
+    }
+    let report = shared.report();
+    shared.emit(|| Event::Stopped { report });
+    Ok(report)
+}
+
+/// Starts the async runtime (when a registered job is async or a state function builds the
+/// state), gets the state, and builds what the roles share.
+fn prepare(
+    worker: &Worker,
+    started: Instant,
+) -> Result<(Arc<Shared>, Option<tokio::runtime::Runtime>)> {
     let async_runtime = (crate::registry::registry().has_async() || worker.state.builds())
         .then(|| async_runtime(worker.config.concurrency))
         .transpose()?;
@@ -60,12 +94,11 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
         interrupted: AtomicU64::new(0),
         snoozed: AtomicU64::new(0),
     });
-    start_up(&shared)?;
-    if shared.config.cron {
-        crate::cron::register_from_code(&shared.db)?;
-    }
-    // Names taken when registering again after being declared dead.
-    let leases: Arc<Mutex<Vec<NameLease>>> = Arc::default();
+    Ok((shared, async_runtime))
+}
+
+/// The start line, how the worker hears of new jobs, and the `Started` event.
+fn say_starting(shared: &Shared) {
     shared.say(format_args!("Starting job worker"));
     match shared.db.store().wakeups() {
         Some(Wakeups::Listen(at)) => shared.say(format_args!("Wake-ups: LISTEN on {at}")),
@@ -78,48 +111,57 @@ pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     shared.emit(|| Event::Started {
         worker: shared.name().to_string(),
     });
+}
 
-    let (out_tx, out_rx) = mpsc::channel::<Message>();
-    let completer = completer::spawn(shared.clone(), out_rx);
-    let concurrency = shared.config.concurrency.max(1);
-    let threads = Arc::new(AtomicUsize::new(concurrency));
-    for number in 0..concurrency {
-        executor::spawn(shared.clone(), out_tx.clone(), number);
-    }
-    let done = StopFlag::new();
-    let mut helpers = vec![
-        watchdog::spawn(shared.clone(), out_tx.clone(), threads, done.clone()),
-        heartbeat::spawn(shared.clone(), leases.clone(), done.clone()),
-        rescuer::spawn(shared.clone(), done.clone()),
-    ];
-    if shared.config.cron {
-        helpers.push(cron::spawn(shared.clone(), done.clone()));
+/// The roles running beside the producer: the completer, the executors, and the helpers
+/// (watchdog, heartbeat, rescuer, cron) that run until `done`.
+struct Roles {
+    outcomes: Sender<Message>,
+    completer: JoinHandle<()>,
+    helpers: Vec<JoinHandle<()>>,
+    done: StopFlag,
+}
+
+impl Roles {
+    fn start(shared: &Arc<Shared>, leases: &Arc<Mutex<Vec<NameLease>>>) -> Roles {
+        let (outcomes, out_rx) = mpsc::channel::<Message>();
+        let completer = completer::spawn(shared.clone(), out_rx);
+        let concurrency = shared.config.concurrency.max(1);
+        let threads = Arc::new(AtomicUsize::new(concurrency));
+        for number in 0..concurrency {
+            executor::spawn(shared.clone(), outcomes.clone(), number);
+        }
+        let done = StopFlag::new();
+        let mut helpers = vec![
+            watchdog::spawn(shared.clone(), outcomes.clone(), threads, done.clone()),
+            heartbeat::spawn(shared.clone(), leases.clone(), done.clone()),
+            rescuer::spawn(shared.clone(), done.clone()),
+        ];
+        if shared.config.cron {
+            helpers.push(cron::spawn(shared.clone(), done.clone()));
+        }
+        Roles {
+            outcomes,
+            completer,
+            helpers,
+            done,
+        }
     }
 
-    producer::run(&shared, max);
-
-    shared.emit(|| Event::Stopping);
-    let deadline = shut_down(&shared, &out_tx);
-    // An executor marks its job finished, then sends the outcome: wait for it to arrive and
-    // be written before telling the completer to stop.
-    shared.slots.wait_written(deadline);
-    done.set();
-    for helper in helpers {
-        let _ = helper.join();
+    /// Once the producer has returned: shuts down the jobs, then the helpers, then the
+    /// completer once every outcome is written.
+    fn stop(self, shared: &Shared) {
+        let deadline = shut_down(shared, &self.outcomes);
+        // An executor marks its job finished, then sends the outcome: wait for it to arrive
+        // and be written before telling the completer to stop.
+        shared.slots.wait_written(deadline);
+        self.done.set();
+        for helper in self.helpers {
+            let _ = helper.join();
+        }
+        let _ = self.outcomes.send(Message::Shutdown);
+        let _ = self.completer.join();
     }
-    let _ = out_tx.send(Message::Shutdown);
-    let _ = completer.join();
-    if let Err(e) = shared.db.store().worker_remove(&shared.name(), None) {
-        shared.say_error(format_args!("Error while deregistering: {e}"));
-    }
-    drop(leases);
-    if let Some(runtime) = async_runtime {
-        // Every async job has ended or was interrupted (unlocked): drop what is left.
-        runtime.shutdown_background();
-    }
-    let report = shared.report();
-    shared.emit(|| Event::Stopped { report });
-    Ok(report)
 }
 
 /// The tokio runtime async jobs run on, many per thread: as many threads as cores (at most
