@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
+use crate::model::JobState;
 
 /// A label value, escaped as the text format requires (backslash, double quote, newline).
 pub(crate) fn label(value: &str) -> String {
@@ -63,12 +64,8 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
     out.push_str("# TYPE dj_jobs gauge\n");
     for q in &stats {
         let queue = label(q.queue.as_deref().unwrap_or(""));
-        for (state, n) in [
-            ("ready", q.ready),
-            ("scheduled", q.scheduled),
-            ("running", q.running),
-            ("failed", q.failed),
-        ] {
+        for state in JobState::ALL {
+            let (state, n) = (state.as_str(), super::jobs_in(q, state));
             let _ = writeln!(out, "dj_jobs{{queue=\"{queue}\",state=\"{state}\"}} {n}");
         }
     }

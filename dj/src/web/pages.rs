@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{App, Who};
 use crate::cli::output::rfc3339;
 use crate::enqueue::JobId;
+use crate::model::{QueueStats, ScheduleRow, WorkerRow};
 use crate::store::{Cancel, JobFilter, JobRow, JobState, Order};
 
 /// Rows on one page of a listing.
@@ -65,6 +66,7 @@ fn render(app: &App, name: &str, ctx: minijinja::Value) -> Page {
         read_only => app.config.read_only,
         csrf => app.csrf,
         database => app.db.url(),
+        states => states(),
     };
     let ctx = context! { ..ctx, ..base };
     match app.templates.get_template(name).and_then(|t| t.render(ctx)) {
@@ -75,6 +77,12 @@ fn render(app: &App, name: &str, ctx: minijinja::Value) -> Page {
             &format!("template {name}: {e}"),
         )),
     }
+}
+
+/// The job states, in order, as every page lists them (the menu, the state filter, the
+/// overview's columns).
+fn states() -> [&'static str; 4] {
+    JobState::ALL.map(JobState::as_str)
 }
 
 pub(super) fn error_page(app: &App, status: StatusCode, message: &str) -> Response {
@@ -89,6 +97,7 @@ pub(super) fn error_page(app: &App, status: StatusCode, message: &str) -> Respon
                 base => app.config.base_path,
                 read_only => app.config.read_only,
                 database => app.db.url(),
+                states => states(),
             })
         })
         .unwrap_or_else(|_| message.to_owned());
@@ -125,28 +134,53 @@ fn age(now: SystemTime, then: SystemTime) -> String {
 struct QueueView {
     label: String,
     queue: Option<String>,
-    ready: i64,
-    scheduled: i64,
-    running: i64,
-    failed: i64,
+    /// Jobs by state (`ready`, ..., as [`JobState::as_str`] names them).
+    #[serde(flatten)]
+    counts: BTreeMap<&'static str, i64>,
     oldest_ready: String,
     paused: bool,
     limit: Option<u32>,
 }
 
+/// What the overview shows, as read from the database in one blocking call.
+struct Overview {
+    now: SystemTime,
+    stats: Vec<QueueStats>,
+    paused: Vec<String>,
+    limits: Vec<(String, u32)>,
+    workers: Vec<WorkerRow>,
+    schedules: Vec<ScheduleRow>,
+    throughput: Vec<(SystemTime, i64, i64)>,
+}
+
 async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
-    let (now, stats, paused, limits, workers, schedules, throughput) = db(app, |db| {
-        Ok((
-            db.now()?,
-            db.stats()?,
-            db.paused_queues()?,
-            db.queue_limits()?,
-            db.workers()?,
-            db.store().cron_list()?,
-            db.throughput(60)?,
-        ))
+    let overview = db(app, |db| {
+        Ok(Overview {
+            now: db.now()?,
+            stats: db.stats()?,
+            paused: db.paused_queues()?,
+            limits: db.queue_limits()?,
+            workers: db.workers()?,
+            schedules: db.store().cron_list()?,
+            throughput: db.throughput(60)?,
+        })
     })
     .await?;
+    let now = overview.now;
+    let totals = totals(&overview.stats);
+    Ok(context! {
+        title => "overview",
+        queues => queue_views(&overview),
+        totals => totals,
+        workers => worker_views(now, &overview.workers),
+        schedules => schedule_views(&overview.schedules),
+        throughput => throughput_view(now, &overview.throughput),
+        now => rfc3339(now),
+    })
+}
+
+/// Succeeded and failed attempts in the last hour, the last five minutes, and per minute.
+fn throughput_view(now: SystemTime, throughput: &[(SystemTime, i64, i64)]) -> minijinja::Value {
     let recent = |minutes: u64| {
         let since = now - std::time::Duration::from_secs(minutes * 60);
         throughput
@@ -154,38 +188,50 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
             .filter(|(minute, _, _)| *minute >= since)
             .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
     };
-    let throughput = context! {
+    context! {
         hour => recent(60),
         five => recent(5),
         minutes => throughput
             .iter()
             .map(|(minute, s, f)| context! { minute => rfc3339(*minute), succeeded => s, failed => f })
             .collect::<Vec<_>>(),
-    };
-    let mut totals = BTreeMap::new();
-    let queues: Vec<QueueView> = stats
-        .into_iter()
+    }
+}
+
+/// Jobs by state over every queue; a state no queue has counts 0.
+fn totals(stats: &[QueueStats]) -> BTreeMap<&'static str, i64> {
+    JobState::ALL
+        .iter()
+        .map(|&state| {
+            let total = stats.iter().map(|q| super::jobs_in(q, state)).sum();
+            (state.as_str(), total)
+        })
+        .collect()
+}
+
+/// One row per queue: its counts by state, the oldest ready job's age, whether it is paused
+/// or limited.
+fn queue_views(overview: &Overview) -> Vec<QueueView> {
+    overview
+        .stats
+        .iter()
         .map(|q| {
-            for (state, n) in [
-                ("ready", q.ready),
-                ("scheduled", q.scheduled),
-                ("running", q.running),
-                ("failed", q.failed),
-            ] {
-                *totals.entry(state).or_insert(0) += n;
-            }
             let named = q.queue.clone();
             QueueView {
                 label: named.clone().unwrap_or_else(|| "(none)".into()),
-                paused: named.as_ref().is_some_and(|n| paused.contains(n)),
-                limit: named
-                    .as_ref()
-                    .and_then(|n| limits.iter().find(|(q, _)| q == n).map(|(_, l)| *l)),
+                paused: named.as_ref().is_some_and(|n| overview.paused.contains(n)),
+                limit: named.as_ref().and_then(|n| {
+                    overview
+                        .limits
+                        .iter()
+                        .find(|(q, _)| q == n)
+                        .map(|(_, l)| *l)
+                }),
                 queue: named,
-                ready: q.ready,
-                scheduled: q.scheduled,
-                running: q.running,
-                failed: q.failed,
+                counts: JobState::ALL
+                    .iter()
+                    .map(|&state| (state.as_str(), super::jobs_in(q, state)))
+                    .collect(),
                 oldest_ready: q
                     .oldest_ready_age
                     .map(|s| {
@@ -195,11 +241,11 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
                     .unwrap_or_default(),
             }
         })
-        .collect();
-    for state in ["ready", "scheduled", "running", "failed"] {
-        totals.entry(state).or_insert(0);
-    }
-    let workers: Vec<_> = workers
+        .collect()
+}
+
+fn worker_views(now: SystemTime, workers: &[WorkerRow]) -> Vec<minijinja::Value> {
+    workers
         .iter()
         .map(|w| {
             context! {
@@ -211,8 +257,11 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
                 started => age(now, w.started_at),
             }
         })
-        .collect();
-    let schedules: Vec<_> = schedules
+        .collect()
+}
+
+fn schedule_views(schedules: &[ScheduleRow]) -> Vec<minijinja::Value> {
+    schedules
         .iter()
         .map(|s| {
             context! {
@@ -224,16 +273,7 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
                 next => s.next_fire_at.map(rfc3339).unwrap_or_else(|| "none".into()),
             }
         })
-        .collect();
-    Ok(context! {
-        title => "overview",
-        queues => queues,
-        totals => totals,
-        workers => workers,
-        schedules => schedules,
-        throughput => throughput,
-        now => rfc3339(now),
-    })
+        .collect()
 }
 
 pub(super) async fn overview(State(app): State<Arc<App>>) -> Page {
@@ -577,11 +617,11 @@ fn one_page(
         let rows = db.jobs(&listing(1))?;
         let total = match i64::try_from(rows.len()) {
             Ok(n) if n < PAGE => n,
-            _ => db.count(&filter)?,
+            _ => db.count_jobs(&filter)?,
         };
         return Ok((total, 1, rows));
     }
-    let total = db.count(&filter)?;
+    let total = db.count_jobs(&filter)?;
     let page = page.min(pages(total));
     Ok((total, page, db.jobs(&listing(page))?))
 }
@@ -771,7 +811,7 @@ pub(super) async fn bulk(
     if form.confirm != "yes" {
         let (count, window) = db(&app, move |db| {
             let (filter, window) = selection.windowed(db, size)?;
-            Ok((db.count(&filter)?, window))
+            Ok((db.count_jobs(&filter)?, window))
         })
         .await?;
         let ctx = context! {
