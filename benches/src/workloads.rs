@@ -19,8 +19,8 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    fn config(self) -> dj::Config {
-        dj::Config::default()
+    fn config(self) -> dj::WorkerConfig {
+        dj::WorkerConfig::default()
             .concurrency(self.concurrency)
             .read_ahead(self.read_ahead)
     }

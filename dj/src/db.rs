@@ -37,7 +37,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:dj.sqlite3";
 ///     .pool_timeout(Duration::from_secs(2))
 ///     .connect()?;                      // fail now, not at the first enqueue
 /// db.migrate()?;                        // creates or upgrades the table; safe to repeat
-/// assert_eq!(db.count(&dj::JobFilter::default())?, 0);
+/// assert_eq!(db.count_jobs(&dj::JobFilter::default())?, 0);
 /// for queue in db.stats()? {
 ///     println!("{:?}: {} ready", queue.queue, queue.ready);
 /// }
@@ -198,7 +198,7 @@ impl Db {
     }
 
     /// How many rows match `filter`.
-    pub fn count(&self, filter: &JobFilter) -> Result<i64> {
+    pub fn count_jobs(&self, filter: &JobFilter) -> Result<i64> {
         self.store.job_count(filter)
     }
 
@@ -208,33 +208,33 @@ impl Db {
     }
 
     /// Deletes matching rows; returns how many.
-    pub fn delete(&self, filter: &JobFilter) -> Result<u64> {
+    pub fn delete_jobs(&self, filter: &JobFilter) -> Result<u64> {
         self.store.job_delete(filter)
     }
 
     /// Makes matching unlocked rows (failed ones included) ready now with attempts reset;
     /// returns how many.
-    pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
+    pub fn retry_jobs(&self, filter: &JobFilter) -> Result<u64> {
         self.store.job_update(filter, Change::RetryNow)
     }
 
     /// Makes matching waiting rows (scheduled ones) ready now, attempts kept; returns how
     /// many.
-    pub fn run_now(&self, filter: &JobFilter) -> Result<u64> {
+    pub fn run_jobs_now(&self, filter: &JobFilter) -> Result<u64> {
         self.store.job_update(filter, Change::RunNow)
     }
 
     /// Releases the locks of matching running rows, without charging an attempt (for a lock
     /// a dead worker left; a live worker's outcome for such a row is then discarded);
     /// returns how many.
-    pub fn unlock(&self, filter: &JobFilter) -> Result<u64> {
+    pub fn unlock_jobs(&self, filter: &JobFilter) -> Result<u64> {
         self.store.job_update(filter, Change::Unlock)
     }
 
     /// Deletes the rows that failed for good more than `older_than` ago (kept by
     /// `destroy_failed_jobs(false)` / `--keep-failed`), in batches of 1,000 so that a large
     /// prune never holds many rows at once; returns how many. Workers do this by themselves
-    /// (see [`crate::Config::keep_failed_for`]); this is `worker prune`.
+    /// (see [`crate::WorkerConfig::keep_failed_for`]); this is `worker prune`.
     pub fn prune_failed(&self, older_than: Duration) -> Result<u64> {
         let mut total = 0;
         loop {
@@ -335,7 +335,9 @@ impl Db {
         Ok(workers)
     }
 
-    /// Worker names holding locks, with how many rows each, by name.
+    /// Worker names holding locks, with how many rows each, by name. Not part of the API:
+    /// [`Db::workers`] gives each worker's count; this stays for dj's own tests.
+    #[doc(hidden)]
     pub fn lockers(&self) -> Result<Vec<(String, i64)>> {
         Ok(self
             .store
@@ -402,6 +404,36 @@ impl Db {
             Ok(inserted) => inserted,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// The old name of [`Db::count_jobs`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Db::count_jobs`: it acts on the jobs that match")]
+    pub fn count(&self, filter: &JobFilter) -> Result<i64> {
+        self.count_jobs(filter)
+    }
+
+    /// The old name of [`Db::delete_jobs`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Db::delete_jobs`: it acts on the jobs that match")]
+    pub fn delete(&self, filter: &JobFilter) -> Result<u64> {
+        self.delete_jobs(filter)
+    }
+
+    /// The old name of [`Db::retry_jobs`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Db::retry_jobs`: it acts on the jobs that match")]
+    pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
+        self.retry_jobs(filter)
+    }
+
+    /// The old name of [`Db::run_jobs_now`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Db::run_jobs_now`: it acts on the jobs that match")]
+    pub fn run_now(&self, filter: &JobFilter) -> Result<u64> {
+        self.run_jobs_now(filter)
+    }
+
+    /// The old name of [`Db::unlock_jobs`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Db::unlock_jobs`: it acts on the jobs that match")]
+    pub fn unlock(&self, filter: &JobFilter) -> Result<u64> {
+        self.unlock_jobs(filter)
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

@@ -73,14 +73,29 @@ where
     I::Item: Into<Delayed<J>>,
     J: Job,
 {
+    let outcomes = enqueue_many_outcomes_async(target, jobs);
+    async move { Ok(outcomes.await?.into_iter().map(EnqueueOutcome::id).collect()) }
+}
+
+/// [`enqueue_many_async`], saying for each job whether it is new or a duplicate of a unique
+/// job: the async counterpart of [`crate::enqueue_many_outcomes`].
+pub fn enqueue_many_outcomes_async<T, I, J>(
+    target: T,
+    jobs: I,
+) -> impl Future<Output = Result<Vec<EnqueueOutcome>>> + Send
+where
+    T: EnqueueAsyncTarget,
+    I: IntoIterator,
+    I::Item: Into<Delayed<J>>,
+    J: Job,
+{
     let delayed: Vec<Delayed<J>> = jobs.into_iter().map(Into::into).collect();
     let prepared = prepare(delayed, || target.db());
     async move {
-        let outcomes = match prepared {
+        match prepared {
             Prepared::Inline(ids) => ids,
             Prepared::Rows(rows) => target.insert_jobs_async(rows?).await,
-        };
-        Ok(outcomes?.into_iter().map(EnqueueOutcome::id).collect())
+        }
     }
 }
 

@@ -115,7 +115,7 @@ pub enum Error {
     #[error("diesel: {0}")]
     Diesel(diesel::result::Error),
     /// The database did not answer within the wait allowed for it.
-    #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`Config::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
+    #[error("{database} did not answer within {}: {last}; check that it is running and that the url is right, or wait longer with `--wait-for-database` (`WorkerConfig::database_wait` for a worker built in code)", humantime::format_duration(*.waited))]
     Unreachable {
         /// Which database.
         database: String,

@@ -96,11 +96,15 @@ mod registry;
 mod row;
 mod setup;
 mod stop;
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+mod time;
+#[doc(hidden)] // internals (the claim SQL is read by dj's tests and benchmarks)
 pub mod store;
 pub mod testing;
 mod validate;
 #[cfg(feature = "web")]
 pub mod web;
+#[doc(hidden)] // its public types are re-exported below; the rest are internals
 pub mod worker;
 
 #[doc(hidden)]
@@ -113,7 +117,7 @@ pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
 pub use enqueue::{enqueue_many, enqueue_many_outcomes, EnqueueTarget};
 #[cfg(feature = "tokio")]
-pub use enqueue_async::{enqueue_many_async, EnqueueAsyncTarget};
+pub use enqueue_async::{enqueue_many_async, enqueue_many_outcomes_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use setup::{Setup, StateFn};
@@ -123,7 +127,11 @@ pub use model::{
 };
 pub use validate::MAX_QUEUE_NAME;
 pub use stop::StopFlag;
-pub use worker::{Config, Event, JobOutcome, Report, Worker};
+pub use worker::{Event, JobOutcome, Report, Worker, WorkerConfig};
+
+/// The old name of [`WorkerConfig`].
+#[deprecated(since = "0.1.0", note = "renamed to `WorkerConfig`: the settings of a `Worker`")]
+pub type Config = WorkerConfig;
 
 /// The largest `handler` dj stores: 1 MiB of JSON. Larger payloads are refused at enqueue
 /// with [`Error::PayloadTooLarge`]; store big data elsewhere and enqueue a key to it.

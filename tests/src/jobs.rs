@@ -387,7 +387,7 @@ impl Perform for CountsRunning {
     fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
         std::thread::sleep(Duration::from_millis(40));
         let db = ctx.db().expect("a worker's job has the db");
-        let running = db.count(&dj::JobFilter {
+        let running = db.count_jobs(&dj::JobFilter {
             state: Some(dj::JobState::Running),
             queue: Some(self.queue.clone()),
             ..dj::JobFilter::default()

@@ -45,7 +45,7 @@ pub(super) fn retry(db: &Db, args: &RetryArgs) -> Result<ExitCode> {
                 name: args.name.clone(),
                 ..JobFilter::default()
             };
-            let count = db.count(&filter)?;
+            let count = db.count_jobs(&filter)?;
             if count == 0 {
                 hint_unknown_name(args.name.as_deref());
             }
@@ -55,7 +55,7 @@ pub(super) fn retry(db: &Db, args: &RetryArgs) -> Result<ExitCode> {
             filter
         }
     };
-    Ok(done("retried", db.retry(&filter)?, args.json))
+    Ok(done("retried", db.retry_jobs(&filter)?, args.json))
 }
 
 pub(super) fn delete(db: &Db, args: &DeleteArgs) -> Result<ExitCode> {
@@ -74,7 +74,7 @@ pub(super) fn delete(db: &Db, args: &DeleteArgs) -> Result<ExitCode> {
                     "`delete` needs an id or a filter (--state, --queue, --name); to delete everything use `clear`".to_owned(),
                 ));
             }
-            let count = db.count(&filter)?;
+            let count = db.count_jobs(&filter)?;
             if count == 0 {
                 hint_unknown_name(args.filter.name.as_deref());
             }
@@ -84,7 +84,7 @@ pub(super) fn delete(db: &Db, args: &DeleteArgs) -> Result<ExitCode> {
             filter
         }
     };
-    Ok(done("deleted", db.delete(&filter)?, args.json))
+    Ok(done("deleted", db.delete_jobs(&filter)?, args.json))
 }
 
 pub(super) fn clear(db: &Db, args: &ClearArgs) -> Result<ExitCode> {
@@ -92,10 +92,10 @@ pub(super) fn clear(db: &Db, args: &ClearArgs) -> Result<ExitCode> {
         queue: args.queue.clone(),
         ..JobFilter::default()
     };
-    if !confirm("Delete", db.count(&filter)?, args.yes)? {
+    if !confirm("Delete", db.count_jobs(&filter)?, args.yes)? {
         return Ok(ExitCode::FAILURE);
     }
-    Ok(done("deleted", db.delete(&filter)?, args.json))
+    Ok(done("deleted", db.delete_jobs(&filter)?, args.json))
 }
 
 pub(super) fn pause(db: &Db, args: &QueueArgs, paused: bool) -> Result<ExitCode> {

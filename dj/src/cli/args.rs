@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 use crate::store::{JobFilter, JobState};
-use crate::worker::Config;
+use crate::worker::WorkerConfig;
 
 /// A dj worker: performs the jobs stored in `delayed_jobs`.
 #[derive(Debug, Parser)]
@@ -237,7 +237,7 @@ impl WorkArgs {
     }
 
     /// The worker settings these options give.
-    pub fn config(&self) -> Result<Config> {
+    pub fn config(&self) -> Result<WorkerConfig> {
         let mut queues: Vec<String> = self.queue.iter().cloned().collect();
         queues.extend(
             self.queues
@@ -260,7 +260,7 @@ impl WorkArgs {
                 "--concurrency must be at least 1".to_owned(),
             ));
         }
-        Ok(Config {
+        Ok(WorkerConfig {
             name_prefix: self.name_prefix.clone(),
             queues,
             min_priority: self.min_priority,
@@ -277,7 +277,7 @@ impl WorkArgs {
             heartbeat_timeout: self.heartbeat_timeout,
             database_wait: None,
             keep_failed_for: self.keep_failed_for,
-            max_snoozes: Config::default().max_snoozes,
+            max_snoozes: WorkerConfig::default().max_snoozes,
             cron: !self.no_cron,
         })
     }

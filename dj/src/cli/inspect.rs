@@ -18,7 +18,7 @@ pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     let more = match usize::try_from(args.limit) {
         Ok(limit) if rows.len() < limit => None,
         _ => {
-            let total = db.count(&args.filter.filter())?;
+            let total = db.count_jobs(&args.filter.filter())?;
             let more = total - rows.len() as i64;
             (more > 0).then(|| format!("... {more} more; use --limit {total} to list them all"))
         }

@@ -224,7 +224,7 @@ fn work<M>(
     database_wait: Option<Duration>,
     workoff: bool,
 ) -> Result<ExitCode> {
-    let config = crate::worker::Config {
+    let config = crate::worker::WorkerConfig {
         database_wait,
         exit_on_complete: args.exit_on_complete || workoff,
         ..args.config()?

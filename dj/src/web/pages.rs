@@ -617,11 +617,11 @@ fn one_page(
         let rows = db.jobs(&listing(1))?;
         let total = match i64::try_from(rows.len()) {
             Ok(n) if n < PAGE => n,
-            _ => db.count_jobs(&filter)?,
+            _ => db.count(&filter)?,
         };
         return Ok((total, 1, rows));
     }
-    let total = db.count_jobs(&filter)?;
+    let total = db.count(&filter)?;
     let page = page.min(pages(total));
     Ok((total, page, db.jobs(&listing(page))?))
 }
@@ -811,7 +811,7 @@ pub(super) async fn bulk(
     if form.confirm != "yes" {
         let (count, window) = db(&app, move |db| {
             let (filter, window) = selection.windowed(db, size)?;
-            Ok((db.count_jobs(&filter)?, window))
+            Ok((db.count(&filter)?, window))
         })
         .await?;
         let ctx = context! {

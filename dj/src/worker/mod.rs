@@ -24,7 +24,7 @@ mod producer;
 mod rescuer;
 mod retry;
 mod runtime;
-pub mod signals;
+pub(crate) mod signals;
 mod slots;
 mod watchdog;
 
@@ -33,6 +33,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use events::{Event, JobOutcome};
+#[doc(hidden)] // internals, read by dj's tests
 pub use liveness::{parse_worker_name, process_alive, Liveness};
 pub use crate::stop::StopFlag;
 
@@ -45,7 +46,7 @@ use crate::setup::{StateFn, StateSource};
 /// A worker's settings. Each worker has its own; nothing is process-global.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct Config {
+pub struct WorkerConfig {
     /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
     pub name_prefix: Option<String>,
     /// Queues to work; empty means every queue, including jobs with no queue.
@@ -95,9 +96,9 @@ pub struct Config {
     pub cron: bool,
 }
 
-impl Default for Config {
+impl Default for WorkerConfig {
     fn default() -> Self {
-        Config {
+        WorkerConfig {
             name_prefix: None,
             queues: Vec::new(),
             min_priority: None,
@@ -178,19 +179,19 @@ pub struct Report {
 #[derive(Debug)]
 pub struct Worker {
     db: Db,
-    config: Config,
+    config: WorkerConfig,
     state: StateSource,
     stop: StopFlag,
     name: heartbeat::NameLease,
     listener: Option<events::Listener>,
 }
 
-/// Generates, from one list, a setter on [`Config`] (`Config::default().concurrency(4)`) and
+/// Generates, from one list, a setter on [`WorkerConfig`] (`WorkerConfig::default().concurrency(4)`) and
 /// the same setter on [`Worker`] (`Worker::new(db).concurrency(4)`). Each sets one field and
 /// leaves the others as they are, so setters compose in any order.
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])* $field:ident($value:ident: $ty:ty) => $set:expr; )*) => {
-        impl Config {
+        impl WorkerConfig {
             $(
                 $(#[doc = $doc])*
                 pub fn $field(mut self, $value: $ty) -> Self {
@@ -253,7 +254,7 @@ settings! {
     cron(enabled: bool) => enabled;
 }
 
-impl Config {
+impl WorkerConfig {
     /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
     pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.name_prefix = Some(prefix.into());
@@ -264,11 +265,11 @@ impl Config {
 impl Worker {
     /// A worker with default settings on `db`; change them with the setters, in any order.
     pub fn new(db: Db) -> Self {
-        Worker::with_config(db, Config::default())
+        Worker::with_config(db, WorkerConfig::default())
     }
-    /// A worker with these settings (the CLI builds a [`Config`] from its flags); the setters
+    /// A worker with these settings (the CLI builds a [`WorkerConfig`] from its flags); the setters
     /// still change single settings afterwards.
-    pub fn with_config(db: Db, config: Config) -> Self {
+    pub fn with_config(db: Db, config: WorkerConfig) -> Self {
         let name = heartbeat::NameLease::new(&worker_name(config.name_prefix.as_deref()));
         Worker {
             db,
@@ -347,7 +348,7 @@ impl Worker {
         &self.name.0
     }
     /// The settings in force.
-    pub fn settings(&self) -> &Config {
+    pub fn settings(&self) -> &WorkerConfig {
         &self.config
     }
 
@@ -374,6 +375,7 @@ pub fn worker_name(prefix: Option<&str>) -> String {
 }
 
 /// This machine's host name.
+#[doc(hidden)]
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its whole length; gethostname NUL-terminates or fails.
@@ -388,7 +390,7 @@ pub fn hostname() -> String {
 /// What the roles of one running worker share.
 struct Shared {
     db: Db,
-    config: Config,
+    config: WorkerConfig,
     state: Arc<State>,
     stop: StopFlag,
     /// The name this worker is registered under now; it changes only when the worker was

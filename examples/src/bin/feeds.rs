@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             row.attempts + 1,
             row.last_error.unwrap_or_default()
         );
-        db.delete(&JobFilter {
+        db.delete_jobs(&JobFilter {
             id: Some(broken),
             ..JobFilter::default()
         })?;

@@ -87,11 +87,11 @@ fn main() -> Result<(), dj::Error> {
         );
     }
     // Tidy up so the next run starts fresh.
-    db.delete(&JobFilter {
+    db.delete_jobs(&JobFilter {
         id: Some(later),
         ..JobFilter::default()
     })?;
-    db.delete(&JobFilter {
+    db.delete_jobs(&JobFilter {
         name: Some("SendWelcome".into()),
         ..JobFilter::default()
     })?;

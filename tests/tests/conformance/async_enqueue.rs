@@ -61,7 +61,7 @@ fn record(key: &str) -> Record {
 }
 
 fn count(t: &TestDb) -> i64 {
-    t.db.count(&JobFilter::default()).unwrap()
+    t.db.count_jobs(&JobFilter::default()).unwrap()
 }
 
 fn executor_free(backend: Backend) {
@@ -115,7 +115,7 @@ fn options_and_validation(backend: Backend) {
     in_both_flavours(|flavour| {
         let t = &t;
         async move {
-            t.db.delete(&JobFilter::default()).unwrap();
+            t.db.delete_jobs(&JobFilter::default()).unwrap();
             let id = record("a")
                 .delay()
                 .priority(7)
@@ -168,7 +168,7 @@ fn sqlx_transaction(backend: Backend) {
     in_both_flavours(|flavour| {
         let t = &t;
         async move {
-            t.db.delete(&JobFilter::default()).unwrap();
+            t.db.delete_jobs(&JobFilter::default()).unwrap();
             match backend {
                 Backend::Postgres => {
                     let url = dj_tests::support::postgres_base_url();
@@ -266,7 +266,7 @@ fn unique_checked(t: &TestDb, first: dj::EnqueueOutcome, second: dj::EnqueueOutc
     assert!(row.handler.contains("v2"), "{}", row.handler);
     assert_eq!(row.concurrency_key.as_deref(), Some("driver"));
     assert_eq!(row.unique_key.as_deref(), Some("Record/through the driver"));
-    t.db.delete(&JobFilter {
+    t.db.delete_jobs(&JobFilter {
         id: Some(first.id()),
         ..JobFilter::default()
     })
@@ -278,7 +278,7 @@ fn tokio_postgres_transaction(backend: Backend) {
     in_both_flavours(|flavour| {
         let t = &t;
         async move {
-            t.db.delete(&JobFilter::default()).unwrap();
+            t.db.delete_jobs(&JobFilter::default()).unwrap();
             let (mut client, connection) = tokio_postgres::connect(&t.url, tokio_postgres::NoTls)
                 .await
                 .unwrap();

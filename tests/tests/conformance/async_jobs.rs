@@ -45,7 +45,7 @@ fn beside_sync(backend: Backend) {
         assert_eq!(log.count(&format!("async a{i} attempts 0")), 1);
         assert_eq!(log.count(&format!("perform s{i}")), 1);
     }
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 fn failure_retried(backend: Backend) {

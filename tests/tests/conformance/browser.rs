@@ -284,7 +284,7 @@ fn browser(backend: Backend) {
         "checked in the table"
     );
     assert_eq!(
-        t.db.count(&JobFilter {
+        t.db.count_jobs(&JobFilter {
             state: Some(JobState::Failed),
             ..JobFilter::default()
         })

@@ -70,7 +70,7 @@ fn done_count(log: &PerformLog, key: &str) -> usize {
 }
 
 fn table_empty(t: &TestDb) -> bool {
-    t.db.count(&JobFilter::default()).unwrap() == 0
+    t.db.count_jobs(&JobFilter::default()).unwrap() == 0
 }
 
 /// TERM once the worker is up (a TERM before its handlers are installed would kill it).
@@ -163,7 +163,7 @@ fn pill_among_bystanders(backend: Backend) {
             t.db.job(pill_id)
                 .unwrap()
                 .is_some_and(|r| r.failed_at.is_some());
-        pill_failed && t.db.count(&JobFilter::default()).unwrap() == 1
+        pill_failed && t.db.count_jobs(&JobFilter::default()).unwrap() == 1
     });
     stop(&t, &mut pool, "pool");
     let row = t.db.job(pill_id).unwrap().unwrap();
@@ -221,7 +221,7 @@ fn frozen_worker(backend: Backend) {
     );
     assert!(wait_until(Duration::from_secs(20), || {
         starts(&log).len() == 2
-            && t.db.count(&JobFilter::default()).unwrap() == 5
+            && t.db.count_jobs(&JobFilter::default()).unwrap() == 5
             && t.db
                 .jobs(&JobFilter::default())
                 .unwrap()

@@ -99,7 +99,7 @@ fn cancel(backend: Backend) {
     assert!(row.failed_at.is_some());
     assert_eq!(row.last_error.as_deref(), Some("cancelled"));
     assert_eq!(t.db.cancel(waiting).unwrap(), Cancel::NotFound);
-    t.db.delete(&JobFilter {
+    t.db.delete_jobs(&JobFilter {
         id: Some(waiting),
         ..JobFilter::default()
     })

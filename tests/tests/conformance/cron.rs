@@ -42,7 +42,7 @@ fn rows_like_enqueue(backend: Backend) {
     t.db.pause_queue("held").unwrap();
     let mut worker = spawn_worker(&t, "w", &["work", "--sleep-delay", "0.2"]);
     let fired = wait_until(Duration::from_secs(20), || {
-        t.db.count(&JobFilter::default()).unwrap() > 0
+        t.db.count_jobs(&JobFilter::default()).unwrap() > 0
     });
     signal(&worker, libc::SIGTERM);
     assert!(wait_exit(&mut worker, Duration::from_secs(30)).success());
@@ -96,7 +96,7 @@ fn every_second(backend: Backend) {
     assert!(
         wait_until(Duration::from_secs(30), || t
             .db
-            .count(&JobFilter::default())
+            .count_jobs(&JobFilter::default())
             .unwrap()
             == 0),
         "drained: {}",

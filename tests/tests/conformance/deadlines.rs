@@ -102,11 +102,11 @@ fn pool_exhausted(backend: Backend) {
     };
     let holder = {
         let db = db.clone();
-        std::thread::spawn(move || db.delete(&JobFilter::default()))
+        std::thread::spawn(move || db.delete_jobs(&JobFilter::default()))
     };
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let err = db.count(&JobFilter::default()).unwrap_err();
+    let err = db.count_jobs(&JobFilter::default()).unwrap_err();
     let waited = started.elapsed();
     assert!(
         matches!(err, dj::Error::PoolExhausted { size: 1, .. }),
@@ -120,7 +120,7 @@ fn pool_exhausted(backend: Backend) {
     drop(blocker);
     assert_eq!(holder.join().unwrap().unwrap(), 1, "the held delete ran");
     assert_eq!(
-        db.count(&JobFilter::default()).unwrap(),
+        db.count_jobs(&JobFilter::default()).unwrap(),
         0,
         "the pool is back"
     );
@@ -179,19 +179,19 @@ fn every_db_method(t: &TestDb, label: &str) {
     assert_eq!(ids.len(), 3);
     assert_eq!(db.job(id).unwrap().unwrap().id, id);
     assert_eq!(db.jobs(&JobFilter::default()).unwrap().len(), 4);
-    assert_eq!(db.count(&JobFilter::default()).unwrap(), 4);
+    assert_eq!(db.count_jobs(&JobFilter::default()).unwrap(), 4);
     assert_eq!(db.stats().unwrap()[0].ready, 4);
-    assert_eq!(db.retry(&JobFilter::default()).unwrap(), 4);
+    assert_eq!(db.retry_jobs(&JobFilter::default()).unwrap(), 4);
     assert_eq!(db.unlock_worker("nobody").unwrap(), 0);
     assert!(db.workers().unwrap().is_empty());
     assert!(db.lockers().unwrap().is_empty());
     let report = dj::Worker::new(db.clone()).work_off(2).unwrap();
     assert_eq!(report.succeeded, 2, "{label}");
-    assert_eq!(db.delete(&JobFilter::default()).unwrap(), 2);
+    assert_eq!(db.delete_jobs(&JobFilter::default()).unwrap(), 2);
     // Many calls in one task, which never yields: they must not spend the task's
     // cooperative budget (once spent, tokio's timers would answer "not yet" forever).
     for _ in 0..300 {
-        assert_eq!(db.count(&JobFilter::default()).unwrap(), 0, "{label}");
+        assert_eq!(db.count_jobs(&JobFilter::default()).unwrap(), 0, "{label}");
     }
 }
 
@@ -233,7 +233,7 @@ fn frozen_server(backend: Backend) {
             // The pooled connection was closed when its statement ran out of time.
             greet(&db).unwrap_err()
         } else {
-            db.count(&JobFilter::default()).unwrap_err()
+            db.count_jobs(&JobFilter::default()).unwrap_err()
         };
         assert!(matches!(err, dj::Error::Timeout { .. }), "{what}: {err}");
         let took = started.elapsed();
@@ -249,7 +249,7 @@ fn frozen_server(backend: Backend) {
         "the Db works again once the server answers"
     );
     assert_eq!(
-        t.db.count(&JobFilter::default()).unwrap(),
+        t.db.count_jobs(&JobFilter::default()).unwrap(),
         2,
         "no job lost, none doubled"
     );
@@ -311,7 +311,7 @@ fn frozen_server_worker(backend: Backend) {
     let args = ["work", "--sleep-delay", "0.2", "--heartbeat-timeout", "3s"];
     let mut rescuer = spawn_bin_at(WORKER, &t, "rescuer", &t.url, &args);
     let all_done = wait_until(Duration::from_secs(60), || {
-        t.db.count(&JobFilter::default()).unwrap() == 0
+        t.db.count_jobs(&JobFilter::default()).unwrap() == 0
     });
     signal(&rescuer, libc::SIGTERM);
     wait_exit(&mut rescuer, Duration::from_secs(30));

@@ -74,7 +74,7 @@ fn rolled_back(backend: Backend) {
             tx.rollback().unwrap();
         }
     }
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     assert_eq!(serial(&t).work_off(10).unwrap().succeeded, 0);
     assert!(log.lines().is_empty());
 }
@@ -120,7 +120,7 @@ fn enqueue_many(backend: Backend) {
         ids.windows(2).all(|w| w[0] < w[1]),
         "ids come back in order"
     );
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 12_000);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 12_000);
     let first = t.db.job(ids[0]).unwrap().unwrap();
     assert!(first.handler.contains("\"key\":\"0\""));
     let last = t.db.job(ids[11_999]).unwrap().unwrap();
@@ -143,7 +143,7 @@ fn enqueue_many_all_or_none(backend: Backend) {
         }
     });
     assert!(dj::enqueue_many(&t.db, delayed).is_err());
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     // Several batches inside the caller's transaction roll back with it.
     match backend {
         Backend::Postgres => {
@@ -161,7 +161,7 @@ fn enqueue_many_all_or_none(backend: Backend) {
             tx.rollback().unwrap();
         }
     }
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 fn job_fn(backend: Backend) {
@@ -220,8 +220,8 @@ fn hostile_queue_names(backend: Backend) {
         queue: Some(evil.to_owned()),
         ..JobFilter::default()
     };
-    assert_eq!(t.db.count(&filter).unwrap(), 1);
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 2);
+    assert_eq!(t.db.count_jobs(&filter).unwrap(), 1);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 2);
     let err = job.delay().queue("bad\nname").enqueue(&t.db).unwrap_err();
     assert!(err.to_string().contains("invalid queue name"), "{err}");
 }
@@ -235,7 +235,7 @@ fn oversized(backend: Backend) {
     let err = job.delay().enqueue(&t.db).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("over dj's limit of 1048576 bytes"), "{text}");
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 fn missing_table(backend: Backend) {

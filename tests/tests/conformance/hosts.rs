@@ -112,7 +112,7 @@ fn exactly_once(backend: Backend) {
             })
             .collect();
         let drained = wait_until(Duration::from_secs(120), || {
-            t.db.count(&JobFilter::default()).unwrap() == 0
+            t.db.count_jobs(&JobFilter::default()).unwrap() == 0
         });
         let took = started.elapsed();
         stop_all(&t, workers);
@@ -173,7 +173,7 @@ fn cut_link(backend: Backend) {
             .map(|r| r.id)
             .collect();
     let drained = wait_until(Duration::from_secs(90), || {
-        t.db.count(&JobFilter::default()).unwrap() == 0
+        t.db.count_jobs(&JobFilter::default()).unwrap() == 0
     });
     println!(
         "host 1 cut holding {} job(s); the other hosts drained the queue {:.2?} after the cut",
@@ -194,7 +194,7 @@ fn cut_link(backend: Backend) {
         worker_output(&t, "cut1")
     );
     stop_all(&t, workers);
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     for i in 0..JOBS {
         assert!(log.count(&format!("done c{i}")) >= 1, "c{i} was performed");
     }

@@ -53,7 +53,7 @@ fn settings_compose(backend: Backend) {
         worker.name()
     );
     // The same settings through a Config, then one more on the worker.
-    let config = dj::Config::default().concurrency(4).read_ahead(100);
+    let config = dj::WorkerConfig::default().concurrency(4).read_ahead(100);
     let worker = Worker::with_config(t.db.clone(), config).max_attempts(2);
     let s = worker.settings();
     assert_eq!((s.concurrency, s.read_ahead, s.max_attempts), (4, 100, 2));
@@ -135,7 +135,7 @@ fn db_builder(backend: Backend) {
     .delay()
     .enqueue(&db)
     .unwrap();
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 1);
     if backend == Backend::Postgres {
         let named = t.query_i64(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dj-conformance'",
@@ -215,7 +215,7 @@ fn long_jobs_spread(backend: Backend) {
         .collect();
     let mut most_held = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while t.db.count(&JobFilter::default()).unwrap() > 0 && std::time::Instant::now() < deadline {
+    while t.db.count_jobs(&JobFilter::default()).unwrap() > 0 && std::time::Instant::now() < deadline {
         for (_, held) in t.db.lockers().unwrap() {
             most_held = most_held.max(held);
         }
@@ -223,7 +223,7 @@ fn long_jobs_spread(backend: Backend) {
     }
     stops.iter().for_each(dj::StopFlag::set);
     let reports: Vec<dj::Report> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0, "all ran");
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0, "all ran");
     // One running, and at most one finished whose delete is on its way.
     assert!(most_held <= 2, "a worker held {most_held} jobs at once");
     for (name, report) in names.iter().zip(&reports) {

@@ -237,7 +237,7 @@ fn pool_term_finishes_jobs(backend: Backend) {
     );
     assert_eq!(log.count("done a"), 1, "{out}");
     assert_eq!(log.count("done b"), 1, "{out}");
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 
     // --log-dir: each worker wrote its own file; the pool's stdout has only its own lines.
     for n in 1..=2 {
@@ -329,7 +329,7 @@ fn second_term(backend: Backend) {
     assert!(asked.elapsed() < Duration::from_secs(2));
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}");
     assert_eq!(log.count("done w"), 0);
-    t.db.delete(&JobFilter {
+    t.db.delete_jobs(&JobFilter {
         id: Some(id),
         ..JobFilter::default()
     })
@@ -497,13 +497,13 @@ fn retry_failed(backend: Backend) {
         state: Some(JobState::Failed),
         ..JobFilter::default()
     };
-    assert_eq!(t.db.count(&failed).unwrap(), 2);
+    assert_eq!(t.db.count_jobs(&failed).unwrap(), 2);
 
     // Off a terminal, a bulk retry needs --yes, and changes nothing without it.
     let out = dj(&t, &["retry", "--failed"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-    assert_eq!(t.db.count(&failed).unwrap(), 2);
+    assert_eq!(t.db.count_jobs(&failed).unwrap(), 2);
 
     let out = dj(&t, &["retry", "--failed", "--queue", "a", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -685,12 +685,12 @@ fn bulk_delete_needs_yes(backend: Backend) {
             err.contains("3 job(s)") && err.contains("--yes"),
             "{args:?}: {err}"
         );
-        assert_eq!(t.db.count(&all).unwrap(), 3, "{args:?} deleted nothing");
+        assert_eq!(t.db.count_jobs(&all).unwrap(), 3, "{args:?} deleted nothing");
     }
     let out = dj(&t, &["delete", "--state", "ready", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "deleted 3 job(s)");
-    assert_eq!(t.db.count(&all).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&all).unwrap(), 0);
 }
 
 fn json_logs(backend: Backend) {
@@ -840,7 +840,7 @@ fn unknown_name_hint(backend: Backend) {
     let out = dj(&t, &["retry", "--failed", "--name", "Add", "--yes"]);
     assert_eq!(stderr(&out).trim(), hint);
     assert_eq!(
-        t.db.count(&JobFilter::default()).unwrap(),
+        t.db.count_jobs(&JobFilter::default()).unwrap(),
         1,
         "nothing deleted"
     );

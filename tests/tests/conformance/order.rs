@@ -92,7 +92,7 @@ fn queue_filter(backend: Backend) {
     let mut lines = log.lines();
     lines.sort();
     assert_eq!(lines, ["perform a", "perform hostile"]);
-    assert_eq!(t.db.count(&dj::JobFilter::default()).unwrap(), 2);
+    assert_eq!(t.db.count_jobs(&dj::JobFilter::default()).unwrap(), 2);
 }
 
 fn no_queue_filter(backend: Backend) {

@@ -90,7 +90,7 @@ fn paused_queue(backend: Backend) {
     assert!(
         wait_until(Duration::from_secs(5), || t
             .db
-            .count(&JobFilter::default())
+            .count_jobs(&JobFilter::default())
             .unwrap()
             == 0),
         "its completion is written: {}",

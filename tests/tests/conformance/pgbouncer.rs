@@ -76,7 +76,7 @@ fn transaction_enqueues(backend: Backend) {
         ))
         .unwrap();
     assert_eq!(async_ids.len(), 3);
-    let all = t.db.count(&JobFilter::default()).unwrap();
+    let all = t.db.count_jobs(&JobFilter::default()).unwrap();
     assert_eq!(
         all as usize,
         keys.len() + many + 1 + 3,
@@ -149,7 +149,7 @@ fn transaction_commands(backend: Backend) {
     assert!(ok(&["top", "--once"]).contains("THROUGHPUT"));
     assert!(ok(&["delete", &later.to_string()]).contains("deleted 1"));
     ok(&["clear", "--yes"]);
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 fn transaction_workers_poll(backend: Backend) {
@@ -200,7 +200,7 @@ fn session_pool(backend: Backend) {
     let log = t.log();
     let keys = enqueue_from_threads(&url, &log);
     assert_eq!(
-        t.db.count(&JobFilter::default()).unwrap() as usize,
+        t.db.count_jobs(&JobFilter::default()).unwrap() as usize,
         keys.len()
     );
     t.exec("DELETE FROM delayed_jobs");

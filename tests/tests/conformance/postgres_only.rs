@@ -168,7 +168,7 @@ fn outage(backend: Backend) {
     let unique: std::collections::HashSet<_> = lines.iter().collect();
     assert_eq!(unique.len(), 200, "every job performed");
     assert_eq!(lines.len(), 200, "none twice");
-    assert_eq!(t.db.count(&dj::JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&dj::JobFilter::default()).unwrap(), 0);
 }
 
 /// `--wait-for-database 2s` on a port nobody listens on: `workoff`, `work` given the bound,

@@ -156,7 +156,7 @@ fn exactly_once(backend: Backend) {
     let twice: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "performed more than once: {twice:?}");
     assert_eq!(counts.len(), total, "every job performed");
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     // The work was shared: more than one process performed jobs.
     let busy = (0..processes)
         .filter(|i| worker_output(&t, &format!("w{i}")).contains("COMPLETED"))

@@ -190,7 +190,7 @@ fn read_only_place(backend: Backend) {
     // While a writer has the file open its `-wal` and `-shm` files exist, and the read
     // commands read through them.
     let writer = dj::Db::open(&url).unwrap();
-    assert_eq!(writer.count(&dj::JobFilter::default()).unwrap(), 1);
+    assert_eq!(writer.count_jobs(&dj::JobFilter::default()).unwrap(), 1);
     assert!(dir.join("jobs.db-shm").exists());
     let mut child = in_read_only_dir(&t, &dir, &url, "jobs-open", &["jobs"]);
     let status = wait_exit(&mut child, Duration::from_secs(30));
@@ -270,7 +270,7 @@ fn read_only_directory(backend: Backend) {
     assert_eq!(
         dj::Db::open(&url)
             .unwrap()
-            .count(&JobFilter::default())
+            .count_jobs(&JobFilter::default())
             .unwrap(),
         1,
         "the job is still there"
@@ -691,7 +691,7 @@ fn full_disk(backend: Backend) {
     // Room again: every acknowledged job is performed, once.
     filler.remove();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while enqueue.db.count(&JobFilter::default()).unwrap() > 0 {
+    while enqueue.db.count_jobs(&JobFilter::default()).unwrap() > 0 {
         assert!(
             Instant::now() < deadline,
             "jobs left: {:?}\n{}",

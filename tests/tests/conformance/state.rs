@@ -131,7 +131,7 @@ fn pool_shared_by_every_job(backend: Backend) {
         (1..=i64::from(MAX_CONNECTIONS)).contains(&pids),
         "{pids} connections for a pool of at most {MAX_CONNECTIONS}"
     );
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 /// The state function fails (the application's table is missing): the worker exits non-zero

@@ -37,7 +37,7 @@ fn inline_options(backend: Backend) {
         assert!(err.to_string().contains("queue"), "{err}");
     }
     assert_eq!(log.lines(), ["info type-queue 4", "info urgent -3"]);
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
 
 /// A row written before its type was renamed is one of the type's enqueued jobs.
@@ -84,7 +84,7 @@ fn inline_mode(backend: Backend) {
             "attempts: 0"
         ]
     );
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     // The guard is gone: enqueue stores again.
     Record {
         log: log.path(),
@@ -93,7 +93,7 @@ fn inline_mode(backend: Backend) {
     .delay()
     .enqueue(&t.db)
     .unwrap();
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 1);
 }
 
 fn inline_scoped(backend: Backend) {
@@ -114,7 +114,7 @@ fn inline_scoped(backend: Backend) {
     .join()
     .unwrap();
     assert!(log.lines().is_empty(), "another thread is not inline");
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 1);
 }
 
 fn inline_failure(backend: Backend) {

@@ -73,7 +73,7 @@ fn concurrent(backend: Backend) {
             )),
         "every duplicate names the one row: {outcomes:?}"
     );
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 1);
     let row = t.db.job(id).unwrap().unwrap();
     assert_eq!(row.unique_key.as_deref(), Some("SyncCustomer/[7]"));
 
@@ -83,7 +83,7 @@ fn concurrent(backend: Backend) {
         .enqueue_outcome(&t.db)
         .unwrap();
     assert!(matches!(other, EnqueueOutcome::Inserted(_)), "{other:?}");
-    t.db.retry(&JobFilter::default()).unwrap(); // run the scheduled one now
+    t.db.retry_jobs(&JobFilter::default()).unwrap(); // run the scheduled one now
     assert_eq!(serial(&t).work_off(10).unwrap().succeeded, 2);
     let again = sync(&log.path(), 7, 100)
         .delay()
@@ -141,8 +141,8 @@ fn replace(backend: Backend) {
     assert!(row.handler.contains("\"version\":6"), "{}", row.handler);
     let in_secs = t.secs_from_now(row.run_at);
     assert!((25.0..35.0).contains(&in_secs), "run_at in {in_secs} s");
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 1);
-    t.db.retry(&JobFilter::default()).unwrap();
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 1);
+    t.db.retry_jobs(&JobFilter::default()).unwrap();
     assert_eq!(serial(&t).work_off(10).unwrap().succeeded, 1);
     assert_eq!(log.lines(), ["sync 1 6"]);
 }
@@ -227,7 +227,21 @@ fn many_and_transaction(backend: Backend) {
         matches!(outcomes[3], EnqueueOutcome::Inserted(_)),
         "{outcomes:?}"
     );
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 3);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 3);
+    // The async form says the same of the same jobs, inserting nothing more.
+    let again = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(dj::enqueue_many_outcomes_async(
+            &t.db,
+            [(1, 1), (2, 1), (2, 2), (3, 1)].map(|(c, v)| sync(&log.path(), c, v)),
+        ))
+        .unwrap();
+    let ids = |o: &[EnqueueOutcome]| o.iter().map(|o| o.id()).collect::<Vec<_>>();
+    assert!(again.iter().all(|o| o.is_duplicate()), "{again:?}");
+    assert_eq!(ids(&again), ids(&outcomes));
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 3);
 
     // In the caller's transaction: a rolled-back unique enqueue leaves its key free.
     let job = || sync(&log.path(), 9, 0).delay();
@@ -257,7 +271,7 @@ fn many_and_transaction(backend: Backend) {
         job().enqueue_outcome(&t.db).unwrap(),
         EnqueueOutcome::Inserted(_)
     ));
-    assert_eq!(t.db.count(&JobFilter::default()).unwrap(), 4);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 4);
 }
 
 fn per_key(backend: Backend) {

@@ -54,7 +54,7 @@ fn retry_wakes(backend: Backend) {
     assert!(out.status.success(), "{}", stderr(&out));
     let retried = wait_until(Duration::from_secs(5), || log.count("perform") == 2);
 
-    t.db.run_now(&JobFilter {
+    t.db.run_jobs_now(&JobFilter {
         id: Some(later),
         ..JobFilter::default()
     })

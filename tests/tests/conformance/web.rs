@@ -224,7 +224,7 @@ fn overview_and_actions(backend: Backend) {
     assert_eq!(confirm.status(), 200);
     assert!(confirm.text().unwrap().contains("retry 3 jobs?"));
     assert_eq!(
-        t.db.count(&JobFilter {
+        t.db.count_jobs(&JobFilter {
             state: Some(dj::JobState::Failed),
             ..JobFilter::default()
         })
@@ -240,7 +240,7 @@ fn overview_and_actions(backend: Backend) {
         .unwrap();
     assert_eq!(done.status(), 303);
     let failed = |queue: &str| {
-        t.db.count(&JobFilter {
+        t.db.count_jobs(&JobFilter {
             state: Some(dj::JobState::Failed),
             queue: Some(queue.into()),
             ..JobFilter::default()
@@ -249,7 +249,7 @@ fn overview_and_actions(backend: Backend) {
     };
     assert_eq!((failed("mail"), failed("feeds")), (0, 2));
     assert_eq!(
-        t.db.count(&JobFilter {
+        t.db.count_jobs(&JobFilter {
             state: Some(dj::JobState::Ready),
             queue: Some("mail".into()),
             ..JobFilter::default()
@@ -539,7 +539,7 @@ fn process_metrics(backend: Backend) {
         // Left: the 3 failed (kept) and the scheduled one.
         wait_until(Duration::from_secs(30), || t
             .db
-            .count(&JobFilter::default())
+            .count_jobs(&JobFilter::default())
             .unwrap()
             == 4),
         "{}",
@@ -858,7 +858,7 @@ fn bounded_parameters(backend: Backend) {
         assert_eq!(response.status(), status, "POST {path}");
     }
     assert_eq!(
-        t.db.count(&JobFilter::default()).unwrap(),
+        t.db.count_jobs(&JobFilter::default()).unwrap(),
         3,
         "nothing deleted"
     );
