@@ -1,5 +1,6 @@
 //! `#[job(...)]`: the settings both macros take, parsed into [`Attrs`].
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use proc_macro2::TokenStream;
@@ -8,6 +9,8 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Meta, Token, UnOp};
 
 use crate::errors::Errors;
+use crate::rules::duration::parse_duration;
+use crate::rules::queue_name::{self, QueueNameError, MAX_QUEUE_NAME};
 
 /// The settings of one job type, as written. `None` means "not given".
 #[derive(Default)]
@@ -42,9 +45,6 @@ pub(crate) enum KeyFrom {
     /// `unique = "customer_id, region"`: these fields, each with the span of the string.
     Fields(Vec<Ident>),
 }
-
-/// The longest queue name the runtime accepts (`dj::MAX_QUEUE_NAME`).
-const MAX_QUEUE_NAME: usize = 255;
 
 /// Every key, with the example that messages suggest.
 const KEYS: [(&str, &str); 14] = [
@@ -504,8 +504,9 @@ fn aliases(expr: &Expr, errors: &mut Errors) -> Vec<LitStr> {
     aliases
 }
 
-/// `queue = "mail"`: what the runtime accepts (1 to 255 bytes, no control characters), and
-/// what a worker's `--queues mail,feeds` can name (no commas, no spaces at either end).
+/// `queue = "mail"`: the runtime's rule (`rules/queue_name.rs`): 1 to 255 bytes, no control
+/// characters, and what a worker's `--queues mail,feeds` can name (no commas, no spaces at
+/// either end).
 fn queue(expr: &Expr) -> syn::Result<String> {
     let example = r#"queue = "mail""#;
     let Some(lit) = string(expr) else {
@@ -516,17 +517,22 @@ fn queue(expr: &Expr) -> syn::Result<String> {
         return Err(syn::Error::new_spanned(expr, message));
     };
     let value = lit.value();
-    let problem = if value.is_empty() {
-        "a queue name cannot be empty; remove `queue` to use no queue, or write"
-    } else if value.len() > MAX_QUEUE_NAME {
-        "a queue name is at most 255 bytes; write"
-    } else if value.chars().any(char::is_control) {
-        "a queue name cannot contain control characters; write"
-    } else if value.contains(',') || value.trim() != value {
-        "a queue name cannot contain commas or start or end with spaces: workers take a \
-         comma-separated list (`--queues mail,feeds`); write"
-    } else {
-        return Ok(value);
+    let problem: Cow<'_, str> = match queue_name::check(&value) {
+        Ok(()) => return Ok(value),
+        Err(QueueNameError::Empty) => {
+            "a queue name cannot be empty; remove `queue` to use no queue, or write".into()
+        }
+        Err(QueueNameError::TooLong) => {
+            format!("a queue name is at most {MAX_QUEUE_NAME} bytes; write").into()
+        }
+        Err(QueueNameError::ControlCharacter) => {
+            "a queue name cannot contain control characters; write".into()
+        }
+        Err(QueueNameError::CommaOrOuterSpace) => {
+            "a queue name cannot contain commas or start or end with spaces: workers take a \
+             comma-separated list (`--queues mail,feeds`); write"
+                .into()
+        }
     };
     Err(syn::Error::new(
         lit.span(),
@@ -599,7 +605,7 @@ fn max_run_time(expr: &Expr) -> syn::Result<u64> {
                    \"1d\" or \"1h30m\" (humantime's units, in any order), or a number of seconds, \
                    e.g. `max_run_time = \"30s\"`";
     let duration = match (string(expr), integer(expr)) {
-        (Some(lit), _) => parse_duration(&lit.value()),
+        (Some(lit), _) => parse_duration(&lit.value()).ok(),
         (None, Some(text)) => text.parse::<u64>().ok().map(Duration::from_secs),
         (None, None) => None,
     };
@@ -633,44 +639,9 @@ fn max_run_time(expr: &Expr) -> syn::Result<u64> {
     }
 }
 
-/// dj's duration grammar, as `dj::cli::parse_duration` reads it: humantime's, and a bare
-/// number is seconds.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    // The bare-number rule; dj's `parse_duration` has the same line.
-    if let Some(secs) = text
-        .parse()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-    {
-        return Some(secs);
-    }
-    humantime::parse_duration(text).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        let secs = |text| parse_duration(text).map(|d| d.as_secs_f64());
-        assert_eq!(secs("30s"), Some(30.0));
-        assert_eq!(secs("5m"), Some(300.0));
-        assert_eq!(secs("4h"), Some(14_400.0));
-        assert_eq!(secs("1d"), Some(86_400.0));
-        assert_eq!(secs("1h30m"), Some(5_400.0));
-        assert_eq!(secs("30m1h"), Some(5_400.0));
-        assert_eq!(secs("1d2h3m4s"), Some(93_784.0));
-        assert_eq!(secs("250ms"), Some(0.25));
-        assert_eq!(secs("30"), Some(30.0));
-        assert_eq!(secs("2.5"), Some(2.5));
-        assert_eq!(secs("1.5h"), Some(5_400.0));
-        assert_eq!(secs("0s"), Some(0.0));
-        for bad in ["", "s", "1H", "-1s", "-1", "soon"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn hints() {

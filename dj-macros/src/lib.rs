@@ -5,6 +5,7 @@
 //! Inside, as in serde_derive: `attr` parses `#[job(...)]`, `ast` is the model of the input,
 //! `check` reports what is not allowed (every mistake at its own token, all in one pass),
 //! `expand` writes the code from the model, and `fallback` is what is emitted beside errors.
+//! `rules` are dj's own files for the rules both crates check (queue names, durations).
 //!
 //! The examples below are marked `ignore` because this crate cannot depend on `dj`; dj's own
 //! crate docs and its `examples/` run them.
@@ -15,6 +16,13 @@ mod check;
 mod errors;
 mod expand;
 mod fallback;
+
+/// dj's own rule files (`src/rules` links to `dj/src/rules`): a setting is checked here by
+/// the code the runtime runs.
+mod rules {
+    pub(crate) mod duration;
+    pub(crate) mod queue_name;
+}
 
 use proc_macro::TokenStream;
 

@@ -94,6 +94,7 @@ mod job;
 mod model;
 mod registry;
 mod row;
+mod rules;
 mod setup;
 mod stop;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
