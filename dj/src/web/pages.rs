@@ -12,7 +12,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
-use crate::cli::output::rfc3339;
+use crate::time::rfc3339;
 use crate::enqueue::JobId;
 use crate::model::{QueueStats, ScheduleRow, WorkerRow};
 use crate::store::{Cancel, JobFilter, JobRow, JobState, Order};
@@ -617,11 +617,11 @@ fn one_page(
         let rows = db.jobs(&listing(1))?;
         let total = match i64::try_from(rows.len()) {
             Ok(n) if n < PAGE => n,
-            _ => db.count(&filter)?,
+            _ => db.count_jobs(&filter)?,
         };
         return Ok((total, 1, rows));
     }
-    let total = db.count(&filter)?;
+    let total = db.count_jobs(&filter)?;
     let page = page.min(pages(total));
     Ok((total, page, db.jobs(&listing(page))?))
 }
@@ -748,10 +748,10 @@ pub(super) async fn job_action(
     let verb = action.clone();
     let done = db(&app, move |db| {
         Ok(match verb.as_str() {
-            "retry" => Some(db.retry(&by_id)?),
-            "delete" => Some(db.delete(&by_id)?),
-            "unlock" => Some(db.unlock(&by_id)?),
-            "run" => Some(db.run_now(&by_id)?),
+            "retry" => Some(db.retry_jobs(&by_id)?),
+            "delete" => Some(db.delete_jobs(&by_id)?),
+            "unlock" => Some(db.unlock_jobs(&by_id)?),
+            "run" => Some(db.run_jobs_now(&by_id)?),
             "cancel" => Some(match db.cancel(id)? {
                 Cancel::NotFound => 0,
                 _ => 1,
@@ -811,7 +811,7 @@ pub(super) async fn bulk(
     if form.confirm != "yes" {
         let (count, window) = db(&app, move |db| {
             let (filter, window) = selection.windowed(db, size)?;
-            Ok((db.count(&filter)?, window))
+            Ok((db.count_jobs(&filter)?, window))
         })
         .await?;
         let ctx = context! {
@@ -827,10 +827,10 @@ pub(super) async fn bulk(
     let (n, window) = db(&app, move |db| {
         let (filter, window) = selection.windowed(db, size)?;
         let n = match action.as_str() {
-            "retry" => db.retry(&filter),
-            "run" => db.run_now(&filter),
-            "unlock" => db.unlock(&filter),
-            _ => db.delete(&filter),
+            "retry" => db.retry_jobs(&filter),
+            "run" => db.run_jobs_now(&filter),
+            "unlock" => db.unlock_jobs(&filter),
+            _ => db.delete_jobs(&filter),
         }?;
         Ok((n, window))
     })
