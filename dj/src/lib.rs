@@ -71,6 +71,23 @@
 //! | `sqlx-postgres`, `sqlx-sqlite` | no | async enqueue onto sqlx transactions and connections |
 //! | `diesel-postgres`, `diesel-sqlite` | no | `enqueue` onto diesel connections, in their transaction |
 //!
+//! ## Layers
+//!
+//! How dj is built, for its readers: each module imports only from its own layer and the
+//! layers above it in this table, and no two modules import each other around a circle
+//! (`tests/tests/layers.rs` reads every `crate::` path in `dj/src` and checks both).
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | 0 rules | `error`, `rules`, `duration`, `validate`, `backoff`, `stop`, `io`, `block`, `time` | errors, the queue-name and duration rules, backoff, the stop flag, runtime helpers |
+//! | 1 model | `model` | job ids, rows and states, filters, the new row and its outcome, the `Delayed` builder, stored schedules |
+//! | 2 store | `store` | the `Store` trait and its parameter structs; the PostgreSQL and SQLite backends |
+//! | 3 db | `db` | [`Db`], the handle an application holds |
+//! | 4 jobs | `job`, `context`, `registry`, `handler`, `row`, `setup`, `__private` | the job traits, the context, the registry, the stored-handler format, how a job becomes a row |
+//! | 5 enqueue | `enqueue`, `enqueue_async`, `cron` | enqueueing, recurring jobs |
+//! | 6 worker | `worker` | the worker's roles: producer, executor, completer, rescuer, ... |
+//! | 7 apps | `testing`, `cli`, `web` | what applications and operators run |
+//!
 //! An app that only enqueues can take `default-features = false, features = ["postgres"]`;
 //! the README has a table of the features to pick for each kind of app.
 

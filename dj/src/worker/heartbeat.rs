@@ -71,11 +71,6 @@ impl Beat {
     }
 }
 
-/// How often a worker heartbeats: six times per timeout, between 100 ms and 5 s.
-pub(super) fn interval(timeout: Duration) -> Duration {
-    (timeout / 6).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
 /// Worker names in use in this process: a second worker, or one registering again, gets
 /// `NAME #N`. A `dj_workers` entry with this host and pid that this process did not make
 /// belongs to an earlier process with the same pid (as in containers), which is gone.
@@ -152,7 +147,7 @@ pub(super) fn spawn(
         .spawn(move || {
             // While this worker runs, a second TERM/INT names the jobs it leaves locked.
             let _watched = super::signals::watch(&shared);
-            let every = interval(shared.config.heartbeat_timeout);
+            let every = shared.config.heartbeat_interval();
             let mut reported = Finished::default();
             // Throughput is only sent while the database answers heartbeats: a worker that
             // cannot reach it must not spend its shutdown waiting on a count.

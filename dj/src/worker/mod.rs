@@ -255,6 +255,11 @@ settings! {
 }
 
 impl WorkerConfig {
+    /// How often a worker heartbeats (and a rescuer looks for dead workers): six times per
+    /// `heartbeat_timeout`, between 100 ms and 5 s.
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        (self.heartbeat_timeout / 6).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
     /// Prefix of the worker name (`PREFIX host:HOST pid:PID`).
     pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.name_prefix = Some(prefix.into());

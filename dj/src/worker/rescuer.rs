@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::liveness::{Death, Liveness};
 use super::retry::{self, Failure};
-use super::{heartbeat, job_label, Shared, StopFlag};
+use super::{job_label, Shared, StopFlag};
 use crate::job::{JobError, Message};
 use crate::registry::load_handler;
 use crate::store::{JobFilter, JobRow, JobState};
@@ -27,7 +27,7 @@ pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHan
     std::thread::Builder::new()
         .name("dj-rescuer".into())
         .spawn(move || {
-            let every = heartbeat::interval(shared.config.heartbeat_timeout);
+            let every = shared.config.heartbeat_interval();
             while !done.is_set() {
                 if !shared.stop.is_set() {
                     pass(&shared);
@@ -42,7 +42,7 @@ pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHan
 fn pass(shared: &Shared) {
     let store = shared.db.store();
     let name = shared.name();
-    let every = heartbeat::interval(shared.config.heartbeat_timeout);
+    let every = shared.config.heartbeat_interval();
     let result = store
         .maintenance_claim("rescue", &name, every)
         .and_then(|won| {

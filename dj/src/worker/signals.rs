@@ -19,7 +19,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::exfiltrator::origin::{Origin, WithOrigin};
 use signal_hook::iterator::SignalsInfo;
 
-use super::{heartbeat, Shared, Worker};
+use super::{Shared, Worker};
 
 /// The environment variable through which a pool supervisor tells its workers its pid.
 pub const SUPERVISOR_PID_ENV: &str = "DJ_SUPERVISOR_PID";
@@ -101,7 +101,7 @@ fn say_left_locked(shared: &Shared) {
         return;
     }
     let timeout = shared.config.heartbeat_timeout;
-    let pass = heartbeat::interval(timeout);
+    let pass = shared.config.heartbeat_interval();
     let old_in = timeout.saturating_sub(shared.beat.since_ok());
     tracing::warn!(
         target: "dj",
