@@ -294,6 +294,25 @@ impl Pool<'_> {
 
     /// Starts slot `i`'s worker process.
     fn spawn(&mut self, i: usize) {
+        let mut command = self.command(i);
+        if let Err(why) = self.route_output(i, &mut command) {
+            self.spawn_failed(i, &why);
+            return;
+        }
+        die_with_parent(&mut command);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                self.spawn_failed(i, &format!("cannot start {}: {e}", self.exe.display()));
+                return;
+            }
+        };
+        self.started(i, &mut child);
+    }
+
+    /// The command line and environment of slot `i`'s worker (and its metrics port, if the
+    /// pool serves metrics).
+    fn command(&mut self, i: usize) -> Command {
         let slot = &self.slots[i];
         let mut command = Command::new(&self.exe);
         command
@@ -322,52 +341,29 @@ impl Pool<'_> {
                 self.publish_metrics_ports();
             }
         }
-        let slot = &self.slots[i];
-        match &self.args.log_dir {
-            Some(dir) => {
-                let path = dir.join(format!("dj-{}.log", slot.number));
-                let files = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|file| Ok((file.try_clone()?, file)));
-                match files {
-                    Ok((out, err)) => {
-                        command.stdout(out).stderr(err);
-                    }
-                    Err(e) => {
-                        self.spawn_failed(i, &format!("cannot open {}: {e}", path.display()));
-                        return;
-                    }
-                }
-            }
-            None => {
-                command.stdout(Stdio::piped()).stderr(Stdio::piped());
-            }
-        }
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // system calls (prctl, getppid).
-        unsafe {
-            command.pre_exec(move || {
-                #[cfg(target_os = "linux")]
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The supervisor died before PR_SET_PDEATHSIG took effect: run nothing.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("the pool supervisor is gone"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                self.spawn_failed(i, &format!("cannot start {}: {e}", self.exe.display()));
-                return;
-            }
+        command
+    }
+
+    /// The worker's output: appended to its file in `--log-dir`, else piped to this process,
+    /// which prefixes each line. Fails when the file cannot be opened.
+    fn route_output(&self, i: usize, command: &mut Command) -> Result<(), String> {
+        let Some(dir) = &self.args.log_dir else {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            return Ok(());
         };
+        let path = dir.join(format!("dj-{}.log", self.slots[i].number));
+        let (out, err) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|file| Ok((file.try_clone()?, file)))
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        command.stdout(out).stderr(err);
+        Ok(())
+    }
+
+    /// Records slot `i`'s new process and copies its piped output, line by line.
+    fn started(&mut self, i: usize, child: &mut std::process::Child) {
         let pid = child.id() as libc::pid_t;
         let slot = &mut self.slots[i];
         slot.pid = Some(pid);
@@ -387,7 +383,7 @@ impl Pool<'_> {
         if let Some(err) = child.stderr.take() {
             self.pipes.push(copy_lines(err, label, json));
         }
-        // `child` is dropped without waiting: `reap` collects it with waitpid(-1).
+        // The child is dropped without waiting: `reap` collects it with waitpid(-1).
         self.pipes.retain(|t| !t.is_finished());
     }
 
@@ -497,6 +493,27 @@ fn signal_name(signal: libc::c_int) -> &'static str {
         libc::SIGUSR1 => "SIGUSR1",
         libc::SIGUSR2 => "SIGUSR2",
         _ => "unknown signal",
+    }
+}
+
+/// Makes the worker get SIGTERM when this supervisor dies, and run nothing if it died
+/// already (Linux's parent-death signal).
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The supervisor died before PR_SET_PDEATHSIG took effect: run nothing.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the pool supervisor is gone"));
+            }
+            Ok(())
+        });
     }
 }
 
