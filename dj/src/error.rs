@@ -241,17 +241,7 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
     // SQLite's SQLITE_FULL (13), PostgreSQL's disk_full.
     let full = matches!(&e, sqlx::Error::Database(db)
         if matches!(db.code().as_deref(), Some("13" | "53100")));
-    if missing {
-        Error::MissingTable {
-            database: "the caller's connection".to_owned(),
-        }
-    } else if full {
-        Error::DiskFull {
-            database: "the caller's database".to_owned(),
-        }
-    } else {
-        Error::Sqlx(e)
-    }
+    callers_error(missing, full, || Error::Sqlx(e))
 }
 
 /// A diesel error, with a missing table named as [`Error::MissingTable`].
@@ -269,6 +259,18 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
     // SQLite's words for SQLITE_FULL (diesel keeps no error code).
     let full = matches!(&e, diesel::result::Error::DatabaseError(_, info)
         if info.message() == "database or disk is full");
+    callers_error(missing, full, || Error::Diesel(e))
+}
+
+/// An error on the caller's own connection: a missing table or a full disk named as such,
+/// else the driver's error as it is.
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-sqlite",
+    feature = "diesel-postgres",
+    feature = "diesel-sqlite"
+))]
+fn callers_error(missing: bool, full: bool, other: impl FnOnce() -> Error) -> Error {
     if missing {
         Error::MissingTable {
             database: "the caller's connection".to_owned(),
@@ -278,7 +280,7 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
             database: "the caller's database".to_owned(),
         }
     } else {
-        Error::Diesel(e)
+        other()
     }
 }
 

@@ -157,16 +157,9 @@ pub(super) fn top(db: &Db, args: &TopArgs) -> Result<ExitCode> {
         );
         overview(db)?;
         let minutes = db.throughput(60)?;
-        let within = |m: u64| {
-            let since = now - std::time::Duration::from_secs(m * 60);
-            minutes
-                .iter()
-                .filter(|(minute, _, _)| *minute >= since)
-                .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
-        };
         println!();
         for (label, m) in [("last minute", 1), ("last 5 minutes", 5), ("last hour", 60)] {
-            let (ok, failed) = within(m);
+            let (ok, failed) = crate::model::throughput_within(&minutes, now, m);
             println!("THROUGHPUT {label:>15}: {ok} succeeded, {failed} failed attempts");
         }
         let _ = std::io::stdout().flush();

@@ -18,4 +18,5 @@ pub(crate) use new_job::{stored_key, unix_secs, RunAt, Unique};
 pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};
 pub(crate) use schedule::ScheduleDef;
 pub use schedule::{Missed, ScheduleRow};
+pub(crate) use stats::throughput_within;
 pub use stats::{Cancel, QueueStats, WorkerRow};

@@ -63,3 +63,16 @@ pub struct QueueStats {
     /// Seconds since the oldest ready job's `run_at`.
     pub oldest_ready_age: Option<f64>,
 }
+
+/// Succeeded and failed attempts over the last `minutes` before `now`, from per-minute
+/// throughput rows (minute, succeeded, failed) as [`crate::Db::throughput`] gives them.
+pub(crate) fn throughput_within(
+    rows: &[(SystemTime, i64, i64)],
+    now: SystemTime,
+    minutes: u64,
+) -> (i64, i64) {
+    let since = now - std::time::Duration::from_secs(minutes * 60);
+    rows.iter()
+        .filter(|(minute, _, _)| *minute >= since)
+        .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
+}

@@ -181,13 +181,7 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
 
 /// Succeeded and failed attempts in the last hour, the last five minutes, and per minute.
 fn throughput_view(now: SystemTime, throughput: &[(SystemTime, i64, i64)]) -> minijinja::Value {
-    let recent = |minutes: u64| {
-        let since = now - std::time::Duration::from_secs(minutes * 60);
-        throughput
-            .iter()
-            .filter(|(minute, _, _)| *minute >= since)
-            .fold((0, 0), |(s, f), (_, ds, df)| (s + ds, f + df))
-    };
+    let recent = |minutes| crate::model::throughput_within(throughput, now, minutes);
     context! {
         hour => recent(60),
         five => recent(5),
