@@ -67,7 +67,32 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
          for each parameter, and a worker finds it by name alone; remove the generic parameters",
         errors,
     );
-    for (position, input) in sig.inputs.iter().enumerate() {
+    params(job, errors);
+    if let Some(variadic) = &sig.variadic {
+        errors.at(
+            variadic.dots,
+            "`#[dj::job]` functions cannot be variadic; take a `Vec` instead",
+        );
+    }
+    if let Err(error) = output(&sig.output) {
+        errors.push(error);
+    }
+    if let (Some(_), Some(first)) = (&job.attrs.cron, job.args.first()) {
+        errors.at(
+            first.ident,
+            "a `#[dj::job(cron = ..)]` function takes no arguments: each fire time enqueues it \
+             with nothing to pass; remove the parameters, or give a schedule its arguments at \
+             run time with `dj::Schedule::new(name, expression, &job)`",
+        );
+    }
+    crate::attr::requires(&job.attrs, errors, job.item.sig.ident.span());
+    aliases(&job.attrs, &job.name(), errors);
+}
+
+/// Each parameter becomes a field of the job's struct (except a leading context): not
+/// `self`, a plain name, and a type that owns its data.
+fn params(job: &JobFn<'_>, errors: &mut Errors) {
+    for (position, input) in job.item.sig.inputs.iter().enumerate() {
         let param = match input {
             FnArg::Receiver(receiver) => {
                 errors.at(
@@ -92,25 +117,6 @@ pub(crate) fn job_fn(job: &JobFn<'_>, errors: &mut Errors) {
         }
         param_borrows(&param.ty, errors);
     }
-    if let Some(variadic) = &sig.variadic {
-        errors.at(
-            variadic.dots,
-            "`#[dj::job]` functions cannot be variadic; take a `Vec` instead",
-        );
-    }
-    if let Err(error) = output(&sig.output) {
-        errors.push(error);
-    }
-    if let (Some(_), Some(first)) = (&job.attrs.cron, job.args.first()) {
-        errors.at(
-            first.ident,
-            "a `#[dj::job(cron = ..)]` function takes no arguments: each fire time enqueues it \
-             with nothing to pass; remove the parameters, or give a schedule its arguments at \
-             run time with `dj::Schedule::new(name, expression, &job)`",
-        );
-    }
-    crate::attr::requires(&job.attrs, errors, job.item.sig.ident.span());
-    aliases(&job.attrs, &job.name(), errors);
 }
 
 /// `#[dj::job]` on something other than a function.
