@@ -2,6 +2,8 @@
 
 use std::time::SystemTime;
 
+use super::JobState;
+
 /// A worker's entry in `dj_workers`, as `stats` and `status` show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkerRow {
@@ -62,6 +64,19 @@ pub struct QueueStats {
     pub failed: i64,
     /// Seconds since the oldest ready job's `run_at`.
     pub oldest_ready_age: Option<f64>,
+}
+
+impl QueueStats {
+    /// How many of the queue's jobs are in `state` (the dashboard and `/metrics` list the
+    /// states in [`JobState::ALL`]'s order, each with this count).
+    pub fn count(&self, state: JobState) -> i64 {
+        match state {
+            JobState::Ready => self.ready,
+            JobState::Scheduled => self.scheduled,
+            JobState::Running => self.running,
+            JobState::Failed => self.failed,
+        }
+    }
 }
 
 /// Succeeded and failed attempts over the last `minutes` before `now`, from per-minute

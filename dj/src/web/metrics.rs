@@ -65,7 +65,7 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
     for q in &stats {
         let queue = label(q.queue.as_deref().unwrap_or(""));
         for state in JobState::ALL {
-            let (state, n) = (state.as_str(), super::jobs_in(q, state));
+            let (state, n) = (state.as_str(), q.count(state));
             let _ = writeln!(out, "dj_jobs{{queue=\"{queue}\",state=\"{state}\"}} {n}");
         }
     }

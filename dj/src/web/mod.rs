@@ -32,7 +32,6 @@ use subtle::ConstantTimeEq as _;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{JobState, QueueStats};
 
 /// Who may use the dashboard.
 #[derive(Clone)]
@@ -223,17 +222,6 @@ pub(crate) struct App {
 /// The user a request was authenticated as, for the action log.
 #[derive(Clone)]
 pub(crate) struct Who(pub(crate) String);
-
-/// How many of a queue's jobs are in `state`: the pages and `/metrics` list the states in
-/// [`JobState::ALL`]'s order, each with this count.
-fn jobs_in(q: &QueueStats, state: JobState) -> i64 {
-    match state {
-        JobState::Ready => q.ready,
-        JobState::Scheduled => q.scheduled,
-        JobState::Running => q.running,
-        JobState::Failed => q.failed,
-    }
-}
 
 /// The dashboard as an axum router, to mount in an app's own server (with
 /// `Router::nest("/dj", ..)` and `base_path: "/dj"`), or to serve with [`serve`].

@@ -197,7 +197,7 @@ fn totals(stats: &[QueueStats]) -> BTreeMap<&'static str, i64> {
     JobState::ALL
         .iter()
         .map(|&state| {
-            let total = stats.iter().map(|q| super::jobs_in(q, state)).sum();
+            let total = stats.iter().map(|q| q.count(state)).sum();
             (state.as_str(), total)
         })
         .collect()
@@ -224,7 +224,7 @@ fn queue_views(overview: &Overview) -> Vec<QueueView> {
                 queue: named,
                 counts: JobState::ALL
                     .iter()
-                    .map(|&state| (state.as_str(), super::jobs_in(q, state)))
+                    .map(|&state| (state.as_str(), q.count(state)))
                     .collect(),
                 oldest_ready: q
                     .oldest_ready_age

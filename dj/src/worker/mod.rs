@@ -5,7 +5,9 @@
 //! - `producer`: claims ready jobs in batches into the slot table; waits on LISTEN/NOTIFY or
 //!   polls when idle;
 //! - `executor`: runs one job at a time per thread (`--concurrency` threads), hooks and panics
-//!   included, and decides the outcome;
+//!   included, and hands a failed attempt to `retry`;
+//! - `retry`: the retry policy: after a failed attempt, snooze, retry after a backoff, or fail
+//!   for good (kept or deleted), and the `failure` hook;
 //! - `watchdog`: enforces `max_run_time` on running jobs;
 //! - `completer`: writes outcomes, many per statement, retrying until the database takes
 //!   them, so a finished job is never run again because a delete failed;
