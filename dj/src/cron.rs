@@ -28,8 +28,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::model::{NewJob, RowOptions, RunAt, ScheduleDef};
-#[allow(unused_imports)] // re-exported at their old paths until every import names the model
-pub(crate) use crate::model::{Missed, ScheduleRow};
+use crate::model::{Missed, ScheduleRow};
 use crate::__private::CronRegistration;
 use crate::registry::{load_handler, registry};
 use crate::row::row_of;

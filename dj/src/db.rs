@@ -11,8 +11,7 @@ use crate::model::{Cancel, JobFilter, JobId, JobRow, QueueStats, ScheduleRow, Wo
 use crate::model::{EnqueueOutcome, NewJob};
 use crate::stop::StopFlag;
 use crate::store::filter::Change;
-#[allow(unused_imports)] // re-exported at its old path until every import names the store
-pub(crate) use crate::store::Options;
+use crate::store::Options;
 use crate::store::Store;
 
 /// Rows one prune statement deletes at most.

@@ -7,8 +7,7 @@ use std::cell::Cell;
 use crate::db::Db;
 use crate::error::Result;
 use crate::job::Job;
-#[allow(unused_imports)] // re-exported at their old paths until every import names the model
-pub(crate) use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
+use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
 
 impl<J: Job> Delayed<J> {
     /// Inserts the job and returns its id; nothing runs yet. With the caller's transaction as
@@ -184,7 +183,3 @@ mod sqlite_targets {
         }
     }
 }
-
-// Moved to `crate::model`; re-exported here until every import names the model.
-#[allow(unused_imports)]
-pub(crate) use crate::model::{stored_key, unix_secs, OnDuplicate, RunAt, Unique};

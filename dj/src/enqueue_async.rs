@@ -12,7 +12,8 @@
 use std::future::Future;
 
 use crate::db::Db;
-use crate::enqueue::{prepare, sealed, Delayed, EnqueueOutcome, JobId, NewJob, Prepared};
+use crate::enqueue::{prepare, sealed, Prepared};
+use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
 use crate::error::Result;
 use crate::job::Job;
 

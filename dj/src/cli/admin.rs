@@ -12,7 +12,7 @@ use super::inspect::hint_unknown_name;
 use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::store::{Cancel, JobFilter, JobState};
+use crate::model::{Cancel, JobFilter, JobState};
 use crate::worker::Liveness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {

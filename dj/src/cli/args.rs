@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::duration::parse_duration;
 use crate::error::{Error, Result};
-use crate::store::{JobFilter, JobState};
+use crate::model::{JobFilter, JobState};
 use crate::worker::WorkerConfig;
 
 /// A dj worker: performs the jobs stored in `delayed_jobs`.

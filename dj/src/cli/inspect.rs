@@ -8,7 +8,7 @@ use super::args::{JobsArgs, ShowArgs, StatsArgs, TopArgs};
 use super::output::{json, rfc3339, table, RowView};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::store::WorkerRow;
+use crate::model::WorkerRow;
 
 pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     let mut filter = args.filter.filter();

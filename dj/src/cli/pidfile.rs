@@ -10,7 +10,7 @@ use super::inspect::{workers_table, WorkerView};
 use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::store::WorkerRow;
+use crate::model::WorkerRow;
 
 /// A pid file holding this process's pid; removed when dropped.
 #[derive(Debug)]

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
 use crate::time::rfc3339;
-use crate::enqueue::JobId;
 use crate::model::{QueueStats, ScheduleRow, WorkerRow};
-use crate::store::{Cancel, JobFilter, JobRow, JobState, Order};
+use crate::model::{Cancel, JobFilter, JobId, JobRow, JobState, Order};
 
 /// Rows on one page of a listing.
 const PAGE: i64 = 50;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use crate::enqueue::JobId;
+use crate::model::JobId;
 use crate::store::{Fail, Retry};
 
 /// Most outcomes written per round of statements.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::Report;
-use crate::enqueue::JobId;
+use crate::model::JobId;
 
 /// Something a worker did.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,7 @@ use super::{job_label, Event, JobOutcome, Shared};
 use crate::context::Context;
 use crate::job::{JobError, Message as ErrorMessage};
 use crate::registry::{load_handler, LoadedJob};
-use crate::store::JobRow;
+use crate::model::JobRow;
 
 /// Starts one executor thread.
 pub(super) fn spawn(

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::{heartbeat, hostname};
-use crate::store::{JobRow, WorkerRow};
+use crate::model::{JobRow, WorkerRow};
 
 /// Why a worker is dead.
 #[derive(Debug, Clone, PartialEq, Eq)]

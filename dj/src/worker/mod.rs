@@ -41,7 +41,7 @@ pub use crate::stop::StopFlag;
 
 use crate::context::State;
 use crate::db::Db;
-use crate::enqueue::JobId;
+use crate::model::JobId;
 use crate::error::Result;
 use crate::setup::{StateFn, StateSource};
 

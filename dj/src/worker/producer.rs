@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{Report, Shared};
 use crate::error::{Error, Result};
-use crate::store::{ClaimParams, JobFilter, JobRow};
+use crate::model::{JobFilter, JobRow};
+use crate::store::ClaimParams;
 
 /// How often a long busy stretch logs its `N jobs processed` line.
 const REPORT_EVERY: Duration = Duration::from_secs(10);

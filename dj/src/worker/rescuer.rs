@@ -21,7 +21,7 @@ use super::retry::{self, Failure};
 use super::{job_label, Shared, StopFlag};
 use crate::job::{JobError, Message};
 use crate::registry::load_handler;
-use crate::store::{JobFilter, JobRow, JobState};
+use crate::model::{JobFilter, JobRow, JobState};
 
 pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()

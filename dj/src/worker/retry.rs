@@ -14,7 +14,8 @@ use super::Shared;
 use crate::context::{Context, JobInfo};
 use crate::job::{FailAction, JobError, Message as ErrorMessage};
 use crate::registry::LoadedJob;
-use crate::store::{Fail, JobRow, Retry};
+use crate::model::JobRow;
+use crate::store::{Fail, Retry};
 
 /// A failed attempt of one job, as the policy needs it.
 pub(super) struct Failure<'a> {

@@ -22,7 +22,8 @@ use super::{
     cron, executor, job_label, producer, rescuer, watchdog, Event, Report, Shared, StopFlag, Worker,
 };
 use crate::error::Result;
-use crate::store::{JobFilter, Wakeups};
+use crate::model::JobFilter;
+use crate::store::Wakeups;
 
 pub(super) fn run(worker: &Worker, max: Option<u64>) -> Result<Report> {
     let started = Instant::now();

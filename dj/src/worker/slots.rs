@@ -19,9 +19,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::enqueue::JobId;
 use crate::registry::LoadedJob;
-use crate::store::JobRow;
+use crate::model::{JobId, JobRow};
 
 /// Where one held job is.
 enum State {
