@@ -4,6 +4,49 @@
 
 use super::{JobFilter, JobState, Order};
 
+// The job states' predicates, written once for both backends and for this file: string
+// literals, so that a backend's fixed SQL can use them inside `concat!`. A state is a
+// condition on `failed_at`, `locked_at` and (ready or scheduled) `run_at` against the
+// database clock, which the caller passes as a literal (`ready!("now()")`).
+
+/// Not failed, not locked: ready or scheduled, by its `run_at`.
+macro_rules! waiting {
+    () => {
+        "failed_at IS NULL AND locked_at IS NULL"
+    };
+}
+
+/// Waiting, and due by the clock `$now` (a literal, e.g. `"now()"`).
+macro_rules! ready {
+    ($now:literal) => {
+        concat!($crate::store::filter::waiting!(), " AND run_at <= ", $now)
+    };
+}
+
+/// Waiting, and not yet due by the clock `$now`.
+macro_rules! scheduled {
+    ($now:literal) => {
+        concat!($crate::store::filter::waiting!(), " AND run_at > ", $now)
+    };
+}
+
+/// Locked by a worker, not failed.
+macro_rules! running {
+    () => {
+        "failed_at IS NULL AND locked_at IS NOT NULL"
+    };
+}
+
+/// Failed for good.
+macro_rules! failed {
+    () => {
+        "failed_at IS NOT NULL"
+    };
+}
+
+#[allow(unused_imports)] // each backend uses its own subset
+pub(crate) use {failed, ready, running, scheduled, waiting};
+
 /// How a backend spells the parts that differ.
 pub(crate) struct Dialect {
     /// The database clock, e.g. `now()`.
@@ -118,12 +161,10 @@ pub(crate) fn lockers(d: &Dialect) -> String {
 pub(crate) fn state_predicate(d: &Dialect, state: JobState) -> String {
     let now = d.now;
     match state {
-        JobState::Ready => format!("(failed_at IS NULL AND locked_at IS NULL AND run_at <= {now})"),
-        JobState::Scheduled => {
-            format!("(failed_at IS NULL AND locked_at IS NULL AND run_at > {now})")
-        }
-        JobState::Running => "(failed_at IS NULL AND locked_at IS NOT NULL)".to_owned(),
-        JobState::Failed => "(failed_at IS NOT NULL)".to_owned(),
+        JobState::Ready => format!(concat!("(", ready!("{now}"), ")"), now = now),
+        JobState::Scheduled => format!(concat!("(", scheduled!("{now}"), ")"), now = now),
+        JobState::Running => concat!("(", running!(), ")").to_owned(),
+        JobState::Failed => concat!("(", failed!(), ")").to_owned(),
     }
 }
 

@@ -14,15 +14,16 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
+use super::filter::{failed, ready, running, scheduled};
 use super::pool::PoolLimits;
 use super::{
     filter, Cancel, ClaimParams, CronFire, Fail, JobFilter, JobRow, QueueStats, Retry, Store,
     Wakeups, WorkerInfo, WorkerRow, VERSION,
 };
-use crate::model::{Missed, ScheduleDef, ScheduleRow};
-use crate::model::{EnqueueOutcome, JobId, NewJob};
 use crate::error::{Error, Result};
 use crate::io;
+use crate::model::{EnqueueOutcome, JobId, NewJob};
+use crate::model::{Missed, ScheduleDef, ScheduleRow};
 use crate::stop::StopFlag;
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -902,8 +903,7 @@ macro_rules! claimed_columns {
 /// both claims walk an index in claim order and stop after `LIMIT` rows.
 macro_rules! ready_rows {
     () => {
-        "failed_at IS NULL AND locked_at IS NULL AND run_at <= now() \
-         AND priority >= $2 AND priority <= $3"
+        concat!(ready!("now()"), " AND priority >= $2 AND priority <= $3")
     };
 }
 
@@ -1028,12 +1028,16 @@ macro_rules! limited_claim_sql {
                  SELECT k.ckey, r.n FROM (SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL) AS k \
                  CROSS JOIN LATERAL ( \
                      SELECT count(*) AS n FROM delayed_jobs \
-                     WHERE concurrency_key = k.ckey AND failed_at IS NULL AND locked_at IS NOT NULL) AS r), \
+                     WHERE concurrency_key = k.ckey AND ",
+            running!(),
+            ") AS r), \
              qrun AS MATERIALIZED ( \
                  SELECT lim.queue, r.n FROM lim \
                  CROSS JOIN LATERAL ( \
                      SELECT count(*) AS n FROM delayed_jobs \
-                     WHERE queue = lim.queue AND failed_at IS NULL AND locked_at IS NOT NULL) AS r \
+                     WHERE queue = lim.queue AND ",
+            running!(),
+            ") AS r \
                  WHERE lim.queue IN (SELECT queue FROM cand)), \
              kranked AS ( \
                  SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
@@ -1059,9 +1063,13 @@ macro_rules! limited_claim_sql {
 }
 
 /// Whether any limited job may be claimable: a queue limit exists, or a ready row has a key.
-const LIMITED_WORK: &str = "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+const LIMITED_WORK: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
      OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
-                AND failed_at IS NULL AND locked_at IS NULL AND run_at <= now())";
+                AND ",
+    ready!("now()"),
+    ")"
+);
 
 /// [`NO_JIT`]'s text, for statements sent with it.
 macro_rules! no_jit {
@@ -1195,6 +1203,39 @@ const CANCEL: &str = "WITH target AS ( \
 /// Cancel requests whose job no longer runs (it ended, or was cancelled).
 const CANCEL_PRUNE: &str = "DELETE FROM dj_cancels c WHERE NOT EXISTS ( \
      SELECT 1 FROM delayed_jobs j WHERE j.id = c.job_id AND j.locked_at IS NOT NULL)";
+
+/// Up to `$2` rows failed for good more than `$1` seconds ago, oldest first.
+const PRUNE_FAILED: &str = concat!(
+    "WITH old AS ( \
+         SELECT id FROM delayed_jobs \
+         WHERE ",
+    failed!(),
+    " AND failed_at < now() - $1 * interval '1 second' \
+         ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     DELETE FROM delayed_jobs AS j USING old WHERE j.id = old.id"
+);
+
+/// Per queue: ready, scheduled, running and failed counts, and the oldest ready row's age.
+const JOB_STATS: &str = concat!(
+    "SELECT queue, \
+       count(*) FILTER (WHERE ",
+    ready!("now()"),
+    "), \
+       count(*) FILTER (WHERE ",
+    scheduled!("now()"),
+    "), \
+       count(*) FILTER (WHERE ",
+    running!(),
+    "), \
+       count(*) FILTER (WHERE ",
+    failed!(),
+    "), \
+       extract(epoch FROM now() - min(run_at) FILTER ( \
+           WHERE ",
+    ready!("now()"),
+    "))::float8 \
+     FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST"
+);
 
 const WORKER_COLUMNS: &str = "name, host, pid, queues, version, started_at, heartbeat_at, running";
 
@@ -1474,20 +1515,7 @@ impl Store for PgStore {
 
     fn job_stats(&self) -> Result<Vec<QueueStats>> {
         self.run(async |conn: &mut Session| {
-            let rows = query(
-                conn,
-                "SELECT queue, \
-                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now()), \
-                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > now()), \
-                   count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NOT NULL), \
-                   count(*) FILTER (WHERE failed_at IS NOT NULL), \
-                   extract(epoch FROM now() - min(run_at) FILTER ( \
-                       WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= now()))::float8 \
-                 FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST",
-                &[],
-                &[],
-            )
-            .await?;
+            let rows = query(conn, JOB_STATS, &[], &[]).await?;
             Ok(rows
                 .iter()
                 .map(|r| QueueStats {
@@ -1588,11 +1616,7 @@ impl Store for PgStore {
         self.run(async |conn: &mut Session| {
             execute(
                 conn,
-                "WITH old AS ( \
-                     SELECT id FROM delayed_jobs \
-                     WHERE failed_at IS NOT NULL AND failed_at < now() - $1 * interval '1 second' \
-                     ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 DELETE FROM delayed_jobs AS j USING old WHERE j.id = old.id",
+                PRUNE_FAILED,
                 &[Type::FLOAT8, Type::INT8],
                 &[&secs, &limit],
             )
