@@ -173,13 +173,13 @@ mod sqlite_targets {
     impl sealed::Sealed for &rusqlite::Connection {}
     impl EnqueueTarget for &rusqlite::Connection {
         fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
-            lite::insert_jobs(self, rows)
+            lite::insert_rusqlite(self, rows)
         }
     }
     impl sealed::Sealed for &rusqlite::Transaction<'_> {}
     impl EnqueueTarget for &rusqlite::Transaction<'_> {
         fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
-            lite::insert_jobs(self, rows)
+            lite::insert_rusqlite(self, rows)
         }
     }
 }

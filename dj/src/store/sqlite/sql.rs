@@ -1,0 +1,425 @@
+//! The SQLite backend's SQL text: every statement it prepares, by name. Times are stored as
+//! text (`%Y-%m-%d %H:%M:%f`, UTC) and read back as unix seconds (`unixepoch(.., 'subsec')`).
+//! A statement that takes `?N` lists its parameters in its doc.
+
+use std::sync::LazyLock;
+
+use crate::store::filter;
+
+/// The database's clock as stored text; constant within one statement.
+pub(super) const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+
+/// Every column, times as unix seconds (REAL).
+pub(super) const COLUMNS: &str =
+    "id, priority, attempts, handler, last_error, unixepoch(run_at, 'subsec'), \
+     unixepoch(locked_at, 'subsec'), unixepoch(failed_at, 'subsec'), locked_by, queue, \
+     unixepoch(created_at, 'subsec'), unixepoch(updated_at, 'subsec'), name, max_run_time, \
+     unixepoch(started_at, 'subsec'), crashes, snoozes, unique_key, concurrency_key";
+
+/// `dj_workers`' columns, times as unix seconds.
+pub(super) const WORKER_COLUMNS: &str =
+    "name, host, pid, queues, version, unixepoch(started_at, 'subsec'), \
+     unixepoch(heartbeat_at, 'subsec'), running";
+
+/// A stored schedule's columns, times as unix seconds.
+pub(super) const CRON_COLUMNS: &str =
+    "name, expression, tz, missed, job_name, handler, queue, priority, \
+     from_code, unixepoch(last_fire_at, 'subsec'), unixepoch(next_fire_at, 'subsec')";
+
+/// A time as SQLite stores it, from unix seconds (`?N`).
+pub(super) fn stored_time(param: usize) -> String {
+    format!("strftime('%Y-%m-%d %H:%M:%f', ?{param}, 'unixepoch')")
+}
+
+/// SQLite's spelling of the filtered commands.
+pub(super) const DIALECT: filter::Dialect = filter::Dialect {
+    now: NOW,
+    placeholder: |n| format!("?{n}"),
+    position: "instr",
+};
+
+// ---- Opening and migrating ----
+
+/// Whether a file opened read-only can be read as it is (see `connect`).
+pub(super) const READABLE: &str = "SELECT count(*) FROM sqlite_master";
+
+pub(super) const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS dj_schema_migrations ( \
+                     version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+
+/// `?1`: a migration's version.
+pub(super) const MIGRATION_DONE: &str =
+    "SELECT EXISTS (SELECT 1 FROM dj_schema_migrations WHERE version = ?1)";
+
+/// `?1`: a migration's version.
+pub(super) static MIGRATION_APPLIED: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO dj_schema_migrations (version, applied_at) VALUES (?1, {NOW})")
+});
+
+/// Prepared (never run) by `check_schema`: each fails if a table or column dj needs is missing.
+pub(super) static SCHEMA_CHECKS: LazyLock<[String; 9]> = LazyLock::new(|| {
+    [
+        format!("SELECT {COLUMNS} FROM delayed_jobs LIMIT 0"),
+        format!("SELECT {WORKER_COLUMNS} FROM dj_workers LIMIT 0"),
+        "SELECT task, ran_at, ran_by FROM dj_maintenance LIMIT 0".to_owned(),
+        "SELECT queue, paused_at FROM dj_paused_queues LIMIT 0".to_owned(),
+        "SELECT queue, max_running FROM dj_queue_limits LIMIT 0".to_owned(),
+        "SELECT job_id, requested_at FROM dj_cancels LIMIT 0".to_owned(),
+        format!("SELECT {CRON_COLUMNS} FROM dj_cron LIMIT 0"),
+        "SELECT minute, succeeded, failed FROM dj_throughput LIMIT 0".to_owned(),
+        "SELECT n FROM dj_wakeups LIMIT 0".to_owned(),
+    ]
+});
+
+/// The database's clock, in unix seconds.
+pub(super) const NOW_SECS: &str = "SELECT unixepoch('now', 'subsec')";
+
+// ---- Transactions ----
+
+/// A write transaction that takes the write lock up front, so the busy timeout applies
+/// instead of a failed upgrade.
+pub(super) const BEGIN: &str = "BEGIN IMMEDIATE";
+pub(super) const COMMIT: &str = "COMMIT";
+pub(super) const ROLLBACK: &str = "ROLLBACK";
+
+// ---- Wake-ups ----
+
+/// Moves the wake-up counter: rows may have become claimable.
+pub(super) const WAKE: &str = "UPDATE dj_wakeups SET n = n + 1";
+
+/// The wake-up number: the inserts counted by `delayed_jobs`' AUTOINCREMENT sequence plus
+/// the `dj_wakeups` counter.
+pub(super) const WAKEUPS: &str = "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence \
+                         WHERE name = 'delayed_jobs') \
+                      + (SELECT n FROM dj_wakeups)";
+
+// ---- Inserts ----
+
+/// The one insert of this backend, a row at a time, for every driver: name, handler,
+/// priority, queue, absolute run time (unix seconds) or none, delay in seconds from the
+/// database's now, max_run_time, concurrency key and limit, unique key and whether it is held
+/// until done.
+pub(super) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, \
+                                   concurrency_key, concurrency_limit, unique_key, unique_running, \
+                                   created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, {RUN_AT}, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW}) \
+         RETURNING id, 0 AS outcome"
+    )
+});
+
+/// The run time an insert binds as `?5` (absolute, unix seconds) or `?6` (seconds from now).
+pub(super) const RUN_AT: &str = "CASE WHEN ?5 IS NULL \
+     THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
+     ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END";
+
+/// Run before [`INSERT_ROW`] for a unique row, with the same parameters and `?12`
+/// (replace): finds the live row holding the key `?10`, which a replace updates if it is
+/// still waiting. No row: the key is free, and the insert follows in the same transaction
+/// (this UPDATE took the write lock, so no other insert of the key can come between).
+pub(super) static UNIQUE_HOLDER: LazyLock<String> = LazyLock::new(|| {
+    let replace = "?12 AND locked_at IS NULL";
+    format!(
+        "UPDATE delayed_jobs SET \
+             handler = CASE WHEN {replace} THEN ?2 ELSE handler END, \
+             priority = CASE WHEN {replace} THEN ?3 ELSE priority END, \
+             queue = CASE WHEN {replace} THEN ?4 ELSE queue END, \
+             run_at = CASE WHEN {replace} THEN {RUN_AT} ELSE run_at END, \
+             max_run_time = CASE WHEN {replace} THEN ?7 ELSE max_run_time END, \
+             concurrency_key = CASE WHEN {replace} THEN ?8 ELSE concurrency_key END, \
+             concurrency_limit = CASE WHEN {replace} THEN ?9 ELSE concurrency_limit END, \
+             updated_at = CASE WHEN {replace} THEN {NOW} ELSE updated_at END \
+         WHERE unique_key = ?10 \
+         RETURNING id, CASE WHEN {replace} THEN 2 ELSE 1 END AS outcome"
+    )
+});
+
+// ---- Claims ----
+
+/// What every claim requires of a row: ready, in the priority range, claimed by a registered
+/// worker, not of a paused queue, of the listed queues (`?4`, a JSON array; `[]` is every
+/// queue).
+pub(super) const CLAIMABLE: &str = "failed_at IS NULL AND locked_at IS NULL \
+     AND run_at <= strftime('%Y-%m-%d %H:%M:%f', 'now') \
+     AND priority >= ?2 AND priority <= ?3 \
+     AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
+     AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
+     AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4)))";
+
+/// The claim of unlimited jobs: up to `?5` rows in priority then run_at order.
+pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
+         WHERE id IN ( \
+             SELECT id FROM delayed_jobs \
+             WHERE {CLAIMABLE} AND concurrency_key IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM dj_queue_limits l WHERE l.queue = delayed_jobs.queue) \
+             ORDER BY priority, run_at \
+             LIMIT ?5) \
+         RETURNING {COLUMNS}"
+    )
+});
+
+/// Whether any limited job may be claimable (see the PostgreSQL backend).
+pub(super) static LIMITED_WORK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+             OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
+                        AND failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})"
+    )
+});
+
+/// The claim of limited jobs, as on PostgreSQL: candidates (`?6` at most) ranked per key and
+/// then per queue, each started only within its limits counting the running rows.
+pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+         cand AS ( \
+             SELECT id, queue, concurrency_key AS ckey, coalesce(concurrency_limit, 1) AS klim, \
+                    priority, run_at FROM delayed_jobs \
+             WHERE {CLAIMABLE} \
+               AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) \
+             ORDER BY priority, run_at LIMIT ?6), \
+         krun AS ( \
+             SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
+             WHERE concurrency_key IN (SELECT ckey FROM cand) \
+               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+         qrun AS ( \
+             SELECT queue, count(*) AS n FROM delayed_jobs \
+             WHERE queue IN (SELECT queue FROM lim) AND queue IN (SELECT queue FROM cand) \
+               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+         kranked AS ( \
+             SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+             FROM cand c), \
+         kpass AS ( \
+             SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
+             WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+         qranked AS ( \
+             SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
+             FROM kpass k), \
+         picked AS ( \
+             SELECT q.id FROM qranked q \
+             LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
+             WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+             ORDER BY q.priority, q.run_at LIMIT ?5) \
+         UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
+             unique_key = CASE WHEN unique_running THEN unique_key END \
+         WHERE id IN (SELECT id FROM picked) \
+         RETURNING {COLUMNS}"
+    )
+});
+
+// ---- Outcomes: ids as a JSON array (`?1`), the worker that holds them ----
+
+/// `?1` ids, `?2` worker.
+pub(super) const COMPLETE: &str =
+    "DELETE FROM delayed_jobs WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2";
+
+/// `?1` id, `?2` attempts, `?3` error, `?4` delay in seconds, `?5` worker, `?6` release,
+/// `?7` snoozed.
+pub(super) static RETRY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET attempts = ?2, \
+             last_error = CASE WHEN ?7 THEN last_error ELSE ?3 END, snoozes = snoozes + ?7, \
+             run_at = strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?4)), \
+             locked_at = CASE WHEN ?6 THEN NULL ELSE {NOW} END, \
+             locked_by = CASE WHEN ?6 THEN NULL ELSE locked_by END, updated_at = {NOW} \
+         WHERE id = ?1 AND locked_by = ?5"
+    )
+});
+
+/// `?1` id, `?2` worker.
+pub(super) const FAIL_DELETE: &str = "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2";
+
+/// `?1` id, `?2` attempts, `?3` error, `?4` worker.
+pub(super) static FAIL_KEEP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET attempts = ?2, last_error = ?3, failed_at = {NOW}, \
+             unique_key = NULL, locked_at = NULL, locked_by = NULL, updated_at = {NOW} \
+         WHERE id = ?1 AND locked_by = ?4"
+    )
+});
+
+/// `?1` ids, `?2` worker.
+pub(super) const UNLOCK: &str = "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2";
+
+/// `?1` ids, `?2` worker.
+pub(super) static MARK_STARTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET started_at = {NOW} \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2 \
+           AND started_at IS NULL"
+    )
+});
+
+/// `?1` ids, `?2` worker.
+pub(super) const RELEASE_ORPHANED: &str =
+    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL, crashes = crashes + 1 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2";
+
+/// `?1` worker.
+pub(super) const UNLOCK_WORKER: &str =
+    "UPDATE delayed_jobs SET locked_at = NULL, locked_by = NULL WHERE locked_by = ?1";
+
+// ---- Reads for operators ----
+
+/// Per queue: ready, scheduled, running, failed, and the oldest ready row's age in seconds.
+pub(super) static STATS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT queue, \
+           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}), \
+           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW}), \
+           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NOT NULL), \
+           count(*) FILTER (WHERE failed_at IS NOT NULL), \
+           unixepoch('now', 'subsec') - min(unixepoch(run_at, 'subsec')) FILTER ( \
+               WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}) \
+         FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST"
+    )
+});
+
+/// `?1` older than (seconds), `?2` at most this many rows.
+pub(super) const PRUNE_FAILED: &str = "DELETE FROM delayed_jobs WHERE id IN ( \
+                         SELECT id FROM delayed_jobs WHERE failed_at IS NOT NULL \
+                           AND failed_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
+                         ORDER BY failed_at LIMIT ?2)";
+
+// ---- Workers ----
+
+/// `?1` name, `?2` host, `?3` pid, `?4` queues, `?5` version.
+pub(super) static WORKER_REGISTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_workers (name, host, pid, queues, version, started_at, heartbeat_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {NOW}, {NOW}) \
+         ON CONFLICT (name) DO UPDATE SET host = ?2, pid = ?3, queues = ?4, version = ?5, \
+             started_at = {NOW}, heartbeat_at = {NOW}, running = 0"
+    )
+});
+
+/// `?1` name, `?2` running.
+pub(super) static WORKER_HEARTBEAT: LazyLock<String> = LazyLock::new(|| {
+    format!("UPDATE dj_workers SET heartbeat_at = {NOW}, running = ?2 WHERE name = ?1")
+});
+
+/// `?1` name, `?2` stale after (seconds), or null for any.
+pub(super) const WORKER_REMOVE: &str = "DELETE FROM dj_workers WHERE name = ?1 AND (?2 IS NULL OR \
+                     unixepoch(heartbeat_at, 'subsec') < unixepoch('now', 'subsec') - ?2)";
+
+pub(super) static WORKER_LIST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {WORKER_COLUMNS} FROM dj_workers ORDER BY name"));
+
+/// `?1` task, `?2` worker, `?3` every (seconds).
+pub(super) static MAINTENANCE_CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE dj_maintenance SET ran_at = {NOW}, ran_by = ?2 \
+         WHERE task = ?1 AND unixepoch(ran_at, 'subsec') <= unixepoch('now', 'subsec') - ?3"
+    )
+});
+
+// ---- Queues ----
+
+/// `?1` queue.
+pub(super) const QUEUE_RESUME: &str = "DELETE FROM dj_paused_queues WHERE queue = ?1";
+/// `?1` queue.
+pub(super) const QUEUE_PAUSE: &str = "INSERT OR IGNORE INTO dj_paused_queues (queue) VALUES (?1)";
+pub(super) const QUEUE_PAUSED: &str = "SELECT queue FROM dj_paused_queues ORDER BY queue";
+
+/// `?1` queue, `?2` max running.
+pub(super) static QUEUE_LIMIT_SET: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_queue_limits (queue, max_running) VALUES (?1, ?2) \
+         ON CONFLICT (queue) DO UPDATE SET max_running = excluded.max_running, \
+             set_at = {NOW} \
+         WHERE dj_queue_limits.max_running <> excluded.max_running"
+    )
+});
+/// `?1` queue.
+pub(super) const QUEUE_LIMIT_REMOVE: &str = "DELETE FROM dj_queue_limits WHERE queue = ?1";
+pub(super) const QUEUE_LIMITS: &str =
+    "SELECT queue, max_running FROM dj_queue_limits ORDER BY queue";
+
+// ---- Cancels ----
+
+/// `?1` id: whether the live row is running (none: no such live row).
+pub(super) const CANCEL_RUNNING: &str =
+    "SELECT locked_at IS NOT NULL FROM delayed_jobs WHERE id = ?1 AND failed_at IS NULL";
+/// `?1` id.
+pub(super) const CANCEL_REQUEST: &str = "INSERT OR IGNORE INTO dj_cancels (job_id) VALUES (?1)";
+/// `?1` id.
+pub(super) static CANCEL_DEQUEUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE delayed_jobs SET failed_at = {NOW}, last_error = 'cancelled', \
+         unique_key = NULL, updated_at = {NOW} WHERE id = ?1"
+    )
+});
+/// `?1` ids.
+pub(super) const CANCEL_REQUESTED: &str =
+    "SELECT job_id FROM dj_cancels WHERE job_id IN (SELECT value FROM json_each(?1))";
+pub(super) const CANCEL_PRUNE: &str = "DELETE FROM dj_cancels WHERE NOT EXISTS ( \
+                     SELECT 1 FROM delayed_jobs j \
+                     WHERE j.id = dj_cancels.job_id AND j.locked_at IS NOT NULL)";
+
+// ---- Throughput ----
+
+/// `?1` succeeded, `?2` failed.
+pub(super) const THROUGHPUT_ADD: &str = "INSERT INTO dj_throughput (minute, succeeded, failed) \
+                 VALUES (strftime('%Y-%m-%d %H:%M:00.000', 'now'), ?1, ?2) \
+                 ON CONFLICT (minute) DO UPDATE SET \
+                     succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed";
+pub(super) const THROUGHPUT_TRIM: &str =
+    "DELETE FROM dj_throughput WHERE minute < strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day')";
+/// `?1` minutes.
+pub(super) const THROUGHPUT: &str =
+    "SELECT unixepoch(minute, 'subsec'), succeeded, failed FROM dj_throughput \
+                 WHERE minute > strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d minutes', ?1)) \
+                 ORDER BY minute";
+
+// ---- Schedules ----
+
+/// `?1`..`?9` the definition's columns, `?10` the next fire time (unix seconds).
+pub(super) static CRON_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_cron (name, expression, tz, missed, job_name, handler, queue, \
+                              priority, from_code, next_fire_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, {next}) \
+         ON CONFLICT (name) DO UPDATE SET \
+             next_fire_at = CASE WHEN dj_cron.expression = excluded.expression \
+                                  AND dj_cron.tz = excluded.tz \
+                                 THEN dj_cron.next_fire_at ELSE excluded.next_fire_at END, \
+             expression = excluded.expression, tz = excluded.tz, missed = excluded.missed, \
+             job_name = excluded.job_name, handler = excluded.handler, \
+             queue = excluded.queue, priority = excluded.priority, \
+             from_code = excluded.from_code, updated_at = {NOW} \
+         WHERE (dj_cron.expression, dj_cron.tz, dj_cron.missed, dj_cron.job_name, \
+                dj_cron.handler, dj_cron.queue, dj_cron.priority, dj_cron.from_code) \
+               IS NOT (excluded.expression, excluded.tz, excluded.missed, \
+                excluded.job_name, excluded.handler, excluded.queue, \
+                excluded.priority, excluded.from_code)",
+        next = stored_time(10),
+    )
+});
+/// `?1` name.
+pub(super) const CRON_REMOVE: &str = "DELETE FROM dj_cron WHERE name = ?1";
+pub(super) static CRON_LIST: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {CRON_COLUMNS} FROM dj_cron ORDER BY name"));
+/// `?1` now (unix seconds).
+pub(super) static CRON_DUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CRON_COLUMNS} FROM dj_cron \
+         WHERE next_fire_at IS NOT NULL AND unixepoch(next_fire_at, 'subsec') <= ?1 \
+         ORDER BY name"
+    )
+});
+/// The compare-and-set of a firing: `?1` name, `?2` the next fire time read, `?3` the new
+/// one, `?4` the last fire time enqueued (unix seconds).
+pub(super) static CRON_MOVE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE dj_cron SET next_fire_at = {next}, \
+             last_fire_at = coalesce({last}, last_fire_at), updated_at = {NOW} \
+         WHERE name = ?1 AND next_fire_at = {expected}",
+        expected = stored_time(2),
+        next = stored_time(3),
+        last = stored_time(4),
+    )
+});

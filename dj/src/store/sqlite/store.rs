@@ -1,0 +1,455 @@
+//! The [`Store`] impl: each method one statement (or one short write transaction) of `sql`,
+//! its rows mapped by `rows`.
+
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{params, DatabaseName, OptionalExtension};
+
+use super::insert::{self, returning};
+use super::rows::{self, ids_json, job_row, params, time};
+use super::sql::{self, DIALECT};
+use super::SqliteStore;
+use crate::error::Result;
+use crate::model::{
+    unix_secs, Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef,
+    ScheduleRow, WorkerRow,
+};
+use crate::stop::StopFlag;
+use crate::store::{
+    claim_order, filter, ClaimParams, CronFire, Fail, Retry, Store, WorkerInfo, VERSION,
+};
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn migrate(&self) -> Result<Vec<u32>> {
+        self.write(|tx| {
+            tx.execute_batch(sql::CREATE_MIGRATIONS)?;
+            let mut applied = Vec::new();
+            for &(version, migration) in super::MIGRATIONS {
+                let done: bool = tx.query_row(sql::MIGRATION_DONE, [version], |r| r.get(0))?;
+                if done {
+                    continue;
+                }
+                tx.execute_batch(migration)?;
+                tx.execute(&sql::MIGRATION_APPLIED, [version])?;
+                applied.push(version);
+            }
+            Ok(applied)
+        })
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        self.run(|conn| {
+            for check in sql::SCHEMA_CHECKS.iter() {
+                conn.prepare(check)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        // SQLite opens a file it cannot write read-only, and fails only at the first write.
+        if self.pool.get()?.is_readonly(DatabaseName::Main)? {
+            return Err(super::connect::read_only(
+                &self.shown,
+                Some(&self.path),
+                false,
+            ));
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> Result<SystemTime> {
+        self.run(|conn| Ok(time(conn.query_row(sql::NOW_SECS, [], |r| r.get(0))?)))
+    }
+
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+        self.run(|conn| insert::rusqlite(conn, rows))
+    }
+
+    /// Limited jobs first (their limits bound how many), then the rest with the room left.
+    /// The limited claim is one write transaction: SQLite's single writer means no other
+    /// claim runs between its count of running rows and its update.
+    fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
+        let queues = serde_json::to_string(p.queues).expect("queue names serialize");
+        let min = p.min_priority.unwrap_or(i32::MIN);
+        let max = p.max_priority.unwrap_or(i32::MAX);
+        let mut jobs = if self.limited_work()? {
+            let window = (p.limit as i64 * 4).max(100);
+            self.write(|tx| {
+                returning(
+                    &mut *tx.prepare_cached(&sql::CLAIM_LIMITED)?,
+                    params![p.worker, min, max, queues, p.limit as i64, window],
+                    job_row,
+                )
+            })?
+        } else {
+            Vec::new()
+        };
+        let room = p.limit - jobs.len();
+        if room > 0 {
+            jobs.extend(self.run(|conn| {
+                returning(
+                    &mut *conn.prepare_cached(&sql::CLAIM)?,
+                    params![p.worker, min, max, queues, room as i64],
+                    job_row,
+                )
+            })?);
+        }
+        claim_order(&mut jobs);
+        Ok(jobs)
+    }
+
+    fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.run(|conn| {
+            conn.prepare_cached(sql::COMPLETE)?
+                .execute(params![ids_json(ids), worker])?;
+            Ok(())
+        })
+    }
+
+    fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut statement = tx.prepare_cached(&sql::RETRY)?;
+            for r in retries {
+                statement.execute(params![
+                    r.id,
+                    r.attempts,
+                    r.last_error,
+                    r.delay.as_secs_f64(),
+                    worker,
+                    r.release,
+                    r.snoozed
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
+        if fails.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut delete = tx.prepare_cached(sql::FAIL_DELETE)?;
+            let mut keep = tx.prepare_cached(&sql::FAIL_KEEP)?;
+            for f in fails {
+                if f.destroy {
+                    delete.execute(params![f.id, worker])?;
+                } else {
+                    keep.execute(params![f.id, f.attempts, f.last_error, worker])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.waking(|tx| {
+            tx.prepare_cached(sql::UNLOCK)?
+                .execute(params![ids_json(ids), worker])
+        })
+    }
+
+    fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&sql::MARK_STARTED)?
+                .execute(params![ids_json(ids), worker])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.waking(|tx| {
+            tx.prepare_cached(sql::RELEASE_ORPHANED)?
+                .execute(params![ids_json(ids), worker])
+        })
+    }
+
+    fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
+        self.waking(|tx| tx.execute(sql::UNLOCK_WORKER, [worker]))
+    }
+
+    fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        let statement = filter::list(&DIALECT, filter, sql::COLUMNS);
+        self.run(|conn| {
+            let mut prepared = conn.prepare(&statement.sql)?;
+            let rows = prepared.query_map(params(&statement), job_row)?;
+            rows.collect()
+        })
+    }
+
+    fn job_count(&self, filter: &JobFilter) -> Result<i64> {
+        let statement = filter::count(&DIALECT, filter);
+        self.run(|conn| conn.query_row(&statement.sql, params(&statement), |r| r.get(0)))
+    }
+
+    fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let statement = filter::delete(&DIALECT, filter);
+        self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
+    }
+
+    /// Every change makes rows claimable: idle workers are woken.
+    fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
+        let statement = filter::update(&DIALECT, filter, change);
+        self.waking(|tx| tx.execute(&statement.sql, params(&statement)))
+    }
+
+    fn job_stats(&self) -> Result<Vec<QueueStats>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql::STATS)?;
+            let rows = statement.query_map([], rows::queue_stats)?;
+            rows.collect()
+        })
+    }
+
+    fn job_count_by_locker(&self) -> Result<Vec<(Option<String>, i64)>> {
+        let sql = filter::lockers(&DIALECT);
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
+        let queues = w.queues_column();
+        self.run(|conn| {
+            conn.prepare_cached(&sql::WORKER_REGISTER)?
+                .execute(params![w.name, w.host, w.pid, queues, VERSION])?;
+            Ok(())
+        })
+    }
+
+    fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&sql::WORKER_HEARTBEAT)?
+                .execute(params![name, running])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
+        let secs = stale_after.map(|d| d.as_secs_f64());
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(sql::WORKER_REMOVE)?
+                .execute(params![name, secs])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql::WORKER_LIST)?;
+            let rows = statement.query_map([], rows::worker_row)?;
+            rows.collect()
+        })
+    }
+
+    fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(sql::PRUNE_FAILED)?
+                .execute(params![older_than.as_secs_f64(), limit])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
+        if !paused {
+            // Idle workers look again at once.
+            return Ok(self.waking(|tx| {
+                tx.prepare_cached(sql::QUEUE_RESUME)?
+                    .execute(params![queue])
+            })? > 0);
+        }
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(sql::QUEUE_PAUSE)?
+                .execute(params![queue])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_paused(&self) -> Result<Vec<String>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(sql::QUEUE_PAUSED)?;
+            let rows = statement.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn job_cancel(&self, id: JobId) -> Result<Cancel> {
+        self.write(|tx| {
+            let running: Option<bool> = tx
+                .query_row(sql::CANCEL_RUNNING, [id], |r| r.get(0))
+                .optional()?;
+            Ok(match running {
+                None => Cancel::NotFound,
+                Some(true) => {
+                    tx.execute(sql::CANCEL_REQUEST, [id])?;
+                    Cancel::Requested
+                }
+                Some(false) => {
+                    tx.execute(&sql::CANCEL_DEQUEUE, [id])?;
+                    Cancel::Dequeued
+                }
+            })
+        })
+    }
+
+    fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(sql::CANCEL_REQUESTED)?;
+            let rows = statement.query_map([ids_json(ids)], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn cancel_prune(&self) -> Result<u64> {
+        self.run(|conn| Ok(conn.execute(sql::CANCEL_PRUNE, [])? as u64))
+    }
+
+    fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool> {
+        self.run(|conn| {
+            let n = match max_running {
+                Some(max) => conn.execute(&sql::QUEUE_LIMIT_SET, params![queue, max])?,
+                None => conn.execute(sql::QUEUE_LIMIT_REMOVE, [queue])?,
+            };
+            Ok(n > 0)
+        })
+    }
+
+    fn queue_limits(&self) -> Result<Vec<(String, i32)>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(sql::QUEUE_LIMITS)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(sql::THROUGHPUT_ADD)?
+                .execute(params![succeeded, failed])?;
+            tx.execute(sql::THROUGHPUT_TRIM, [])?;
+            Ok(())
+        })
+    }
+
+    fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(sql::THROUGHPUT)?;
+            let rows = statement.query_map([minutes], rows::throughput_row)?;
+            rows.collect()
+        })
+    }
+
+    fn cron_upsert(&self, s: &ScheduleDef, next: Option<SystemTime>) -> Result<()> {
+        let next = next.map(unix_secs);
+        self.run(|conn| {
+            conn.prepare_cached(&sql::CRON_UPSERT)?.execute(params![
+                s.name,
+                s.expression,
+                s.tz,
+                s.missed.as_str(),
+                s.job_name,
+                s.handler,
+                s.queue,
+                s.priority,
+                s.from_code,
+                next
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn cron_remove(&self, name: &str) -> Result<bool> {
+        self.run(|conn| Ok(conn.execute(sql::CRON_REMOVE, [name])? > 0))
+    }
+
+    fn cron_list(&self) -> Result<Vec<ScheduleRow>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(&sql::CRON_LIST)?;
+            let rows = statement.query_map([], rows::schedule_row)?;
+            rows.collect()
+        })
+    }
+
+    fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)> {
+        self.run(|conn| {
+            let now: f64 = conn.query_row(sql::NOW_SECS, [], |r| r.get(0))?;
+            let mut statement = conn.prepare_cached(&sql::CRON_DUE)?;
+            let rows = statement.query_map([now], rows::schedule_row)?;
+            Ok((time(now), rows.collect::<rusqlite::Result<_>>()?))
+        })
+    }
+
+    /// Moves the schedule's next fire time if it is still the one the worker read, and in the
+    /// same transaction inserts the firing's jobs.
+    fn cron_fire(&self, fire: &CronFire<'_>) -> Result<bool> {
+        let CronFire {
+            name,
+            expected,
+            next,
+            last,
+            jobs,
+        } = *fire;
+        self.write(|tx| {
+            let moved = tx.prepare_cached(&sql::CRON_MOVE)?.execute(params![
+                name,
+                unix_secs(expected),
+                next.map(unix_secs),
+                last.map(unix_secs)
+            ])?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            insert::within(tx, jobs)?;
+            Ok(true)
+        })
+    }
+
+    /// SQLite has no LISTEN: an idle worker reads the wake-up number (see `wakeups`) and
+    /// claims as soon as it moves, else after `timeout`.
+    fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
+        self.wait(timeout, stop)
+    }
+
+    fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&sql::MAINTENANCE_CLAIM)?
+                .execute(params![task, worker, every.as_secs_f64()])?;
+            Ok(n > 0)
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Whether any limited job may be claimable: looked for at most once a second while none
+    /// is found (see [`crate::store::LimitedProbe`]).
+    fn limited_work(&self) -> Result<bool> {
+        if !self.limited.due() {
+            return Ok(false);
+        }
+        let any = self.run(|conn| {
+            conn.prepare_cached(&sql::LIMITED_WORK)?
+                .query_row([], |r| r.get(0))
+        })?;
+        self.limited.found(any);
+        Ok(any)
+    }
+}
