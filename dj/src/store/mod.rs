@@ -26,8 +26,6 @@ pub(crate) struct InsertedId {
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(feature = "postgres")]
-mod postgres_pool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

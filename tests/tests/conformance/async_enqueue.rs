@@ -33,10 +33,16 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-pub const POSTGRES_CASES: &[Case] = &[(
-    "enqueue_async_onto_a_tokio_postgres_transaction_exists_only_if_it_commits",
-    tokio_postgres_transaction,
-)];
+pub const POSTGRES_CASES: &[Case] = &[
+    (
+        "enqueue_async_onto_a_tokio_postgres_transaction_exists_only_if_it_commits",
+        tokio_postgres_transaction,
+    ),
+    (
+        "enqueue_many_async_onto_a_tokio_postgres_client_is_all_or_none",
+        tokio_postgres_all_or_none,
+    ),
+];
 
 /// Runs `body` on a current-thread runtime, then on a multi-thread one.
 fn in_both_flavours<F: std::future::Future<Output = ()>>(body: impl Fn(&'static str) -> F) {
@@ -310,6 +316,56 @@ fn tokio_postgres_transaction(backend: Backend) {
             let second = unique("v2").enqueue_outcome_async(&client).await.unwrap();
             unique_checked(t, first, second);
             assert_eq!(count(t), 4, "{flavour}");
+            drop(client);
+            let _ = driver.await;
+        }
+    });
+}
+
+/// Plain jobs, then a unique one whose key PostgreSQL rejects (a NUL byte, which no text
+/// value may hold): the plain rows' statement runs first, the unique row's fails.
+fn plain_then_rejected() -> impl Iterator<Item = dj::Delayed<Record>> {
+    (0..3)
+        .map(|i| record(&format!("{i}")).delay())
+        .chain([record("rejected").delay().unique("nul\0key")])
+}
+
+/// `enqueue_many_async` onto a tokio-postgres client or transaction is all or none, as onto
+/// every other target: a call whose later statement fails leaves none of its rows, and
+/// leaves the caller's connection (and transaction) usable.
+fn tokio_postgres_all_or_none(backend: Backend) {
+    let t = TestDb::new(backend, "tokio_postgres_atomic");
+    in_both_flavours(|flavour| {
+        let t = &t;
+        async move {
+            t.db.delete_jobs(&JobFilter::default()).unwrap();
+            let (mut client, connection) = tokio_postgres::connect(&t.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let driver = tokio::spawn(connection);
+            let failed = dj::enqueue_many_async(&client, plain_then_rejected()).await;
+            assert!(failed.is_err(), "{flavour}: {failed:?}");
+            assert_eq!(count(t), 0, "{flavour}: the client kept part of the call");
+            record("after")
+                .delay()
+                .enqueue_async(&client)
+                .await
+                .unwrap();
+            assert_eq!(count(t), 1, "{flavour}");
+            let tx = client.transaction().await.unwrap();
+            let failed = dj::enqueue_many_async(&tx, plain_then_rejected()).await;
+            assert!(failed.is_err(), "{flavour}: {failed:?}");
+            record("in the transaction")
+                .delay()
+                .enqueue_async(&tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(
+                count(t),
+                2,
+                "{flavour}: the transaction kept part of the call"
+            );
             drop(client);
             let _ = driver.await;
         }

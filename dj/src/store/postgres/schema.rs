@@ -1,0 +1,91 @@
+//! The schema: numbered migrations, applied in order under a lock, and the check that every
+//! column dj uses is there.
+
+use super::pool::{Session, Sql};
+use super::sql;
+use super::PgStore;
+use crate::error::Result;
+use tokio_postgres::types::Type;
+
+/// Migrations, numbered, applied in order by `migrate`.
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_create_delayed_jobs.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_worker_liveness.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_retention.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_paused_queues.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/postgres/0005_job_control.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/postgres/0006_cron.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_throughput.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_keyed_ready.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_wakeups.sql"),
+    ),
+];
+
+/// The schema SQL, as `schema` prints it.
+pub(crate) fn schema_sql() -> String {
+    crate::store::schema_of(MIGRATIONS)
+}
+
+impl PgStore {
+    /// Applies the migrations not yet applied, in one transaction; returns their versions.
+    pub(super) fn apply_migrations(&self) -> Result<Vec<u32>> {
+        self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            tx.batch_execute(sql::MIGRATE_QUIET).await?;
+            tx.execute(Sql::Built(sql::MIGRATE_LOCK), &[], &[]).await?;
+            tx.batch_execute(sql::MIGRATIONS_TABLE).await?;
+            let done: Vec<i32> = tx
+                .query(Sql::Built(sql::MIGRATIONS_DONE), &[], &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut applied = Vec::new();
+            for &(version, text) in MIGRATIONS {
+                if done.contains(&(version as i32)) {
+                    continue;
+                }
+                tx.batch_execute(text).await?;
+                let applied_sql = Sql::Built(sql::MIGRATION_APPLIED);
+                tx.execute(applied_sql, &[Type::INT4], &[&(version as i32)])
+                    .await?;
+                applied.push(version);
+            }
+            tx.commit().await?;
+            conn.clear_statements();
+            Ok(applied)
+        })
+    }
+
+    /// Names every table and column dj uses, reading no rows.
+    pub(super) fn check_columns(&self) -> Result<()> {
+        let check = sql::check_schema();
+        self.run(async |conn: &mut Session| conn.batch_execute(&check).await)
+    }
+}

@@ -1,0 +1,250 @@
+//! The claim statements: the plain claims (every queue, listed queues) and the limited
+//! claim (queue limits and concurrency keys), with the pieces they share.
+
+use crate::store::filter::{ready, running};
+
+/// The queues no plain claim takes from: paused ones, and limited ones (the limited claim's).
+/// An array built once per statement (an InitPlan), so that the claims filter on it instead of
+/// joining the side tables: an anti-join against a never-analyzed (empty) side table made the
+/// planner estimate one row and choose a sequential scan and a sort of the whole backlog.
+macro_rules! excluded_queues {
+    () => {
+        "ARRAY(SELECT queue FROM dj_paused_queues UNION ALL SELECT queue FROM dj_queue_limits)"
+    };
+}
+
+/// The paused queues, as [`excluded_queues!`] reads them: what the limited claim leaves out.
+macro_rules! paused_queues {
+    () => {
+        "ARRAY(SELECT queue FROM dj_paused_queues)"
+    };
+}
+
+/// The columns a claim returns, in [`super::super::rows::job_row`]'s order, of the claimed row `j`.
+macro_rules! claimed_columns {
+    () => {
+        "j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, j.locked_at, \
+         j.failed_at, j.locked_by, j.queue, j.created_at, j.updated_at, j.name, j.max_run_time, \
+         j.started_at, j.crashes, j.snoozes, j.unique_key, j.concurrency_key"
+    };
+}
+
+/// The conditions every claimable row meets beyond its queue: ready, not held, within the
+/// worker's priorities (`$2`, `$3`). Spelled as conditions on the index `delayed_jobs_ready`
+/// (`priority, run_at`) or `delayed_jobs_queue_ready` (`queue, priority, run_at`), so that
+/// both claims walk an index in claim order and stop after `LIMIT` rows.
+macro_rules! ready_rows {
+    () => {
+        concat!(ready!("now()"), " AND priority >= $2 AND priority <= $3")
+    };
+}
+
+/// The UPDATE that locks claimed rows `j` for worker `$1` (a unique key held only while the
+/// job waits is freed as it starts), up to its `FROM` or `WHERE`: the same for every claim.
+macro_rules! lock_for_worker {
+    () => {
+        "UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+             unique_key = CASE WHEN j.unique_running THEN j.unique_key END "
+    };
+}
+
+/// The running rows of one key or queue (`$on`, e.g. `"queue = lim.queue"`), counted as `n`
+/// in a lateral subquery through that column's index.
+macro_rules! running_count {
+    ($on:literal) => {
+        concat!(
+            "CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS n FROM delayed_jobs \
+                 WHERE ",
+            $on,
+            " AND ",
+            running!(),
+            ") AS r"
+        )
+    };
+}
+
+/// Claims the rows of the CTE `picked` for worker `$1`, returning them. The ids are read
+/// once into an array (an InitPlan), so the UPDATE finds each row by its primary key whatever
+/// the planner guesses of how many `picked` holds (a join guessed large hashed the table).
+macro_rules! claim_picked {
+    () => {
+        concat!(
+            lock_for_worker!(),
+            "WHERE j.id = ANY (ARRAY(SELECT id FROM picked)) \
+             RETURNING ",
+            claimed_columns!()
+        )
+    };
+}
+
+/// The claim for a worker of every queue: lock up to `$4` ready rows, skipping rows other
+/// workers hold, in one statement. Only a registered worker claims (the `dj_workers` check
+/// is one InitPlan, run once): a worker that was declared dead cannot take new rows under its
+/// old name. The CTE picks ids with `FOR UPDATE SKIP LOCKED` walking `delayed_jobs_ready` in
+/// claim order, once (`MATERIALIZED`); the UPDATE takes exactly those ([`claim_picked!`]),
+/// never `IN (subquery)`, which lets the planner run the locking subquery again and lock
+/// extra rows.
+#[doc(hidden)]
+pub const CLAIM: &str = concat!(
+    "WITH picked AS MATERIALIZED ( \
+         SELECT id FROM delayed_jobs WHERE ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+       AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+       AND (queue IS NULL OR queue <> ALL (",
+    excluded_queues!(),
+    ")) \
+     ORDER BY priority, run_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+    claim_picked!()
+);
+
+/// The claim for a worker of listed queues (`$5`). One index walk cannot give several
+/// queues' rows in claim order (`delayed_jobs_queue_ready` is ordered by queue first), and a
+/// walk of `delayed_jobs_ready` filtered by queue reads every row of the other queues ahead
+/// of them. So: `cand` reads the first `$4` ready rows of each listed queue (an ordered walk
+/// of its part of `delayed_jobs_queue_ready`, no locks) and keeps the first `$4` of them in
+/// claim order; `quota` counts them per listed queue (one row per queue, which the planner
+/// can count: grouping `cand` made it guess a thousand); `picked` then locks that many rows of each
+/// queue, again walking its index part in order with `SKIP LOCKED`, so that a row another
+/// worker is claiming at the same moment is passed over for the next one of its queue. No
+/// more than `$4` rows are ever locked.
+#[doc(hidden)]
+pub const CLAIM_QUEUES: &str = concat!(
+    "WITH cand AS MATERIALIZED ( \
+         SELECT q.name, c.priority, c.run_at \
+         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name) \
+         CROSS JOIN LATERAL ( \
+             SELECT priority, run_at FROM delayed_jobs \
+             WHERE queue = q.name AND ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+             ORDER BY priority, run_at LIMIT $4) AS c \
+         WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+           AND q.name <> ALL (",
+    excluded_queues!(),
+    ") \
+         ORDER BY c.priority, c.run_at LIMIT $4), \
+     quota AS ( \
+         SELECT q.name, (SELECT count(*) FROM cand WHERE cand.name = q.name) AS n \
+         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name)), \
+     picked AS MATERIALIZED ( \
+         SELECT p.id FROM quota \
+         CROSS JOIN LATERAL ( \
+             SELECT id FROM delayed_jobs \
+             WHERE queue = quota.name AND ",
+    ready_rows!(),
+    " AND concurrency_key IS NULL \
+             ORDER BY priority, run_at LIMIT quota.n FOR UPDATE SKIP LOCKED) AS p) ",
+    claim_picked!()
+);
+
+/// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in
+/// `dj_queue_limits`), which the claims above never take. It runs after
+/// `LIMITED_CLAIM_LOCK` in the same transaction, so limited claims are made one at a time
+/// across the cluster, each counting the running rows it competes with on a snapshot taken
+/// after the previous one committed. Candidates (`cand`, the first `$5` in claim order) come
+/// from two ordered sources, each served by an index whatever the statistics say: the first
+/// `$5` rows of each limited queue (`delayed_jobs_queue_ready`), and the first `$5` keyed rows.
+/// They are ranked per key and then per queue; a candidate starts only if the running count
+/// plus its rank stays within each limit. The running counts (`krun`, `qrun`) are counted once
+/// per key and per queue, each through its index, and kept (`MATERIALIZED`): inlined, the
+/// planner ran a queue's count again for every candidate. The final UPDATE re-checks each row (READ COMMITTED
+/// re-reads a row changed meanwhile), so a row cancelled or deleted since the candidates were
+/// read is left alone.
+macro_rules! limited_claim_sql {
+    ($lim_predicate:literal, $queue_predicate:literal) => {
+        concat!(
+            "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+             cand AS ( \
+                 SELECT id, queue, ckey, klim, priority, run_at FROM ( \
+                     SELECT c.id, c.queue, c.concurrency_key AS ckey, \
+                            coalesce(c.concurrency_limit, 1) AS klim, c.priority, c.run_at \
+                     FROM lim CROSS JOIN LATERAL ( \
+                         SELECT id, queue, concurrency_key, concurrency_limit, priority, run_at \
+                         FROM delayed_jobs WHERE queue = lim.queue AND ",
+            ready_rows!(),
+            " ORDER BY priority, run_at LIMIT $5) AS c \
+                     WHERE lim.queue <> ALL (",
+            paused_queues!(),
+            ") ",
+            $lim_predicate,
+            " UNION \
+                     (SELECT id, queue, concurrency_key, coalesce(concurrency_limit, 1), priority, run_at \
+                      FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
+            ready_rows!(),
+            " AND (queue IS NULL OR queue <> ALL (",
+            paused_queues!(),
+            ")) ",
+            $queue_predicate,
+            " ORDER BY priority, run_at LIMIT $5)) AS u \
+                 WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+                 ORDER BY priority, run_at LIMIT $5), \
+             krun AS MATERIALIZED ( \
+                 SELECT k.ckey, r.n FROM (SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL) AS k ",
+            running_count!("concurrency_key = k.ckey"),
+            "), \
+             qrun AS MATERIALIZED ( \
+                 SELECT lim.queue, r.n FROM lim ",
+            running_count!("queue = lim.queue"),
+            " WHERE lim.queue IN (SELECT queue FROM cand)), \
+             kranked AS ( \
+                 SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+                 FROM cand c), \
+             kpass AS ( \
+                 SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
+                 WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+             qranked AS ( \
+                 SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
+                 FROM kpass k), \
+             picked AS ( \
+                 SELECT q.id FROM qranked q \
+                 LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
+                 WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+                 ORDER BY q.priority, q.run_at LIMIT $4) ",
+            lock_for_worker!(),
+            "FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
+             RETURNING ",
+            claimed_columns!()
+        )
+    };
+}
+
+/// The limited claim for a worker of every queue.
+#[doc(hidden)]
+pub const CLAIM_LIMITED: &str = limited_claim_sql!("", "");
+/// The limited claim for a worker of listed queues (`$6`).
+#[doc(hidden)]
+pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!(
+    "AND lim.queue = ANY($6::text[])",
+    "AND queue = ANY($6::text[])"
+);
+
+/// Whether any limited job may be claimable: a queue limit exists, or a ready row has a key.
+pub(crate) const LIMITED_WORK: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+     OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
+                AND ",
+    ready!("now()"),
+    ")"
+);
+
+/// [`NO_JIT`]'s text, for statements sent with it.
+macro_rules! no_jit {
+    () => {
+        "SET LOCAL jit = off"
+    };
+}
+
+/// The first statement of a claim's own transaction: no JIT compilation. The listed-queues
+/// and limited claims hold a `LIMIT` the planner cannot see (per queue, per key), so on a
+/// large table their estimated cost crosses `jit_above_cost`; compiling them took 20 ms and
+/// 630 ms per claim in a million-row backlog, for statements that run in a few.
+pub(crate) const NO_JIT: &str = no_jit!();
+
+/// Taken (until commit) before a limited claim: one limited claim at a time, cluster-wide.
+/// The key is dj's own: "dj" and "limits" as two 32-bit halves. Sent with [`NO_JIT`].
+pub(crate) const LIMITED_CLAIM_LOCK: &str = concat!(
+    no_jit!(),
+    "; SELECT pg_advisory_xact_lock(1785331712, 1818848616)"
+);

@@ -1,0 +1,384 @@
+//! The `Store` impl: each method binds its values and runs a statement of [`super::sql`]
+//! through [`PgStore`]'s helpers, or calls the part that does more ([`super::claim`],
+//! [`super::schema`], [`super::listen`], [`super::insert`]).
+
+use std::time::{Duration, SystemTime};
+
+use tokio_postgres::types::ToSql;
+
+use super::insert::{InsertPlan, Shape};
+use super::pool::{Session, Sql};
+use super::rows::{self, changed, job_row, queue_stats, schedule_row, worker_row};
+use super::sql::{self, waking, Stmt, DIALECT};
+use super::PgStore;
+use crate::error::Result;
+use crate::io;
+use crate::model::{
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef, ScheduleRow,
+    WorkerRow,
+};
+use crate::stop::StopFlag;
+use crate::store::{
+    filter, ClaimParams, CronFire, Fail, Retry, Store, Wakeups, WorkerInfo, VERSION,
+};
+
+impl Store for PgStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn migrate(&self) -> Result<Vec<u32>> {
+        self.apply_migrations()
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        self.check_columns()
+    }
+
+    fn now(&self) -> Result<SystemTime> {
+        Ok(self.query(&sql::NOW, &[])?[0].get(0))
+    }
+
+    fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+        io::block_on(self.insert(rows))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn as_postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
+    fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
+        self.claim(p)
+    }
+
+    fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
+        self.by_worker(sql::COMPLETE, worker, ids).map(drop)
+    }
+
+    fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = retries.iter().map(|r| r.id).collect();
+        let attempts: Vec<i32> = retries.iter().map(|r| r.attempts).collect();
+        let delays: Vec<f64> = retries.iter().map(|r| r.delay.as_secs_f64()).collect();
+        let errors: Vec<&str> = retries.iter().map(|r| r.last_error.as_str()).collect();
+        let release: Vec<bool> = retries.iter().map(|r| r.release).collect();
+        let snoozed: Vec<bool> = retries.iter().map(|r| r.snoozed).collect();
+        let retry = Stmt {
+            sql: sql::RETRY,
+            types: sql::RETRY_TYPES,
+        };
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &ids, &attempts, &delays, &errors, &release, &worker, &snoozed,
+        ];
+        self.execute(&retry, &params).map(drop)
+    }
+
+    fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
+        let (destroy, keep): (Vec<&Fail>, Vec<&Fail>) = fails.iter().partition(|f| f.destroy);
+        let destroy_ids: Vec<i64> = destroy.iter().map(|f| f.id).collect();
+        let keep_ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
+        let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
+        let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
+        let keep_params: [&(dyn ToSql + Sync); 4] = [&keep_ids, &attempts, &errors, &worker];
+        self.run(async |conn: &mut Session| {
+            if !destroy_ids.is_empty() {
+                let complete = Sql::Fixed(sql::COMPLETE);
+                let params: [&(dyn ToSql + Sync); 2] = [&destroy_ids, &worker];
+                conn.execute(complete, sql::BY_WORKER, &params).await?;
+            }
+            if !keep_ids.is_empty() {
+                let fail = Sql::Fixed(sql::FAIL_KEEP);
+                conn.execute(fail, sql::FAIL_KEEP_TYPES, &keep_params)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.waking_by_worker(sql::UNLOCK, worker, ids)
+    }
+
+    fn job_mark_started(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.by_worker(sql::MARK_STARTED, worker, ids)
+    }
+
+    fn job_release_orphaned(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
+        self.waking_by_worker(sql::RELEASE_ORPHANED, worker, ids)
+    }
+
+    fn job_unlock_worker(&self, worker: &str) -> Result<u64> {
+        Ok(changed(&self.query(&sql::UNLOCK_WORKER, &[&worker])?))
+    }
+
+    fn job_list(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
+        let statement = filter::list(&DIALECT, filter, sql::COLUMNS);
+        let rows = self.query_built(&statement.sql, &statement)?;
+        Ok(rows.iter().map(job_row).collect())
+    }
+
+    fn job_count(&self, filter: &JobFilter) -> Result<i64> {
+        let statement = filter::count(&DIALECT, filter);
+        Ok(self.query_built(&statement.sql, &statement)?[0].get(0))
+    }
+
+    fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let statement = filter::delete(&DIALECT, filter);
+        self.run(async |conn: &mut Session| {
+            let (types, params) = (rows::types(&statement), rows::params(&statement));
+            conn.execute(Sql::Built(&statement.sql), &types, &params)
+                .await
+        })
+    }
+
+    /// Every change makes rows claimable: workers idle on LISTEN are woken.
+    fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
+        let statement = filter::update(&DIALECT, filter, change);
+        let waking = format!(waking!("{}"), statement.sql);
+        Ok(changed(&self.query_built(&waking, &statement)?))
+    }
+
+    fn job_stats(&self) -> Result<Vec<QueueStats>> {
+        Ok(self
+            .query(&sql::STATS, &[])?
+            .iter()
+            .map(queue_stats)
+            .collect())
+    }
+
+    fn job_count_by_locker(&self) -> Result<Vec<(Option<String>, i64)>> {
+        let sql = filter::lockers(&DIALECT);
+        self.run(async |conn: &mut Session| {
+            let rows = conn.query(Sql::Built(&sql), &[], &[]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn worker_register(&self, w: &WorkerInfo<'_>) -> Result<()> {
+        let queues = w.queues_column();
+        let params: [&(dyn ToSql + Sync); 5] = [&w.name, &w.host, &w.pid, &queues, &VERSION];
+        self.execute(&sql::WORKER_REGISTER, &params).map(drop)
+    }
+
+    fn worker_heartbeat(&self, name: &str, running: i32) -> Result<bool> {
+        Ok(self.execute(&sql::WORKER_HEARTBEAT, &[&name, &running])? > 0)
+    }
+
+    fn worker_remove(&self, name: &str, stale_after: Option<Duration>) -> Result<bool> {
+        let secs = stale_after.map(|d| d.as_secs_f64());
+        Ok(self.execute(&sql::WORKER_REMOVE, &[&name, &secs])? > 0)
+    }
+
+    fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        Ok(self
+            .query(&sql::WORKER_LIST, &[])?
+            .iter()
+            .map(worker_row)
+            .collect())
+    }
+
+    fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.execute(&sql::PRUNE, &[&older_than.as_secs_f64(), &limit])
+    }
+
+    fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
+        let stmt = if paused {
+            &sql::QUEUE_PAUSE
+        } else {
+            &sql::QUEUE_RESUME
+        };
+        // Workers idle on LISTEN look again at once when a queue is resumed.
+        self.execute_then_notify(stmt, &[&queue], !paused)
+    }
+
+    fn queue_paused(&self) -> Result<Vec<String>> {
+        let rows = self.query(&sql::QUEUES_PAUSED, &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn job_cancel(&self, id: JobId) -> Result<Cancel> {
+        // The row is locked first, so a claim (SKIP LOCKED) cannot take it between the look
+        // and the change; a claim that has it already is waited for.
+        let rows = self.query(&sql::CANCEL_ONE, &[&id])?;
+        let (dequeued, requested): (i64, i64) =
+            rows.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
+        Ok(if dequeued > 0 {
+            Cancel::Dequeued
+        } else if requested > 0 {
+            Cancel::Requested
+        } else {
+            Cancel::NotFound
+        })
+    }
+
+    fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let rows = self.query(&sql::CANCEL_REQUESTED, &[&ids])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn cancel_prune(&self) -> Result<u64> {
+        self.execute(&sql::CANCELS_PRUNE, &[])
+    }
+
+    fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool> {
+        // A raised or removed limit may let idle workers start jobs.
+        match max_running {
+            Some(max) => self.execute_then_notify(&sql::QUEUE_LIMIT_SET, &[&queue, &max], true),
+            None => self.execute_then_notify(&sql::QUEUE_LIMIT_REMOVE, &[&queue], true),
+        }
+    }
+
+    fn queue_limits(&self) -> Result<Vec<(String, i32)>> {
+        let rows = self.query(&sql::QUEUE_LIMITS, &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {
+        self.run(async |conn: &mut Session| {
+            let add = &sql::THROUGHPUT_ADD;
+            let params: [&(dyn ToSql + Sync); 2] = [&succeeded, &failed];
+            conn.execute(Sql::Fixed(add.sql), add.types, &params)
+                .await?;
+            let trim = Sql::Fixed(sql::THROUGHPUT_TRIM.sql);
+            conn.execute(trim, &[], &[]).await?;
+            Ok(())
+        })
+    }
+
+    fn throughput(&self, minutes: u32) -> Result<Vec<(SystemTime, i64, i64)>> {
+        let rows = self.query(&sql::THROUGHPUT, &[&f64::from(minutes)])?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn cron_upsert(&self, s: &ScheduleDef, next: Option<SystemTime>) -> Result<()> {
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &s.name,
+            &s.expression,
+            &s.tz,
+            &s.missed.as_str(),
+            &s.job_name,
+            &s.handler,
+            &s.queue,
+            &s.priority,
+            &s.from_code,
+            &next,
+        ];
+        self.execute(&sql::CRON_UPSERT, &params).map(drop)
+    }
+
+    fn cron_remove(&self, name: &str) -> Result<bool> {
+        Ok(self.execute(&sql::CRON_REMOVE, &[&name])? > 0)
+    }
+
+    fn cron_list(&self) -> Result<Vec<ScheduleRow>> {
+        let rows = self.query(&sql::CRON_LIST, &[])?;
+        Ok(rows.iter().map(schedule_row).collect())
+    }
+
+    fn cron_due(&self) -> Result<(SystemTime, Vec<ScheduleRow>)> {
+        self.run(async |conn: &mut Session| {
+            let rows = conn.query(Sql::Fixed(sql::CRON_DUE), &[], &[]).await?;
+            let now = conn.query(Sql::Fixed(sql::NOW.sql), &[], &[]).await?[0].get(0);
+            Ok((now, rows.iter().map(schedule_row).collect()))
+        })
+    }
+
+    fn cron_fire(&self, fire: &CronFire<'_>) -> Result<bool> {
+        self.fire(fire)
+    }
+
+    fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool> {
+        let params: [&(dyn ToSql + Sync); 3] = [&task, &worker, &every.as_secs_f64()];
+        Ok(self.execute(&sql::MAINTENANCE_CLAIM, &params)? > 0)
+    }
+
+    fn wakeups(&self) -> Option<Wakeups> {
+        self.wakeups_configured()
+    }
+
+    fn wait_for_jobs(&self, timeout: Duration, stop: &StopFlag) -> bool {
+        self.wait_for_wakeup(timeout, stop)
+    }
+}
+
+impl PgStore {
+    /// One of the statements that change the rows a worker holds, by id.
+    fn by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
+        let stmt = Stmt {
+            sql,
+            types: sql::BY_WORKER,
+        };
+        self.execute(&stmt, &[&ids, &worker])
+    }
+
+    /// [`PgStore::by_worker`] for a [`waking!`] statement.
+    fn waking_by_worker(&self, sql: &'static str, worker: &str, ids: &[JobId]) -> Result<u64> {
+        let stmt = Stmt {
+            sql,
+            types: sql::BY_WORKER,
+        };
+        Ok(changed(&self.query(&stmt, &[&ids, &worker])?))
+    }
+
+    /// A filtered statement (`sql`: its text, or the text wrapped), prepared for this call.
+    fn query_built(
+        &self,
+        sql: &str,
+        statement: &filter::Statement,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        self.run(async |conn: &mut Session| {
+            let (types, params) = (rows::types(statement), rows::params(statement));
+            conn.query(Sql::Built(sql), &types, &params).await
+        })
+    }
+
+    /// Runs `stmt`; if it changed a row and `notify`, wakes idle workers. Whether it did.
+    fn execute_then_notify(
+        &self,
+        stmt: &Stmt,
+        params: &[&(dyn ToSql + Sync)],
+        notify: bool,
+    ) -> Result<bool> {
+        self.run(async |conn: &mut Session| {
+            let n = conn
+                .execute(Sql::Fixed(stmt.sql), stmt.types, params)
+                .await?;
+            if n > 0 && notify {
+                conn.batch_execute(&format!("NOTIFY {}", sql::CHANNEL))
+                    .await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// [`Store::cron_fire`]: the compare-and-set, then the jobs, in one transaction.
+    fn fire(&self, fire: &CronFire<'_>) -> Result<bool> {
+        let CronFire {
+            name,
+            expected,
+            next,
+            last,
+            jobs,
+        } = *fire;
+        self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            let moved = Sql::Unnamed(sql::CRON_MOVE.sql);
+            let params: [&(dyn ToSql + Sync); 4] = [&name, &expected, &next, &last];
+            if tx.execute(moved, sql::CRON_MOVE.types, &params).await? == 0 {
+                return Ok(false);
+            }
+            let mut tx = tx;
+            InsertPlan::new(jobs, Shape::BATCHED)
+                .run_steps(&mut tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
