@@ -4,10 +4,24 @@
 
 use std::sync::LazyLock;
 
-use crate::store::filter;
+use crate::store::filter::{self, failed, running};
+
+/// The database's clock as stored text, a literal (`clock!()`), constant within one
+/// statement; `clock!(ready)` is `filter`'s state rule `ready!` by this clock.
+macro_rules! clock {
+    ($($state:ident)?) => {
+        clock!(@ "strftime('%Y-%m-%d %H:%M:%f', 'now')" $($state)?)
+    };
+    (@ $now:literal) => {
+        $now
+    };
+    (@ $now:literal $state:ident) => {
+        filter::$state!($now)
+    };
+}
 
 /// The database's clock as stored text; constant within one statement.
-pub(super) const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+pub(super) const NOW: &str = clock!();
 
 /// Every column, times as unix seconds (REAL).
 pub(super) const COLUMNS: &str =
@@ -139,12 +153,13 @@ pub(super) static UNIQUE_HOLDER: LazyLock<String> = LazyLock::new(|| {
 /// What every claim requires of a row: ready, in the priority range, claimed by a registered
 /// worker, not of a paused queue, of the listed queues (`?4`, a JSON array; `[]` is every
 /// queue).
-pub(super) const CLAIMABLE: &str = "failed_at IS NULL AND locked_at IS NULL \
-     AND run_at <= strftime('%Y-%m-%d %H:%M:%f', 'now') \
-     AND priority >= ?2 AND priority <= ?3 \
+pub(super) const CLAIMABLE: &str = concat!(
+    clock!(ready),
+    " AND priority >= ?2 AND priority <= ?3 \
      AND EXISTS (SELECT 1 FROM dj_workers WHERE name = ?1) \
      AND NOT EXISTS (SELECT 1 FROM dj_paused_queues p WHERE p.queue = delayed_jobs.queue) \
-     AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4)))";
+     AND (?4 = '[]' OR queue IN (SELECT value FROM json_each(?4)))"
+);
 
 /// The claim of unlimited jobs: up to `?5` rows in priority then run_at order.
 pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
@@ -166,7 +181,8 @@ pub(super) static LIMITED_WORK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
              OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
-                        AND failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW})"
+                        AND {ready})",
+        ready = clock!(ready),
     )
 });
 
@@ -184,11 +200,11 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
          krun AS ( \
              SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
              WHERE concurrency_key IN (SELECT ckey FROM cand) \
-               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+               AND {running} GROUP BY 1), \
          qrun AS ( \
              SELECT queue, count(*) AS n FROM delayed_jobs \
              WHERE queue IN (SELECT queue FROM lim) AND queue IN (SELECT queue FROM cand) \
-               AND failed_at IS NULL AND locked_at IS NOT NULL GROUP BY 1), \
+               AND {running} GROUP BY 1), \
          kranked AS ( \
              SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
              FROM cand c), \
@@ -206,7 +222,8 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
          UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
              unique_key = CASE WHEN unique_running THEN unique_key END \
          WHERE id IN (SELECT id FROM picked) \
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}",
+        running = running!(),
     )
 });
 
@@ -269,21 +286,28 @@ pub(super) const UNLOCK_WORKER: &str =
 pub(super) static STATS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT queue, \
-           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}), \
-           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NULL AND run_at > {NOW}), \
-           count(*) FILTER (WHERE failed_at IS NULL AND locked_at IS NOT NULL), \
-           count(*) FILTER (WHERE failed_at IS NOT NULL), \
+           count(*) FILTER (WHERE {ready}), \
+           count(*) FILTER (WHERE {scheduled}), \
+           count(*) FILTER (WHERE {running}), \
+           count(*) FILTER (WHERE {failed}), \
            unixepoch('now', 'subsec') - min(unixepoch(run_at, 'subsec')) FILTER ( \
-               WHERE failed_at IS NULL AND locked_at IS NULL AND run_at <= {NOW}) \
-         FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST"
+               WHERE {ready}) \
+         FROM delayed_jobs GROUP BY queue ORDER BY queue NULLS FIRST",
+        ready = clock!(ready),
+        scheduled = clock!(scheduled),
+        running = running!(),
+        failed = failed!(),
     )
 });
 
 /// `?1` older than (seconds), `?2` at most this many rows.
-pub(super) const PRUNE_FAILED: &str = "DELETE FROM delayed_jobs WHERE id IN ( \
-                         SELECT id FROM delayed_jobs WHERE failed_at IS NOT NULL \
-                           AND failed_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
-                         ORDER BY failed_at LIMIT ?2)";
+pub(super) const PRUNE_FAILED: &str = concat!(
+    "DELETE FROM delayed_jobs WHERE id IN ( \
+         SELECT id FROM delayed_jobs WHERE ",
+    failed!(),
+    " AND failed_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
+         ORDER BY failed_at LIMIT ?2)"
+);
 
 // ---- Workers ----
 
