@@ -38,6 +38,10 @@ pub const CASES: &[Case] = &[
         "full_disk_fails_every_enqueue_loudly_and_the_worker_waits_it_out",
         full_disk,
     ),
+    (
+        "a_failed_mix_of_unique_and_plain_jobs_leaves_nothing_on_every_target",
+        mixed_batch_all_or_none,
+    ),
 ];
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dj-test-worker");
@@ -722,4 +726,93 @@ fn full_disk(backend: Backend) {
     );
     drop(enqueue);
     drop(disk);
+}
+
+/// A batch of plain and unique jobs whose last insert fails in the database (a trigger
+/// refuses it) leaves no row, onto every SQLite target: the pool, a rusqlite, sqlx or diesel
+/// connection in autocommit, and inside the caller's open transaction, where the batch is
+/// undone and the caller's own earlier job is kept (it commits).
+fn mixed_batch_all_or_none(backend: Backend) {
+    let t = TestDb::new(backend, "mixedbatch");
+    rusqlite::Connection::open(t.sqlite_path())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_marked BEFORE INSERT ON delayed_jobs \
+             WHEN NEW.handler LIKE '%refused%' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .unwrap();
+    let job = |key: &str| Record {
+        log: "/dev/null".into(),
+        key: key.into(),
+    };
+    let batch = || {
+        vec![
+            job("plain 1").delay(),
+            job("unique 1").delay().unique("mixed 1"),
+            job("plain 2").delay(),
+            job("unique 2").delay().unique("mixed 2"),
+            job("refused").delay(),
+        ]
+    };
+    let left = |target: &str, expected: i64| {
+        let n = t.db.count_jobs(&JobFilter::default()).unwrap();
+        assert_eq!(n, expected, "{target}: rows left after the failed batch");
+        t.db.delete_jobs(&JobFilter::default()).unwrap();
+    };
+
+    assert!(dj::enqueue_many_outcomes(&t.db, batch()).is_err());
+    left("the pool", 0);
+
+    let mut conn = rusqlite::Connection::open(t.sqlite_path()).unwrap();
+    assert!(dj::enqueue_many_outcomes(&conn, batch()).is_err());
+    left("a rusqlite connection", 0);
+    let tx = conn.transaction().unwrap();
+    job("kept").delay().enqueue(&tx).unwrap();
+    assert!(dj::enqueue_many_outcomes(&tx, batch()).is_err());
+    tx.commit().unwrap();
+    left("a rusqlite transaction", 1);
+
+    {
+        use diesel::Connection as _;
+        let path = t.sqlite_path();
+        let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        assert!(dj::enqueue_many_outcomes(&mut conn, batch()).is_err());
+        left("a diesel connection", 0);
+        conn.transaction(|conn| {
+            job("kept").delay().enqueue(&mut *conn).unwrap();
+            assert!(dj::enqueue_many_outcomes(&mut *conn, batch()).is_err());
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap();
+        left("a diesel transaction", 1);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        assert!(dj::enqueue_many_outcomes_async(&t.db, batch())
+            .await
+            .is_err());
+        left("the pool, async", 0);
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(t.sqlite_path())
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        assert!(dj::enqueue_many_outcomes_async(&mut conn, batch())
+            .await
+            .is_err());
+        left("a sqlx connection", 0);
+        let mut tx = conn.begin().await.unwrap();
+        job("kept").delay().enqueue_async(&mut tx).await.unwrap();
+        assert!(dj::enqueue_many_outcomes_async(&mut tx, batch())
+            .await
+            .is_err());
+        tx.commit().await.unwrap();
+        left("a sqlx transaction", 1);
+    });
 }

@@ -136,25 +136,35 @@ pub(crate) fn blocking<T>(insert: impl Future<Output = T>) -> T {
     }
 }
 
-/// Inserts rows on a rusqlite connection, the pool's or the caller's. In autocommit,
-/// statements that must be atomic get a transaction of their own (`BEGIN IMMEDIATE`), and an
-/// `Ok` means committed: the error of the statement's end and of the commit (a full disk, an
-/// I/O error) is returned, never dropped. Inside the caller's transaction, the rows are the
-/// caller's to commit.
+/// Inserts rows on a rusqlite connection, the pool's or the caller's. With no transaction
+/// open, statements that must be atomic get one of their own (`BEGIN IMMEDIATE`), and an `Ok`
+/// means committed: the error of the statement's end and of the commit (a full disk, an I/O
+/// error) is returned, never dropped. Inside the caller's transaction they get a savepoint,
+/// as sqlx's and diesel's do, so that a failed batch leaves nothing there either.
 pub(crate) fn rusqlite(
     conn: &Connection,
     rows: &[NewJob],
 ) -> rusqlite::Result<Vec<EnqueueOutcome>> {
     let insert = || blocking(self::rows(&mut Rusqlite::new(conn), rows));
-    if !(conn.is_autocommit() && atomic(rows)) {
+    if !atomic(rows) {
         return insert();
     }
-    conn.execute_batch(sql::BEGIN)?;
-    let result = insert().and_then(|out| conn.execute_batch(sql::COMMIT).map(|()| out));
-    if result.is_err() && !conn.is_autocommit() {
+    let own = conn.is_autocommit();
+    let (begin, commit) = if own {
+        (sql::BEGIN, sql::COMMIT)
+    } else {
+        (sql::SAVEPOINT, sql::RELEASE)
+    };
+    conn.execute_batch(begin)?;
+    let result = insert().and_then(|out| conn.execute_batch(commit).map(|()| out));
+    if result.is_err() {
         // A failed insert, or a commit SQLite left open (a busy one): the connection goes
-        // back to its owner with no transaction.
-        let _ = conn.execute_batch(sql::ROLLBACK);
+        // back to its owner with no transaction of ours.
+        if !own {
+            let _ = conn.execute_batch(sql::ROLLBACK_TO);
+        } else if !conn.is_autocommit() {
+            let _ = conn.execute_batch(sql::ROLLBACK);
+        }
     }
     result
 }

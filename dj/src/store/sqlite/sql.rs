@@ -94,6 +94,10 @@ pub(super) const NOW_SECS: &str = "SELECT unixepoch('now', 'subsec')";
 pub(super) const BEGIN: &str = "BEGIN IMMEDIATE";
 pub(super) const COMMIT: &str = "COMMIT";
 pub(super) const ROLLBACK: &str = "ROLLBACK";
+/// An insert's savepoint inside a caller's transaction.
+pub(super) const SAVEPOINT: &str = "SAVEPOINT dj_enqueue";
+pub(super) const RELEASE: &str = "RELEASE dj_enqueue";
+pub(super) const ROLLBACK_TO: &str = "ROLLBACK TO dj_enqueue; RELEASE dj_enqueue";
 
 // ---- Wake-ups ----
 

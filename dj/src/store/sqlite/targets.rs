@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::model::{EnqueueOutcome, NewJob};
 
 /// Inserts rows through the caller's rusqlite connection, inside its transaction if one is
-/// open (the rows are then the caller's to commit); otherwise committed before this returns.
+/// open (a savepoint there; the rows are then the caller's to commit); otherwise committed
+/// before this returns.
 pub(crate) fn insert_rusqlite(conn: &Connection, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
     let path = conn.path().filter(|p| !p.is_empty()).map(Path::new);
     let database = path.map_or_else(
