@@ -24,12 +24,12 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, LocalResult, TimeZone as _, Timelike as _, Utc};
 use chrono_tz::Tz;
 
+use crate::__private::CronRegistration;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::model::{NewJob, RowOptions, RunAt, ScheduleDef};
 use crate::model::{Missed, ScheduleRow};
-use crate::__private::CronRegistration;
+use crate::model::{NewJob, RowOptions, RunAt, ScheduleDef};
 use crate::registry::{load_handler, registry};
 use crate::row::row_of;
 
@@ -253,10 +253,8 @@ pub(crate) fn tick(
     let (now, rows) = store.cron_due()?;
     let mut fired = Vec::new();
     for row in rows {
-        let (Some(expected), Some(name)) = (
-            row.next_fire_at,
-            registry().name_of(&row.job_name),
-        ) else {
+        let (Some(expected), Some(name)) = (row.next_fire_at, registry().name_of(&row.job_name))
+        else {
             continue;
         };
         let plan = match row.plan() {

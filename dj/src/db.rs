@@ -387,10 +387,7 @@ impl Db {
     /// Inserts rows without blocking an async caller: PostgreSQL's insert is awaited on dj's
     /// I/O runtime, SQLite's runs on that runtime's blocking threads.
     #[cfg(feature = "tokio")]
-    pub(crate) async fn insert_async(
-        &self,
-        rows: Vec<NewJob>,
-    ) -> Result<Vec<EnqueueOutcome>> {
+    pub(crate) async fn insert_async(&self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
         #[cfg(all(feature = "postgres", feature = "tokio"))]
         if let Some(pg) = self.store.as_postgres() {
             return crate::io::InRuntime::new(pg.insert(&rows)).await;
@@ -406,31 +403,46 @@ impl Db {
     }
 
     /// The old name of [`Db::count_jobs`].
-    #[deprecated(since = "0.1.0", note = "renamed to `Db::count_jobs`: it acts on the jobs that match")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `Db::count_jobs`: it acts on the jobs that match"
+    )]
     pub fn count(&self, filter: &JobFilter) -> Result<i64> {
         self.count_jobs(filter)
     }
 
     /// The old name of [`Db::delete_jobs`].
-    #[deprecated(since = "0.1.0", note = "renamed to `Db::delete_jobs`: it acts on the jobs that match")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `Db::delete_jobs`: it acts on the jobs that match"
+    )]
     pub fn delete(&self, filter: &JobFilter) -> Result<u64> {
         self.delete_jobs(filter)
     }
 
     /// The old name of [`Db::retry_jobs`].
-    #[deprecated(since = "0.1.0", note = "renamed to `Db::retry_jobs`: it acts on the jobs that match")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `Db::retry_jobs`: it acts on the jobs that match"
+    )]
     pub fn retry(&self, filter: &JobFilter) -> Result<u64> {
         self.retry_jobs(filter)
     }
 
     /// The old name of [`Db::run_jobs_now`].
-    #[deprecated(since = "0.1.0", note = "renamed to `Db::run_jobs_now`: it acts on the jobs that match")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `Db::run_jobs_now`: it acts on the jobs that match"
+    )]
     pub fn run_now(&self, filter: &JobFilter) -> Result<u64> {
         self.run_jobs_now(filter)
     }
 
     /// The old name of [`Db::unlock_jobs`].
-    #[deprecated(since = "0.1.0", note = "renamed to `Db::unlock_jobs`: it acts on the jobs that match")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `Db::unlock_jobs`: it acts on the jobs that match"
+    )]
     pub fn unlock(&self, filter: &JobFilter) -> Result<u64> {
         self.unlock_jobs(filter)
     }
@@ -551,4 +563,3 @@ fn open_sqlite(rest: &str, options: &Options) -> Result<Arc<dyn Store>> {
 fn open_sqlite(_rest: &str, _options: &Options) -> Result<Arc<dyn Store>> {
     Err(Error::BackendDisabled { backend: "sqlite" })
 }
-

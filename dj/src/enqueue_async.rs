@@ -13,9 +13,9 @@ use std::future::Future;
 
 use crate::db::Db;
 use crate::enqueue::{prepare, sealed, Prepared};
-use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
 use crate::error::Result;
 use crate::job::Job;
+use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
 
 /// Where a job can be enqueued from async code: `&Db`; with feature `sqlx-postgres`,
 /// `&mut sqlx::Transaction<'_, sqlx::Postgres>` and `&mut sqlx::PgConnection`; with
@@ -75,7 +75,13 @@ where
     J: Job,
 {
     let outcomes = enqueue_many_outcomes_async(target, jobs);
-    async move { Ok(outcomes.await?.into_iter().map(EnqueueOutcome::id).collect()) }
+    async move {
+        Ok(outcomes
+            .await?
+            .into_iter()
+            .map(EnqueueOutcome::id)
+            .collect())
+    }
 }
 
 /// [`enqueue_many_async`], saying for each job whether it is new or a duplicate of a unique

@@ -105,8 +105,8 @@ mod enqueue;
 #[cfg(feature = "tokio")]
 mod enqueue_async;
 mod error;
-mod io;
 mod handler;
+mod io;
 mod job;
 mod model;
 mod registry;
@@ -114,11 +114,11 @@ mod row;
 mod rules;
 mod setup;
 mod stop;
-#[cfg_attr(not(feature = "cli"), allow(dead_code))]
-mod time;
 #[doc(hidden)] // internals (the claim SQL is read by dj's tests and benchmarks)
 pub mod store;
 pub mod testing;
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+mod time;
 mod validate;
 #[cfg(feature = "web")]
 pub mod web;
@@ -138,17 +138,20 @@ pub use enqueue::{enqueue_many, enqueue_many_outcomes, EnqueueTarget};
 pub use enqueue_async::{enqueue_many_async, enqueue_many_outcomes_async, EnqueueAsyncTarget};
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
-pub use setup::{Setup, StateFn};
 pub use model::{
     Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobRow, JobState, Missed, OnDuplicate,
     Order, QueueStats, ScheduleRow, WorkerRow,
 };
-pub use validate::MAX_QUEUE_NAME;
+pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;
+pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Event, JobOutcome, Report, Worker, WorkerConfig};
 
 /// The old name of [`WorkerConfig`].
-#[deprecated(since = "0.1.0", note = "renamed to `WorkerConfig`: the settings of a `Worker`")]
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `WorkerConfig`: the settings of a `Worker`"
+)]
 pub type Config = WorkerConfig;
 
 /// The largest `handler` dj stores: 1 MiB of JSON. Larger payloads are refused at enqueue

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::handler::HandlerIn;
-use crate::model::{NewJob, RowOptions};
 use crate::job::{BoxFuture, Job, JobError, Message, Perform};
+use crate::model::{NewJob, RowOptions};
 use futures_util::FutureExt;
 
 /// One job type, as the worker sees it. Built by the macros with [`Registration::of`].

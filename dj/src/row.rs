@@ -26,9 +26,7 @@ impl<J: Job> From<J> for Delayed<J> {
 pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
     let defaults = J::OPTIONS;
     let handler = handler_of(job)?;
-    let queue = options
-        .queue
-        .or_else(|| defaults.queue.map(str::to_owned));
+    let queue = options.queue.or_else(|| defaults.queue.map(str::to_owned));
     crate::validate::queue_name(queue.as_deref())?;
     let unique = options
         .unique_key
@@ -59,9 +57,12 @@ pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
 fn concurrency_of<J: Job>(job: &J, set: Option<(String, u32)>) -> Result<Option<(String, i32)>> {
     let concurrency = match set {
         Some((key, limit)) => Some((stored_key(None, &key), limit)),
-        None => job
-            .__concurrency_key()
-            .map(|key| (stored_key(Some(J::NAME), &key), J::OPTIONS.concurrency.unwrap_or(1))),
+        None => job.__concurrency_key().map(|key| {
+            (
+                stored_key(Some(J::NAME), &key),
+                J::OPTIONS.concurrency.unwrap_or(1),
+            )
+        }),
     };
     match concurrency {
         Some((key, 0)) => Err(Error::InvalidLimit(key)),

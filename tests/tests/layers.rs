@@ -59,7 +59,10 @@ fn layers(lib: &str) -> BTreeMap<String, usize> {
             in_table = doc == "## Layers";
             continue;
         }
-        if !in_table || !doc.starts_with('|') || doc.starts_with("|--") || doc.starts_with("| layer")
+        if !in_table
+            || !doc.starts_with('|')
+            || doc.starts_with("|--")
+            || doc.starts_with("| layer")
         {
             continue;
         }
@@ -138,9 +141,11 @@ fn paths_in(source: &str) -> Vec<(usize, Vec<String>)> {
                     .take_while(|s| !s.is_empty())
                     .collect();
                 // `use crate::x::{a, b::c}`: each name in the braces is a path too.
-                let braces = path_text
-                    .find("::{")
-                    .filter(|&b| path_text[..b].chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':'));
+                let braces = path_text.find("::{").filter(|&b| {
+                    path_text[..b]
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                });
                 if let Some(b) = braces {
                     let inner = path_text[b + 3..].split('}').next().unwrap_or("");
                     for item in inner.split(',') {
@@ -182,7 +187,11 @@ fn target(
             base
         }
     };
-    absolute.extend(path.iter().skip_while(|s| *s == "crate" || *s == "super").cloned());
+    absolute.extend(
+        path.iter()
+            .skip_while(|s| *s == "crate" || *s == "super")
+            .cloned(),
+    );
     if absolute.is_empty() {
         return None;
     }
@@ -204,7 +213,10 @@ fn every_module_imports_only_from_its_layer_and_below_with_no_circle() {
     let src = src();
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     let layer_of = layers(&lib);
-    assert!(layer_of.len() > 5, "the crate docs have a `## Layers` table");
+    assert!(
+        layer_of.len() > 5,
+        "the crate docs have a `## Layers` table"
+    );
     let root = root_names(&lib);
     let mut all = Vec::new();
     files(&src, Path::new(""), &mut all);
@@ -329,7 +341,10 @@ fn the_checker_sees_a_wrong_import_and_a_circle() {
     assert_eq!(layer_of["a"], 0);
     let paths = paths_in("use crate::b::{X, y::Z};\nlet n = crate::b::f(); // crate::a::ignored\n");
     let named: Vec<String> = paths.iter().map(|(_, p)| p.join("::")).collect();
-    assert_eq!(named, ["crate::b::X", "crate::b::y", "crate::b", "crate::b::f"]);
+    assert_eq!(
+        named,
+        ["crate::b::X", "crate::b::y", "crate::b", "crate::b::f"]
+    );
     let a = vec!["a".to_owned()];
     let b = vec!["b".to_owned()];
     let edges = BTreeMap::from([

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use crate::error::Result;
 #[allow(unused_imports)] // re-exported at their old paths until every import names the model
 pub(crate) use crate::model::{
-    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef,
-    ScheduleRow, WorkerRow,
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef, ScheduleRow,
+    WorkerRow,
 };
 use crate::stop::StopFlag;
 

@@ -12,9 +12,9 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
-use crate::time::rfc3339;
-use crate::model::{QueueStats, ScheduleRow, WorkerRow};
 use crate::model::{Cancel, JobFilter, JobId, JobRow, JobState, Order};
+use crate::model::{QueueStats, ScheduleRow, WorkerRow};
+use crate::time::rfc3339;
 
 /// Rows on one page of a listing.
 const PAGE: i64 = 50;

@@ -17,8 +17,8 @@ use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
 use crate::context::Context;
 use crate::job::{JobError, Message as ErrorMessage};
-use crate::registry::{load_handler, LoadedJob};
 use crate::model::JobRow;
+use crate::registry::{load_handler, LoadedJob};
 
 /// Starts one executor thread.
 pub(super) fn spawn(

@@ -34,15 +34,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use crate::stop::StopFlag;
 pub use events::{Event, JobOutcome};
 #[doc(hidden)] // internals, read by dj's tests
 pub use liveness::{parse_worker_name, process_alive, Liveness};
-pub use crate::stop::StopFlag;
 
 use crate::context::State;
 use crate::db::Db;
-use crate::model::JobId;
 use crate::error::Result;
+use crate::model::JobId;
 use crate::setup::{StateFn, StateSource};
 
 /// A worker's settings. Each worker has its own; nothing is process-global.

@@ -20,8 +20,8 @@ use super::liveness::{Death, Liveness};
 use super::retry::{self, Failure};
 use super::{job_label, Shared, StopFlag};
 use crate::job::{JobError, Message};
-use crate::registry::load_handler;
 use crate::model::{JobFilter, JobRow, JobState};
+use crate::registry::load_handler;
 
 pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()

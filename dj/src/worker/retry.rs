@@ -13,8 +13,8 @@ use super::completer::Outcome;
 use super::Shared;
 use crate::context::{Context, JobInfo};
 use crate::job::{FailAction, JobError, Message as ErrorMessage};
-use crate::registry::LoadedJob;
 use crate::model::JobRow;
+use crate::registry::LoadedJob;
 use crate::store::{Fail, Retry};
 
 /// A failed attempt of one job, as the policy needs it.

@@ -19,8 +19,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::registry::LoadedJob;
 use crate::model::{JobId, JobRow};
+use crate::registry::LoadedJob;
 
 /// Where one held job is.
 enum State {

@@ -21,7 +21,10 @@ pub const CASES: &[Case] = &[
     ),
     ("cron_missed_window_is_caught_up_once_or_skipped", missed),
     ("cron_schedules_from_code_are_listed_with_next_fire", listed),
-    ("cron_rows_are_made_as_enqueue_makes_them", rows_like_enqueue),
+    (
+        "cron_rows_are_made_as_enqueue_makes_them",
+        rows_like_enqueue,
+    ),
 ];
 
 /// A schedule's jobs get what `enqueue` would give them: here the job's own `max_run_time`,

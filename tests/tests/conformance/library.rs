@@ -215,7 +215,9 @@ fn long_jobs_spread(backend: Backend) {
         .collect();
     let mut most_held = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while t.db.count_jobs(&JobFilter::default()).unwrap() > 0 && std::time::Instant::now() < deadline {
+    while t.db.count_jobs(&JobFilter::default()).unwrap() > 0
+        && std::time::Instant::now() < deadline
+    {
         for (_, held) in t.db.lockers().unwrap() {
             most_held = most_held.max(held);
         }
@@ -223,7 +225,11 @@ fn long_jobs_spread(backend: Backend) {
     }
     stops.iter().for_each(dj::StopFlag::set);
     let reports: Vec<dj::Report> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0, "all ran");
+    assert_eq!(
+        t.db.count_jobs(&JobFilter::default()).unwrap(),
+        0,
+        "all ran"
+    );
     // One running, and at most one finished whose delete is on its way.
     assert!(most_held <= 2, "a worker held {most_held} jobs at once");
     for (name, report) in names.iter().zip(&reports) {

@@ -685,7 +685,11 @@ fn bulk_delete_needs_yes(backend: Backend) {
             err.contains("3 job(s)") && err.contains("--yes"),
             "{args:?}: {err}"
         );
-        assert_eq!(t.db.count_jobs(&all).unwrap(), 3, "{args:?} deleted nothing");
+        assert_eq!(
+            t.db.count_jobs(&all).unwrap(),
+            3,
+            "{args:?} deleted nothing"
+        );
     }
     let out = dj(&t, &["delete", "--state", "ready", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -12,8 +12,14 @@ pub const CASES: &[Case] = &[
     ("inline_failure_is_returned_to_the_caller", inline_failure),
     ("work_off_counts_succeeded_and_failed", work_off_counts),
     ("assert_enqueued_matches_fields_and_queue", assertions),
-    ("inline_mode_keeps_the_builders_queue_and_priority", inline_options),
-    ("enqueued_finds_rows_stored_under_an_alias", enqueued_aliases),
+    (
+        "inline_mode_keeps_the_builders_queue_and_priority",
+        inline_options,
+    ),
+    (
+        "enqueued_finds_rows_stored_under_an_alias",
+        enqueued_aliases,
+    ),
 ];
 
 /// Inline mode makes the row `enqueue` would make, so the job sees the builder's options.
@@ -22,7 +28,10 @@ fn inline_options(backend: Backend) {
     let log = t.log();
     {
         let _inline = dj::testing::inline();
-        RecordsInfo { log: log.path() }.delay().enqueue(&t.db).unwrap();
+        RecordsInfo { log: log.path() }
+            .delay()
+            .enqueue(&t.db)
+            .unwrap();
         RecordsInfo { log: log.path() }
             .delay()
             .queue("urgent")
