@@ -19,7 +19,7 @@ pub enum OnDuplicate {
     Replace,
 }
 
-/// The result of [`Delayed::enqueue_outcome`]: which row the job is, and whether it is new.
+/// The result of [`Delayed::enqueue_outcome`](crate::Delayed::enqueue_outcome): which row the job is, and whether it is new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueOutcome {
     /// A new row.

@@ -2,7 +2,7 @@
 //! every backend. A backend supplies its dialect: its clock expression and its placeholders.
 //! Values are always bound parameters; only fixed fragments are written into the SQL text.
 
-use super::{JobFilter, JobState, Order};
+use crate::model::{JobFilter, JobState, Order};
 
 // The job states' predicates, written once for both backends and for this file: string
 // literals, so that a backend's fixed SQL can use them inside `concat!`. A state is a

@@ -5,8 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
-#[allow(unused_imports)] // re-exported at their old paths until every import names the model
-pub(crate) use crate::model::{
+use crate::model::{
     Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef, ScheduleRow,
     WorkerRow,
 };
@@ -272,6 +271,3 @@ pub(crate) fn schema_of(migrations: &[(u32, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-
-#[allow(unused_imports)]
-pub(crate) use crate::model::{JobState, Order};

@@ -3,12 +3,12 @@
 //! statement per batch, and an `AFTER INSERT ... FOR EACH STATEMENT` trigger NOTIFYs idle
 //! workers.
 //!
-//! By concern: [`connect`] (the URL's keys, limits, passwords hidden), [`pool`] (the
-//! connection pool and how statements are sent), [`listen`] (LISTEN/NOTIFY wake-ups),
-//! [`sql`] (every statement's text), [`rows`] (rows into dj's types), [`insert`] (the one
-//! insert algorithm), [`targets`] (its adapter for each driver library, the pool's included),
-//! [`claim`] and [`schema`] (the claim and migrations, which take several statements), and
-//! [`store`] (the `Store` impl, each method a call into these).
+//! By concern: `connect` (the URL's keys, limits, passwords hidden), `pool` (the
+//! connection pool and how statements are sent), `listen` (LISTEN/NOTIFY wake-ups),
+//! `sql` (every statement's text), `rows` (rows into dj's types), `insert` (the one
+//! insert algorithm), `targets` (its adapter for each driver library, the pool's included),
+//! `claim` and `schema` (the claim and migrations, which take several statements), and
+//! `store` (the `Store` impl, each method a call into these).
 
 use std::future::Future;
 use std::str::FromStr;

@@ -6,9 +6,7 @@
 //! Files by concern: `connect` (opening a file, read-only files, typed errors), `sql` (every
 //! statement's text), `rows` (rows and times as dj's types), `insert` (the one insert
 //! algorithm and the rusqlite adapter), `targets` (the caller's sqlx and diesel connections),
-//! `wakeups` (how idle workers hear of new work), `store` (the [`Store`] impl).
-//!
-//! [`Store`]: super::Store
+//! `wakeups` (how idle workers hear of new work), `store` (the `Store` impl).
 
 use std::path::PathBuf;
 
