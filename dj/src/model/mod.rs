@@ -14,9 +14,12 @@ pub use delayed::Delayed;
 pub(crate) use delayed::RowOptions;
 pub use filter::{JobFilter, Order};
 pub use job_row::{JobRow, JobState};
-pub(crate) use new_job::{stored_key, unix_secs, RunAt, Unique};
+#[cfg(feature = "sqlite")]
+pub(crate) use new_job::unix_secs;
+pub(crate) use new_job::{stored_key, RunAt, Unique};
 pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};
 pub(crate) use schedule::ScheduleDef;
 pub use schedule::{Missed, ScheduleRow};
+#[cfg(feature = "cli")]
 pub(crate) use stats::throughput_within;
 pub use stats::{Cancel, QueueStats, WorkerRow};

@@ -81,6 +81,7 @@ impl QueueStats {
 
 /// Succeeded and failed attempts over the last `minutes` before `now`, from per-minute
 /// throughput rows (minute, succeeded, failed) as [`crate::Db::throughput`] gives them.
+#[cfg(feature = "cli")]
 pub(crate) fn throughput_within(
     rows: &[(SystemTime, i64, i64)],
     now: SystemTime,

@@ -1,6 +1,7 @@
 //! TERM and INT: the first sets the worker's stop flag (finish running jobs, then exit 0);
-//! a second exits at once, naming the jobs each worker leaves locked and when they are freed. Every worker process handles them itself, since platforms
-//! (Heroku, systemd's default `KillMode`, a terminal's Ctrl-C) signal every process of a group.
+//! a second exits at once, naming the jobs each worker leaves locked and when they are freed.
+//! Every worker process handles them itself, since platforms (Heroku, systemd's default
+//! `KillMode`, a terminal's Ctrl-C) signal every process of a group.
 //!
 //! Under `start`, the pool supervisor forwards TERM to its workers too, so a worker may get the
 //! platform's TERM *and* the forwarded one. The supervisor names itself in the child's
@@ -10,6 +11,10 @@
 //!
 //! Signals arrive through signal-hook's iterator, which reports each one's sender; nothing here
 //! runs inside a signal handler.
+//!
+//! Only the CLI (and the dashboard's server, which needs it) install these; a build without
+//! them keeps the heartbeat's `watch` alone.
+#![cfg_attr(not(feature = "cli"), allow(dead_code))]
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Once, Weak};
