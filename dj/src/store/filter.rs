@@ -44,8 +44,36 @@ macro_rules! failed {
     };
 }
 
+/// The limited claim's choice, the same on both backends: of the candidates `cand` (with
+/// their key `ckey`, key limit `klim` and queue), given the running counts per key (`krun`)
+/// and per limited queue (`qrun`, `lim`), the rows that start: ranked per key, then per
+/// queue, each kept only while its running count plus its rank stays within the limit; then
+/// the first `$limit` (the backend's placeholder) in claim order. CTEs `kranked` to `picked`.
+macro_rules! limits_pick {
+    ($limit:literal) => {
+        concat!(
+            "kranked AS ( \
+                 SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+                 FROM cand c), \
+             kpass AS ( \
+                 SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
+                 WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+             qranked AS ( \
+                 SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
+                 FROM kpass k), \
+             picked AS ( \
+                 SELECT q.id FROM qranked q \
+                 LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
+                 WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+                 ORDER BY q.priority, q.run_at LIMIT ",
+            $limit,
+            ")"
+        )
+    };
+}
+
 #[allow(unused_imports)] // each backend uses its own subset
-pub(crate) use {failed, ready, running, scheduled, waiting};
+pub(crate) use {failed, limits_pick, ready, running, scheduled, waiting};
 
 /// How a backend spells the parts that differ.
 pub(crate) struct Dialect {

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use crate::store::filter::{self, failed, running};
+use crate::store::filter::{self, failed, limits_pick, running};
 
 /// The database's clock as stored text, a literal (`clock!()`), constant within one
 /// statement; `clock!(ready)` is `filter`'s state rule `ready!` by this clock.
@@ -209,25 +209,13 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
              SELECT queue, count(*) AS n FROM delayed_jobs \
              WHERE queue IN (SELECT queue FROM lim) AND queue IN (SELECT queue FROM cand) \
                AND {running} GROUP BY 1), \
-         kranked AS ( \
-             SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
-             FROM cand c), \
-         kpass AS ( \
-             SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
-             WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
-         qranked AS ( \
-             SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
-             FROM kpass k), \
-         picked AS ( \
-             SELECT q.id FROM qranked q \
-             LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
-             WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
-             ORDER BY q.priority, q.run_at LIMIT ?5) \
+         {pick} \
          UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
              unique_key = CASE WHEN unique_running THEN unique_key END \
          WHERE id IN (SELECT id FROM picked) \
          RETURNING {COLUMNS}",
         running = running!(),
+        pick = limits_pick!("?5"),
     )
 });
 

@@ -1,7 +1,7 @@
 //! The claim statements: the plain claims (every queue, listed queues) and the limited
 //! claim (queue limits and concurrency keys), with the pieces they share.
 
-use crate::store::filter::{ready, running};
+use crate::store::filter::{limits_pick, ready, running};
 
 /// The queues no plain claim takes from: paused ones, and limited ones (the limited claim's).
 /// An array built once per statement (an InitPlan), so that the claims filter on it instead of
@@ -187,21 +187,9 @@ macro_rules! limited_claim_sql {
              qrun AS MATERIALIZED ( \
                  SELECT lim.queue, r.n FROM lim ",
             running_count!("queue = lim.queue"),
-            " WHERE lim.queue IN (SELECT queue FROM cand)), \
-             kranked AS ( \
-                 SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
-                 FROM cand c), \
-             kpass AS ( \
-                 SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
-                 WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
-             qranked AS ( \
-                 SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
-                 FROM kpass k), \
-             picked AS ( \
-                 SELECT q.id FROM qranked q \
-                 LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
-                 WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
-                 ORDER BY q.priority, q.run_at LIMIT $4) ",
+            " WHERE lim.queue IN (SELECT queue FROM cand)), ",
+            limits_pick!("$4"),
+            " ",
             lock_for_worker!(),
             "FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
              RETURNING ",
