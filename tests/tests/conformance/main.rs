@@ -25,6 +25,7 @@ mod pgbouncer;
 mod postgres_only;
 mod processes;
 mod retention;
+mod sql_enqueue;
 mod sqlite_only;
 mod state;
 mod testing;
@@ -81,6 +82,7 @@ fn main() {
         log_lines::CASES,
         wakeups::CASES,
         state::CASES,
+        sql_enqueue::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -95,6 +97,7 @@ fn main() {
                 hosts::POSTGRES_CASES,
                 pgbouncer::POSTGRES_CASES,
                 state::POSTGRES_CASES,
+                sql_enqueue::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [

@@ -45,6 +45,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         9,
         include_str!("../../../migrations/postgres/0009_wakeups.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_sql_enqueue.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -65,6 +65,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         9,
         include_str!("../../../migrations/sqlite/0009_wakeups.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_sql_enqueue.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.
