@@ -32,7 +32,8 @@ static FIRST_NOOP: AtomicU64 = AtomicU64::new(0);
 /// The same for the last [`Noop`] to start.
 static LAST_NOOP: AtomicU64 = AtomicU64::new(0);
 
-fn base() -> Instant {
+/// The instant every stamp of this process counts from.
+pub fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
     *BASE.get_or_init(Instant::now)
 }

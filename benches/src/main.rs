@@ -10,6 +10,7 @@
 mod jobs;
 mod report;
 mod setup;
+mod storage;
 mod workloads;
 
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ struct Args {
     read_ahead: usize,
     /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
-    /// pgbouncer (with --pgbouncer-url).
+    /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also print `RESULT dj WORKLOAD VALUE UNIT NOTE` lines for the workloads the peers
@@ -63,6 +64,12 @@ struct Args {
     /// Where the SQLite workloads create their files (a new directory per run, removed after).
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     sqlite_dir: PathBuf,
+    /// The `soak` workload's enqueue rate, jobs per second.
+    #[arg(long, default_value_t = 5000)]
+    soak_rate: u64,
+    /// The `soak` workload's length in minutes (default 10; 15 s with --smoke).
+    #[arg(long)]
+    soak_minutes: Option<f64>,
     /// Internal: be the worker process of the `rss` and `logged` workloads.
     #[arg(long, hide = true)]
     child_worker: Option<u64>,
@@ -87,6 +94,11 @@ pub struct Sizes {
     /// table it compares with.
     backlog: u64,
     backlog_small: u64,
+    /// Jobs per round of `horizon` (five rounds).
+    horizon: u64,
+    /// How long `soak` runs and how often it prints, unless `--soak-minutes` says otherwise.
+    soak_length: Duration,
+    soak_interval: Duration,
 }
 
 const FULL: Sizes = Sizes {
@@ -102,6 +114,9 @@ const FULL: Sizes = Sizes {
     sqlite: 10_000,
     backlog: 1_000_000,
     backlog_small: 110_000,
+    horizon: 50_000,
+    soak_length: Duration::from_secs(600),
+    soak_interval: Duration::from_secs(60),
 };
 
 const SMOKE: Sizes = Sizes {
@@ -117,7 +132,13 @@ const SMOKE: Sizes = Sizes {
     sqlite: 200,
     backlog: 20_000,
     backlog_small: 2_200,
+    horizon: 1_000,
+    soak_length: Duration::from_secs(15),
+    soak_interval: Duration::from_secs(5),
 };
+
+/// Rounds of the `horizon` workload.
+const HORIZON_ROUNDS: usize = 5;
 
 /// The workloads `--only` accepts; those that start with `sqlite-` need no PostgreSQL.
 const WORKLOADS: &[&str] = &[
@@ -138,6 +159,8 @@ const WORKLOADS: &[&str] = &[
     "sqlite-enqueue",
     "sqlite-workoff",
     "pgbouncer",
+    "horizon",
+    "soak",
 ];
 
 /// Concurrency of the memory workload, as the issue states it.
@@ -435,6 +458,45 @@ fn bench(args: &Args) -> Result<(), BoxError> {
         }
     }
 
+    if wanted("horizon") {
+        let n = sizes.horizon;
+        for held in [true, false] {
+            let what = if held {
+                "REPEATABLE READ held"
+            } else {
+                "no transaction held"
+            };
+            measure_each(
+                &mut rows,
+                runs,
+                (1..=HORIZON_ROUNDS)
+                    .map(|r| format!("horizon, {what}: round {r} of {n} (c={c}, read_ahead={ra})"))
+                    .collect(),
+                &mut || storage::horizon(url, HORIZON_ROUNDS, n, worker, held),
+            )?;
+        }
+    }
+    // Minutes long: only when asked for by name (or, a few seconds long, in the smoke run).
+    if args.smoke || args.only.iter().any(|o| o == "soak") {
+        let plan = storage::SoakPlan {
+            rate: args.soak_rate.max(1),
+            length: args
+                .soak_minutes
+                .map_or(sizes.soak_length, |m| Duration::from_secs_f64(m * 60.0)),
+            interval: sizes.soak_interval,
+        };
+        measure(
+            &mut rows,
+            1,
+            format!(
+                "soak {}/s for {:.0} s, last interval (c={c}, read_ahead={ra})",
+                plan.rate,
+                plan.length.as_secs_f64()
+            ),
+            &mut || storage::soak(url, plan, worker),
+        )?;
+    }
+
     let dir = args.sqlite_dir.as_path();
     let n = sizes.sqlite;
     let each = |name: &str| Synchronous::BOTH.map(|s| format!("sqlite {:<6} {name}", s.name()));
@@ -579,6 +641,16 @@ fn print_ratios(rows: &[Row]) {
                     backlog / fresh
                 );
             }
+        }
+    }
+    for what in ["REPEATABLE READ held", "no transaction held"] {
+        let first = rate("horizon", &format!("{what}: round 1 "));
+        let last = rate("horizon", &format!("{what}: round {HORIZON_ROUNDS} "));
+        if let (Some(first), Some(last)) = (first, last) {
+            println!(
+                "horizon ({what}): last round / first round: {:.2} (target with it held: at least 0.8)",
+                last / first
+            );
         }
     }
     if let (Some(raw), Some(dj)) = (rate("raw prepared", ""), rate("enqueue, 1", "")) {

@@ -19,7 +19,7 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    fn config(self) -> dj::WorkerConfig {
+    pub(crate) fn config(self) -> dj::WorkerConfig {
         dj::WorkerConfig::default()
             .concurrency(self.concurrency)
             .read_ahead(self.read_ahead)
@@ -29,8 +29,8 @@ impl WorkerSettings {
 /// How long a work-off took: in all (start-up included: schema check, the rescuer's first
 /// look for abandoned locks; and its shutdown), and from the first job's start to the last
 /// job's start (the jobs between them: `n - 1`).
-struct WorkOff {
-    total: Duration,
+pub(crate) struct WorkOff {
+    pub(crate) total: Duration,
     startup: Duration,
     steady: Duration,
 }
@@ -54,7 +54,7 @@ impl WorkOff {
 
 /// Works off `n` jobs with one in-process worker (claims, performs and deletes; the last
 /// delete is written before `work_off` returns).
-fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<WorkOff, BoxError> {
+pub(crate) fn work_off(db: &dj::Db, n: u64, settings: WorkerSettings) -> Result<WorkOff, BoxError> {
     let worker = dj::Worker::with_config(db.clone(), settings.config());
     reset_noops();
     let started = Instant::now();
