@@ -132,7 +132,7 @@ fn pickups() -> &'static Mutex<Vec<u64>> {
 /// How the soak runs.
 #[derive(Debug, Clone, Copy)]
 pub struct SoakPlan {
-    /// Jobs enqueued per second, in batches every [`SoakPlan::tick`].
+    /// Jobs enqueued per second, in batches every [`SoakPlan::TICK`].
     pub rate: u64,
     /// How long it runs.
     pub length: Duration,
