@@ -5,14 +5,24 @@
 //! rows, whatever the statistics say: a plan that scans and sorts the backlog claimed 40 jobs
 //! a second on such a table.
 
+use std::time::{Duration, Instant};
+
+use dj::Job;
+use dj_tests::jobs::Sleeps;
 use dj_tests::support::{Backend, TestDb};
 
 use crate::Case;
 
-pub const POSTGRES_CASES: &[Case] = &[(
-    "claim_keeps_its_index_plan_on_a_named_queue_backlog",
-    backlog_plans,
-)];
+pub const POSTGRES_CASES: &[Case] = &[
+    (
+        "claim_keeps_its_index_plan_on_a_named_queue_backlog",
+        backlog_plans,
+    ),
+    (
+        "a_job_ready_below_the_claims_floor_waits_at_most_the_rescan",
+        floor_rescan,
+    ),
+];
 
 /// The table's size, and what any one node of a claim's plan may produce or filter out: a
 /// tenth of it (the largest legitimate node, the limited claim's count of a limited queue's
@@ -46,11 +56,13 @@ fn backlog_plans(backend: Backend) {
             "PREPARE claim(text, int4, int4, int8) AS {}; \
              PREPARE claim_queues(text, int4, int4, int8, text[]) AS {}; \
              PREPARE claim_limited(text, int4, int4, int8, int8) AS {}; \
-             PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}",
+             PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}; \
+             PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}",
             dj::store::postgres::CLAIM,
             dj::store::postgres::CLAIM_QUEUES,
             dj::store::postgres::CLAIM_LIMITED,
             dj::store::postgres::CLAIM_LIMITED_QUEUES,
+            dj::store::postgres::CLAIM_FROM,
         ))
         .unwrap();
     let all_queues: Vec<String> = (0..20).map(|q| format!("q{q:02}")).collect();
@@ -66,6 +78,11 @@ fn backlog_plans(backend: Backend) {
             Some(1000),
         ),
         ("claim('me', 2, 3, 500)".to_owned(), Some(500)),
+        (
+            "claim_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
+                .to_owned(),
+            Some(1000),
+        ),
         (
             "claim_queues('me', -2147483648, 2147483647, 1000, '{q07}')".to_owned(),
             Some(1000),
@@ -151,6 +168,65 @@ fn backlog_plans(backend: Backend) {
             }
         }
     }
+}
+
+/// While a worker works through a backlog its claims start from the smallest key they last
+/// took (the floor), so a job made ready ahead of that key, here a more urgent one enqueued
+/// mid-backlog, is found only when the claim walks from the top again: within about a second
+/// (`FLOOR_RESCAN`), long before the backlog ends.
+fn floor_rescan(backend: Backend) {
+    let t = TestDb::new(backend, "floor rescan");
+    let log = t.log();
+    let sleeps = |key: String, millis| Sleeps {
+        log: log.path(),
+        key,
+        millis,
+        max_run_time_secs: None,
+    };
+    // 3,000 jobs of 2 ms at priority 5: a serial worker needs more than 6 s for them.
+    const BACKLOG: usize = 3_000;
+    dj::enqueue_many(
+        &t.db,
+        (0..BACKLOG).map(|i| sleeps(format!("b{i}"), 2).delay().priority(5)),
+    )
+    .unwrap();
+    let config = dj::WorkerConfig::default().concurrency(1).read_ahead(20);
+    let worker = dj::Worker::with_config(t.db.clone(), config);
+    let stop = worker.stop_flag();
+    let working = std::thread::spawn(move || worker.run());
+    let started = |key: &str| log.lines().iter().any(|l| l == &format!("start {key}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started("b100") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        started("b100"),
+        "the backlog did not start: {:?}",
+        log.lines().len()
+    );
+    let enqueued = Instant::now();
+    sleeps("urgent".into(), 0).delay().enqueue(&t.db).unwrap();
+    while !started("urgent") && Instant::now() < deadline + Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waited = enqueued.elapsed();
+    stop.set();
+    working.join().unwrap().unwrap();
+    let lines = log.lines();
+    let urgent_at = lines.iter().position(|l| l == "start urgent");
+    let before = lines[..urgent_at.unwrap_or(lines.len())]
+        .iter()
+        .filter(|l| l.starts_with("start b"))
+        .count();
+    assert!(
+        urgent_at.is_some() && before < BACKLOG / 2,
+        "the urgent job started after {before} backlog jobs ({waited:?}); a claim from the \
+         floor must walk from the top at least once a second"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "the urgent job waited {waited:?}"
+    );
 }
 
 /// No sequential scan of `delayed_jobs` (executed or not), and no node producing or filtering

@@ -1,13 +1,16 @@
 //! The claim: limited jobs first (in a transaction of their own, behind the cluster-wide
 //! lock), then plain ones with the room left. The SQL is [`super::sql::claim`]'s.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
 use tokio_postgres::types::Type;
 
 use super::pool::{Session, Sql};
 use super::rows::job_row;
 use super::sql::claim::{
-    CLAIM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, LIMITED_CLAIM_LOCK, LIMITED_WORK,
-    NO_JIT,
+    CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, LIMITED_CLAIM_LOCK,
+    LIMITED_WORK, NO_JIT,
 };
 use super::PgStore;
 use crate::error::Result;
@@ -32,6 +35,62 @@ const LIMITED_TYPES: [Type; 6] = [
     Type::TEXT_ARRAY,
 ];
 
+/// [`CLAIM_FROM`]'s parameters: [`PLAIN_TYPES`]' first four, then the floor's key.
+const FROM_TYPES: [Type; 6] = [
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::INT8,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+];
+
+/// How long the every-queue claim may walk from its floor before it walks from the top again.
+/// A row made ready below the floor (a job of a more urgent priority, one run now, retried or
+/// released with an earlier `run_at`) waits at most this long while a backlog is worked.
+const FLOOR_RESCAN: Duration = Duration::from_secs(1);
+
+/// Where the every-queue claim starts its index walk. After a claim that took as many rows as
+/// it asked for (a backlog), every ready row ahead of the smallest key it took was taken, by
+/// this claim or by others: the next claim starts there ([`CLAIM_FROM`]). A claim that took
+/// fewer, and any claim [`FLOOR_RESCAN`] after the last walk from the top, walks from the top.
+#[derive(Debug, Default)]
+pub(super) struct ClaimFloor {
+    state: Mutex<FloorState>,
+}
+
+#[derive(Debug, Default)]
+struct FloorState {
+    /// The smallest (priority, run_at) the last claim took, when it filled its limit.
+    key: Option<(i32, SystemTime)>,
+    /// When the claim last walked from the top.
+    top_at: Option<Instant>,
+}
+
+impl ClaimFloor {
+    /// The key to claim from, or none: walk from the top.
+    fn start(&self) -> Option<(i32, SystemTime)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match (state.key, state.top_at) {
+            (Some(key), Some(at)) if at.elapsed() < FLOOR_RESCAN => Some(key),
+            _ => None,
+        }
+    }
+
+    /// What a claim from `from` (none: the top) of `limit` rows took.
+    fn claimed(&self, from: Option<(i32, SystemTime)>, rows: &[JobRow], limit: i64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if from.is_none() {
+            state.top_at = Some(Instant::now());
+        }
+        state.key = if rows.len() as i64 >= limit {
+            rows.iter().map(|r| (r.priority, r.run_at)).min()
+        } else {
+            None
+        };
+    }
+}
+
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
 impl PgStore {
@@ -51,7 +110,7 @@ impl PgStore {
             }
             let limit = (p.limit - jobs.len()) as i64;
             if limit > 0 {
-                jobs.extend(claim_plain(conn, p, min, max, limit).await?);
+                jobs.extend(claim_plain(conn, p, min, max, limit, &self.floor).await?);
             }
             Ok(jobs)
         })?;
@@ -60,31 +119,44 @@ impl PgStore {
     }
 }
 
-/// The plain claim: one statement for every queue; for listed queues, in a transaction of
-/// its own without JIT.
+/// The plain claim: one statement for every queue (from the floor while a backlog is
+/// worked); for listed queues, in a transaction of its own without JIT.
 async fn claim_plain(
     conn: &mut Session,
     p: &ClaimParams<'_>,
     min: i32,
     max: i32,
     limit: i64,
+    floor: &ClaimFloor,
 ) -> PgResult<Vec<JobRow>> {
-    let rows = if p.queues.is_empty() {
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-            [&p.worker, &min, &max, &limit];
-        conn.query(Sql::Fixed(CLAIM), &PLAIN_TYPES[..4], &params)
-            .await?
-    } else {
-        let tx = conn.transaction().await?;
-        tx.batch_execute(NO_JIT).await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&p.worker, &min, &max, &limit, &p.queues];
-        let rows = tx
-            .query(Sql::Fixed(CLAIM_QUEUES), &PLAIN_TYPES, &params)
-            .await?;
-        tx.commit().await?;
-        rows
-    };
+    if p.queues.is_empty() {
+        let from = floor.start();
+        let rows = match &from {
+            None => {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&p.worker, &min, &max, &limit];
+                conn.query(Sql::Fixed(CLAIM), &PLAIN_TYPES[..4], &params)
+                    .await?
+            }
+            Some((priority, run_at)) => {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                    [&p.worker, &min, &max, &limit, priority, run_at];
+                conn.query(Sql::Fixed(CLAIM_FROM), &FROM_TYPES, &params)
+                    .await?
+            }
+        };
+        let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
+        floor.claimed(from, &rows, limit);
+        return Ok(rows);
+    }
+    let tx = conn.transaction().await?;
+    tx.batch_execute(NO_JIT).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&p.worker, &min, &max, &limit, &p.queues];
+    let rows = tx
+        .query(Sql::Fixed(CLAIM_QUEUES), &PLAIN_TYPES, &params)
+        .await?;
+    tx.commit().await?;
     Ok(rows.iter().map(job_row).collect())
 }
 

@@ -39,7 +39,7 @@ mod targets;
 
 pub(crate) use schema::schema_sql;
 #[doc(hidden)]
-pub use sql::claim::{CLAIM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES};
+pub use sql::claim::{CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES};
 #[cfg(feature = "diesel-postgres")]
 pub(crate) use targets::insert_diesel;
 pub(crate) use targets::insert_jobs;
@@ -58,6 +58,7 @@ pub(crate) struct PgStore {
     listen_at: Option<ListenAt>,
     listener: Mutex<Option<Listener>>,
     limited: super::LimitedProbe,
+    floor: claim::ClaimFloor,
 }
 
 impl PgStore {
@@ -110,6 +111,7 @@ impl PgStore {
             listen_at,
             listener: Mutex::new(None),
             limited: Default::default(),
+            floor: Default::default(),
         })
     }
 

@@ -78,6 +78,26 @@ macro_rules! claim_picked {
     };
 }
 
+/// The every-queue claim, with `$from` (a condition on the walk's start) after the
+/// conditions of [`ready_rows!`].
+macro_rules! every_queue_claim {
+    ($from:literal) => {
+        concat!(
+            "WITH picked AS MATERIALIZED ( \
+                 SELECT id FROM delayed_jobs WHERE ",
+            ready_rows!(),
+            $from,
+            " AND concurrency_key IS NULL \
+               AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+               AND (queue IS NULL OR queue <> ALL (",
+            excluded_queues!(),
+            ")) \
+             ORDER BY priority, run_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+            claim_picked!()
+        )
+    };
+}
+
 /// The claim for a worker of every queue: lock up to `$4` ready rows, skipping rows other
 /// workers hold, in one statement. Only a registered worker claims (the `dj_workers` check
 /// is one InitPlan, run once): a worker that was declared dead cannot take new rows under its
@@ -86,18 +106,16 @@ macro_rules! claim_picked {
 /// never `IN (subquery)`, which lets the planner run the locking subquery again and lock
 /// extra rows.
 #[doc(hidden)]
-pub const CLAIM: &str = concat!(
-    "WITH picked AS MATERIALIZED ( \
-         SELECT id FROM delayed_jobs WHERE ",
-    ready_rows!(),
-    " AND concurrency_key IS NULL \
-       AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-       AND (queue IS NULL OR queue <> ALL (",
-    excluded_queues!(),
-    ")) \
-     ORDER BY priority, run_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
-    claim_picked!()
-);
+pub const CLAIM: &str = every_queue_claim!("");
+
+/// [`CLAIM`] from a floor: the index walk starts at the key `($5, $6)` (priority, run_at)
+/// instead of at the top, past the entries of every row claimed before it. While a held
+/// MVCC horizon keeps vacuum from removing deleted rows, their index entries cannot be
+/// marked dead either, and a walk from the top reads them all on every claim. The worker
+/// claims from the floor only while working through a backlog, and from the top at least
+/// once a second (see the claim's `ClaimFloor`).
+#[doc(hidden)]
+pub const CLAIM_FROM: &str = every_queue_claim!(" AND (priority, run_at) >= ($5, $6)");
 
 /// The claim for a worker of listed queues (`$5`). One index walk cannot give several
 /// queues' rows in claim order (`delayed_jobs_queue_ready` is ordered by queue first), and a
