@@ -190,6 +190,7 @@ fn settings(args: &Args) -> WorkerSettings {
     WorkerSettings {
         concurrency: args.concurrency.max(1),
         read_ahead: args.read_ahead,
+        listed: false,
     }
 }
 
@@ -460,20 +461,18 @@ fn bench(args: &Args) -> Result<(), BoxError> {
 
     if wanted("horizon") {
         let n = sizes.horizon;
-        for held in [true, false] {
-            let what = if held {
-                "REPEATABLE READ held"
-            } else {
-                "no transaction held"
-            };
-            measure_each(
-                &mut rows,
-                runs,
-                (1..=HORIZON_ROUNDS)
-                    .map(|r| format!("horizon, {what}: round {r} of {n} (c={c}, read_ahead={ra})"))
-                    .collect(),
-                &mut || storage::horizon(url, HORIZON_ROUNDS, n, worker, held),
-            )?;
+        for spread in storage::Spread::ALL {
+            for held in [true, false] {
+                let what = horizon_name(spread, held);
+                measure_each(
+                    &mut rows,
+                    runs,
+                    (1..=HORIZON_ROUNDS)
+                        .map(|r| format!("{what}: round {r} of {n} (c={c}, read_ahead={ra})"))
+                        .collect(),
+                    &mut || storage::horizon(url, (HORIZON_ROUNDS, n), spread, worker, held),
+                )?;
+            }
         }
     }
     // Minutes long: only when asked for by name (or, a few seconds long, in the smoke run).
@@ -612,6 +611,16 @@ fn rustc_version() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The `horizon` rows' common name for one spread of jobs, held or not.
+fn horizon_name(spread: storage::Spread, held: bool) -> String {
+    let what = if held {
+        "REPEATABLE READ held"
+    } else {
+        "no transaction held"
+    };
+    format!("horizon, {}, {what}", spread.name())
+}
+
 /// The ratios the targets are stated in.
 fn print_ratios(rows: &[Row]) {
     let rate = |prefix: &str, contains: &str| {
@@ -643,14 +652,18 @@ fn print_ratios(rows: &[Row]) {
             }
         }
     }
-    for what in ["REPEATABLE READ held", "no transaction held"] {
-        let first = rate("horizon", &format!("{what}: round 1 "));
-        let last = rate("horizon", &format!("{what}: round {HORIZON_ROUNDS} "));
-        if let (Some(first), Some(last)) = (first, last) {
-            println!(
-                "horizon ({what}): last round / first round: {:.2} (target with it held: at least 0.8)",
-                last / first
-            );
+    for spread in storage::Spread::ALL {
+        for held in [true, false] {
+            let what = horizon_name(spread, held);
+            let first = rate(&what, ": round 1 ");
+            let last = rate(&what, &format!(": round {HORIZON_ROUNDS} "));
+            if let (Some(first), Some(last)) = (first, last) {
+                println!(
+                    "{what}: last round / first round: {:.2}{}",
+                    last / first,
+                    if held { " (target: at least 0.8)" } else { "" }
+                );
+            }
         }
     }
     if let (Some(raw), Some(dj)) = (rate("raw prepared", ""), rate("enqueue, 1", "")) {

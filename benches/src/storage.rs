@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use dj::{Context, Job, Perform};
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::{base, reset_noops};
+use crate::jobs::{base, reset_noops, Noop};
 use crate::report::{quantile, Figure};
 use crate::setup::{self, BoxError};
 use crate::workloads::{work_off, WorkerSettings};
@@ -69,10 +69,62 @@ fn table_shape(client: &mut postgres::Client) -> Result<TableShape, BoxError> {
 /// (`held`) or none. After each round the table is vacuumed, as autovacuum would (this
 /// server may run without it): with the horizon held, vacuum can remove nothing. One figure
 /// per round: the work-off rate.
+/// What the `horizon` rounds enqueue and who works them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// No queue, priority 0: the simplest table.
+    NoQueue,
+    /// [`QUEUES`] named queues and priorities 0 to 2 mixed; a worker of every queue.
+    Queues,
+    /// The same, the worker listing the queues.
+    ListedQueues,
+}
+
+/// The named queues of [`Spread::Queues`].
+pub(crate) const QUEUES: [&str; 10] = [
+    "mail", "billing", "reports", "search", "images", "webhooks", "exports", "sync", "audit",
+    "default",
+];
+
+impl Spread {
+    pub const ALL: [Spread; 3] = [Spread::NoQueue, Spread::Queues, Spread::ListedQueues];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Spread::NoQueue => "no queue",
+            Spread::Queues => "10 queues, priorities 0-2",
+            Spread::ListedQueues => "10 queues, priorities 0-2, worker lists them",
+        }
+    }
+
+    fn enqueue(self, db: &dj::Db, n: u64) -> Result<(), BoxError> {
+        if self == Spread::NoQueue {
+            return setup::enqueue_noops(db, n);
+        }
+        dj::enqueue_many(
+            db,
+            (0..n).map(|n| {
+                Noop { n }
+                    .delay()
+                    .queue(QUEUES[(n % 10) as usize])
+                    .priority((n / 10 % 3) as i32)
+            }),
+        )?;
+        Ok(())
+    }
+
+    fn worker(self, settings: WorkerSettings) -> WorkerSettings {
+        WorkerSettings {
+            listed: self == Spread::ListedQueues,
+            ..settings
+        }
+    }
+}
+
 pub fn horizon(
     url: &str,
-    rounds: usize,
-    per_round: u64,
+    (rounds, per_round): (usize, u64),
+    spread: Spread,
     settings: WorkerSettings,
     held: bool,
 ) -> Result<Vec<Figure>, BoxError> {
@@ -85,8 +137,8 @@ pub fn horizon(
     };
     let mut figures = Vec::with_capacity(rounds);
     for round in 1..=rounds {
-        setup::enqueue_noops(&db, per_round)?;
-        let took = work_off(&db, per_round, settings)?;
+        spread.enqueue(&db, per_round)?;
+        let took = work_off(&db, per_round, spread.worker(settings))?;
         stats.batch_execute("VACUUM delayed_jobs")?;
         let shape = table_shape(&mut stats)?;
         let rate = per_round as f64 / took.total.as_secs_f64();

@@ -16,13 +16,20 @@ use crate::setup::{self, BoxError, SqliteFile, Synchronous};
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub read_ahead: usize,
+    /// The worker lists the `horizon` workload's queues (see `storage::Spread`).
+    pub listed: bool,
 }
 
 impl WorkerSettings {
     pub(crate) fn config(self) -> dj::WorkerConfig {
-        dj::WorkerConfig::default()
+        let config = dj::WorkerConfig::default()
             .concurrency(self.concurrency)
-            .read_ahead(self.read_ahead)
+            .read_ahead(self.read_ahead);
+        if self.listed {
+            config.queues(crate::storage::QUEUES)
+        } else {
+            config
+        }
     }
 }
 

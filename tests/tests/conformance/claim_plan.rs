@@ -20,7 +20,11 @@ pub const POSTGRES_CASES: &[Case] = &[
     ),
     (
         "a_job_ready_below_the_claims_floor_waits_at_most_the_rescan",
-        floor_rescan,
+        floor_rescan_every_queue,
+    ),
+    (
+        "a_job_ready_below_a_listed_queues_floor_waits_at_most_the_rescan",
+        floor_rescan_listed_queues,
     ),
 ];
 
@@ -57,12 +61,14 @@ fn backlog_plans(backend: Backend) {
              PREPARE claim_queues(text, int4, int4, int8, text[]) AS {}; \
              PREPARE claim_limited(text, int4, int4, int8, int8) AS {}; \
              PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}; \
-             PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}",
+             PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
+             PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}",
             dj::store::postgres::CLAIM,
             dj::store::postgres::CLAIM_QUEUES,
             dj::store::postgres::CLAIM_LIMITED,
             dj::store::postgres::CLAIM_LIMITED_QUEUES,
             dj::store::postgres::CLAIM_FROM,
+            dj::store::postgres::CLAIM_QUEUES_FROM,
         ))
         .unwrap();
     let all_queues: Vec<String> = (0..20).map(|q| format!("q{q:02}")).collect();
@@ -89,6 +95,12 @@ fn backlog_plans(backend: Backend) {
         ),
         (
             "claim_queues('me', -2147483648, 2147483647, 1000, '{q01,q12}')".to_owned(),
+            Some(1000),
+        ),
+        (
+            "claim_queues_from('me', -2147483648, 2147483647, 1000, '{q01,q12}', \
+             '{1,-2147483648}', ARRAY[now() - interval '1 hour', '0001-01-01'::timestamptz])"
+                .to_owned(),
             Some(1000),
         ),
         (
@@ -174,7 +186,16 @@ fn backlog_plans(backend: Backend) {
 /// took (the floor), so a job made ready ahead of that key, here a more urgent one enqueued
 /// mid-backlog, is found only when the claim walks from the top again: within about a second
 /// (`FLOOR_RESCAN`), long before the backlog ends.
-fn floor_rescan(backend: Backend) {
+fn floor_rescan_every_queue(backend: Backend) {
+    floor_rescan(backend, &[]);
+}
+
+/// The same for a worker of listed queues, whose walks have a floor per queue.
+fn floor_rescan_listed_queues(backend: Backend) {
+    floor_rescan(backend, &["other", "bulk"]);
+}
+
+fn floor_rescan(backend: Backend, queues: &[&str]) {
     let t = TestDb::new(backend, "floor rescan");
     let log = t.log();
     let sleeps = |key: String, millis| Sleeps {
@@ -187,10 +208,13 @@ fn floor_rescan(backend: Backend) {
     const BACKLOG: usize = 3_000;
     dj::enqueue_many(
         &t.db,
-        (0..BACKLOG).map(|i| sleeps(format!("b{i}"), 2).delay().priority(5)),
+        (0..BACKLOG).map(|i| sleeps(format!("b{i}"), 2).delay().priority(5).queue("bulk")),
     )
     .unwrap();
-    let config = dj::WorkerConfig::default().concurrency(1).read_ahead(20);
+    let config = dj::WorkerConfig::default()
+        .concurrency(1)
+        .read_ahead(20)
+        .queues(queues.iter().copied());
     let worker = dj::Worker::with_config(t.db.clone(), config);
     let stop = worker.stop_flag();
     let working = std::thread::spawn(move || worker.run());
@@ -205,7 +229,11 @@ fn floor_rescan(backend: Backend) {
         log.lines().len()
     );
     let enqueued = Instant::now();
-    sleeps("urgent".into(), 0).delay().enqueue(&t.db).unwrap();
+    sleeps("urgent".into(), 0)
+        .delay()
+        .queue("bulk")
+        .enqueue(&t.db)
+        .unwrap();
     while !started("urgent") && Instant::now() < deadline + Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }

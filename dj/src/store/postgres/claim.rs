@@ -1,16 +1,14 @@
 //! The claim: limited jobs first (in a transaction of their own, behind the cluster-wide
 //! lock), then plain ones with the room left. The SQL is [`super::sql::claim`]'s.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
-
 use tokio_postgres::types::Type;
 
+use super::floor::{top, ClaimFloor};
 use super::pool::{Session, Sql};
 use super::rows::job_row;
 use super::sql::claim::{
-    CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, LIMITED_CLAIM_LOCK,
-    LIMITED_WORK, NO_JIT,
+    CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, CLAIM_QUEUES_FROM,
+    LIMITED_CLAIM_LOCK, LIMITED_WORK, NO_JIT,
 };
 use super::PgStore;
 use crate::error::Result;
@@ -44,52 +42,16 @@ const FROM_TYPES: [Type; 6] = [
     Type::INT4,
     Type::TIMESTAMPTZ,
 ];
-
-/// How long the every-queue claim may walk from its floor before it walks from the top again.
-/// A row made ready below the floor (a job of a more urgent priority, one run now, retried or
-/// released with an earlier `run_at`) waits at most this long while a backlog is worked.
-const FLOOR_RESCAN: Duration = Duration::from_secs(1);
-
-/// Where the every-queue claim starts its index walk. After a claim that took as many rows as
-/// it asked for (a backlog), every ready row ahead of the smallest key it took was taken, by
-/// this claim or by others: the next claim starts there ([`CLAIM_FROM`]). A claim that took
-/// fewer, and any claim [`FLOOR_RESCAN`] after the last walk from the top, walks from the top.
-#[derive(Debug, Default)]
-pub(super) struct ClaimFloor {
-    state: Mutex<FloorState>,
-}
-
-#[derive(Debug, Default)]
-struct FloorState {
-    /// The smallest (priority, run_at) the last claim took, when it filled its limit.
-    key: Option<(i32, SystemTime)>,
-    /// When the claim last walked from the top.
-    top_at: Option<Instant>,
-}
-
-impl ClaimFloor {
-    /// The key to claim from, or none: walk from the top.
-    fn start(&self) -> Option<(i32, SystemTime)> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match (state.key, state.top_at) {
-            (Some(key), Some(at)) if at.elapsed() < FLOOR_RESCAN => Some(key),
-            _ => None,
-        }
-    }
-
-    /// What a claim from `from` (none: the top) of `limit` rows took.
-    fn claimed(&self, from: Option<(i32, SystemTime)>, rows: &[JobRow], limit: i64) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if from.is_none() {
-            state.top_at = Some(Instant::now());
-        }
-        state.key = if rows.len() as i64 >= limit {
-            rows.iter().map(|r| (r.priority, r.run_at)).min()
-        } else {
-            None
-        };
-    }
-}
+/// [`CLAIM_QUEUES_FROM`]'s: [`PLAIN_TYPES`], then each queue's floor.
+const QUEUES_FROM_TYPES: [Type; 7] = [
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::INT8,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TIMESTAMPTZ_ARRAY,
+];
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
@@ -119,8 +81,8 @@ impl PgStore {
     }
 }
 
-/// The plain claim: one statement for every queue (from the floor while a backlog is
-/// worked); for listed queues, in a transaction of its own without JIT.
+/// The plain claim: one statement for every queue; for listed queues, in a transaction of
+/// its own without JIT. Each walks from its floor while a backlog is worked ([`ClaimFloor`]).
 async fn claim_plain(
     conn: &mut Session,
     p: &ClaimParams<'_>,
@@ -130,7 +92,7 @@ async fn claim_plain(
     floor: &ClaimFloor,
 ) -> PgResult<Vec<JobRow>> {
     if p.queues.is_empty() {
-        let from = floor.start();
+        let from = floor.every();
         let rows = match &from {
             None => {
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
@@ -146,18 +108,42 @@ async fn claim_plain(
             }
         };
         let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
-        floor.claimed(from, &rows, limit);
+        floor.every_claimed(from, &rows, limit);
         return Ok(rows);
     }
+    let mut queues: Vec<String> = Vec::with_capacity(p.queues.len());
+    for q in p.queues {
+        if !queues.contains(q) {
+            queues.push(q.clone());
+        }
+    }
+    let from = floor.listed(&queues);
     let tx = conn.transaction().await?;
     tx.batch_execute(NO_JIT).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&p.worker, &min, &max, &limit, &p.queues];
-    let rows = tx
-        .query(Sql::Fixed(CLAIM_QUEUES), &PLAIN_TYPES, &params)
-        .await?;
+    let rows = if from.iter().all(Option::is_none) {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&p.worker, &min, &max, &limit, &p.queues];
+        tx.query(Sql::Fixed(CLAIM_QUEUES), &PLAIN_TYPES, &params)
+            .await?
+    } else {
+        let (priorities, run_ats): (Vec<i32>, Vec<_>) =
+            from.iter().map(|f| f.unwrap_or_else(top)).unzip();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &p.worker,
+            &min,
+            &max,
+            &limit,
+            &queues,
+            &priorities,
+            &run_ats,
+        ];
+        tx.query(Sql::Fixed(CLAIM_QUEUES_FROM), &QUEUES_FROM_TYPES, &params)
+            .await?
+    };
     tx.commit().await?;
-    Ok(rows.iter().map(job_row).collect())
+    let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
+    floor.listed_claimed(&queues, &from, &rows, limit);
+    Ok(rows)
 }
 
 /// The limited claim, in a transaction of its own behind the cluster-wide lock.

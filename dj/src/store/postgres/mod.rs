@@ -28,6 +28,7 @@ use sql::Stmt;
 
 mod claim;
 mod connect;
+mod floor;
 mod insert;
 mod listen;
 mod pool;
@@ -39,7 +40,9 @@ mod targets;
 
 pub(crate) use schema::schema_sql;
 #[doc(hidden)]
-pub use sql::claim::{CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES};
+pub use sql::claim::{
+    CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, CLAIM_QUEUES_FROM,
+};
 #[cfg(feature = "diesel-postgres")]
 pub(crate) use targets::insert_diesel;
 pub(crate) use targets::insert_jobs;
@@ -58,7 +61,7 @@ pub(crate) struct PgStore {
     listen_at: Option<ListenAt>,
     listener: Mutex<Option<Listener>>,
     limited: super::LimitedProbe,
-    floor: claim::ClaimFloor,
+    floor: floor::ClaimFloor,
 }
 
 impl PgStore {

@@ -117,6 +117,49 @@ pub const CLAIM: &str = every_queue_claim!("");
 #[doc(hidden)]
 pub const CLAIM_FROM: &str = every_queue_claim!(" AND (priority, run_at) >= ($5, $6)");
 
+/// The claim for a worker of listed queues, with the list `$queues` (a FROM item `q` with a
+/// `name` column), the further columns of `q` that `quota` carries (`$carried`), and the
+/// conditions on where the walks of `cand` and `picked` start (`$cand_from`, `$pick_from`).
+macro_rules! listed_queues_claim {
+    ($queues:literal, $carried:literal, $cand_from:literal, $pick_from:literal) => {
+        concat!(
+            "WITH cand AS MATERIALIZED ( \
+                 SELECT q.name, c.priority, c.run_at \
+                 FROM ",
+            $queues,
+            " CROSS JOIN LATERAL ( \
+                     SELECT priority, run_at FROM delayed_jobs \
+                     WHERE queue = q.name AND ",
+            ready_rows!(),
+            $cand_from,
+            " AND concurrency_key IS NULL \
+                     ORDER BY priority, run_at LIMIT $4) AS c \
+                 WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+                   AND q.name <> ALL (",
+            excluded_queues!(),
+            ") \
+                 ORDER BY c.priority, c.run_at LIMIT $4), \
+             quota AS ( \
+                 SELECT q.name",
+            $carried,
+            ", (SELECT count(*) FROM cand WHERE cand.name = q.name) AS n \
+                 FROM ",
+            $queues,
+            "), \
+             picked AS MATERIALIZED ( \
+                 SELECT p.id FROM quota \
+                 CROSS JOIN LATERAL ( \
+                     SELECT id FROM delayed_jobs \
+                     WHERE queue = quota.name AND ",
+            ready_rows!(),
+            $pick_from,
+            " AND concurrency_key IS NULL \
+                     ORDER BY priority, run_at LIMIT quota.n FOR UPDATE SKIP LOCKED) AS p) ",
+            claim_picked!()
+        )
+    };
+}
+
 /// The claim for a worker of listed queues (`$5`). One index walk cannot give several
 /// queues' rows in claim order (`delayed_jobs_queue_ready` is ordered by queue first), and a
 /// walk of `delayed_jobs_ready` filtered by queue reads every row of the other queues ahead
@@ -128,33 +171,22 @@ pub const CLAIM_FROM: &str = every_queue_claim!(" AND (priority, run_at) >= ($5,
 /// worker is claiming at the same moment is passed over for the next one of its queue. No
 /// more than `$4` rows are ever locked.
 #[doc(hidden)]
-pub const CLAIM_QUEUES: &str = concat!(
-    "WITH cand AS MATERIALIZED ( \
-         SELECT q.name, c.priority, c.run_at \
-         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name) \
-         CROSS JOIN LATERAL ( \
-             SELECT priority, run_at FROM delayed_jobs \
-             WHERE queue = q.name AND ",
-    ready_rows!(),
-    " AND concurrency_key IS NULL \
-             ORDER BY priority, run_at LIMIT $4) AS c \
-         WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-           AND q.name <> ALL (",
-    excluded_queues!(),
-    ") \
-         ORDER BY c.priority, c.run_at LIMIT $4), \
-     quota AS ( \
-         SELECT q.name, (SELECT count(*) FROM cand WHERE cand.name = q.name) AS n \
-         FROM (SELECT DISTINCT unnest($5::text[])) AS q(name)), \
-     picked AS MATERIALIZED ( \
-         SELECT p.id FROM quota \
-         CROSS JOIN LATERAL ( \
-             SELECT id FROM delayed_jobs \
-             WHERE queue = quota.name AND ",
-    ready_rows!(),
-    " AND concurrency_key IS NULL \
-             ORDER BY priority, run_at LIMIT quota.n FOR UPDATE SKIP LOCKED) AS p) ",
-    claim_picked!()
+pub const CLAIM_QUEUES: &str = listed_queues_claim!(
+    "(SELECT DISTINCT unnest($5::text[])) AS q(name)",
+    "",
+    "",
+    ""
+);
+
+/// [`CLAIM_QUEUES`] from a floor per queue: `$6` and `$7`, in `$5`'s order (which has no
+/// name twice), are the key each queue's walks start at (`i32::MIN` and `-infinity` walk a
+/// queue from its top). See [`CLAIM_FROM`].
+#[doc(hidden)]
+pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
+    "unnest($5::text[], $6::int4[], $7::timestamptz[]) AS q(name, fp, ft)",
+    ", q.fp, q.ft",
+    " AND (priority, run_at) >= (q.fp, q.ft)",
+    " AND (priority, run_at) >= (quota.fp, quota.ft)"
 );
 
 /// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in

@@ -1,0 +1,189 @@
+//! Where the plain claims start their index walks. While a worker works through a backlog,
+//! every ready row ahead of the smallest `(priority, run_at)` its last claim took was claimed
+//! (by it or by others), so the next claim starts there ([`CLAIM_FROM`], per queue
+//! [`CLAIM_QUEUES_FROM`]) instead of at the top. Under a held MVCC horizon that is the
+//! difference between reading a batch's worth of index entries and reading the dead entries
+//! of every job run since the horizon began. A claim that took fewer rows than it asked for
+//! (no backlog) forgets the floors it used; and each walk goes from the top again at least
+//! every [`FLOOR_RESCAN`], which finds rows made ready ahead of a floor since it was set.
+//!
+//! [`CLAIM_FROM`]: super::sql::claim::CLAIM_FROM
+//! [`CLAIM_QUEUES_FROM`]: super::sql::claim::CLAIM_QUEUES_FROM
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::model::JobRow;
+
+/// A claim's position in claim order: `(priority, run_at)`.
+pub(super) type Key = (i32, SystemTime);
+
+/// How long a walk may start from a floor before it starts from the top again. A row made
+/// ready ahead of a floor (a more urgent job enqueued mid-backlog, a job run now, retried or
+/// released with an earlier `run_at`) waits at most this long while a backlog is worked.
+pub(super) const FLOOR_RESCAN: Duration = Duration::from_secs(1);
+
+/// The key before every row: a queue without a floor walks from its top. (Year 1: no job
+/// runs before it.)
+pub(super) fn top() -> Key {
+    (
+        i32::MIN,
+        SystemTime::UNIX_EPOCH - Duration::from_secs(62_135_596_800),
+    )
+}
+
+/// One walk's floor.
+#[derive(Debug, Default, Clone, Copy)]
+struct Floor {
+    /// The smallest key the last full claim took on this walk.
+    key: Option<Key>,
+    /// When this walk last started from the top.
+    top_at: Option<Instant>,
+}
+
+impl Floor {
+    fn start(&self) -> Option<Key> {
+        match (self.key, self.top_at) {
+            (Some(key), Some(at)) if at.elapsed() < FLOOR_RESCAN => Some(key),
+            _ => None,
+        }
+    }
+
+    /// After a claim that walked from `from` (none: the top), took rows whose smallest key
+    /// on this walk is `taken`, and took all it asked for (`full`) or not.
+    fn after(&mut self, from: Option<Key>, taken: Option<Key>, full: bool) {
+        if from.is_none() {
+            self.top_at = Some(Instant::now());
+        }
+        if !full {
+            self.key = None;
+        } else if taken.is_some() {
+            self.key = taken;
+        }
+        // Full, but none of this queue's rows taken: they all lie behind the other queues'
+        // in claim order, and the floor it had still holds.
+    }
+}
+
+/// The floors of a store's claims: the every-queue walk, and one walk per listed queue.
+#[derive(Debug, Default)]
+pub(super) struct ClaimFloor {
+    every: Mutex<Floor>,
+    listed: Mutex<HashMap<String, Floor>>,
+}
+
+impl ClaimFloor {
+    /// Where the every-queue claim starts: a floor, or none (the top).
+    pub(super) fn every(&self) -> Option<Key> {
+        lock(&self.every).start()
+    }
+
+    /// What an every-queue claim from `from` took, of the `limit` it asked for.
+    pub(super) fn every_claimed(&self, from: Option<Key>, rows: &[JobRow], limit: i64) {
+        let taken = rows.iter().map(|r| (r.priority, r.run_at)).min();
+        lock(&self.every).after(from, taken, rows.len() as i64 >= limit);
+    }
+
+    /// Where each of `queues` (no name twice) starts.
+    pub(super) fn listed(&self, queues: &[String]) -> Vec<Option<Key>> {
+        let floors = lock(&self.listed);
+        queues
+            .iter()
+            .map(|q| floors.get(q).and_then(Floor::start))
+            .collect()
+    }
+
+    /// What a claim of listed `queues` from `from` (in their order) took, of its `limit`.
+    pub(super) fn listed_claimed(
+        &self,
+        queues: &[String],
+        from: &[Option<Key>],
+        rows: &[JobRow],
+        limit: i64,
+    ) {
+        let full = rows.len() as i64 >= limit;
+        let mut floors = lock(&self.listed);
+        for (queue, &from) in queues.iter().zip(from) {
+            let taken = rows
+                .iter()
+                .filter(|r| r.queue.as_deref() == Some(queue.as_str()))
+                .map(|r| (r.priority, r.run_at))
+                .min();
+            floors
+                .entry(queue.clone())
+                .or_default()
+                .after(from, taken, full);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(queue: &str, priority: i32, secs: u64) -> JobRow {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        JobRow {
+            id: 1,
+            priority,
+            attempts: 0,
+            handler: String::new(),
+            last_error: None,
+            run_at: at,
+            locked_at: Some(at),
+            failed_at: None,
+            locked_by: None,
+            queue: Some(queue.to_owned()),
+            created_at: at,
+            updated_at: at,
+            name: "Job".to_owned(),
+            max_run_time: None,
+            started_at: None,
+            crashes: 0,
+            snoozes: 0,
+            unique_key: None,
+            concurrency_key: None,
+        }
+    }
+
+    #[test]
+    fn a_full_claim_sets_the_floor_and_a_short_one_forgets_it() {
+        let floor = ClaimFloor::default();
+        assert_eq!(floor.every(), None);
+        floor.every_claimed(None, &[row("a", 1, 20), row("b", 0, 30)], 2);
+        let key = (0, SystemTime::UNIX_EPOCH + Duration::from_secs(30));
+        assert_eq!(floor.every(), Some(key));
+        floor.every_claimed(Some(key), &[row("a", 2, 5)], 2);
+        assert_eq!(floor.every(), None);
+    }
+
+    #[test]
+    fn each_listed_queue_has_its_own_floor() {
+        let floor = ClaimFloor::default();
+        let queues = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        floor.listed_claimed(
+            &queues,
+            &[None, None, None],
+            &[row("a", 3, 1), row("b", 1, 9)],
+            2,
+        );
+        let starts = floor.listed(&queues);
+        assert_eq!(
+            starts[0],
+            Some((3, SystemTime::UNIX_EPOCH + Duration::from_secs(1)))
+        );
+        assert_eq!(
+            starts[1],
+            Some((1, SystemTime::UNIX_EPOCH + Duration::from_secs(9)))
+        );
+        assert_eq!(
+            starts[2], None,
+            "no row of c taken, and c never had a floor"
+        );
+    }
+}
