@@ -66,8 +66,8 @@ fn table_shape(client: &mut postgres::Client) -> Result<TableShape, BoxError> {
 
 /// `rounds` rounds of `per_round` jobs, each enqueued and then worked off, on one table,
 /// with a `REPEATABLE READ` transaction held from before the first round to after the last
-/// (`held`) or none. After each round the table is vacuumed, as autovacuum would (this
-/// server may run without it): with the horizon held, vacuum can remove nothing. One figure
+/// (`held`) or none. After each round the table is vacuumed and analyzed, as autovacuum
+/// would (this server may run without it): with the horizon held, vacuum can remove nothing. One figure
 /// per round: the work-off rate.
 /// What the `horizon` rounds enqueue and who works them off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn horizon(
     for round in 1..=rounds {
         spread.enqueue(&db, per_round)?;
         let took = work_off(&db, per_round, spread.worker(settings))?;
-        stats.batch_execute("VACUUM delayed_jobs")?;
+        stats.batch_execute("VACUUM ANALYZE delayed_jobs")?;
         let shape = table_shape(&mut stats)?;
         let rate = per_round as f64 / took.total.as_secs_f64();
         println!(

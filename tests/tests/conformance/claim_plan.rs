@@ -177,6 +177,14 @@ fn backlog_plans(backend: Backend) {
                 if let Some(claims) = claims {
                     assert_eq!(top_rows(&plan), *claims, "claimed rows; {context}");
                 }
+                // A worker of listed queues walks each queue's part of its own index.
+                if execute.starts_with("claim_queues") {
+                    assert!(
+                        plan.contains("delayed_jobs_queue_ready")
+                            && !plan.contains("using delayed_jobs_ready on"),
+                        "{context}"
+                    );
+                }
             }
         }
     }

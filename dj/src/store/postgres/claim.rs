@@ -1,6 +1,8 @@
 //! The claim: limited jobs first (in a transaction of their own, behind the cluster-wide
 //! lock), then plain ones with the room left. The SQL is [`super::sql::claim`]'s.
 
+use std::time::Instant;
+
 use tokio_postgres::types::Type;
 
 use super::floor::{top, ClaimFloor};
@@ -91,6 +93,7 @@ async fn claim_plain(
     limit: i64,
     floor: &ClaimFloor,
 ) -> PgResult<Vec<JobRow>> {
+    let started = Instant::now();
     if p.queues.is_empty() {
         let from = floor.every();
         let rows = match &from {
@@ -108,7 +111,7 @@ async fn claim_plain(
             }
         };
         let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
-        floor.every_claimed(from, &rows, limit);
+        floor.every_claimed(from, started.elapsed(), &rows, limit);
         return Ok(rows);
     }
     let mut queues: Vec<String> = Vec::with_capacity(p.queues.len());
@@ -142,7 +145,7 @@ async fn claim_plain(
     };
     tx.commit().await?;
     let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
-    floor.listed_claimed(&queues, &from, &rows, limit);
+    floor.listed_claimed(&queues, &from, started.elapsed(), &rows, limit);
     Ok(rows)
 }
 

@@ -6,6 +6,9 @@
 //! of every job run since the horizon began. A claim that took fewer rows than it asked for
 //! (no backlog) forgets the floors it used; and each walk goes from the top again at least
 //! every [`FLOOR_RESCAN`], which finds rows made ready ahead of a floor since it was set.
+//! When walks from the top are slow (the dead entries a held horizon keeps), they are spaced
+//! further apart: at least [`RESCAN_SHARE`] times as long as the last one took, so that they
+//! cost at most a tenth of the claim's time.
 //!
 //! [`CLAIM_FROM`]: super::sql::claim::CLAIM_FROM
 //! [`CLAIM_QUEUES_FROM`]: super::sql::claim::CLAIM_QUEUES_FROM
@@ -24,6 +27,9 @@ pub(super) type Key = (i32, SystemTime);
 /// released with an earlier `run_at`) waits at most this long while a backlog is worked.
 pub(super) const FLOOR_RESCAN: Duration = Duration::from_secs(1);
 
+/// Walks from the top are at least this many times their own duration apart.
+const RESCAN_SHARE: u32 = 10;
+
 /// The key before every row: a queue without a floor walks from its top. (Year 1: no job
 /// runs before it.)
 pub(super) fn top() -> Key {
@@ -38,23 +44,26 @@ pub(super) fn top() -> Key {
 struct Floor {
     /// The smallest key the last full claim took on this walk.
     key: Option<Key>,
-    /// When this walk last started from the top.
+    /// When this walk last started from the top, and how long that claim took.
     top_at: Option<Instant>,
+    top_took: Duration,
 }
 
 impl Floor {
     fn start(&self) -> Option<Key> {
+        let rescan = FLOOR_RESCAN.max(self.top_took * RESCAN_SHARE);
         match (self.key, self.top_at) {
-            (Some(key), Some(at)) if at.elapsed() < FLOOR_RESCAN => Some(key),
+            (Some(key), Some(at)) if at.elapsed() < rescan => Some(key),
             _ => None,
         }
     }
 
-    /// After a claim that walked from `from` (none: the top), took rows whose smallest key
-    /// on this walk is `taken`, and took all it asked for (`full`) or not.
-    fn after(&mut self, from: Option<Key>, taken: Option<Key>, full: bool) {
+    /// After a claim that walked from `from` (none: the top) and took `took`, took rows whose
+    /// smallest key on this walk is `taken`, and took all it asked for (`full`) or not.
+    fn after(&mut self, from: Option<Key>, took: Duration, taken: Option<Key>, full: bool) {
         if from.is_none() {
             self.top_at = Some(Instant::now());
+            self.top_took = took;
         }
         if !full {
             self.key = None;
@@ -79,10 +88,16 @@ impl ClaimFloor {
         lock(&self.every).start()
     }
 
-    /// What an every-queue claim from `from` took, of the `limit` it asked for.
-    pub(super) fn every_claimed(&self, from: Option<Key>, rows: &[JobRow], limit: i64) {
+    /// What an every-queue claim from `from` took (in `took`), of the `limit` it asked for.
+    pub(super) fn every_claimed(
+        &self,
+        from: Option<Key>,
+        took: Duration,
+        rows: &[JobRow],
+        limit: i64,
+    ) {
         let taken = rows.iter().map(|r| (r.priority, r.run_at)).min();
-        lock(&self.every).after(from, taken, rows.len() as i64 >= limit);
+        lock(&self.every).after(from, took, taken, rows.len() as i64 >= limit);
     }
 
     /// Where each of `queues` (no name twice) starts.
@@ -94,11 +109,13 @@ impl ClaimFloor {
             .collect()
     }
 
-    /// What a claim of listed `queues` from `from` (in their order) took, of its `limit`.
+    /// What a claim of listed `queues` from `from` (in their order) took (in `took`), of its
+    /// `limit`.
     pub(super) fn listed_claimed(
         &self,
         queues: &[String],
         from: &[Option<Key>],
+        took: Duration,
         rows: &[JobRow],
         limit: i64,
     ) {
@@ -113,7 +130,7 @@ impl ClaimFloor {
             floors
                 .entry(queue.clone())
                 .or_default()
-                .after(from, taken, full);
+                .after(from, took, taken, full);
         }
     }
 }
@@ -155,23 +172,32 @@ mod tests {
     fn a_full_claim_sets_the_floor_and_a_short_one_forgets_it() {
         let floor = ClaimFloor::default();
         assert_eq!(floor.every(), None);
-        floor.every_claimed(None, &[row("a", 1, 20), row("b", 0, 30)], 2);
+        let took = Duration::from_millis(1);
+        floor.every_claimed(None, took, &[row("a", 1, 20), row("b", 0, 30)], 2);
         let key = (0, SystemTime::UNIX_EPOCH + Duration::from_secs(30));
         assert_eq!(floor.every(), Some(key));
-        floor.every_claimed(Some(key), &[row("a", 2, 5)], 2);
+        floor.every_claimed(Some(key), took, &[row("a", 2, 5)], 2);
         assert_eq!(floor.every(), None);
+    }
+
+    #[test]
+    fn the_walk_from_the_top_is_due_a_second_later_or_ten_times_its_length() {
+        let mut floor = Floor::default();
+        let key = (0, SystemTime::UNIX_EPOCH);
+        floor.after(None, Duration::from_millis(5), Some(key), true);
+        assert_eq!(floor.start(), Some(key));
+        floor.top_at = Some(Instant::now() - FLOOR_RESCAN);
+        assert_eq!(floor.start(), None, "due after a second");
+        floor.top_took = Duration::from_millis(300);
+        assert_eq!(floor.start(), Some(key), "a 300 ms walk is due after 3 s");
     }
 
     #[test]
     fn each_listed_queue_has_its_own_floor() {
         let floor = ClaimFloor::default();
         let queues = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
-        floor.listed_claimed(
-            &queues,
-            &[None, None, None],
-            &[row("a", 3, 1), row("b", 1, 9)],
-            2,
-        );
+        let rows = [row("a", 3, 1), row("b", 1, 9)];
+        floor.listed_claimed(&queues, &[None, None, None], Duration::ZERO, &rows, 2);
         let starts = floor.listed(&queues);
         assert_eq!(
             starts[0],

@@ -179,14 +179,15 @@ pub const CLAIM_QUEUES: &str = listed_queues_claim!(
 );
 
 /// [`CLAIM_QUEUES`] from a floor per queue: `$6` and `$7`, in `$5`'s order (which has no
-/// name twice), are the key each queue's walks start at (`i32::MIN` and `-infinity` walk a
-/// queue from its top). See [`CLAIM_FROM`].
+/// name twice), are the key each queue's walks start at (`i32::MIN` and year 1 walk a queue
+/// from its top). See [`CLAIM_FROM`]. The start is written on all three columns of
+/// `delayed_jobs_queue_ready`, so that only that index can take it as where its walk starts.
 #[doc(hidden)]
 pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
     "unnest($5::text[], $6::int4[], $7::timestamptz[]) AS q(name, fp, ft)",
     ", q.fp, q.ft",
-    " AND (priority, run_at) >= (q.fp, q.ft)",
-    " AND (priority, run_at) >= (quota.fp, quota.ft)"
+    " AND (queue, priority, run_at) >= (q.name, q.fp, q.ft)",
+    " AND (queue, priority, run_at) >= (quota.name, quota.fp, quota.ft)"
 );
 
 /// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in
