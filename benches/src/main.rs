@@ -48,6 +48,9 @@ struct Args {
     /// Jobs claimed beyond the running ones (the claim batch when work is plentiful).
     #[arg(long, default_value_t = 1000)]
     read_ahead: usize,
+    /// Work off without the fast lane (every job claimed the ordinary way).
+    #[arg(long)]
+    no_fast_lane: bool,
     /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke).
@@ -191,6 +194,7 @@ fn settings(args: &Args) -> WorkerSettings {
         concurrency: args.concurrency.max(1),
         read_ahead: args.read_ahead,
         listed: false,
+        fast_lane: !args.no_fast_lane,
     }
 }
 

@@ -45,7 +45,7 @@ pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
     let mut client = connect(url)?;
     client.batch_execute(
         "DROP TABLE IF EXISTS delayed_jobs, dj_schema_migrations, dj_workers, dj_maintenance, \
-         dj_paused_queues, dj_queue_limits, dj_cancels;",
+         dj_paused_queues, dj_queue_limits, dj_cancels, dj_lanes;",
     )?;
     let db = dj::Db::open(url)?;
     db.migrate()?;

@@ -18,13 +18,16 @@ pub struct WorkerSettings {
     pub read_ahead: usize,
     /// The worker lists the `horizon` workload's queues (see `storage::Spread`).
     pub listed: bool,
+    /// The fast lane (PostgreSQL; on unless `--no-fast-lane`).
+    pub fast_lane: bool,
 }
 
 impl WorkerSettings {
     pub(crate) fn config(self) -> dj::WorkerConfig {
         let config = dj::WorkerConfig::default()
             .concurrency(self.concurrency)
-            .read_ahead(self.read_ahead);
+            .read_ahead(self.read_ahead)
+            .fast_lane(self.fast_lane);
         if self.listed {
             config.queues(crate::storage::QUEUES)
         } else {

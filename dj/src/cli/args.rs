@@ -156,6 +156,9 @@ pub struct WorkArgs {
     /// Do not fire recurring jobs (other workers of the database still do).
     #[arg(long, env = "DJ_NO_CRON")]
     pub no_cron: bool,
+    /// Claim every job the ordinary way (two row writes per job), never in the fast lane.
+    #[arg(long, env = "DJ_NO_FAST_LANE")]
+    pub no_fast_lane: bool,
     /// Serve Prometheus /metrics (this process's attempts, durations and claims, and the
     /// table's gauges) on this address, e.g. 127.0.0.1:9394.
     #[arg(long, env = "DJ_METRICS_BIND", value_name = "ADDR")]
@@ -188,6 +191,7 @@ impl WorkArgs {
             heartbeat_timeout,
             name_prefix: _,
             no_cron,
+            no_fast_lane,
             // A pool's workers each serve on a port the supervisor gives them.
             metrics_bind: _,
         } = self;
@@ -232,6 +236,9 @@ impl WorkArgs {
         }
         if *no_cron {
             args.push("--no-cron".to_owned());
+        }
+        if *no_fast_lane {
+            args.push("--no-fast-lane".to_owned());
         }
         args
     }
@@ -279,6 +286,7 @@ impl WorkArgs {
             keep_failed_for: self.keep_failed_for,
             max_snoozes: WorkerConfig::default().max_snoozes,
             cron: !self.no_cron,
+            fast_lane: !self.no_fast_lane,
         })
     }
 }

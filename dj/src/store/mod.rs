@@ -65,6 +65,23 @@ pub(crate) struct ClaimParams<'a> {
     pub limit: usize,
 }
 
+/// A fast-lane batch while its jobs run: the backend's open transaction holding their rows,
+/// and its record (see [`Store::lane_claim`]).
+pub(crate) struct Lane(pub(crate) Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lane")
+    }
+}
+
+/// What a fast-lane claim took: its rows, and the lane holding them.
+#[derive(Debug)]
+pub(crate) struct LaneClaim {
+    pub rows: Vec<JobRow>,
+    pub lane: Lane,
+}
+
 /// A failed attempt with attempts left: back to scheduled, unlocked.
 #[derive(Debug, Clone)]
 pub(crate) struct Retry {
@@ -132,6 +149,32 @@ pub(crate) trait Store: Send + Sync + 'static {
     }
     /// Locks up to `limit` ready jobs for the worker, in priority then run_at order.
     fn job_claim(&self, params: &ClaimParams<'_>) -> Result<Vec<JobRow>>;
+    /// The fast lane: like [`Store::job_claim`], but the rows are only locked, in a
+    /// transaction left open while they run, and the batch is recorded (committed) before
+    /// this returns. `None`: this backend has no lane, or this claim should be an ordinary
+    /// one (listed queues, limited work to look for, no connection free without waiting, no
+    /// row the lane may take, or no ordinary claim for a second).
+    fn lane_claim(&self, _params: &ClaimParams<'_>) -> Result<Option<LaneClaim>> {
+        Ok(None)
+    }
+    /// Ends a lane in its transaction: `promote` become ordinary claims of `worker` (jobs
+    /// still running, failed ones whose outcome follows), `complete` are deleted, with the
+    /// batch's record; then commits. After an error nothing of it was written: the lane's
+    /// rows are free again.
+    fn lane_finish(
+        &self,
+        _lane: Lane,
+        _worker: &str,
+        _complete: &[JobId],
+        _promote: &[JobId],
+    ) -> Result<()> {
+        unreachable!("a lane comes only from a backend that has lanes")
+    }
+    /// Lanes left by workers that died: `worker`'s (a name being registered again), or with
+    /// `None` those of every unregistered name. Their rows still waiting count a crash.
+    fn lane_rescue(&self, _worker: Option<&str>) -> Result<u64> {
+        Ok(0)
+    }
     /// Deletes finished jobs still locked by `worker`.
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()>;
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()>;

@@ -6,10 +6,11 @@
 //! by it: a worker declared dead meanwhile changes nothing (fencing).
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::lane::Closing;
 use super::Shared;
 use crate::model::JobId;
 use crate::store::{Fail, Retry};
@@ -37,6 +38,8 @@ pub(super) enum Message {
     Write(Arc<str>, Outcome),
     /// The worker is done: write what is queued, then stop.
     Shutdown,
+    /// A fast lane opened: look again at when lanes must end.
+    Wake,
 }
 
 pub(super) fn spawn(
@@ -55,21 +58,29 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     // Set at the first failed write after the stop: the one bound for all writes left.
     let mut give_up_at: Option<Instant> = None;
     let mut pending: Option<Message> = None;
-    while let Some(first) = pending.take().or_else(|| outcomes.recv().ok()) {
+    while let Some(first) = pending.take().or_else(|| receive(shared, outcomes)) {
         let mut batch: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
         let mut size = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Shutdown => shutting_down = true,
+                Message::Wake => {}
                 Message::Write(owner, outcome) => {
-                    batch.entry(owner).or_default().push(outcome);
-                    size += 1;
+                    if let Some(outcome) = shared.lanes.route(outcome) {
+                        batch.entry(owner).or_default().push(outcome);
+                        size += 1;
+                    }
                 }
             }
             if size < BATCH {
                 next = outcomes.try_recv().ok();
             }
+        }
+        // Before an ordinary write, every lane of this worker ends (see `end_lanes`).
+        let all = shutting_down || !batch.is_empty();
+        for (owner, after) in end_lanes(shared, all) {
+            batch.entry(owner).or_default().extend(after);
         }
         for (owner, outcomes) in batch {
             write_until_done(shared, &owner, outcomes, &mut give_up_at);
@@ -82,6 +93,93 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
             }
         }
     }
+    // Every sender is gone: end the lanes still open (their transactions would otherwise end
+    // with their connections, and their finished jobs run again).
+    for (owner, after) in end_lanes(shared, true) {
+        write_until_done(shared, &owner, after, &mut give_up_at);
+    }
+}
+
+/// Ends the lanes that are due, or (`all`) every open one; returns the failed jobs' outcomes
+/// to write after, by owner. Every lane ends before an ordinary write: such a write may wait
+/// for a row lock, and another worker's lane may hold one (a `FOR UPDATE` that re-checks a
+/// row changed since its snapshot and passes it over keeps its lock); if that worker's
+/// completer were waiting likewise for a lane of this one, neither lane would ever end. Lanes
+/// themselves never wait: their claim skips locked rows and their end touches only their own.
+fn end_lanes(shared: &Shared, all: bool) -> BTreeMap<Arc<str>, Vec<Outcome>> {
+    let mut after: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
+    for closing in shared.lanes.closing(Instant::now(), all) {
+        let owner = closing.owner.clone();
+        let failed = end_lane(shared, closing);
+        if !failed.is_empty() {
+            after.entry(owner).or_default().extend(failed);
+        }
+    }
+    after
+}
+
+/// The next message; while lanes are open, a [`Message::Wake`] when the first must end.
+fn receive(shared: &Shared, outcomes: &Receiver<Message>) -> Option<Message> {
+    let Some(deadline) = shared.lanes.next_deadline() else {
+        return outcomes.recv().ok();
+    };
+    match outcomes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(message) => Some(message),
+        Err(RecvTimeoutError::Timeout) => Some(Message::Wake),
+        Err(RecvTimeoutError::Disconnected) => None,
+    }
+}
+
+/// Ends a fast lane in its transaction: finished jobs deleted, the rest (running, waiting,
+/// failed) made ordinary claims. Returns the failed jobs' outcomes, to be written the
+/// ordinary way now that their rows are claimed. If the transaction fails nothing of it was
+/// written: its rows are free again, so its finished jobs may run again (at-least-once) and
+/// its other jobs are no longer this worker's.
+fn end_lane(shared: &Shared, lane: Closing) -> Vec<Outcome> {
+    let mut complete = Vec::new();
+    let mut released = Vec::new();
+    let mut promote = Vec::new();
+    let mut after = Vec::new();
+    for outcome in lane.outcomes {
+        match outcome {
+            Outcome::Complete(id) => complete.push(id),
+            // Not performed: its lock ends with the transaction.
+            Outcome::Release(id) => released.push(id),
+            failed => {
+                promote.push(failed.id());
+                after.push(failed);
+            }
+        }
+    }
+    let unfinished: Vec<JobId> = lane
+        .unfinished
+        .into_iter()
+        .filter(|id| !shared.slots.is_lost(*id))
+        .collect();
+    promote.extend(&unfinished);
+    let store = shared.db.store();
+    let ended = store.lane_finish(lane.lane, &lane.owner, &complete, &promote);
+    released.extend(&complete);
+    if let Err(e) = ended {
+        released.extend(after.iter().map(Outcome::id));
+        shared.slots.written(&released);
+        let lost = shared.slots.lose(&unfinished);
+        shared.say_error(format_args!(
+            "Error while ending a fast lane: {e}; its {} finished job(s) may run again, and \
+             {} running or waiting job(s) are no longer this worker's: {:?}",
+            complete.len() + after.len(),
+            unfinished.len(),
+            unfinished
+        ));
+        for (id, name) in &lost.running {
+            shared.say_error(format_args!(
+                "Job {name} (id={id}) lost its lock: its outcome will not be recorded"
+            ));
+        }
+        return Vec::new();
+    }
+    shared.slots.written(&released);
+    after
 }
 
 #[derive(Default)]
@@ -104,7 +202,7 @@ fn write_until_done(
 }
 
 impl Outcome {
-    fn id(&self) -> JobId {
+    pub(super) fn id(&self) -> JobId {
         match self {
             Outcome::Complete(id) | Outcome::Release(id) => *id,
             Outcome::Retry(r) => r.id,
@@ -124,15 +222,14 @@ fn write_grouped(
 ) {
     let mut grouped = Grouped::default();
     for outcome in batch {
-        match outcome {
-            Outcome::Complete(id) => grouped.complete.push(id),
-            Outcome::Retry(r) => grouped.retry.push(r),
-            Outcome::Fail(f) => grouped.fail.push(f),
-            Outcome::Release(id) => grouped.release.push(id),
-        }
+        grouped.add(outcome);
     }
     let mut wait = Duration::from_millis(50);
     loop {
+        // Lanes opened since the last look end first (see `end_lanes`).
+        for (lane_owner, after) in end_lanes(shared, true) {
+            write_until_done(shared, &lane_owner, after, give_up_at);
+        }
         match write(shared, owner, &mut grouped) {
             Ok(()) => return,
             Err(e) => {
@@ -168,6 +265,15 @@ fn write_grouped(
 }
 
 impl Grouped {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Complete(id) => self.complete.push(id),
+            Outcome::Retry(r) => self.retry.push(r),
+            Outcome::Fail(f) => self.fail.push(f),
+            Outcome::Release(id) => self.release.push(id),
+        }
+    }
+
     fn ids(&self) -> Vec<JobId> {
         let retried = self.retry.iter().map(|r| r.id);
         let failed = self.fail.iter().map(|f| f.id);

@@ -229,7 +229,7 @@ fn record_starts(shared: &Shared) {
     let name = shared.name();
     let ids: Vec<i64> = unrecorded
         .iter()
-        .filter(|(owner, _)| **owner == *name)
+        .filter(|(owner, id)| **owner == *name && !shared.lanes.contains(*id))
         .map(|(_, id)| *id)
         .collect();
     match shared.db.store().job_mark_started(&name, &ids) {

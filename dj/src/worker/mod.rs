@@ -10,7 +10,10 @@
 //!   for good (kept or deleted), and the `failure` hook;
 //! - `watchdog`: enforces `max_run_time` on running jobs;
 //! - `completer`: writes outcomes, many per statement, retrying until the database takes
-//!   them, so a finished job is never run again because a delete failed;
+//!   them, so a finished job is never run again because a delete failed; it also ends the
+//!   fast lanes;
+//! - `lane`: the fast lanes (PostgreSQL): batches of short jobs claimed by row locks held in
+//!   an open transaction, whose outcomes gather until the lane ends;
 //! - `heartbeat`: keeps this worker's `dj_workers` entry fresh, records which jobs started,
 //!   and notices when this worker was declared dead (fencing);
 //! - `rescuer`: database maintenance, one worker at a time: frees the jobs of dead workers.
@@ -20,6 +23,7 @@ mod cron;
 mod events;
 mod executor;
 mod heartbeat;
+mod lane;
 mod liveness;
 mod pace;
 mod producer;
@@ -96,6 +100,10 @@ pub struct WorkerConfig {
     /// Whether this worker fires recurring jobs ([`crate::Schedule`], `#[job(cron = ..)]`)
     /// and registers the ones of its code at start.
     pub cron: bool,
+    /// Whether a PostgreSQL worker of every queue may claim batches of short jobs in the
+    /// fast lane: row locks held in a transaction open while they run (100 ms at most), one
+    /// row write per job instead of two. See the README's "The fast lane".
+    pub fast_lane: bool,
 }
 
 impl Default for WorkerConfig {
@@ -119,6 +127,7 @@ impl Default for WorkerConfig {
             keep_failed_for: Duration::from_secs(14 * 24 * 60 * 60),
             max_snoozes: 100,
             cron: true,
+            fast_lane: true,
         }
     }
 }
@@ -254,6 +263,8 @@ settings! {
     max_snoozes(n: u32) => n;
     /// Fire recurring jobs and register the ones of this binary's code (true).
     cron(enabled: bool) => enabled;
+    /// Claim batches of short jobs in the fast lane on PostgreSQL (true).
+    fast_lane(enabled: bool) => enabled;
 }
 
 impl WorkerConfig {
@@ -412,6 +423,8 @@ struct Shared {
     started: std::time::Instant,
     /// How fast jobs finish: how far ahead to claim.
     pace: pace::Pace,
+    /// The fast lanes open now.
+    lanes: lane::Lanes,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

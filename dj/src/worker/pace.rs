@@ -45,6 +45,14 @@ impl Pace {
         let soon = HORIZON.as_nanos() as u64 * concurrency as u64 / per_job;
         usize::try_from(soon).unwrap_or(usize::MAX).min(cap)
     }
+
+    /// Whether `jobs` jobs on `concurrency` executors finish within `within` at the current
+    /// pace (false while the pace is unknown).
+    pub(super) fn finish_within(&self, jobs: usize, concurrency: usize, within: Duration) -> bool {
+        let per_job = self.per_job.load(Ordering::Relaxed);
+        per_job != 0
+            && (jobs as u128 * per_job as u128) / (concurrency.max(1) as u128) <= within.as_nanos()
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +82,8 @@ mod tests {
         }
         // 10.02 ms each with the overhead: 2 executors start 19 of them in 100 ms.
         assert_eq!(pace.read_ahead(2, 1000), 19);
+        assert!(pace.finish_within(8, 2, Duration::from_millis(50)));
+        assert!(!pace.finish_within(12, 2, Duration::from_millis(50)));
+        assert!(!Pace::default().finish_within(1, 1, Duration::from_secs(1)));
     }
 }

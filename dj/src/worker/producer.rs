@@ -6,10 +6,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Report, Shared};
+use super::{lane, Report, Shared};
 use crate::error::{Error, Result};
-use crate::model::{JobFilter, JobRow};
-use crate::store::ClaimParams;
+use crate::model::{JobFilter, JobId, JobRow};
+use crate::store::{ClaimParams, Lane};
 
 /// How often a long busy stretch logs its `N jobs processed` line.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -87,19 +87,51 @@ impl<'a> Producer<'a> {
         }
         let owner = shared.name();
         let config = &shared.config;
-        let claimed = shared.db.store().job_claim(&ClaimParams {
+        let params = ClaimParams {
             worker: &owner,
             queues: &config.queues,
             min_priority: config.min_priority,
             max_priority: config.max_priority,
             limit,
-        });
+        };
+        let store = shared.db.store();
+        let lane = match self.lane_fits(in_flight + limit) {
+            Some(true) => store.lane_claim(&params),
+            // Short jobs, every lane open: one ends as soon as its jobs do. An ordinary
+            // claim now would cost two writes per job, and its outcomes end the open lanes
+            // early (see the completer's `end_lanes`).
+            Some(false) => {
+                shared
+                    .slots
+                    .wait_in_flight_below(in_flight, lane::WINDOW / 10);
+                return ControlFlow::Continue(());
+            }
+            None => Ok(None),
+        };
+        let claimed = match lane {
+            Ok(Some(claim)) => Ok((claim.rows, Some(claim.lane))),
+            Ok(None) => store.job_claim(&params).map(|jobs| (jobs, None)),
+            Err(e) => Err(e),
+        };
         match claimed {
             Err(e) => self.claim_failed(&e),
-            Ok(jobs) if jobs.is_empty() => return self.nothing_ready(in_flight),
-            Ok(jobs) => self.claimed(&owner, jobs),
+            Ok((jobs, _)) if jobs.is_empty() => return self.nothing_ready(in_flight),
+            Ok((jobs, lane)) => self.claimed(&owner, jobs, lane),
         }
         ControlFlow::Continue(())
+    }
+
+    /// Whether the next claim may be a fast lane: allowed, and these jobs (those in flight
+    /// and the claim's) finishing within half the lane's window at the pace jobs have been
+    /// finishing. `Some(false)`: it may, once one of the open lanes has ended.
+    fn lane_fits(&self, jobs: usize) -> Option<bool> {
+        let shared = self.shared;
+        let fits = shared.config.fast_lane
+            && shared.config.queues.is_empty()
+            && shared
+                .pace
+                .finish_within(jobs, self.concurrency, lane::WINDOW / 2);
+        fits.then(|| shared.lanes.len() < lane::MOST_OPEN)
     }
 
     /// How many jobs fit: the capacity (`concurrency` plus the read-ahead) less those in
@@ -209,14 +241,23 @@ impl<'a> Producer<'a> {
     }
 
     /// Hands claimed jobs to the slot table.
-    fn claimed(&mut self, owner: &Arc<str>, jobs: Vec<JobRow>) {
+    fn claimed(&mut self, owner: &Arc<str>, jobs: Vec<JobRow>, lane: Option<Lane>) {
         self.failures = 0;
         self.idle = false;
         self.burst.start();
         self.claimed_total += jobs.len() as u64;
         let count = jobs.len();
         self.shared.emit(|| super::Event::Claimed { count });
-        self.shared.slots.add_claimed(owner, jobs);
+        let slots = &self.shared.slots;
+        match lane {
+            Some(lane) => {
+                let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+                self.shared
+                    .lanes
+                    .open(lane, owner.clone(), &ids, || slots.add_claimed(owner, jobs));
+            }
+            None => slots.add_claimed(owner, jobs),
+        }
         self.burst.maybe_report(self.shared);
     }
 }

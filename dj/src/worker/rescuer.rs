@@ -4,7 +4,7 @@
 //! - `rescue`, every heartbeat interval: registered workers that are dead (see `liveness`)
 //!   are removed from `dj_workers`, then their jobs are freed: a job whose start was recorded
 //!   is charged one failed attempt (so a job that kills its worker runs out of attempts), the
-//!   others are released untouched;
+//!   others are released untouched; the jobs of their fast lanes still waiting count a crash;
 //! - `orphans`, every `rescue_interval`: rows locked by a name that is not registered (its
 //!   worker was removed, or predates registration) are freed the same way once stale. This
 //!   pass reads every locked row; the other reads only the small `dj_workers` table. It also
@@ -116,6 +116,18 @@ fn rescue_dead_workers(shared: &Shared) -> crate::Result<()> {
         .collect();
     for (name, death) in dead {
         rescue_worker(shared, &name, &death)?;
+    }
+    rescue_lanes(shared)
+}
+
+/// Fast lanes whose workers are gone (their entries removed): each of their jobs still
+/// waiting counts a crash, so that it takes the ordinary claim next time.
+fn rescue_lanes(shared: &Shared) -> crate::Result<()> {
+    let crashed = shared.db.store().lane_rescue(None)?;
+    if crashed > 0 {
+        shared.say_error(format_args!(
+            "Counted a crash for {crashed} job(s) of fast lanes whose workers died"
+        ));
     }
     Ok(())
 }

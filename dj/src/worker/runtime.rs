@@ -90,6 +90,7 @@ fn prepare(
         listener: worker.listener.clone(),
         started,
         pace: Default::default(),
+        lanes: Default::default(),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
@@ -127,6 +128,7 @@ impl Roles {
     fn start(shared: &Arc<Shared>, leases: &Arc<Mutex<Vec<NameLease>>>) -> Roles {
         let (outcomes, out_rx) = mpsc::channel::<Message>();
         let completer = completer::spawn(shared.clone(), out_rx);
+        shared.lanes.wake_through(outcomes.clone());
         let concurrency = shared.config.concurrency.max(1);
         let threads = Arc::new(AtomicUsize::new(concurrency));
         for number in 0..concurrency {
@@ -186,6 +188,7 @@ fn start_up(shared: &Shared) -> Result<()> {
         &shared.stop,
         |store| {
             store.worker_remove(&name, None)?;
+            store.lane_rescue(Some(&name))?;
             let rows = store.job_list(&JobFilter {
                 locked_by: Some(name.to_string()),
                 ..JobFilter::default()

@@ -8,7 +8,8 @@
 //!               ▼                                                ▼            slot removed)
 //!            removed                                        Overrunning ──(returns)──► Finished
 //!
-//!  declared dead (heartbeat): Claimed → removed; Starting, Running, Overrunning → Lost
+//!  declared dead (heartbeat), or a fast lane's transaction failed (its jobs only):
+//!  Claimed → removed; Starting, Running, Overrunning → Lost
 //!  (a Lost job's outcome is never recorded: its row is no longer this worker's)
 //! ```
 //!
@@ -70,28 +71,67 @@ struct Table {
     closed: bool,
     /// Jobs that may run at once, sync and async together.
     concurrency: usize,
+    /// [`Table::active`] and [`Table::in_flight`], kept as the states change: an executor
+    /// asks for every job it takes, and counting a thousand slots each time cost more than
+    /// the job.
+    counts: Counts,
+}
+
+/// Slots by the places they hold: (starting or running, claimed or starting or running).
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    active: usize,
+    in_flight: usize,
+}
+
+impl Counts {
+    /// What one slot in `state` adds.
+    fn of(state: &State) -> Counts {
+        match state {
+            State::Claimed => Counts {
+                active: 0,
+                in_flight: 1,
+            },
+            State::Starting | State::Running(_) => Counts {
+                active: 1,
+                in_flight: 1,
+            },
+            State::Overrunning(_) | State::Finished | State::Lost => Counts::default(),
+        }
+    }
+
+    /// A slot went from `from` to `to` (a removed one to `Finished`, which holds nothing).
+    fn moved(&mut self, from: Counts, to: &State) {
+        let to = Counts::of(to);
+        self.active = self.active + to.active - from.active;
+        self.in_flight = self.in_flight + to.in_flight - from.in_flight;
+    }
 }
 
 impl Table {
     /// Jobs starting or running within the concurrency bound (overrunning ones have a thread
     /// of their own and are not counted).
     fn active(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| matches!(s.state, State::Starting | State::Running(_)))
-            .count()
+        debug_assert_eq!(self.counts, self.count());
+        self.counts.active
     }
 
     fn in_flight(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| {
-                matches!(
-                    s.state,
-                    State::Claimed | State::Starting | State::Running(_)
-                )
-            })
-            .count()
+        debug_assert_eq!(self.counts, self.count());
+        self.counts.in_flight
+    }
+
+    /// The counts, counted: after the changes of the rarer transitions.
+    fn count(&self) -> Counts {
+        let mut counts = Counts::default();
+        for slot in self.slots.values() {
+            counts.moved(Counts::default(), &slot.state);
+        }
+        counts
+    }
+
+    fn recount(&mut self) {
+        self.counts = self.count();
     }
 }
 
@@ -155,7 +195,7 @@ impl Slots {
         let mut table = self.lock();
         for row in rows {
             table.waiting.push_back(row.id);
-            table.slots.insert(
+            let replaced = table.slots.insert(
                 row.id,
                 Slot {
                     row,
@@ -163,6 +203,8 @@ impl Slots {
                     state: State::Claimed,
                 },
             );
+            let from = replaced.map_or(Counts::default(), |old| Counts::of(&old.state));
+            table.counts.moved(from, &State::Claimed);
         }
         self.changed.notify_all();
     }
@@ -221,9 +263,12 @@ impl Slots {
         loop {
             let room = table.active() < table.concurrency;
             if let Some(id) = room.then(|| table.waiting.pop_front()).flatten() {
-                if let Some(slot) = table.slots.get_mut(&id) {
+                let t = &mut *table;
+                if let Some(slot) = t.slots.get_mut(&id) {
                     if matches!(slot.state, State::Claimed) {
                         slot.state = State::Starting;
+                        t.counts
+                            .moved(Counts::of(&State::Claimed), &State::Starting);
                         return Some((slot.row.clone(), slot.owner.clone()));
                     }
                 }
@@ -264,19 +309,22 @@ impl Slots {
     /// the job counted.
     pub(super) fn ended_and(&self, id: JobId, on_record: impl FnOnce()) -> Ended {
         let mut table = self.lock();
-        let ended = match table.slots.get_mut(&id) {
+        let t = &mut *table;
+        let ended = match t.slots.get_mut(&id) {
             Some(slot) => match slot.state {
                 State::Overrunning(_) => {
                     slot.state = State::Finished;
                     Ended::Overran(slot.owner.clone())
                 }
                 State::Lost => {
-                    table.slots.remove(&id);
+                    t.slots.remove(&id);
                     Ended::Lost
                 }
                 _ => {
                     on_record();
+                    let from = Counts::of(&slot.state);
                     slot.state = State::Finished;
+                    t.counts.moved(from, &State::Finished);
                     Ended::Record(slot.owner.clone())
                 }
             },
@@ -315,6 +363,7 @@ impl Slots {
                 }
             }
         }
+        table.recount();
         if !overdue.is_empty() {
             self.changed.notify_all();
         }
@@ -418,6 +467,7 @@ impl Slots {
                 }
             }
         }
+        table.recount();
         self.changed.notify_all();
         taken
     }
@@ -439,19 +489,32 @@ impl Slots {
                 slot.state = State::Lost;
             }
         }
+        table.recount();
         self.changed.notify_all();
         interrupted
     }
 
     /// This worker was declared dead: every job it holds is no longer its own.
     pub(super) fn lose_all(&self) -> LostJobs {
+        self.lose_where(|_| true)
+    }
+
+    /// [`Slots::lose_all`] for these jobs only (a fast lane's, whose transaction failed
+    /// before they became ordinary claims).
+    pub(super) fn lose(&self, ids: &[JobId]) -> LostJobs {
+        let ids: std::collections::HashSet<JobId> = ids.iter().copied().collect();
+        self.lose_where(|id| ids.contains(&id))
+    }
+
+    fn lose_where(&self, which: impl Fn(JobId) -> bool) -> LostJobs {
         let mut table = self.lock();
-        table.waiting.clear();
+        table.waiting.retain(|id| !which(*id));
         let mut lost = LostJobs {
             unstarted: Vec::new(),
             running: Vec::new(),
         };
         table.slots.retain(|id, slot| match &slot.state {
+            _ if !which(*id) => true,
             State::Claimed => {
                 lost.unstarted.push(*id);
                 false
@@ -468,6 +531,7 @@ impl Slots {
             // The completer's write of a finished job is fenced by the database.
             State::Finished | State::Lost => true,
         });
+        table.recount();
         self.changed.notify_all();
         lost
     }

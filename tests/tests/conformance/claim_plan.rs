@@ -62,13 +62,17 @@ fn backlog_plans(backend: Backend) {
              PREPARE claim_limited(text, int4, int4, int8, int8) AS {}; \
              PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}; \
              PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
-             PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}",
+             PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}; \
+             PREPARE lane(text, int4, int4, int8) AS {}; \
+             PREPARE lane_from(text, int4, int4, int8, int4, timestamptz) AS {}",
             dj::store::postgres::CLAIM,
             dj::store::postgres::CLAIM_QUEUES,
             dj::store::postgres::CLAIM_LIMITED,
             dj::store::postgres::CLAIM_LIMITED_QUEUES,
             dj::store::postgres::CLAIM_FROM,
             dj::store::postgres::CLAIM_QUEUES_FROM,
+            dj::store::postgres::LANE_CLAIM,
+            dj::store::postgres::LANE_CLAIM_FROM,
         ))
         .unwrap();
     let all_queues: Vec<String> = (0..20).map(|q| format!("q{q:02}")).collect();
@@ -86,6 +90,15 @@ fn backlog_plans(backend: Backend) {
         ("claim('me', 2, 3, 500)".to_owned(), Some(500)),
         (
             "claim_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
+                .to_owned(),
+            Some(1000),
+        ),
+        (
+            "lane('me', -2147483648, 2147483647, 1000)".to_owned(),
+            Some(1000),
+        ),
+        (
+            "lane_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
                 .to_owned(),
             Some(1000),
         ),

@@ -16,6 +16,7 @@ mod enqueue;
 mod failures;
 mod hooks;
 mod hosts;
+mod lane;
 mod library;
 mod log_lines;
 mod operations;
@@ -98,6 +99,7 @@ fn main() {
                 pgbouncer::POSTGRES_CASES,
                 state::POSTGRES_CASES,
                 sql_enqueue::POSTGRES_CASES,
+                lane::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [

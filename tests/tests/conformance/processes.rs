@@ -26,6 +26,10 @@ pub const CASES: &[Case] = &[
         poison_pill,
     ),
     (
+        "job_that_kills_its_worker_in_a_fast_lane_runs_out_of_attempts",
+        poison_pill_in_a_lane,
+    ),
+    (
         "two_jobs_with_one_name_stop_the_worker_at_start",
         duplicate_names,
     ),
@@ -262,6 +266,74 @@ fn poison_pill(backend: Backend) {
     assert_eq!(row.attempts, 2);
     assert_eq!(row.crashes, 1, "{row:?}");
     assert_eq!(log.count("perform"), 3, "max_attempts + 1 runs, never more");
+}
+
+/// The same poison pill behind 30 short jobs: after the first of them the worker knows the
+/// pace and claims the rest, the pill included, in a fast lane (PostgreSQL), whose death leaves
+/// no lock behind, only the lane's record. The rescuer counts a crash for the jobs it names
+/// still there; the pill then takes the ordinary claim and runs out of attempts as above. The
+/// short jobs all run (those the dead lane had finished run again: at-least-once).
+fn poison_pill_in_a_lane(backend: Backend) {
+    let t = TestDb::new(backend, "poison lane");
+    let log = t.log();
+    dj::enqueue_many(
+        &t.db,
+        (0..30).map(|i| {
+            Record {
+                log: log.path(),
+                key: format!("r{i}"),
+            }
+            .delay()
+        }),
+    )
+    .unwrap();
+    let id = KillsWorker { log: log.path() }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap();
+    let args = [
+        "work",
+        "--sleep-delay",
+        "0.2",
+        "--heartbeat-timeout",
+        "3s",
+        "--keep-failed",
+    ];
+    let mut row = t.db.job(id).unwrap().unwrap();
+    for round in 0..8 {
+        let mut w = spawn_worker(&t, &format!("w{round}"), &args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            row = t.db.job(id).unwrap().unwrap();
+            if row.failed_at.is_some() || Instant::now() > deadline {
+                signal(&w, libc::SIGTERM);
+                wait_exit(&mut w, Duration::from_secs(30));
+                break;
+            }
+            if let Some(status) = w.try_wait().unwrap() {
+                assert!(!status.success(), "the job killed worker {round}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if row.failed_at.is_some() {
+            break;
+        }
+    }
+    assert!(row.failed_at.is_some(), "failed permanently: {row:?}");
+    assert_eq!(row.attempts, 2, "{row:?}");
+    assert!(row.crashes >= 1, "{row:?}");
+    // The last worker was stopped as soon as the pill failed: one more works off the rest.
+    let mut w = spawn_worker(&t, "rest", &["workoff"]);
+    wait_exit(&mut w, Duration::from_secs(30));
+    for i in 0..30 {
+        assert!(log.count(&format!("perform r{i}")) >= 1, "r{i} ran");
+    }
+    assert_eq!(
+        t.query_i64("SELECT count(*) FROM delayed_jobs"),
+        1,
+        "only the pill is left"
+    );
 }
 
 fn duplicate_names(backend: Backend) {

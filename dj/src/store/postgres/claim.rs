@@ -78,6 +78,7 @@ impl PgStore {
             }
             Ok(jobs)
         })?;
+        self.last_ordinary.made();
         crate::store::claim_order(&mut jobs);
         Ok(jobs)
     }

@@ -7,8 +7,8 @@
 //! connection pool and how statements are sent), `listen` (LISTEN/NOTIFY wake-ups),
 //! `sql` (every statement's text), `rows` (rows into dj's types), `insert` (the one
 //! insert algorithm), `targets` (its adapter for each driver library, the pool's included),
-//! `claim` and `schema` (the claim and migrations, which take several statements), and
-//! `store` (the `Store` impl, each method a call into these).
+//! `claim`, `lane` and `schema` (the claims, the fast lane and migrations, which take several
+//! statements), and `store` (the `Store` impl, each method a call into these).
 
 use std::future::Future;
 use std::str::FromStr;
@@ -30,6 +30,7 @@ mod claim;
 mod connect;
 mod floor;
 mod insert;
+mod lane;
 mod listen;
 mod pool;
 mod rows;
@@ -42,6 +43,7 @@ pub(crate) use schema::schema_sql;
 #[doc(hidden)]
 pub use sql::claim::{
     CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, CLAIM_QUEUES_FROM,
+    LANE_CLAIM, LANE_CLAIM_FROM,
 };
 #[cfg(feature = "diesel-postgres")]
 pub(crate) use targets::insert_diesel;
@@ -62,6 +64,7 @@ pub(crate) struct PgStore {
     listener: Mutex<Option<Listener>>,
     limited: super::LimitedProbe,
     floor: floor::ClaimFloor,
+    last_ordinary: lane::LastOrdinary,
 }
 
 impl PgStore {
@@ -115,6 +118,7 @@ impl PgStore {
             listener: Mutex::new(None),
             limited: Default::default(),
             floor: Default::default(),
+            last_ordinary: Default::default(),
         })
     }
 

@@ -337,6 +337,20 @@ impl PgPool {
                 waited: self.wait,
             })?
             .expect("the pool's semaphore is never closed");
+        self.checkout(permit).await
+    }
+
+    /// A connection if one may be had without waiting for a place: `None` while `size` are
+    /// out (a fast lane then claims the ordinary way instead of queueing for one).
+    pub(crate) async fn try_get(&self) -> Result<Option<Checkout<'_>>> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => self.checkout(permit).await.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A connection under `permit`: an idle one still usable, or a new one.
+    async fn checkout(&self, permit: OwnedSemaphorePermit) -> Result<Checkout<'_>> {
         loop {
             let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some(mut conn) = idle else { break };
@@ -344,7 +358,7 @@ impl PgPool {
                 return Ok(Checkout {
                     pool: self,
                     conn: Some(conn),
-                    _permit: permit,
+                    permit: Some(permit),
                 });
             }
         }
@@ -352,7 +366,7 @@ impl PgPool {
         Ok(Checkout {
             pool: self,
             conn: Some(conn),
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
@@ -387,10 +401,37 @@ impl PgPool {
 pub(crate) struct Checkout<'a> {
     pool: &'a PgPool,
     conn: Option<PgConn>,
-    _permit: OwnedSemaphorePermit,
+    /// The place in the pool; present until dropped or held.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A connection kept out of the pool beyond one operation, with its place (a fast lane's,
+/// whose transaction stays open while its jobs run). Back with [`PgPool::resume`].
+pub(crate) struct Held {
+    conn: PgConn,
+    permit: OwnedSemaphorePermit,
+}
+
+impl PgPool {
+    /// A held connection as a checkout again: pooled when that is dropped.
+    pub(crate) fn resume(&self, held: Held) -> Checkout<'_> {
+        Checkout {
+            pool: self,
+            conn: Some(held.conn),
+            permit: Some(held.permit),
+        }
+    }
 }
 
 impl Checkout<'_> {
+    /// Keeps the connection out of the pool, with its place, until [`PgPool::resume`].
+    pub(crate) fn hold(mut self) -> Held {
+        Held {
+            conn: self.conn.take().expect("present until dropped"),
+            permit: self.permit.take().expect("present until dropped"),
+        }
+    }
+
     /// Closes the connection instead of pooling it (its state is unknown: a statement ran out
     /// of time on it).
     pub(crate) fn discard(mut self) {

@@ -49,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         10,
         include_str!("../../../migrations/postgres/0010_sql_enqueue.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_fast_lane.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -19,7 +19,8 @@ use crate::model::{
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    filter, ClaimParams, CronFire, Fail, Retry, Store, Wakeups, WorkerInfo, VERSION,
+    filter, ClaimParams, CronFire, Fail, Lane, LaneClaim, Retry, Store, Wakeups, WorkerInfo,
+    VERSION,
 };
 
 impl Store for PgStore {
@@ -50,6 +51,24 @@ impl Store for PgStore {
 
     fn job_claim(&self, p: &ClaimParams<'_>) -> Result<Vec<JobRow>> {
         self.claim(p)
+    }
+
+    fn lane_claim(&self, p: &ClaimParams<'_>) -> Result<Option<LaneClaim>> {
+        PgStore::lane_claim(self, p)
+    }
+
+    fn lane_finish(
+        &self,
+        lane: Lane,
+        worker: &str,
+        complete: &[JobId],
+        promote: &[JobId],
+    ) -> Result<()> {
+        PgStore::lane_finish(self, lane, worker, complete, promote)
+    }
+
+    fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {
+        PgStore::lane_rescue(self, worker)
     }
 
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {

@@ -69,6 +69,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         10,
         include_str!("../../../migrations/sqlite/0010_sql_enqueue.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_fast_lane.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

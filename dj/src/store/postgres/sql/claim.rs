@@ -287,3 +287,73 @@ pub(crate) const LIMITED_CLAIM_LOCK: &str = concat!(
     no_jit!(),
     "; SELECT pg_advisory_xact_lock(1785331712, 1818848616)"
 );
+
+/// The fast lane's claim, with `$from` as in [`every_queue_claim!`]: the first `$4` ready
+/// rows in claim order that no other transaction holds, locked (`FOR UPDATE SKIP LOCKED`) in
+/// the lane's open transaction and not rewritten. It takes plain rows only: no concurrency
+/// key (their limits count locked rows), no unique key (a unique key held only while the job
+/// waits is freed by the ordinary claim's write), and no row whose earlier worker died with
+/// it (`crashes > 0`: its start must be recorded before it runs). The row comes back as if
+/// claimed by `$1` now, in [`claimed_columns!`]' order.
+macro_rules! lane_claim {
+    ($from:literal) => {
+        concat!(
+            "SELECT j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, \
+                    now() AS locked_at, j.failed_at, $1::text AS locked_by, j.queue, \
+                    j.created_at, j.updated_at, j.name, j.max_run_time, \
+                    NULL::timestamptz AS started_at, j.crashes, j.snoozes, j.unique_key, \
+                    j.concurrency_key \
+             FROM delayed_jobs AS j WHERE ",
+            ready_rows!(),
+            $from,
+            " AND concurrency_key IS NULL AND unique_key IS NULL AND crashes = 0 \
+              AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+              AND (queue IS NULL OR queue <> ALL (",
+            excluded_queues!(),
+            ")) \
+             ORDER BY priority, run_at LIMIT $4 FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
+
+/// The fast lane's claim for a worker of every queue: [`CLAIM`]'s rows, locked, not updated.
+#[doc(hidden)]
+pub const LANE_CLAIM: &str = lane_claim!("");
+
+/// [`LANE_CLAIM`] from a floor, as [`CLAIM_FROM`].
+#[doc(hidden)]
+pub const LANE_CLAIM_FROM: &str = lane_claim!(" AND (priority, run_at) >= ($5, $6)");
+
+/// Makes lane rows `$2` ordinary claims of worker `$1`, in the lane's transaction: the jobs
+/// still running when the lane closes, and the failed ones (whose outcome is then written as
+/// any other's).
+pub(crate) const LANE_PROMOTE: &str = concat!(lock_for_worker!(), "WHERE j.id = ANY($2)");
+
+/// Ends a lane's work in its transaction: its finished rows `$1` deleted (the lane holds
+/// their locks: no other worker has them), and its batch record `$2`.
+pub(crate) const LANE_COMPLETE: &str = "WITH lane AS (DELETE FROM dj_lanes WHERE id = $2) \
+     DELETE FROM delayed_jobs WHERE id = ANY($1)";
+
+/// A lane's batch record, written (and committed) before its jobs start.
+pub(crate) const LANE_RECORD: &str =
+    "INSERT INTO dj_lanes (worker, ids) VALUES ($1, $2) RETURNING id";
+
+/// A lane's batch record, removed after its transaction failed.
+pub(crate) const LANE_FORGET: &str = "DELETE FROM dj_lanes WHERE id = $1";
+
+/// The batch records of worker `$1`, or with `$1` null of every worker not registered: the
+/// lanes of workers that died. Each of their rows not yet finished counts a crash, so that it
+/// takes the ordinary claim next time. A row another worker's lane holds meanwhile is waited
+/// for (a lane is open 100 ms at most): skipped, its crash would be lost whenever a new worker
+/// took the job again before the rescuer came. Returns how many.
+pub(crate) const LANE_RESCUE: &str = "WITH gone AS ( \
+         DELETE FROM dj_lanes AS l \
+         WHERE ($1::text IS NULL AND NOT EXISTS (SELECT 1 FROM dj_workers w WHERE w.name = l.worker)) \
+            OR l.worker = $1 \
+         RETURNING ids), \
+     crashed AS ( \
+         UPDATE delayed_jobs SET crashes = crashes + 1 \
+         WHERE id = ANY (ARRAY(SELECT x FROM gone, unnest(gone.ids) AS x)) \
+           AND failed_at IS NULL \
+         RETURNING 1) \
+     SELECT count(*) FROM crashed";

@@ -1,0 +1,249 @@
+//! The fast lane: a batch of short jobs claimed by locking its rows in a transaction that
+//! stays open while they run, and ended by deleting the finished ones in that transaction.
+//! An ordinary claim rewrites every row it takes (`locked_at`, `locked_by`) and the
+//! completion deletes it: two row writes per job. The lane's lock writes no new row version,
+//! so a job costs one. Measured inside PostgreSQL (1,000-row batches, no client): the
+//! ordinary claim and delete 193,000 jobs/s, the lane's lock and delete 420,000.
+//!
+//! The lane's transaction is its fence: no other worker can claim a row it holds, and if the
+//! worker or its connection dies the rows are free again at once (finished jobs whose delete
+//! was not committed run again: at-least-once). Its batch record in `dj_lanes` (committed
+//! before the jobs start) tells the rescuer which jobs a dead worker was running, so that a
+//! job that kills its worker cannot do so for ever unseen. The SQL is in
+//! [`super::sql::claim`].
+
+use std::time::Instant;
+
+use tokio_postgres::types::Type;
+use tokio_postgres::NoTls;
+
+use super::pool::{Checkout, Held, Session, Sql};
+use super::rows::job_row;
+use super::sql::claim::{
+    LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_PROMOTE, LANE_RECORD, LANE_RESCUE,
+};
+use super::PgStore;
+use crate::error::Result;
+use crate::io;
+use crate::model::{JobId, JobRow};
+use crate::store::{ClaimParams, Lane, LaneClaim};
+
+/// How often a worker of lanes still claims the ordinary way: the rows a lane never takes
+/// (with a unique key, or a crash) are ready for that claim, and wait this long at most
+/// behind a lane's backlog.
+const ORDINARY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When this store last made an ordinary claim.
+#[derive(Debug, Default)]
+pub(super) struct LastOrdinary(std::sync::Mutex<Option<Instant>>);
+
+impl LastOrdinary {
+    /// An ordinary claim was made now.
+    pub(super) fn made(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether the next claim should be ordinary: none was made in the last second.
+    fn due(&self) -> bool {
+        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_none_or(|at| at.elapsed() >= ORDINARY_EVERY)
+    }
+}
+
+/// A lane's parts: its connection, whose transaction holds the rows, and its record's id.
+struct PgLane {
+    held: Held,
+    record: i64,
+}
+
+/// [`LANE_CLAIM_FROM`]'s parameters ([`LANE_CLAIM`] takes the first four).
+const CLAIM_TYPES: [Type; 6] = [
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::INT8,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+];
+
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+impl PgStore {
+    pub(super) fn lane_claim(&self, p: &ClaimParams<'_>) -> Result<Option<LaneClaim>> {
+        // Listed queues and limited work take their ordinary claims, and so does one claim a
+        // second, for the rows no lane takes.
+        if !p.queues.is_empty() || self.limited.due() || self.last_ordinary.due() {
+            return Ok(None);
+        }
+        io::block_on(async {
+            let Some(conn) = self.pool.try_get().await? else {
+                return Ok(None);
+            };
+            let started = Instant::now();
+            let from = self.floor.every();
+            let (conn, rows) = self
+                .run_on(conn, async |s: &mut Session| {
+                    s.batch_execute("BEGIN").await?;
+                    lane_rows(s, p, from).await
+                })
+                .await?;
+            self.floor
+                .every_claimed(from, started.elapsed(), &rows, p.limit as i64);
+            if rows.is_empty() {
+                // Rows only the ordinary claim takes may be ready: that claim looks next.
+                self.run_on(conn, async |s: &mut Session| {
+                    s.batch_execute("ROLLBACK").await
+                })
+                .await?;
+                return Ok(None);
+            }
+            let ids: Vec<JobId> = rows.iter().map(|r| r.id).collect();
+            let record = self
+                .run_async(async |s: &mut Session| {
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&p.worker, &ids];
+                    let row = s
+                        .query(
+                            Sql::Fixed(LANE_RECORD),
+                            &[Type::TEXT, Type::INT8_ARRAY],
+                            &params,
+                        )
+                        .await?;
+                    Ok(row[0].get::<_, i64>(0))
+                })
+                .await;
+            // Without its record the batch must not run: dropping the connection (not
+            // pooled mid-transaction) frees its rows.
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    conn.discard();
+                    return Err(e);
+                }
+            };
+            let mut rows = rows;
+            crate::store::claim_order(&mut rows);
+            Ok(Some(LaneClaim {
+                rows,
+                lane: Lane(Box::new(PgLane {
+                    held: conn.hold(),
+                    record,
+                })),
+            }))
+        })
+    }
+
+    pub(super) fn lane_finish(
+        &self,
+        lane: Lane,
+        worker: &str,
+        complete: &[JobId],
+        promote: &[JobId],
+    ) -> Result<()> {
+        let lane = *lane
+            .0
+            .downcast::<PgLane>()
+            .expect("a PostgreSQL lane from the PostgreSQL store");
+        let record = lane.record;
+        io::block_on(async {
+            let conn = self.pool.resume(lane.held);
+            let ended = self
+                .run_on(conn, async |s: &mut Session| {
+                    if !promote.is_empty() {
+                        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                            [&worker, &promote];
+                        s.execute(
+                            Sql::Fixed(LANE_PROMOTE),
+                            &[Type::TEXT, Type::INT8_ARRAY],
+                            &params,
+                        )
+                        .await?;
+                    }
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                        [&complete, &record];
+                    s.execute(
+                        Sql::Fixed(LANE_COMPLETE),
+                        &[Type::INT8_ARRAY, Type::INT8],
+                        &params,
+                    )
+                    .await?;
+                    s.batch_execute("COMMIT").await
+                })
+                .await;
+            match ended {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    // The transaction is gone with its connection; the record would make the
+                    // rescuer count crashes once this worker is gone. Best effort.
+                    let _ = self
+                        .run_async(async |s: &mut Session| {
+                            s.execute(Sql::Fixed(LANE_FORGET), &[Type::INT8], &[&record])
+                                .await
+                        })
+                        .await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    pub(super) fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {
+        let rows = self.run(async |s: &mut Session| {
+            s.query(Sql::Fixed(LANE_RESCUE), &[Type::TEXT], &[&worker])
+                .await
+        })?;
+        Ok(rows[0].get::<_, i64>(0) as u64)
+    }
+
+    /// `operation` on a connection this call holds, within the statement deadline. After an
+    /// error or a timeout the connection is closed, not pooled, so that a transaction open
+    /// on it ends with it (a timed-out statement is also cancelled on the server).
+    async fn run_on<'p, T>(
+        &'p self,
+        mut conn: Checkout<'p>,
+        operation: impl AsyncFnOnce(&mut Session) -> PgResult<T>,
+    ) -> Result<(Checkout<'p>, T)> {
+        let result = tokio::time::timeout(self.limits.statement, conn.run(operation)).await;
+        match result {
+            Ok(Ok(value)) => Ok((conn, value)),
+            Ok(Err(e)) => {
+                conn.discard();
+                Err(self.error(e))
+            }
+            Err(_elapsed) => {
+                let cancel = conn.cancel_token();
+                conn.discard();
+                let bound = self.limits.connect;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+                });
+                Err(self.timeout("a statement", self.limits.statement))
+            }
+        }
+    }
+}
+
+/// The lane's claim on `s`, in its open transaction, from the floor if there is one.
+async fn lane_rows(
+    s: &mut Session,
+    p: &ClaimParams<'_>,
+    from: Option<(i32, std::time::SystemTime)>,
+) -> PgResult<Vec<JobRow>> {
+    let min = p.min_priority.unwrap_or(i32::MIN);
+    let max = p.max_priority.unwrap_or(i32::MAX);
+    let limit = p.limit as i64;
+    let rows = match &from {
+        None => {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&p.worker, &min, &max, &limit];
+            s.query(Sql::Fixed(LANE_CLAIM), &CLAIM_TYPES[..4], &params)
+                .await?
+        }
+        Some((priority, run_at)) => {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                [&p.worker, &min, &max, &limit, priority, run_at];
+            s.query(Sql::Fixed(LANE_CLAIM_FROM), &CLAIM_TYPES, &params)
+                .await?
+        }
+    };
+    Ok(rows.iter().map(job_row).collect())
+}

@@ -1,0 +1,182 @@
+//! The fast lane (PostgreSQL): batches of short jobs claimed by row locks held in an open
+//! transaction, the finished ones deleted in it. What it must keep: every job performed
+//! once, retries and failures recorded as the ordinary claim records them, one row write
+//! per job, and a job running past the lane's window shown as running by its worker.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use dj::Job;
+use dj_tests::jobs::{AlwaysFails, Record, Sleeps};
+use dj_tests::support::{Backend, TestDb};
+
+use crate::Case;
+
+pub const POSTGRES_CASES: &[Case] = &[
+    (
+        "fast_lanes_of_two_workers_perform_each_job_once_with_one_row_write",
+        two_workers,
+    ),
+    (
+        "a_fast_lane_job_running_past_the_window_shows_as_running",
+        past_the_window,
+    ),
+];
+
+const JOBS: usize = 3_000;
+const FAILING: usize = 30;
+
+/// Two workers of every queue work off 3,000 jobs over three named queues and no queue,
+/// priorities 0–2, with 30 jobs that fail among them. Each job is performed once; the failed
+/// ones are rescheduled with their error, unlocked; nothing is left locked or recorded in
+/// `dj_lanes`; and the table saw far fewer row updates than jobs (an ordinary claim updates
+/// every row it takes).
+fn two_workers(backend: Backend) {
+    let t = TestDb::new(backend, "lane two workers");
+    let log = t.log();
+    let queues = [None, Some("mail"), Some("report"), Some("sync")];
+    let mut failing = Vec::new();
+    for chunk in 0..10 {
+        dj::enqueue_many(
+            &t.db,
+            (0..JOBS / 10).map(|i| {
+                let n = chunk * (JOBS / 10) + i;
+                let mut job = Record {
+                    log: log.path(),
+                    key: format!("k{n}"),
+                }
+                .delay()
+                .priority((n % 3) as i32);
+                if let Some(queue) = queues[n % 4] {
+                    job = job.queue(queue);
+                }
+                job
+            }),
+        )
+        .unwrap();
+        for i in 0..FAILING / 10 {
+            let id = AlwaysFails {
+                log: log.path(),
+                key: format!("f{chunk}-{i}"),
+            }
+            .delay()
+            .priority(1)
+            .enqueue(&t.db)
+            .unwrap();
+            failing.push(id);
+        }
+    }
+    // The workers' own Db: closing it at the end ends their sessions, which flushes their
+    // table statistics.
+    let db = dj::Db::open(&t.url).unwrap();
+    let workers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|prefix| {
+            let worker = dj::Worker::new(db.clone())
+                .name_prefix(prefix)
+                .concurrency(2);
+            std::thread::spawn(move || worker.work_off(10 * JOBS as u64))
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap().unwrap();
+    }
+    drop(db);
+    let performed = log.lines();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in &performed {
+        *counts.entry(line.as_str()).or_default() += 1;
+    }
+    for n in 0..JOBS {
+        let line = format!("perform k{n}");
+        assert_eq!(counts.get(line.as_str()), Some(&1), "{line}");
+    }
+    assert_eq!(
+        t.query_i64("SELECT count(*) FROM delayed_jobs"),
+        FAILING as i64
+    );
+    assert_eq!(
+        t.query_i64(
+            "SELECT count(*) FROM delayed_jobs WHERE attempts = 1 AND locked_at IS NULL \
+             AND locked_by IS NULL AND last_error LIKE 'could not fetch%' AND run_at > now()"
+        ),
+        FAILING as i64,
+        "each failed job rescheduled once, unlocked, with its error"
+    );
+    for id in failing {
+        assert!(t.db.job(id).unwrap().is_some());
+    }
+    assert_eq!(t.query_i64("SELECT count(*) FROM dj_lanes"), 0);
+    // Statistics arrive when the workers' sessions end: wait for the deletes to be counted.
+    let stats = "SELECT n_tup_del, n_tup_upd FROM pg_stat_user_tables \
+                 WHERE relname = 'delayed_jobs' AND schemaname = current_schema()";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (deleted, updated) = loop {
+        let mut client = t.pg_client();
+        let row = client.query_one(stats, &[]).unwrap();
+        let (deleted, updated): (i64, i64) = (row.get(0), row.get(1));
+        if deleted >= JOBS as i64 || Instant::now() > deadline {
+            break (deleted, updated);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(deleted >= JOBS as i64, "deletes counted: {deleted}");
+    assert!(
+        updated < (JOBS / 2) as i64,
+        "{updated} row updates for {JOBS} jobs: the fast lane claims without updating rows"
+    );
+}
+
+/// A job that runs longer than the lane's window (100 ms) becomes an ordinary claim while it
+/// runs: the table shows it locked by its worker, as the dashboard and `jobs --state running`
+/// read it, and its start is recorded by the next heartbeat.
+fn past_the_window(backend: Backend) {
+    let t = TestDb::new(backend, "lane past window");
+    let log = t.log();
+    let sleeps = |key: &str, millis| Sleeps {
+        log: log.path(),
+        key: key.into(),
+        millis,
+        max_run_time_secs: None,
+    };
+    // Short jobs first, so that the worker knows the pace and claims the rest in a lane.
+    dj::enqueue_many(&t.db, (0..20).map(|i| sleeps(&format!("s{i}"), 0).delay())).unwrap();
+    let slow = sleeps("slow", 1_500).delay().enqueue(&t.db).unwrap();
+    let worker = dj::Worker::new(t.db.clone())
+        .concurrency(1)
+        .heartbeat_timeout(Duration::from_secs(3));
+    let name = worker.name().to_owned();
+    let stop = worker.stop_flag();
+    let running = std::thread::spawn(move || worker.run());
+    assert!(log.wait_for("start slow", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(400));
+    let row = t.db.job(slow).unwrap().expect("still there while it runs");
+    assert_eq!(row.locked_by.as_deref(), Some(name.as_str()), "{row:?}");
+    assert!(row.locked_at.is_some(), "{row:?}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while t
+        .db
+        .job(slow)
+        .unwrap()
+        .is_some_and(|r| r.started_at.is_none())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        t.db.job(slow)
+            .unwrap()
+            .is_none_or(|r| r.started_at.is_some()),
+        "its start is recorded while it runs"
+    );
+    assert!(log.wait_for("done slow", Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.db.job(slow).unwrap().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.set();
+    running.join().unwrap().unwrap();
+    assert!(t.db.job(slow).unwrap().is_none(), "deleted once done");
+    assert_eq!(t.query_i64("SELECT count(*) FROM delayed_jobs"), 0);
+    assert_eq!(t.query_i64("SELECT count(*) FROM dj_lanes"), 0);
+}
