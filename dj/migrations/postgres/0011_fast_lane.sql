@@ -12,3 +12,7 @@ CREATE TABLE IF NOT EXISTS dj_lanes (
     ids       bigint[]    NOT NULL,
     taken_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- And the maintenance task `reindex` (`reindex_every`): the elected worker's concurrent
+-- rebuild of this table's indexes, won like the others through its row here.
+INSERT INTO dj_maintenance (task) VALUES ('reindex') ON CONFLICT DO NOTHING;

@@ -159,6 +159,10 @@ pub struct WorkArgs {
     /// Claim every job the ordinary way (two row writes per job), never in the fast lane.
     #[arg(long, env = "DJ_NO_FAST_LANE")]
     pub no_fast_lane: bool,
+    /// Rebuild delayed_jobs' indexes this often with REINDEX INDEX CONCURRENTLY (PostgreSQL;
+    /// one worker at a time), e.g. 1d: returns the pages a held MVCC horizon left them.
+    #[arg(long, env = "DJ_REINDEX_EVERY", value_name = "DURATION", value_parser = parse_duration)]
+    pub reindex_every: Option<Duration>,
     /// Serve Prometheus /metrics (this process's attempts, durations and claims, and the
     /// table's gauges) on this address, e.g. 127.0.0.1:9394.
     #[arg(long, env = "DJ_METRICS_BIND", value_name = "ADDR")]
@@ -192,6 +196,7 @@ impl WorkArgs {
             name_prefix: _,
             no_cron,
             no_fast_lane,
+            reindex_every,
             // A pool's workers each serve on a port the supervisor gives them.
             metrics_bind: _,
         } = self;
@@ -240,6 +245,9 @@ impl WorkArgs {
         if *no_fast_lane {
             args.push("--no-fast-lane".to_owned());
         }
+        if let Some(every) = reindex_every {
+            args.extend(["--reindex-every".to_owned(), secs(every)]);
+        }
         args
     }
 
@@ -287,6 +295,7 @@ impl WorkArgs {
             max_snoozes: WorkerConfig::default().max_snoozes,
             cron: !self.no_cron,
             fast_lane: !self.no_fast_lane,
+            reindex_every: self.reindex_every,
         })
     }
 }

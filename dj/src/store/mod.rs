@@ -175,6 +175,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn lane_rescue(&self, _worker: Option<&str>) -> Result<u64> {
         Ok(0)
     }
+    /// Rebuilds the table's indexes without blocking writers (`REINDEX INDEX CONCURRENTLY` on
+    /// PostgreSQL, after dropping any invalid index an interrupted rebuild left); returns
+    /// the indexes rebuilt. SQLite: none (its `REINDEX` would block every writer).
+    fn reindex(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Deletes finished jobs still locked by `worker`.
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()>;
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()>;

@@ -18,18 +18,7 @@ use crate::store::{Fail, Retry};
 /// Most outcomes written per round of statements.
 const BATCH: usize = 1000;
 
-/// How a finished job leaves the worker.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// Succeeded: delete the row.
-    Complete(JobId),
-    /// Failed with attempts left: reschedule.
-    Retry(Retry),
-    /// Failed permanently: delete, or keep with `failed_at`.
-    Fail(Fail),
-    /// Not performed (stopping), or done overrunning: unlock, no attempt counted.
-    Release(JobId),
-}
+pub(super) use super::outcome::Outcome;
 
 /// What reaches the completer.
 #[derive(Debug)]
@@ -199,16 +188,6 @@ fn write_until_done(
     let ids: Vec<JobId> = batch.iter().map(Outcome::id).collect();
     write_grouped(shared, owner, batch, give_up_at);
     shared.slots.written(&ids);
-}
-
-impl Outcome {
-    pub(super) fn id(&self) -> JobId {
-        match self {
-            Outcome::Complete(id) | Outcome::Release(id) => *id,
-            Outcome::Retry(r) => r.id,
-            Outcome::Fail(f) => f.id,
-        }
-    }
 }
 
 /// Retries until written, or, once the worker is stopping, until `shutdown_timeout` after

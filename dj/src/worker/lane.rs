@@ -10,11 +10,10 @@
 //! window at the pace jobs have been finishing, so long jobs never hold a transaction open.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::completer::{Message, Outcome};
+use super::outcome::Outcome;
 use crate::model::JobId;
 use crate::store::Lane;
 
@@ -25,12 +24,15 @@ pub(super) const WINDOW: Duration = Duration::from_millis(100);
 /// Lanes one worker keeps open at once: each holds a pooled connection.
 pub(super) const MOST_OPEN: usize = 2;
 
+/// What wakes the completer.
+type Waker = Box<dyn Fn() + Send>;
+
 /// The open lanes, and which job is in which.
 #[derive(Default)]
 pub(super) struct Lanes {
     open: Mutex<Open>,
     /// Wakes the completer when a lane opens, so that it ends it within the window.
-    waker: Mutex<Option<Sender<Message>>>,
+    waker: Mutex<Option<Waker>>,
 }
 
 #[derive(Default)]
@@ -63,9 +65,9 @@ impl Lanes {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The completer's channel, for [`Lanes::open`]'s wake-up.
-    pub(super) fn wake_through(&self, completer: Sender<Message>) {
-        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(completer);
+    /// How [`Lanes::open`] wakes the completer.
+    pub(super) fn wake_with(&self, wake: impl Fn() + Send + 'static) {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(wake));
     }
 
     /// A lane claimed for `owner` holding `ids`; `hand_over` gives the jobs to the slot
@@ -97,8 +99,8 @@ impl Lanes {
             );
             hand_over();
         }
-        if let Some(completer) = &*self.waker.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = completer.send(Message::Wake);
+        if let Some(wake) = &*self.waker.lock().unwrap_or_else(|e| e.into_inner()) {
+            wake();
         }
     }
 

@@ -25,6 +25,7 @@ mod executor;
 mod heartbeat;
 mod lane;
 mod liveness;
+mod outcome;
 mod pace;
 mod producer;
 mod rescuer;
@@ -104,6 +105,10 @@ pub struct WorkerConfig {
     /// fast lane: row locks held in a transaction open while they run (100 ms at most), one
     /// row write per job instead of two. See the README's "The fast lane".
     pub fast_lane: bool,
+    /// How often the elected maintenance worker rebuilds `delayed_jobs`' indexes with
+    /// `REINDEX INDEX CONCURRENTLY` (PostgreSQL; `None`, the default: never). After a held
+    /// MVCC horizon the indexes keep the pages its dead entries filled; a rebuild returns them.
+    pub reindex_every: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -128,6 +133,7 @@ impl Default for WorkerConfig {
             max_snoozes: 100,
             cron: true,
             fast_lane: true,
+            reindex_every: None,
         }
     }
 }
@@ -265,6 +271,8 @@ settings! {
     cron(enabled: bool) => enabled;
     /// Claim batches of short jobs in the fast lane on PostgreSQL (true).
     fast_lane(enabled: bool) => enabled;
+    /// Rebuild the table's indexes this often, concurrently, on PostgreSQL (never).
+    reindex_every(every: Duration) => Some(every);
 }
 
 impl WorkerConfig {

@@ -9,6 +9,8 @@
 //!   worker was removed, or predates registration) are freed the same way once stale. This
 //!   pass reads every locked row; the other reads only the small `dj_workers` table. It also
 //!   deletes cancel requests whose job no longer runs;
+//! - `reindex`, every `reindex_every` if set (PostgreSQL): the table's indexes rebuilt with
+//!   `REINDEX INDEX CONCURRENTLY`;
 //! - `prune`, every `PRUNE_EVERY`: rows failed for good longer ago than `keep_failed_for` are
 //!   deleted, a batch at a time with a pause between batches, at most `PRUNE_MOST` per pass
 //!   (the next pass goes on), so that a big backlog never holds the table for long.
@@ -62,10 +64,30 @@ fn pass(shared: &Shared) {
             }
         })
         .and_then(|()| store.maintenance_claim("prune", &name, PRUNE_EVERY))
-        .and_then(|won| if won { prune(shared) } else { Ok(()) });
+        .and_then(|won| if won { prune(shared) } else { Ok(()) })
+        .and_then(|()| match shared.config.reindex_every {
+            Some(every) => store.maintenance_claim("reindex", &name, every),
+            None => Ok(false),
+        })
+        .and_then(|won| if won { reindex(shared) } else { Ok(()) });
     if let Err(e) = result {
         shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
     }
+}
+
+/// Rebuilds the table's indexes (`reindex_every`), and says which.
+fn reindex(shared: &Shared) -> crate::Result<()> {
+    let started = std::time::Instant::now();
+    let rebuilt = shared.db.store().reindex()?;
+    if !rebuilt.is_empty() {
+        shared.say(format_args!(
+            "Rebuilt {} index(es) of delayed_jobs concurrently in {:.1}s: {}",
+            rebuilt.len(),
+            started.elapsed().as_secs_f64(),
+            rebuilt.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// How often the cluster prunes old failed rows.

@@ -128,7 +128,10 @@ impl Roles {
     fn start(shared: &Arc<Shared>, leases: &Arc<Mutex<Vec<NameLease>>>) -> Roles {
         let (outcomes, out_rx) = mpsc::channel::<Message>();
         let completer = completer::spawn(shared.clone(), out_rx);
-        shared.lanes.wake_through(outcomes.clone());
+        let completer_wake = outcomes.clone();
+        shared.lanes.wake_with(move || {
+            let _ = completer_wake.send(Message::Wake);
+        });
         let concurrency = shared.config.concurrency.max(1);
         let threads = Arc::new(AtomicUsize::new(concurrency));
         for number in 0..concurrency {

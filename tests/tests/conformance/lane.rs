@@ -1,7 +1,8 @@
 //! The fast lane (PostgreSQL): batches of short jobs claimed by row locks held in an open
 //! transaction, the finished ones deleted in it. What it must keep: every job performed
 //! once, retries and failures recorded as the ordinary claim records them, one row write
-//! per job, and a job running past the lane's window shown as running by its worker.
+//! per job, and a job running past the lane's window shown as running by its worker. And the
+//! elected maintainer's concurrent rebuild of the table's indexes (`reindex_every`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,6 +21,10 @@ pub const POSTGRES_CASES: &[Case] = &[
     (
         "a_fast_lane_job_running_past_the_window_shows_as_running",
         past_the_window,
+    ),
+    (
+        "the_maintainer_rebuilds_the_indexes_concurrently_while_jobs_run",
+        reindex,
     ),
 ];
 
@@ -179,4 +184,87 @@ fn past_the_window(backend: Backend) {
     assert!(t.db.job(slow).unwrap().is_none(), "deleted once done");
     assert_eq!(t.query_i64("SELECT count(*) FROM delayed_jobs"), 0);
     assert_eq!(t.query_i64("SELECT count(*) FROM dj_lanes"), 0);
+}
+
+/// With `reindex_every`, the elected maintenance worker rebuilds every index of the table
+/// (each gets a new file) while 2,000 jobs run, after dropping the invalid index an
+/// interrupted rebuild left (here a `_ccnew` index marked invalid in the catalog).
+fn reindex(backend: Backend) {
+    let t = TestDb::new(backend, "reindex");
+    let log = t.log();
+    let files = "SELECT string_agg(c.relname || '=' || c.relfilenode, ',' ORDER BY c.relname) \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = 'delayed_jobs'::regclass";
+    t.exec(
+        "CREATE INDEX delayed_jobs_ready_ccnew ON delayed_jobs (priority); \
+         UPDATE pg_index SET indisvalid = false \
+         WHERE indexrelid = 'delayed_jobs_ready_ccnew'::regclass",
+    );
+    let mut client = t.pg_client();
+    let before: String = client.query_one(files, &[]).unwrap().get(0);
+    assert!(before.contains("delayed_jobs_ready_ccnew="), "{before}");
+    dj::enqueue_many(
+        &t.db,
+        (0..2_000).map(|i| {
+            Record {
+                log: log.path(),
+                key: format!("k{i}"),
+            }
+            .delay()
+        }),
+    )
+    .unwrap();
+    let worker = dj::Worker::new(t.db.clone())
+        .concurrency(2)
+        .heartbeat_timeout(Duration::from_secs(3))
+        .reindex_every(Duration::from_secs(3600));
+    let stop = worker.stop_flag();
+    let running = std::thread::spawn(move || worker.run());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = before.clone();
+    while Instant::now() < deadline {
+        after = client.query_one(files, &[]).unwrap().get(0);
+        let rebuilt = before
+            .split(',')
+            .filter(|index| !index.starts_with("delayed_jobs_ready_ccnew="))
+            .all(|index| !after.split(',').any(|now| now == index));
+        if rebuilt && log.count_prefix("perform ") >= 2_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.set();
+    running.join().unwrap().unwrap();
+    assert!(
+        !after.contains("_ccnew"),
+        "the invalid leftover is dropped: {after}"
+    );
+    for index in before.split(',') {
+        if let Some((name, _)) = index.split_once('=') {
+            if !name.ends_with("_ccnew") {
+                assert!(
+                    after.contains(&format!("{name}=")),
+                    "{name} is there: {after}"
+                );
+                assert!(
+                    !after.split(',').any(|now| now == index),
+                    "{index} was rebuilt: {after}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_index WHERE indrelid = 'delayed_jobs'::regclass \
+                 AND NOT (indisvalid AND indisready)",
+                &[]
+            )
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    for i in 0..2_000 {
+        assert_eq!(log.count(&format!("perform k{i}")), 1, "k{i}");
+    }
 }

@@ -1,10 +1,11 @@
 //! The schema: numbered migrations, applied in order under a lock, and the check that every
 //! column dj uses is there.
 
-use super::pool::{Session, Sql};
+use super::pool::{Session, Sql, Statements};
 use super::sql;
 use super::PgStore;
 use crate::error::Result;
+use crate::io;
 use tokio_postgres::types::Type;
 
 /// Migrations, numbered, applied in order by `migrate`.
@@ -95,5 +96,71 @@ impl PgStore {
     pub(super) fn check_columns(&self) -> Result<()> {
         let check = sql::check_schema();
         self.run(async |conn: &mut Session| conn.batch_execute(&check).await)
+    }
+}
+
+/// How long one rebuild of the table's indexes may take, beside the statement deadline (an
+/// index of a large backlog takes minutes to build concurrently).
+const REINDEX_BOUND: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// `delayed_jobs`' indexes, `$1`: the valid ones (false: those an interrupted concurrent
+/// rebuild left invalid).
+const TABLE_INDEXES: &str = "SELECT c.relname::text FROM pg_index i \
+     JOIN pg_class c ON c.oid = i.indexrelid \
+     WHERE i.indrelid = 'delayed_jobs'::regclass AND i.indisvalid = $1 ORDER BY c.relname";
+
+/// An index name from the catalog as an identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PgStore {
+    /// Drops the invalid indexes an interrupted rebuild left on `delayed_jobs`, then rebuilds
+    /// each valid one with `REINDEX INDEX CONCURRENTLY` (writers and claims go on meanwhile);
+    /// returns the indexes rebuilt. On a direct connection the server's statement timeout is
+    /// lifted for it; behind a transaction pooler a session setting would outlive the call,
+    /// so the server's own applies there.
+    pub(super) fn reindex_concurrently(&self) -> Result<Vec<String>> {
+        let direct = self.statements == Statements::Prepared;
+        io::block_on(async {
+            let mut conn = self.pool.get().await?;
+            let rebuild = conn.run(async |s: &mut Session| {
+                let names =
+                    async |valid: bool| -> std::result::Result<Vec<String>, tokio_postgres::Error> {
+                        let rows = s
+                            .query(Sql::Unnamed(TABLE_INDEXES), &[Type::BOOL], &[&valid])
+                            .await?;
+                        Ok(rows.iter().map(|r| r.get(0)).collect())
+                    };
+                for leftover in names(false).await? {
+                    if leftover.contains("_ccnew") {
+                        s.batch_execute(&format!(
+                            "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                            quoted(&leftover)
+                        ))
+                        .await?;
+                    }
+                }
+                let indexes = names(true).await?;
+                if direct {
+                    s.batch_execute("SET statement_timeout = 0").await?;
+                }
+                for index in &indexes {
+                    s.batch_execute(&format!("REINDEX INDEX CONCURRENTLY {}", quoted(index)))
+                        .await?;
+                }
+                if direct {
+                    s.batch_execute("RESET statement_timeout").await?;
+                }
+                Ok(indexes)
+            });
+            match tokio::time::timeout(REINDEX_BOUND, rebuild).await {
+                Ok(done) => done.map_err(|e| self.error(e)),
+                Err(_elapsed) => {
+                    conn.discard();
+                    Err(self.timeout("a rebuild of the indexes", REINDEX_BOUND))
+                }
+            }
+        })
     }
 }

@@ -71,6 +71,10 @@ impl Store for PgStore {
         PgStore::lane_rescue(self, worker)
     }
 
+    fn reindex(&self) -> Result<Vec<String>> {
+        self.reindex_concurrently()
+    }
+
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()> {
         self.by_worker(sql::COMPLETE, worker, ids).map(drop)
     }
