@@ -222,6 +222,7 @@ pub fn soak(url: &str, plan: SoakPlan, settings: WorkerSettings) -> Result<Figur
         std::thread::spawn(move || produce(&db, plan.rate, &producing))
     };
     let mut stats = setup::connect(url)?;
+    let vacuuming = vacuum_stand_in(url, &mut stats, producing.clone())?;
     println!(
         "    {:>6}  {:>8}  {:>8}  {:>8}  {:>9}  {:>9}  {:>10}  {:>8}  horizon",
         "at s", "jobs/s", "p50 ms", "p99 ms", "table MB", "index MB", "dead tup", "backlog"
@@ -259,6 +260,11 @@ pub fn soak(url: &str, plan: SoakPlan, settings: WorkerSettings) -> Result<Figur
     }
     producing.store(false, Ordering::Relaxed);
     let produced = producer.join().map_err(|_| "the producer panicked")??;
+    if let Some(vacuuming) = vacuuming {
+        vacuuming
+            .join()
+            .map_err(|_| "the vacuum stand-in panicked")??;
+    }
     if let Some(h) = holder.take() {
         h.release()?;
     }
@@ -273,6 +279,40 @@ pub fn soak(url: &str, plan: SoakPlan, settings: WorkerSettings) -> Result<Figur
         p99_ms: Some(last.p99_ms),
         ..Figure::default()
     })
+}
+
+/// How often the soak vacuums the table itself when the server's autovacuum is off.
+const VACUUM_EVERY: Duration = Duration::from_secs(10);
+
+/// A server without autovacuum (as this one may be, for the other workloads' sake) never
+/// removes a finished job's row: a soak there would measure a table no deployment has. Then
+/// the soak vacuums `delayed_jobs` itself every [`VACUUM_EVERY`] while `running`, as
+/// autovacuum would on a busy queue table.
+fn vacuum_stand_in(
+    url: &str,
+    stats: &mut postgres::Client,
+    running: Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<Result<(), BoxError>>>, BoxError> {
+    let on: String = stats.query_one("SHOW autovacuum", &[])?.get(0);
+    if on == "on" {
+        return Ok(None);
+    }
+    println!(
+        "    the server runs without autovacuum: the soak runs VACUUM delayed_jobs every {} s",
+        VACUUM_EVERY.as_secs()
+    );
+    let mut client = setup::connect(url)?;
+    Ok(Some(std::thread::spawn(move || {
+        let mut due = Instant::now() + VACUUM_EVERY;
+        while running.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() >= due {
+                client.batch_execute("VACUUM delayed_jobs")?;
+                due += VACUUM_EVERY;
+            }
+        }
+        Ok(())
+    })))
 }
 
 /// Enqueues `rate` jobs a second in batches every [`SoakPlan::TICK`], on schedule (a late

@@ -230,39 +230,10 @@ fn poison_pill(backend: Backend) {
         .delay()
         .enqueue(&t.db)
         .unwrap();
-    let args = [
-        "work",
-        "--sleep-delay",
-        "0.2",
-        "--heartbeat-timeout",
-        "3s",
-        "--keep-failed",
-    ];
     // Each worker dies performing it; the next one frees it. The first death comes before the
     // start was recorded, so it is released uncharged but marked as a crash; from then on its
     // start is recorded before it runs, and each death counts an attempt (max_attempts = 2).
-    let mut row = t.db.job(id).unwrap().unwrap();
-    for round in 0..5 {
-        let mut w = spawn_worker(&t, &format!("w{round}"), &args);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            row = t.db.job(id).unwrap().unwrap();
-            if row.failed_at.is_some() || Instant::now() > deadline {
-                signal(&w, libc::SIGTERM);
-                wait_exit(&mut w, Duration::from_secs(30));
-                break;
-            }
-            if let Some(status) = w.try_wait().unwrap() {
-                assert!(!status.success(), "the job killed worker {round}");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if row.failed_at.is_some() {
-            break;
-        }
-    }
-    assert!(row.failed_at.is_some(), "failed permanently: {row:?}");
+    let row = until_the_pill_fails(&t, id, 5);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.crashes, 1, "{row:?}");
     assert_eq!(log.count("perform"), 3, "max_attempts + 1 runs, never more");
@@ -291,6 +262,25 @@ fn poison_pill_in_a_lane(backend: Backend) {
         .delay()
         .enqueue(&t.db)
         .unwrap();
+    let row = until_the_pill_fails(&t, id, 8);
+    assert_eq!(row.attempts, 2, "{row:?}");
+    assert!(row.crashes >= 1, "{row:?}");
+    // The last worker was stopped as soon as the pill failed: one more works off the rest.
+    let mut w = spawn_worker(&t, "rest", &["workoff"]);
+    wait_exit(&mut w, Duration::from_secs(30));
+    for i in 0..30 {
+        assert!(log.count(&format!("perform r{i}")) >= 1, "r{i} ran");
+    }
+    assert_eq!(
+        t.query_i64("SELECT count(*) FROM delayed_jobs"),
+        1,
+        "only the pill is left"
+    );
+}
+
+/// Starts worker processes one after another, each until the poison pill `id` kills it, until
+/// the pill has failed for good (at most `rounds` workers); its row then.
+fn until_the_pill_fails(t: &TestDb, id: dj::JobId, rounds: usize) -> dj::JobRow {
     let args = [
         "work",
         "--sleep-delay",
@@ -300,8 +290,8 @@ fn poison_pill_in_a_lane(backend: Backend) {
         "--keep-failed",
     ];
     let mut row = t.db.job(id).unwrap().unwrap();
-    for round in 0..8 {
-        let mut w = spawn_worker(&t, &format!("w{round}"), &args);
+    for round in 0..rounds {
+        let mut w = spawn_worker(t, &format!("w{round}"), &args);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             row = t.db.job(id).unwrap().unwrap();
@@ -321,19 +311,7 @@ fn poison_pill_in_a_lane(backend: Backend) {
         }
     }
     assert!(row.failed_at.is_some(), "failed permanently: {row:?}");
-    assert_eq!(row.attempts, 2, "{row:?}");
-    assert!(row.crashes >= 1, "{row:?}");
-    // The last worker was stopped as soon as the pill failed: one more works off the rest.
-    let mut w = spawn_worker(&t, "rest", &["workoff"]);
-    wait_exit(&mut w, Duration::from_secs(30));
-    for i in 0..30 {
-        assert!(log.count(&format!("perform r{i}")) >= 1, "r{i} ran");
-    }
-    assert_eq!(
-        t.query_i64("SELECT count(*) FROM delayed_jobs"),
-        1,
-        "only the pill is left"
-    );
+    row
 }
 
 fn duplicate_names(backend: Backend) {

@@ -1,7 +1,7 @@
 //! The claim: limited jobs first (in a transaction of their own, behind the cluster-wide
 //! lock), then plain ones with the room left. The SQL is [`super::sql::claim`]'s.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio_postgres::types::Type;
 
@@ -97,21 +97,7 @@ async fn claim_plain(
     let started = Instant::now();
     if p.queues.is_empty() {
         let from = floor.every();
-        let rows = match &from {
-            None => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                    [&p.worker, &min, &max, &limit];
-                conn.query(Sql::Fixed(CLAIM), &PLAIN_TYPES[..4], &params)
-                    .await?
-            }
-            Some((priority, run_at)) => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                    [&p.worker, &min, &max, &limit, priority, run_at];
-                conn.query(Sql::Fixed(CLAIM_FROM), &FROM_TYPES, &params)
-                    .await?
-            }
-        };
-        let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
+        let rows = every_queue_rows(conn, [CLAIM, CLAIM_FROM], p, limit, from).await?;
         floor.every_claimed(from, started.elapsed(), &rows, limit);
         return Ok(rows);
     }
@@ -148,6 +134,36 @@ async fn claim_plain(
     let rows: Vec<JobRow> = rows.iter().map(job_row).collect();
     floor.listed_claimed(&queues, &from, started.elapsed(), &rows, limit);
     Ok(rows)
+}
+
+/// An every-queue claim (`statements`: its text from the top, and from a floor) for `p`'s
+/// worker and priorities, up to `limit` rows, from the floor `from` if there is one: the
+/// ordinary claim's and the fast lane's.
+pub(super) async fn every_queue_rows(
+    conn: &Session,
+    statements: [&'static str; 2],
+    p: &ClaimParams<'_>,
+    limit: i64,
+    from: Option<(i32, SystemTime)>,
+) -> PgResult<Vec<JobRow>> {
+    let min = p.min_priority.unwrap_or(i32::MIN);
+    let max = p.max_priority.unwrap_or(i32::MAX);
+    let [top, from_floor] = statements;
+    let rows = match &from {
+        None => {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&p.worker, &min, &max, &limit];
+            conn.query(Sql::Fixed(top), &FROM_TYPES[..4], &params)
+                .await?
+        }
+        Some((priority, run_at)) => {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                [&p.worker, &min, &max, &limit, priority, run_at];
+            conn.query(Sql::Fixed(from_floor), &FROM_TYPES, &params)
+                .await?
+        }
+    };
+    Ok(rows.iter().map(job_row).collect())
 }
 
 /// The limited claim, in a transaction of its own behind the cluster-wide lock.

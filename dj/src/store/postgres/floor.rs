@@ -4,8 +4,11 @@
 //! [`CLAIM_QUEUES_FROM`]) instead of at the top. Under a held MVCC horizon that is the
 //! difference between reading a batch's worth of index entries and reading the dead entries
 //! of every job run since the horizon began. A claim that took fewer rows than it asked for
-//! (no backlog) forgets the floors it used; and each walk goes from the top again at least
-//! every [`FLOOR_RESCAN`], which finds rows made ready ahead of a floor since it was set.
+//! (no backlog) forgets the floors it used, unless walks from the top have become slow (at
+//! least [`SLOW_TOP`]: a horizon is held): then a worker that keeps up with a steady stream
+//! keeps its floor too, or every pickup would read the dead entries of every job run since the
+//! horizon began. Each walk goes from the top again at least every [`FLOOR_RESCAN`], which
+//! finds rows made ready ahead of a floor since it was set.
 //! When walks from the top are slow (the dead entries a held horizon keeps), they are spaced
 //! further apart: at least [`RESCAN_SHARE`] times as long as the last one took, so that they
 //! cost at most a tenth of the claim's time.
@@ -26,6 +29,10 @@ pub(super) type Key = (i32, SystemTime);
 /// ready ahead of a floor (a more urgent job enqueued mid-backlog, a job run now, retried or
 /// released with an earlier `run_at`) waits at most this long while a backlog is worked.
 pub(super) const FLOOR_RESCAN: Duration = Duration::from_secs(1);
+
+/// A claim from the top that took this long (round trip included; a few milliseconds on a
+/// healthy table) is slow: its walk read many dead entries.
+pub(super) const SLOW_TOP: Duration = Duration::from_millis(10);
 
 /// Walks from the top are at least this many times their own duration apart.
 const RESCAN_SHARE: u32 = 10;
@@ -65,13 +72,13 @@ impl Floor {
             self.top_at = Some(Instant::now());
             self.top_took = took;
         }
-        if !full {
+        if !full && self.top_took < SLOW_TOP {
             self.key = None;
         } else if taken.is_some() {
             self.key = taken;
         }
-        // Full, but none of this queue's rows taken: they all lie behind the other queues'
-        // in claim order, and the floor it had still holds.
+        // None of this queue's rows taken: the floor it had still holds (a full claim took
+        // other queues' rows, all ahead in claim order; a short one found nothing new).
     }
 }
 
@@ -178,6 +185,22 @@ mod tests {
         assert_eq!(floor.every(), Some(key));
         floor.every_claimed(Some(key), took, &[row("a", 2, 5)], 2);
         assert_eq!(floor.every(), None);
+    }
+
+    #[test]
+    fn a_short_claim_keeps_the_floor_once_walks_from_the_top_are_slow() {
+        let floor = ClaimFloor::default();
+        let slow = SLOW_TOP * 2;
+        floor.every_claimed(None, slow, &[row("a", 1, 20)], 5);
+        let key = (1, SystemTime::UNIX_EPOCH + Duration::from_secs(20));
+        assert_eq!(floor.every(), Some(key), "a slow top walk: the floor stays");
+        floor.every_claimed(Some(key), Duration::from_millis(1), &[], 5);
+        assert_eq!(floor.every(), Some(key), "nothing new: the floor it had");
+        floor.every_claimed(Some(key), Duration::from_millis(1), &[row("b", 1, 25)], 5);
+        let later = (1, SystemTime::UNIX_EPOCH + Duration::from_secs(25));
+        assert_eq!(floor.every(), Some(later));
+        floor.every_claimed(None, Duration::from_millis(1), &[row("c", 1, 30)], 5);
+        assert_eq!(floor.every(), None, "a fast top walk again: no floor");
     }
 
     #[test]

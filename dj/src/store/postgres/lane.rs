@@ -15,17 +15,16 @@
 use std::time::Instant;
 
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 
+use super::claim::every_queue_rows;
 use super::pool::{Checkout, Held, Session, Sql};
-use super::rows::job_row;
 use super::sql::claim::{
     LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_PROMOTE, LANE_RECORD, LANE_RESCUE,
 };
 use super::PgStore;
 use crate::error::Result;
 use crate::io;
-use crate::model::{JobId, JobRow};
+use crate::model::JobId;
 use crate::store::{ClaimParams, Lane, LaneClaim};
 
 /// How often a worker of lanes still claims the ordinary way: the rows a lane never takes
@@ -56,16 +55,6 @@ struct PgLane {
     record: i64,
 }
 
-/// [`LANE_CLAIM_FROM`]'s parameters ([`LANE_CLAIM`] takes the first four).
-const CLAIM_TYPES: [Type; 6] = [
-    Type::TEXT,
-    Type::INT4,
-    Type::INT4,
-    Type::INT8,
-    Type::INT4,
-    Type::TIMESTAMPTZ,
-];
-
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
 impl PgStore {
@@ -84,7 +73,8 @@ impl PgStore {
             let (conn, rows) = self
                 .run_on(conn, async |s: &mut Session| {
                     s.batch_execute("BEGIN").await?;
-                    lane_rows(s, p, from).await
+                    every_queue_rows(s, [LANE_CLAIM, LANE_CLAIM_FROM], p, p.limit as i64, from)
+                        .await
                 })
                 .await?;
             self.floor
@@ -209,41 +199,7 @@ impl PgStore {
                 conn.discard();
                 Err(self.error(e))
             }
-            Err(_elapsed) => {
-                let cancel = conn.cancel_token();
-                conn.discard();
-                let bound = self.limits.connect;
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
-                });
-                Err(self.timeout("a statement", self.limits.statement))
-            }
+            Err(_elapsed) => Err(self.ran_out(conn)),
         }
     }
-}
-
-/// The lane's claim on `s`, in its open transaction, from the floor if there is one.
-async fn lane_rows(
-    s: &mut Session,
-    p: &ClaimParams<'_>,
-    from: Option<(i32, std::time::SystemTime)>,
-) -> PgResult<Vec<JobRow>> {
-    let min = p.min_priority.unwrap_or(i32::MIN);
-    let max = p.max_priority.unwrap_or(i32::MAX);
-    let limit = p.limit as i64;
-    let rows = match &from {
-        None => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&p.worker, &min, &max, &limit];
-            s.query(Sql::Fixed(LANE_CLAIM), &CLAIM_TYPES[..4], &params)
-                .await?
-        }
-        Some((priority, run_at)) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                [&p.worker, &min, &max, &limit, priority, run_at];
-            s.query(Sql::Fixed(LANE_CLAIM_FROM), &CLAIM_TYPES, &params)
-                .await?
-        }
-    };
-    Ok(rows.iter().map(job_row).collect())
 }

@@ -133,16 +133,20 @@ impl PgStore {
         let result = tokio::time::timeout(self.limits.statement, conn.run(operation)).await;
         match result {
             Ok(done) => done.map_err(|e| self.error(e)),
-            Err(_elapsed) => {
-                let cancel = conn.cancel_token();
-                conn.discard();
-                let bound = self.limits.connect;
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
-                });
-                Err(self.timeout("a statement", self.limits.statement))
-            }
+            Err(_elapsed) => Err(self.ran_out(conn)),
         }
+    }
+
+    /// A statement on `conn` ran out of time: the connection is closed, the server asked to
+    /// cancel what it runs, and the error says so.
+    fn ran_out(&self, conn: pool::Checkout<'_>) -> Error {
+        let cancel = conn.cancel_token();
+        conn.discard();
+        let bound = self.limits.connect;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+        });
+        self.timeout("a statement", self.limits.statement)
     }
 
     /// The sync form of [`PgStore::run_async`]: blocks this thread (see [`crate::io`]).
