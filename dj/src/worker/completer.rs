@@ -47,8 +47,9 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     // Set at the first failed write after the stop: the one bound for all writes left.
     let mut give_up_at: Option<Instant> = None;
     let mut pending: Option<Message> = None;
+    // Ordinary outcomes, waiting for this worker's lanes to end (see `end_lanes`).
+    let mut waiting: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
     while let Some(first) = pending.take().or_else(|| receive(shared, outcomes)) {
-        let mut batch: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
         let mut size = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -57,7 +58,7 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
                 Message::Wake => {}
                 Message::Write(owner, outcome) => {
                     if let Some(outcome) = shared.lanes.route(outcome) {
-                        batch.entry(owner).or_default().push(outcome);
+                        waiting.entry(owner).or_default().push(outcome);
                         size += 1;
                     }
                 }
@@ -66,13 +67,15 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
                 next = outcomes.try_recv().ok();
             }
         }
-        // Before an ordinary write, every lane of this worker ends (see `end_lanes`).
-        let all = shutting_down || !batch.is_empty();
-        for (owner, after) in end_lanes(shared, all) {
-            batch.entry(owner).or_default().extend(after);
+        for (owner, after) in end_lanes(shared, shutting_down) {
+            waiting.entry(owner).or_default().extend(after);
         }
-        for (owner, outcomes) in batch {
-            write_until_done(shared, &owner, outcomes, &mut give_up_at);
+        if !waiting.is_empty() {
+            // At the stop every lane has ended just now.
+            let quiet = shared.lanes.hold();
+            if quiet || shutting_down {
+                write_waiting(shared, &mut waiting, &mut give_up_at);
+            }
         }
         if shutting_down {
             // Stop once nothing more is queued; what is, goes round again.
@@ -85,16 +88,36 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     // Every sender is gone: end the lanes still open (their transactions would otherwise end
     // with their connections, and their finished jobs run again).
     for (owner, after) in end_lanes(shared, true) {
-        write_until_done(shared, &owner, after, &mut give_up_at);
+        waiting.entry(owner).or_default().extend(after);
     }
+    write_waiting(shared, &mut waiting, &mut give_up_at);
+}
+
+/// Writes the ordinary outcomes, at most [`BATCH`] a round, and lets lanes open again.
+fn write_waiting(
+    shared: &Shared,
+    waiting: &mut BTreeMap<Arc<str>, Vec<Outcome>>,
+    give_up_at: &mut Option<Instant>,
+) {
+    for (owner, mut outcomes) in std::mem::take(waiting) {
+        while !outcomes.is_empty() {
+            let rest = outcomes.split_off(outcomes.len().min(BATCH));
+            write_until_done(shared, &owner, outcomes, give_up_at);
+            outcomes = rest;
+        }
+    }
+    shared.lanes.resume();
 }
 
 /// Ends the lanes that are due, or (`all`) every open one; returns the failed jobs' outcomes
-/// to write after, by owner. Every lane ends before an ordinary write: such a write may wait
-/// for a row lock, and another worker's lane may hold one (a `FOR UPDATE` that re-checks a
-/// row changed since its snapshot and passes it over keeps its lock); if that worker's
-/// completer were waiting likewise for a lane of this one, neither lane would ever end. Lanes
-/// themselves never wait: their claim skips locked rows and their end touches only their own.
+/// to write after, by owner. Ordinary writes wait until this worker has no lane open: such a
+/// write may wait for a row lock, and another worker's lane may hold one (a `FOR UPDATE` that
+/// re-checks a row changed since its snapshot and passes it over keeps its lock); if that
+/// worker's completer were waiting likewise for a lane of this one, neither lane would ever
+/// end. Lanes themselves never wait: their claim skips locked rows and their end touches
+/// only their own. So the completer holds the lanes (none opens) and writes once the open
+/// ones have ended by their own course, within their window: ending them early instead
+/// would make ordinary claims of all their unfinished jobs, two more writes each.
 fn end_lanes(shared: &Shared, all: bool) -> BTreeMap<Arc<str>, Vec<Outcome>> {
     let mut after: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
     for closing in shared.lanes.closing(Instant::now(), all) {
@@ -205,10 +228,6 @@ fn write_grouped(
     }
     let mut wait = Duration::from_millis(50);
     loop {
-        // Lanes opened since the last look end first (see `end_lanes`).
-        for (lane_owner, after) in end_lanes(shared, true) {
-            write_until_done(shared, &lane_owner, after, give_up_at);
-        }
         match write(shared, owner, &mut grouped) {
             Ok(()) => return,
             Err(e) => {

@@ -8,8 +8,13 @@
 //!
 //! The producer takes a lane only when the jobs it claims should all finish within half the
 //! window at the pace jobs have been finishing, so long jobs never hold a transaction open.
+//! That pace is the jobs' own runtime; what a job costs the worker beside it (the handover
+//! between threads, a CPU shared with other processes) shows only in the lanes themselves:
+//! a lane whose window ends with jobs unfinished halves the size of the next ones, and a lane
+//! that finishes at the size allowed lets the next grow by a quarter.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,8 @@ pub(super) struct Lanes {
     open: Mutex<Open>,
     /// Wakes the completer when a lane opens, so that it ends it within the window.
     waker: Mutex<Option<Waker>>,
+    /// The most jobs a lane may take (0: no bound yet).
+    most: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -40,6 +47,10 @@ struct Open {
     next: u64,
     lanes: HashMap<u64, OpenLane>,
     member: HashMap<JobId, u64>,
+    /// Ordinary outcomes wait for the lanes to end: none may open.
+    held: bool,
+    /// The producer is claiming a lane: its rows may be locked already.
+    claiming: bool,
 }
 
 struct OpenLane {
@@ -49,6 +60,9 @@ struct OpenLane {
     waiting: HashSet<JobId>,
     outcomes: Vec<Outcome>,
     deadline: Instant,
+    /// The jobs it took, and the bound on that when it was claimed.
+    size: usize,
+    bound: usize,
 }
 
 /// A lane to end now.
@@ -82,6 +96,7 @@ impl Lanes {
     ) {
         {
             let mut open = self.lock();
+            open.claiming = false;
             let key = open.next;
             open.next += 1;
             for id in ids {
@@ -95,18 +110,72 @@ impl Lanes {
                     waiting: ids.iter().copied().collect(),
                     outcomes: Vec::with_capacity(ids.len()),
                     deadline: Instant::now() + WINDOW,
+                    size: ids.len(),
+                    bound: self.most.load(Ordering::Relaxed),
                 },
             );
             hand_over();
         }
+        self.wake();
+    }
+
+    fn wake(&self) {
         if let Some(wake) = &*self.waker.lock().unwrap_or_else(|e| e.into_inner()) {
             wake();
         }
     }
 
-    /// How many lanes are open.
-    pub(super) fn len(&self) -> usize {
-        self.lock().lanes.len()
+    /// Whether the producer may claim a lane now: fewer than [`MOST_OPEN`] are open and no
+    /// ordinary write is waiting. If so the claim counts as a lane until [`Lanes::open`]
+    /// or [`Lanes::claim_ended`].
+    pub(super) fn start_claim(&self) -> bool {
+        let mut open = self.lock();
+        if open.held || open.lanes.len() >= MOST_OPEN {
+            return false;
+        }
+        open.claiming = true;
+        true
+    }
+
+    /// The lane claim begun with [`Lanes::start_claim`] opened no lane.
+    pub(super) fn claim_ended(&self) {
+        self.lock().claiming = false;
+        self.wake();
+    }
+
+    /// Ordinary outcomes are waiting to be written: no lane opens until [`Lanes::resume`].
+    /// True once no lane is open or being claimed, when they may be written (see the
+    /// completer's `end_lanes` for why they wait).
+    pub(super) fn hold(&self) -> bool {
+        let mut open = self.lock();
+        open.held = true;
+        open.lanes.is_empty() && !open.claiming
+    }
+
+    /// The waiting ordinary outcomes are written: lanes may open again.
+    pub(super) fn resume(&self) {
+        self.lock().held = false;
+    }
+
+    /// The most jobs the next lane may take, if lanes have been bounded.
+    pub(super) fn most(&self) -> Option<usize> {
+        Some(self.most.load(Ordering::Relaxed)).filter(|&most| most > 0)
+    }
+
+    /// A lane ended by its own course (not cut short by the worker): one whose window ran
+    /// out with jobs unfinished halves the bound; one done within it at the bound raises it.
+    fn learn(&self, lane: &OpenLane, now: Instant) {
+        if !lane.waiting.is_empty() && lane.deadline <= now {
+            self.most.store((lane.size / 2).max(1), Ordering::Relaxed);
+        } else if lane.waiting.is_empty() && lane.bound > 0 && lane.size >= lane.bound {
+            let grown = lane.bound.saturating_add((lane.bound / 4).max(1));
+            let _ = self.most.compare_exchange(
+                lane.bound,
+                grown,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Whether this job is in an open lane (its row is not yet an ordinary claim).
@@ -140,6 +209,9 @@ impl Lanes {
         let mut closing = Vec::with_capacity(due.len());
         for key in due {
             let lane = open.lanes.remove(&key).expect("listed just now");
+            if !all {
+                self.learn(&lane, now);
+            }
             for id in &lane.waiting {
                 open.member.remove(id);
             }

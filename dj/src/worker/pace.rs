@@ -46,12 +46,15 @@ impl Pace {
         usize::try_from(soon).unwrap_or(usize::MAX).min(cap)
     }
 
-    /// Whether `jobs` jobs on `concurrency` executors finish within `within` at the current
-    /// pace (false while the pace is unknown).
-    pub(super) fn finish_within(&self, jobs: usize, concurrency: usize, within: Duration) -> bool {
+    /// How many jobs `concurrency` executors finish within `within` at the current pace (0
+    /// while the pace is unknown).
+    pub(super) fn jobs_within(&self, concurrency: usize, within: Duration) -> usize {
         let per_job = self.per_job.load(Ordering::Relaxed);
-        per_job != 0
-            && (jobs as u128 * per_job as u128) / (concurrency.max(1) as u128) <= within.as_nanos()
+        if per_job == 0 {
+            return 0;
+        }
+        let jobs = within.as_nanos() * concurrency as u128 / u128::from(per_job);
+        usize::try_from(jobs).unwrap_or(usize::MAX)
     }
 }
 
@@ -82,8 +85,8 @@ mod tests {
         }
         // 10.02 ms each with the overhead: 2 executors start 19 of them in 100 ms.
         assert_eq!(pace.read_ahead(2, 1000), 19);
-        assert!(pace.finish_within(8, 2, Duration::from_millis(50)));
-        assert!(!pace.finish_within(12, 2, Duration::from_millis(50)));
-        assert!(!Pace::default().finish_within(1, 1, Duration::from_secs(1)));
+        // And 9 of them within 50 ms (a lane's share of its window).
+        assert_eq!(pace.jobs_within(2, Duration::from_millis(50)), 9);
+        assert_eq!(Pace::default().jobs_within(1, Duration::from_secs(1)), 0);
     }
 }

@@ -43,6 +43,16 @@ struct Producer<'a> {
     idle: bool,
 }
 
+/// Whether a claim is a fast lane.
+enum LaneFit {
+    /// A lane of up to this many jobs.
+    Claim(usize),
+    /// Not yet: a lane opens once jobs in flight have finished.
+    Wait,
+    /// The ordinary claim.
+    Ordinary,
+}
+
 /// What a round does before claiming, given the jobs in flight.
 enum Room {
     /// `max` jobs were claimed and have finished.
@@ -95,23 +105,31 @@ impl<'a> Producer<'a> {
             limit,
         };
         let store = shared.db.store();
-        let lane = match self.lane_fits(in_flight + limit) {
-            Some(true) => store.lane_claim(&params),
-            // Short jobs, every lane open: one ends as soon as its jobs do. An ordinary
-            // claim now would cost two writes per job, and its outcomes end the open lanes
-            // early (see the completer's `end_lanes`).
-            Some(false) => {
+        let claimed = match self.lane_fit(in_flight, limit) {
+            LaneFit::Claim(jobs) => {
+                let lane = store.lane_claim(&ClaimParams {
+                    limit: jobs,
+                    ..params
+                });
+                if !matches!(lane, Ok(Some(_))) {
+                    shared.lanes.claim_ended();
+                }
+                match lane {
+                    Ok(Some(claim)) => Ok((claim.rows, Some(claim.lane))),
+                    Ok(None) => store.job_claim(&params).map(|jobs| (jobs, None)),
+                    Err(e) => Err(e),
+                }
+            }
+            // Short jobs, and no room in a lane yet: one opens as soon as jobs finish. An
+            // ordinary claim now would cost two writes per job, and its outcomes wait for
+            // the open lanes to end (see the completer's `end_lanes`).
+            LaneFit::Wait => {
                 shared
                     .slots
                     .wait_in_flight_below(in_flight, lane::WINDOW / 10);
                 return ControlFlow::Continue(());
             }
-            None => Ok(None),
-        };
-        let claimed = match lane {
-            Ok(Some(claim)) => Ok((claim.rows, Some(claim.lane))),
-            Ok(None) => store.job_claim(&params).map(|jobs| (jobs, None)),
-            Err(e) => Err(e),
+            LaneFit::Ordinary => store.job_claim(&params).map(|jobs| (jobs, None)),
         };
         match claimed {
             Err(e) => self.claim_failed(&e),
@@ -121,17 +139,30 @@ impl<'a> Producer<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Whether the next claim may be a fast lane: allowed, and these jobs (those in flight
-    /// and the claim's) finishing within half the lane's window at the pace jobs have been
-    /// finishing. `Some(false)`: it may, once one of the open lanes has ended.
-    fn lane_fits(&self, jobs: usize) -> Option<bool> {
-        let shared = self.shared;
-        let fits = shared.config.fast_lane
-            && shared.config.queues.is_empty()
-            && shared
-                .pace
-                .finish_within(jobs, self.concurrency, lane::WINDOW / 2);
-        fits.then(|| shared.lanes.len() < lane::MOST_OPEN)
+    /// Whether the next claim may be a fast lane, and of how many jobs: those the executors
+    /// finish within half the lane's window at the pace jobs have been finishing, less those
+    /// already in flight, and no more than `limit` or the lanes' bound (see `lane`). A
+    /// `Claim` must be followed by the lane's `open`, or by `claim_ended`. Jobs too long for every executor to finish
+    /// one in that time take the ordinary claim.
+    fn lane_fit(&self, in_flight: usize, limit: usize) -> LaneFit {
+        let (shared, concurrency) = (self.shared, self.concurrency);
+        if !shared.config.fast_lane || !shared.config.queues.is_empty() {
+            return LaneFit::Ordinary;
+        }
+        let fit = shared.pace.jobs_within(concurrency, lane::WINDOW / 2);
+        if fit < concurrency {
+            return LaneFit::Ordinary;
+        }
+        let most = shared.lanes.most().unwrap_or(usize::MAX);
+        let room = fit.saturating_sub(in_flight).min(limit).min(most);
+        // A small lane costs the round trips of a large one: wait for half the room unless an
+        // executor has nothing to do.
+        let worth = room > 0 && (room >= fit.min(most) / 2 || in_flight < concurrency);
+        if worth && shared.lanes.start_claim() {
+            LaneFit::Claim(room)
+        } else {
+            LaneFit::Wait
+        }
     }
 
     /// How many jobs fit: the capacity (`concurrency` plus the read-ahead) less those in

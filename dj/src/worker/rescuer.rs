@@ -126,7 +126,7 @@ fn liveness(shared: &Shared) -> crate::Result<Liveness> {
     ))
 }
 
-fn rescue_dead_workers(shared: &Shared) -> crate::Result<()> {
+pub(super) fn rescue_dead_workers(shared: &Shared) -> crate::Result<()> {
     let live = liveness(shared)?;
     // A worker judged by its heartbeat's age only once this one has reached the database
     // for a whole timeout: after an outage everyone shared, every heartbeat is old.

@@ -182,7 +182,11 @@ fn async_runtime(concurrency: usize) -> Result<tokio::runtime::Runtime> {
 }
 
 /// Rows still locked under this worker's name belong to an earlier process that had it (the
-/// same host and pid, as in containers), which is gone: free them, then register.
+/// same host and pid, as in containers), which is gone: free them, then register. Then the
+/// workers of this host whose process is gone are declared dead and their fast lanes'
+/// crashes counted, before the first claim: a job that killed its worker in a lane left no
+/// mark on its row, and a worker restarted at once would otherwise claim it in a lane again,
+/// and die again, before its rescuer looks.
 fn start_up(shared: &Shared) -> Result<()> {
     let name = shared.name();
     let reason = format!("the worker that ran it ({name}) restarted");
@@ -197,7 +201,8 @@ fn start_up(shared: &Shared) -> Result<()> {
                 ..JobFilter::default()
             })?;
             rescuer::rescue_rows(shared, &name, &reason, rows)?;
-            heartbeat::register(shared, &name)
+            heartbeat::register(shared, &name)?;
+            rescuer::rescue_dead_workers(shared)
         },
         |e, wait| {
             shared.say_error(format_args!(
