@@ -170,6 +170,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     ) -> Result<()> {
         unreachable!("a lane comes only from a backend that has lanes")
     }
+    /// After a failed [`Store::lane_finish`]: deletes the lane's record (`worker`'s naming any
+    /// of `ids`) and those of the rows its jobs had finished (`done`) that no worker has
+    /// claimed since. Retried until it succeeds, it keeps them from running again unless
+    /// another worker took one first.
+    fn lane_abandoned(&self, _worker: &str, _ids: &[JobId], _done: &[JobId]) -> Result<()> {
+        unreachable!("a lane comes only from a backend that has lanes")
+    }
     /// Lanes left by workers that died: `worker`'s (a name being registered again), or with
     /// `None` those of every unregistered name. Their rows still waiting count a crash.
     fn lane_rescue(&self, _worker: Option<&str>) -> Result<u64> {

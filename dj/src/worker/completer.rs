@@ -67,7 +67,7 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
                 next = outcomes.try_recv().ok();
             }
         }
-        for (owner, after) in end_lanes(shared, shutting_down) {
+        for (owner, after) in end_lanes(shared, shutting_down, &mut give_up_at) {
             waiting.entry(owner).or_default().extend(after);
         }
         if !waiting.is_empty() {
@@ -87,7 +87,7 @@ fn run(shared: &Shared, outcomes: &Receiver<Message>) {
     }
     // Every sender is gone: end the lanes still open (their transactions would otherwise end
     // with their connections, and their finished jobs run again).
-    for (owner, after) in end_lanes(shared, true) {
+    for (owner, after) in end_lanes(shared, true, &mut give_up_at) {
         waiting.entry(owner).or_default().extend(after);
     }
     write_waiting(shared, &mut waiting, &mut give_up_at);
@@ -118,11 +118,15 @@ fn write_waiting(
 /// only their own. So the completer holds the lanes (none opens) and writes once the open
 /// ones have ended by their own course, within their window: ending them early instead
 /// would make ordinary claims of all their unfinished jobs, two more writes each.
-fn end_lanes(shared: &Shared, all: bool) -> BTreeMap<Arc<str>, Vec<Outcome>> {
+fn end_lanes(
+    shared: &Shared,
+    all: bool,
+    give_up_at: &mut Option<Instant>,
+) -> BTreeMap<Arc<str>, Vec<Outcome>> {
     let mut after: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
     for closing in shared.lanes.closing(Instant::now(), all) {
         let owner = closing.owner.clone();
-        let failed = end_lane(shared, closing);
+        let failed = end_lane(shared, closing, give_up_at);
         if !failed.is_empty() {
             after.entry(owner).or_default().extend(failed);
         }
@@ -145,9 +149,10 @@ fn receive(shared: &Shared, outcomes: &Receiver<Message>) -> Option<Message> {
 /// Ends a fast lane in its transaction: finished jobs deleted, the rest (running, waiting,
 /// failed) made ordinary claims. Returns the failed jobs' outcomes, to be written the
 /// ordinary way now that their rows are claimed. If the transaction fails nothing of it was
-/// written: its rows are free again, so its finished jobs may run again (at-least-once) and
-/// its other jobs are no longer this worker's.
-fn end_lane(shared: &Shared, lane: Closing) -> Vec<Outcome> {
+/// written: its rows are free again. The finished ones are then deleted once the database
+/// answers, while no lane of this worker opens; one another worker claimed first runs again
+/// (at-least-once). Its other jobs are no longer this worker's.
+fn end_lane(shared: &Shared, lane: Closing, give_up_at: &mut Option<Instant>) -> Vec<Outcome> {
     let mut complete = Vec::new();
     let mut released = Vec::new();
     let mut promote = Vec::new();
@@ -170,16 +175,18 @@ fn end_lane(shared: &Shared, lane: Closing) -> Vec<Outcome> {
         .collect();
     promote.extend(&unfinished);
     let store = shared.db.store();
+    let ids: Vec<JobId> = (complete.iter().chain(&released).chain(&promote))
+        .copied()
+        .collect();
     let ended = store.lane_finish(lane.lane, &lane.owner, &complete, &promote);
     released.extend(&complete);
     if let Err(e) = ended {
-        released.extend(after.iter().map(Outcome::id));
-        shared.slots.written(&released);
         let lost = shared.slots.lose(&unfinished);
         shared.say_error(format_args!(
-            "Error while ending a fast lane: {e}; its {} finished job(s) may run again, and \
-             {} running or waiting job(s) are no longer this worker's: {:?}",
-            complete.len() + after.len(),
+            "Error while ending a fast lane: {e}; its {} finished job(s) are deleted once the \
+             database answers (one another worker claims first runs again), and {} running or \
+             waiting job(s) are no longer this worker's: {:?}",
+            complete.len(),
             unfinished.len(),
             unfinished
         ));
@@ -188,9 +195,50 @@ fn end_lane(shared: &Shared, lane: Closing) -> Vec<Outcome> {
                 "Job {name} (id={id}) lost its lock: its outcome will not be recorded"
             ));
         }
-        return Vec::new();
+        // The slots go only once the rows are: until then a claim of this worker that takes
+        // one again finds its job held, and lets it go (see `Slots::add_claimed`).
+        let after_others = abandon(shared, &lane.owner, &ids, &complete, give_up_at);
+        released.extend(after.iter().map(Outcome::id));
+        shared.slots.written(&released);
+        shared.lanes.resume();
+        return after_others;
     }
     shared.slots.written(&released);
+    after
+}
+
+/// After a lane's end failed: deletes its finished jobs' rows once the database answers,
+/// holding the lanes (none opens; the caller resumes them) after the claim under way, if
+/// any, and ending those open now. Returns their failed jobs' outcomes. A row another worker
+/// claimed first runs again (at-least-once).
+fn abandon(
+    shared: &Shared,
+    owner: &str,
+    ids: &[JobId],
+    done: &[JobId],
+    give_up_at: &mut Option<Instant>,
+) -> Vec<Outcome> {
+    shared.lanes.hold();
+    shared.lanes.wait_for_claim();
+    // A lane of this worker opened since may hold some of the rows: it lets them go (see
+    // `Slots::add_claimed`) when it ends, which must come first.
+    let mut after = Vec::new();
+    for ended in end_lanes(shared, true, give_up_at).into_values() {
+        after.extend(ended);
+    }
+    let store = shared.db.store();
+    let abandoned = until_done(
+        shared,
+        give_up_at,
+        "deleting a fast lane's finished jobs",
+        || store.lane_abandoned(owner, ids, done),
+    );
+    if let Err(e) = abandoned {
+        shared.say_error(format_args!(
+            "Error while deleting a fast lane's finished jobs, giving up at shutdown: {e}; \
+             jobs {done:?} may run again"
+        ));
+    }
     after
 }
 
@@ -226,39 +274,52 @@ fn write_grouped(
     for outcome in batch {
         grouped.add(outcome);
     }
+    let written = until_done(shared, give_up_at, "recording job outcomes", || {
+        write(shared, owner, &mut grouped)
+    });
+    if let Err(e) = written {
+        shared.say_error(format_args!(
+            "Error while recording job outcomes, giving up at shutdown: {e}; jobs {:?} stay \
+             locked until a live worker rescues them",
+            grouped.ids()
+        ));
+    }
+}
+
+/// Runs `attempt` until it succeeds, logging each failure as `Error while {what}`; once the
+/// worker is stopping, only until `shutdown_timeout` after the first failure since the stop,
+/// and then returns the last error.
+fn until_done(
+    shared: &Shared,
+    give_up_at: &mut Option<Instant>,
+    what: &str,
+    mut attempt: impl FnMut() -> crate::Result<()>,
+) -> crate::Result<()> {
     let mut wait = Duration::from_millis(50);
     loop {
-        match write(shared, owner, &mut grouped) {
-            Ok(()) => return,
-            Err(e) => {
-                let stopping = shared.stop.is_set();
-                let limit = if stopping {
-                    *give_up_at
-                        .get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout)
-                } else {
-                    Instant::now() + wait
-                };
-                if stopping && Instant::now() >= limit {
-                    shared.say_error(format_args!(
-                        "Error while recording job outcomes, giving up at shutdown: {e}; \
-                         jobs {:?} stay locked until a live worker rescues them",
-                        grouped.ids()
-                    ));
-                    return;
-                }
-                shared.say_error(format_args!(
-                    "Error while recording job outcomes: {e}; retrying in {:.1}s",
-                    wait.as_secs_f64()
-                ));
-                let pause = if stopping {
-                    wait.min(limit.saturating_duration_since(Instant::now()))
-                } else {
-                    wait
-                };
-                std::thread::sleep(pause);
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
+        let Err(e) = attempt() else {
+            return Ok(());
+        };
+        let stopping = shared.stop.is_set();
+        let limit = if stopping {
+            *give_up_at.get_or_insert_with(|| Instant::now() + shared.config.shutdown_timeout)
+        } else {
+            Instant::now() + wait
+        };
+        if stopping && Instant::now() >= limit {
+            return Err(e);
         }
+        shared.say_error(format_args!(
+            "Error while {what}: {e}; retrying in {:.1}s",
+            wait.as_secs_f64()
+        ));
+        let pause = if stopping {
+            wait.min(limit.saturating_duration_since(Instant::now()))
+        } else {
+            wait
+        };
+        std::thread::sleep(pause);
+        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 

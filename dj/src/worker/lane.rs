@@ -86,13 +86,14 @@ impl Lanes {
 
     /// A lane claimed for `owner` holding `ids`; `hand_over` gives the jobs to the slot
     /// table while the lanes are locked, so that the completer never ends a lane whose jobs
-    /// the table does not hold yet (it would take them for lost, and free their rows).
+    /// the table does not hold yet (it would take them for lost, and free their rows). The
+    /// jobs it returns, which the table holds already, are not run: the lane lets them go.
     pub(super) fn open(
         &self,
         lane: Lane,
         owner: Arc<str>,
         ids: &[JobId],
-        hand_over: impl FnOnce(),
+        hand_over: impl FnOnce() -> Vec<JobId>,
     ) {
         {
             let mut open = self.lock();
@@ -114,7 +115,16 @@ impl Lanes {
                     bound: self.most.load(Ordering::Relaxed),
                 },
             );
-            hand_over();
+            // Neither completed nor promoted, they are let go at the lane's end; no outcome
+            // of theirs is given, as its write would end the slots the table holds them by.
+            let held = hand_over();
+            let lane = open.lanes.get_mut(&key).expect("opened just now");
+            for id in &held {
+                lane.waiting.remove(id);
+            }
+            for id in &held {
+                open.member.remove(id);
+            }
         }
         self.wake();
     }
@@ -137,7 +147,8 @@ impl Lanes {
         true
     }
 
-    /// The lane claim begun with [`Lanes::start_claim`] opened no lane.
+    /// The lane claim begun with [`Lanes::start_claim`] is over (and its rows, if it made
+    /// the ordinary claim instead, are in the slot table).
     pub(super) fn claim_ended(&self) {
         self.lock().claiming = false;
         self.wake();
@@ -150,6 +161,14 @@ impl Lanes {
         let mut open = self.lock();
         open.held = true;
         open.lanes.is_empty() && !open.claiming
+    }
+
+    /// Waits until no lane claim is under way (one is a single statement, bounded by the
+    /// statement timeout).
+    pub(super) fn wait_for_claim(&self) {
+        while self.lock().claiming {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The waiting ordinary outcomes are written: lanes may open again.
@@ -169,12 +188,9 @@ impl Lanes {
             self.most.store((lane.size / 2).max(1), Ordering::Relaxed);
         } else if lane.waiting.is_empty() && lane.bound > 0 && lane.size >= lane.bound {
             let grown = lane.bound.saturating_add((lane.bound / 4).max(1));
-            let _ = self.most.compare_exchange(
-                lane.bound,
-                grown,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            let _ =
+                self.most
+                    .compare_exchange(lane.bound, grown, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 

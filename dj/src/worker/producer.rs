@@ -105,15 +105,13 @@ impl<'a> Producer<'a> {
             limit,
         };
         let store = shared.db.store();
-        let claimed = match self.lane_fit(in_flight, limit) {
+        let fit = self.lane_fit(in_flight, limit);
+        let claimed = match fit {
             LaneFit::Claim(jobs) => {
                 let lane = store.lane_claim(&ClaimParams {
                     limit: jobs,
                     ..params
                 });
-                if !matches!(lane, Ok(Some(_))) {
-                    shared.lanes.claim_ended();
-                }
                 match lane {
                     Ok(Some(claim)) => Ok((claim.rows, Some(claim.lane))),
                     Ok(None) => store.job_claim(&params).map(|jobs| (jobs, None)),
@@ -131,10 +129,22 @@ impl<'a> Producer<'a> {
             }
             LaneFit::Ordinary => store.job_claim(&params).map(|jobs| (jobs, None)),
         };
-        match claimed {
-            Err(e) => self.claim_failed(&e),
-            Ok((jobs, _)) if jobs.is_empty() => return self.nothing_ready(in_flight),
-            Ok((jobs, lane)) => self.claimed(&owner, jobs, lane),
+        let handed_over = match claimed {
+            Ok((jobs, lane)) if !jobs.is_empty() => {
+                self.claimed(&owner, jobs, lane);
+                None
+            }
+            other => Some(other),
+        };
+        // A lane claim that opened no lane (nothing, or the ordinary claim instead) ends
+        // once its rows are in the slot table (see the completer's `abandon`).
+        if matches!(fit, LaneFit::Claim(_)) {
+            shared.lanes.claim_ended();
+        }
+        match handed_over {
+            Some(Err(e)) => self.claim_failed(&e),
+            Some(Ok(_)) => return self.nothing_ready(in_flight),
+            None => {}
         }
         ControlFlow::Continue(())
     }
@@ -287,9 +297,27 @@ impl<'a> Producer<'a> {
                     .lanes
                     .open(lane, owner.clone(), &ids, || slots.add_claimed(owner, jobs));
             }
-            None => slots.add_claimed(owner, jobs),
+            None => {
+                let held = slots.add_claimed(owner, jobs);
+                if !held.is_empty() {
+                    self.let_go(owner, &held);
+                }
+            }
         }
         self.burst.maybe_report(self.shared);
+    }
+}
+
+impl Producer<'_> {
+    /// Unlocks rows claimed again while this worker still holds their jobs (see
+    /// `Slots::add_claimed`); if that fails, the locks are checked before the next claim.
+    fn let_go(&mut self, owner: &str, ids: &[JobId]) {
+        if let Err(e) = self.shared.db.store().job_unlock(owner, ids) {
+            self.shared.say_error(format_args!(
+                "Error while releasing jobs claimed again: {e}"
+            ));
+            self.reconcile = true;
+        }
     }
 }
 

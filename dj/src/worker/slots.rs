@@ -190,12 +190,20 @@ impl Slots {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// New claims, in the order they should start.
-    pub(super) fn add_claimed(&self, owner: &Arc<str>, rows: Vec<JobRow>) {
+    /// New claims, in the order they should start. A row whose job this worker holds
+    /// already is not added, and is returned: it was claimed again because the fast lane
+    /// that had it ended with its connection (its outcome, or its run, is still under way
+    /// here), and must not run twice at once.
+    pub(super) fn add_claimed(&self, owner: &Arc<str>, rows: Vec<JobRow>) -> Vec<JobId> {
         let mut table = self.lock();
+        let mut held = Vec::new();
         for row in rows {
+            if table.slots.contains_key(&row.id) {
+                held.push(row.id);
+                continue;
+            }
             table.waiting.push_back(row.id);
-            let replaced = table.slots.insert(
+            table.slots.insert(
                 row.id,
                 Slot {
                     row,
@@ -203,10 +211,10 @@ impl Slots {
                     state: State::Claimed,
                 },
             );
-            let from = replaced.map_or(Counts::default(), |old| Counts::of(&old.state));
-            table.counts.moved(from, &State::Claimed);
+            table.counts.moved(Counts::default(), &State::Claimed);
         }
         self.changed.notify_all();
+        held
     }
 
     /// Jobs that hold one of the `concurrency + read_ahead` places.

@@ -26,6 +26,10 @@ pub const POSTGRES_CASES: &[Case] = &[
         "the_maintainer_rebuilds_the_indexes_concurrently_while_jobs_run",
         reindex,
     ),
+    (
+        "a_fast_lane_whose_connection_dies_does_not_run_its_finished_jobs_again",
+        connection_dies,
+    ),
 ];
 
 const JOBS: usize = 3_000;
@@ -198,7 +202,10 @@ fn past_the_window(backend: Backend) {
     // would have made 21).
     let (deleted, updated) = table_writes(&t, 21);
     assert_eq!(deleted, 21);
-    assert!(updated <= 4, "{updated} row updates: the jobs were claimed in a lane");
+    assert!(
+        updated <= 4,
+        "{updated} row updates: the jobs were claimed in a lane"
+    );
 }
 
 /// With `reindex_every`, the elected maintenance worker rebuilds every index of the table
@@ -282,4 +289,72 @@ fn reindex(backend: Backend) {
     for i in 0..2_000 {
         assert_eq!(log.count(&format!("perform k{i}")), 1, "k{i}");
     }
+}
+
+/// The server ends a lane's session while the lane is open: 19 of its jobs have finished, one
+/// (80 ms) is running. The lane's end fails and its rows are free again; the worker deletes
+/// the finished ones once the database answers, before any lane of it opens, so none of them
+/// runs again. The running one does (its lock went with the session: at-least-once).
+fn connection_dies(backend: Backend) {
+    let t = TestDb::new(backend, "lane connection dies");
+    let log = t.log();
+    let sleeps = |key: &str, millis| Sleeps {
+        log: log.path(),
+        key: key.into(),
+        millis,
+        max_run_time_secs: None,
+    };
+    // The first job tells the worker the pace; the other 20 go in one lane.
+    sleeps("first", 0).delay().enqueue(&t.db).unwrap();
+    let app = format!("dj-lane-cut-{}", std::process::id());
+    let db = dj::Db::builder(&t.url)
+        .application_name(app.clone())
+        .open()
+        .unwrap();
+    let worker = dj::Worker::new(db.clone()).concurrency(1);
+    let stop = worker.stop_flag();
+    let running = std::thread::spawn(move || worker.run());
+    assert!(log.wait_for("done first", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(200));
+    dj::enqueue_many(
+        &t.db,
+        (0..19)
+            .map(|i| sleeps(&format!("s{i}"), 0).delay())
+            .chain(std::iter::once(sleeps("slow", 80).delay())),
+    )
+    .unwrap();
+    // The lane's session waits, idle in its transaction, while the slow job runs.
+    let mut client = t.pg_client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        let rows = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND state = 'idle in transaction'",
+                &[&app],
+            )
+            .unwrap();
+        if !rows.is_empty() || Instant::now() > deadline {
+            break !rows.is_empty();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(ended, "a lane was open while the slow job ran");
+    assert!(log.wait_for("done slow", Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.query_i64("SELECT count(*) FROM delayed_jobs") > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.set();
+    running.join().unwrap().unwrap();
+    let performed = log.lines();
+    let left = t.db.jobs(&dj::JobFilter::default()).unwrap();
+    assert!(left.is_empty(), "{left:?}\n{performed:?}");
+    assert_eq!(t.query_i64("SELECT count(*) FROM dj_lanes"), 0);
+    for i in 0..19 {
+        let line = format!("done s{i}");
+        let times = performed.iter().filter(|l| **l == line).count();
+        assert_eq!(times, 1, "{line} once\n{performed:?}");
+    }
+    assert!(log.count("done slow") >= 1);
 }

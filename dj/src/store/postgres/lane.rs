@@ -19,7 +19,8 @@ use tokio_postgres::types::Type;
 use super::claim::every_queue_rows;
 use super::pool::{Checkout, Held, Session, Sql};
 use super::sql::claim::{
-    LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_PROMOTE, LANE_RECORD, LANE_RESCUE,
+    LANE_ABANDONED, LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_PROMOTE,
+    LANE_RECORD, LANE_RESCUE,
 };
 use super::PgStore;
 use crate::error::Result;
@@ -174,6 +175,19 @@ impl PgStore {
                 }
             }
         })
+    }
+
+    pub(super) fn lane_abandoned(&self, worker: &str, ids: &[JobId], done: &[JobId]) -> Result<()> {
+        self.run(async |s: &mut Session| {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&worker, &ids, &done];
+            s.execute(
+                Sql::Fixed(LANE_ABANDONED),
+                &[Type::TEXT, Type::INT8_ARRAY, Type::INT8_ARRAY],
+                &params,
+            )
+            .await
+        })
+        .map(|_| ())
     }
 
     pub(super) fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {

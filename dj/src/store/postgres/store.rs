@@ -67,6 +67,10 @@ impl Store for PgStore {
         PgStore::lane_finish(self, lane, worker, complete, promote)
     }
 
+    fn lane_abandoned(&self, worker: &str, ids: &[JobId], done: &[JobId]) -> Result<()> {
+        PgStore::lane_abandoned(self, worker, ids, done)
+    }
+
     fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {
         PgStore::lane_rescue(self, worker)
     }
