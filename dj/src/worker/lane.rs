@@ -117,13 +117,11 @@ impl Lanes {
             );
             // Neither completed nor promoted, they are let go at the lane's end; no outcome
             // of theirs is given, as its write would end the slots the table holds them by.
-            let held = hand_over();
+            let open = &mut *open;
             let lane = open.lanes.get_mut(&key).expect("opened just now");
-            for id in &held {
-                lane.waiting.remove(id);
-            }
-            for id in &held {
-                open.member.remove(id);
+            for id in hand_over() {
+                lane.waiting.remove(&id);
+                open.member.remove(&id);
             }
         }
         self.wake();

@@ -151,9 +151,9 @@ impl<'a> Producer<'a> {
 
     /// Whether the next claim may be a fast lane, and of how many jobs: those the executors
     /// finish within half the lane's window at the pace jobs have been finishing, less those
-    /// already in flight, and no more than `limit` or the lanes' bound (see `lane`). A
-    /// `Claim` must be followed by the lane's `open`, or by `claim_ended`. Jobs too long for every executor to finish
-    /// one in that time take the ordinary claim.
+    /// already in flight, and no more than `limit` or the lanes' bound (see `lane`). Jobs too
+    /// long for every executor to finish one in that time take the ordinary claim. A `Claim`
+    /// has begun a lane claim (`Lanes::start_claim`): the round ends it.
     fn lane_fit(&self, in_flight: usize, limit: usize) -> LaneFit {
         let (shared, concurrency) = (self.shared, self.concurrency);
         if !shared.config.fast_lane || !shared.config.queues.is_empty() {
@@ -306,9 +306,7 @@ impl<'a> Producer<'a> {
         }
         self.burst.maybe_report(self.shared);
     }
-}
 
-impl Producer<'_> {
     /// Unlocks rows claimed again while this worker still holds their jobs (see
     /// `Slots::add_claimed`); if that fails, the locks are checked before the next claim.
     fn let_go(&mut self, owner: &str, ids: &[JobId]) {

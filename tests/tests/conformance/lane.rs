@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 use dj_tests::jobs::{AlwaysFails, Record, Sleeps};
-use dj_tests::support::{Backend, TestDb};
+use dj_tests::support::{Backend, PerformLog, TestDb};
 
 use crate::Case;
 
@@ -125,6 +125,16 @@ fn two_workers(backend: Backend) {
     );
 }
 
+/// A job that records its start, sleeps `millis`, and records its end in `log`.
+fn sleeps(log: &PerformLog, key: &str, millis: u64) -> Sleeps {
+    Sleeps {
+        log: log.path(),
+        key: key.into(),
+        millis,
+        max_run_time_secs: None,
+    }
+}
+
 /// The rows deleted and updated in `delayed_jobs` as the statistics count them, once at least
 /// `deletes` deletes are counted (they arrive when the writers' sessions end) or 15 s passed.
 fn table_writes(t: &TestDb, deletes: i64) -> (i64, i64) {
@@ -148,12 +158,7 @@ fn table_writes(t: &TestDb, deletes: i64) -> (i64, i64) {
 fn past_the_window(backend: Backend) {
     let t = TestDb::new(backend, "lane past window");
     let log = t.log();
-    let sleeps = |key: &str, millis| Sleeps {
-        log: log.path(),
-        key: key.into(),
-        millis,
-        max_run_time_secs: None,
-    };
+    let sleeps = |key: &str, millis| sleeps(&log, key, millis);
     // Short jobs first, so that the worker knows the pace and claims the rest in a lane.
     dj::enqueue_many(&t.db, (0..20).map(|i| sleeps(&format!("s{i}"), 0).delay())).unwrap();
     let slow = sleeps("slow", 1_500).delay().enqueue(&t.db).unwrap();
@@ -298,12 +303,7 @@ fn reindex(backend: Backend) {
 fn connection_dies(backend: Backend) {
     let t = TestDb::new(backend, "lane connection dies");
     let log = t.log();
-    let sleeps = |key: &str, millis| Sleeps {
-        log: log.path(),
-        key: key.into(),
-        millis,
-        max_run_time_secs: None,
-    };
+    let sleeps = |key: &str, millis| sleeps(&log, key, millis);
     // The first job tells the worker the pace; the other 20 go in one lane.
     sleeps("first", 0).delay().enqueue(&t.db).unwrap();
     let app = format!("dj-lane-cut-{}", std::process::id());
