@@ -118,18 +118,44 @@ fn write_waiting(
 /// only their own. So the completer holds the lanes (none opens) and writes once the open
 /// ones have ended by their own course, within their window: ending them early instead
 /// would make ordinary claims of all their unfinished jobs, two more writes each.
+///
+/// A lane whose end failed leaves its finished rows to delete, and that delete may wait for
+/// a row lock too: so first the lanes are held, the claim under way ends, and every lane of
+/// this worker still open is ended (one may hold a row of the failed lane's: it lets it go).
 fn end_lanes(
     shared: &Shared,
     all: bool,
     give_up_at: &mut Option<Instant>,
 ) -> BTreeMap<Arc<str>, Vec<Outcome>> {
     let mut after: BTreeMap<Arc<str>, Vec<Outcome>> = BTreeMap::new();
-    for closing in shared.lanes.closing(Instant::now(), all) {
-        let owner = closing.owner.clone();
-        let failed = end_lane(shared, closing, give_up_at);
-        if !failed.is_empty() {
-            after.entry(owner).or_default().extend(failed);
+    let mut failed = Vec::new();
+    // Whether the lanes were held before a failed end held them (then they stay held).
+    let mut held_before = None;
+    let mut closing = shared.lanes.closing(Instant::now(), all);
+    while !closing.is_empty() {
+        for lane in closing {
+            let owner = lane.owner.clone();
+            match end_lane(shared, lane) {
+                Ok(failed_jobs) if failed_jobs.is_empty() => {}
+                Ok(failed_jobs) => after.entry(owner).or_default().extend(failed_jobs),
+                Err(abandoned) => failed.push(abandoned),
+            }
         }
+        if failed.is_empty() {
+            return after;
+        }
+        if held_before.is_none() {
+            held_before = Some(shared.lanes.held());
+            shared.lanes.hold();
+            shared.lanes.wait_for_claim();
+        }
+        closing = shared.lanes.closing(Instant::now(), true);
+    }
+    for abandoned in failed {
+        abandon(shared, abandoned, give_up_at);
+    }
+    if held_before == Some(false) {
+        shared.lanes.resume();
     }
     after
 }
@@ -146,13 +172,23 @@ fn receive(shared: &Shared, outcomes: &Receiver<Message>) -> Option<Message> {
     }
 }
 
+/// A lane whose end failed: nothing of it was written, and its rows are free again.
+struct Abandoned {
+    owner: Arc<str>,
+    /// Every job it took, and those of them that finished.
+    ids: Vec<JobId>,
+    done: Vec<JobId>,
+    /// The slots to free once the finished rows are deleted.
+    slots: Vec<JobId>,
+}
+
 /// Ends a fast lane in its transaction: finished jobs deleted, the rest (running, waiting,
 /// failed) made ordinary claims. Returns the failed jobs' outcomes, to be written the
 /// ordinary way now that their rows are claimed. If the transaction fails nothing of it was
-/// written: its rows are free again. The finished ones are then deleted once the database
-/// answers, while no lane of this worker opens; one another worker claimed first runs again
-/// (at-least-once). Its other jobs are no longer this worker's.
-fn end_lane(shared: &Shared, lane: Closing, give_up_at: &mut Option<Instant>) -> Vec<Outcome> {
+/// written and its rows are free again: the lane is returned, for its finished rows to be
+/// deleted once the database answers ([`abandon`]). One another worker claims first runs
+/// again (at-least-once); its other jobs are no longer this worker's.
+fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
     let mut complete = Vec::new();
     let mut released = Vec::new();
     let mut promote = Vec::new();
@@ -180,66 +216,57 @@ fn end_lane(shared: &Shared, lane: Closing, give_up_at: &mut Option<Instant>) ->
         .collect();
     let ended = store.lane_finish(lane.lane, &lane.owner, &complete, &promote);
     released.extend(&complete);
-    if let Err(e) = ended {
-        let lost = shared.slots.lose(&unfinished);
-        shared.say_error(format_args!(
-            "Error while ending a fast lane: {e}; its {} finished job(s) are deleted once the \
-             database answers (one another worker claims first runs again), and {} running or \
-             waiting job(s) are no longer this worker's: {:?}",
-            complete.len(),
-            unfinished.len(),
-            unfinished
-        ));
-        for (id, name) in &lost.running {
-            shared.say_error(format_args!(
-                "Job {name} (id={id}) lost its lock: its outcome will not be recorded"
-            ));
-        }
-        // The slots go only once the rows are: until then a claim of this worker that takes
-        // one again finds its job held, and lets it go (see `Slots::add_claimed`).
-        let after_others = abandon(shared, &lane.owner, &ids, &complete, give_up_at);
-        released.extend(after.iter().map(Outcome::id));
+    let Err(e) = ended else {
         shared.slots.written(&released);
-        shared.lanes.resume();
-        return after_others;
+        return Ok(after);
+    };
+    let lost = shared.slots.lose(&unfinished);
+    shared.say_error(format_args!(
+        "Error while ending a fast lane: {e}; its {} finished job(s) are deleted once the \
+         database answers (one another worker claims first runs again), its {} failed job(s) \
+         run again without this attempt counted, and {} running or waiting job(s) are no \
+         longer this worker's: {:?}",
+        complete.len(),
+        after.len(),
+        unfinished.len(),
+        unfinished
+    ));
+    for (id, name) in &lost.running {
+        shared.say_error(format_args!(
+            "Job {name} (id={id}) lost its lock: its outcome will not be recorded"
+        ));
     }
-    shared.slots.written(&released);
-    after
+    // The slots go only once the rows are: until then a claim of this worker that takes
+    // one again finds its job held, and lets it go (see `Slots::add_claimed`).
+    released.extend(after.iter().map(Outcome::id));
+    Err(Abandoned {
+        owner: lane.owner,
+        ids,
+        done: complete,
+        slots: released,
+    })
 }
 
-/// After a lane's end failed: deletes its finished jobs' rows once the database answers,
-/// holding the lanes (none opens; the caller resumes them) after the claim under way, if
-/// any, and ending those open now. Returns their failed jobs' outcomes. A row another worker
-/// claimed first runs again (at-least-once).
-fn abandon(
-    shared: &Shared,
-    owner: &str,
-    ids: &[JobId],
-    done: &[JobId],
-    give_up_at: &mut Option<Instant>,
-) -> Vec<Outcome> {
-    shared.lanes.hold();
-    shared.lanes.wait_for_claim();
-    // A lane of this worker opened since may hold some of the rows: it lets them go (see
-    // `Slots::add_claimed`) when it ends, which must come first.
-    let mut after = Vec::new();
-    for ended in end_lanes(shared, true, give_up_at).into_values() {
-        after.extend(ended);
-    }
+/// Deletes a failed lane's finished rows once the database answers (none of this worker's
+/// lanes is open: see [`end_lanes`]), then frees its slots. A row another worker claimed
+/// first runs again (at-least-once); one this worker claimed again meanwhile is deleted too,
+/// as its job is let go.
+fn abandon(shared: &Shared, lane: Abandoned, give_up_at: &mut Option<Instant>) {
     let store = shared.db.store();
-    let abandoned = until_done(
+    let deleted = until_done(
         shared,
         give_up_at,
         "deleting a fast lane's finished jobs",
-        || store.lane_abandoned(owner, ids, done),
+        || store.lane_abandoned(&lane.owner, &lane.ids, &lane.done),
     );
-    if let Err(e) = abandoned {
+    if let Err(e) = deleted {
         shared.say_error(format_args!(
             "Error while deleting a fast lane's finished jobs, giving up at shutdown: {e}; \
-             jobs {done:?} may run again"
+             jobs {:?} may run again",
+            lane.done
         ));
     }
-    after
+    shared.slots.written(&lane.slots);
 }
 
 #[derive(Default)]

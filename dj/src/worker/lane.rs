@@ -87,44 +87,48 @@ impl Lanes {
     /// A lane claimed for `owner` holding `ids`; `hand_over` gives the jobs to the slot
     /// table while the lanes are locked, so that the completer never ends a lane whose jobs
     /// the table does not hold yet (it would take them for lost, and free their rows). The
-    /// jobs it returns, which the table holds already, are not run: the lane lets them go.
+    /// jobs it returns, which the table holds already (for a lane whose end failed), are not
+    /// run: the lane lets them go. Returns how many it took to run.
     pub(super) fn open(
         &self,
         lane: Lane,
         owner: Arc<str>,
         ids: &[JobId],
         hand_over: impl FnOnce() -> Vec<JobId>,
-    ) {
-        {
+    ) -> usize {
+        let taken = {
             let mut open = self.lock();
             open.claiming = false;
             let key = open.next;
             open.next += 1;
-            for id in ids {
+            // Neither completed nor promoted, held jobs are let go at the lane's end; no
+            // outcome of theirs is routed here, as the lane that holds them is another.
+            let held: HashSet<JobId> = hand_over().into_iter().collect();
+            let waiting: HashSet<JobId> = ids
+                .iter()
+                .copied()
+                .filter(|id| !held.contains(id))
+                .collect();
+            for id in &waiting {
                 open.member.insert(*id, key);
             }
+            let taken = waiting.len();
             open.lanes.insert(
                 key,
                 OpenLane {
                     lane,
                     owner,
-                    waiting: ids.iter().copied().collect(),
-                    outcomes: Vec::with_capacity(ids.len()),
+                    waiting,
+                    outcomes: Vec::with_capacity(taken),
                     deadline: Instant::now() + WINDOW,
-                    size: ids.len(),
+                    size: taken,
                     bound: self.most.load(Ordering::Relaxed),
                 },
             );
-            // Neither completed nor promoted, they are let go at the lane's end; no outcome
-            // of theirs is given, as its write would end the slots the table holds them by.
-            let open = &mut *open;
-            let lane = open.lanes.get_mut(&key).expect("opened just now");
-            for id in hand_over() {
-                lane.waiting.remove(&id);
-                open.member.remove(&id);
-            }
-        }
+            taken
+        };
         self.wake();
+        taken
     }
 
     fn wake(&self) {
@@ -161,6 +165,11 @@ impl Lanes {
         open.lanes.is_empty() && !open.claiming
     }
 
+    /// Whether the lanes are held (only the completer holds and resumes them).
+    pub(super) fn held(&self) -> bool {
+        self.lock().held
+    }
+
     /// Waits until no lane claim is under way (one is a single statement, bounded by the
     /// statement timeout).
     pub(super) fn wait_for_claim(&self) {
@@ -180,10 +189,18 @@ impl Lanes {
     }
 
     /// A lane ended by its own course (not cut short by the worker): one whose window ran
-    /// out with jobs unfinished halves the bound; one done within it at the bound raises it.
+    /// out with jobs unfinished bounds the next at half its size; one done within it at the bound
+    /// raises it.
     fn learn(&self, lane: &OpenLane, now: Instant) {
         if !lane.waiting.is_empty() && lane.deadline <= now {
-            self.most.store((lane.size / 2).max(1), Ordering::Relaxed);
+            // Lanes open together learn in turn: the one that ran out keeps the bound below
+            // its half, never above a smaller bound another set.
+            let half = (lane.size / 2).max(1);
+            let _ = self
+                .most
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |most| {
+                    (most == 0 || most > half).then_some(half)
+                });
         } else if lane.waiting.is_empty() && lane.bound > 0 && lane.size >= lane.bound {
             let grown = lane.bound.saturating_add((lane.bound / 4).max(1));
             let _ =
@@ -242,5 +259,58 @@ impl Lanes {
     /// When the first open lane must end, if any is open.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.lock().lanes.values().map(|l| l.deadline).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lane() -> Lane {
+        Lane(Box::new(()))
+    }
+
+    #[test]
+    fn a_lane_that_takes_a_held_job_leaves_it_to_the_lane_that_holds_it() {
+        let lanes = Lanes::default();
+        let owner: Arc<str> = "w".into();
+        assert_eq!(lanes.open(lane(), owner.clone(), &[1, 2], Vec::new), 2);
+        // Job 2's row came free (the first lane's connection died) and the second took it.
+        assert_eq!(lanes.open(lane(), owner, &[2, 3], || vec![2]), 1);
+        assert!(
+            lanes.route(Outcome::Complete(2)).is_none(),
+            "kept for the first lane"
+        );
+        assert!(lanes.route(Outcome::Complete(3)).is_none());
+        let closing = lanes.closing(Instant::now(), true);
+        let mut done: Vec<(Vec<JobId>, Vec<JobId>)> = closing
+            .iter()
+            .map(|c| {
+                let mut finished: Vec<JobId> = c.outcomes.iter().map(Outcome::id).collect();
+                finished.sort_unstable();
+                let mut unfinished = c.unfinished.clone();
+                unfinished.sort_unstable();
+                (finished, unfinished)
+            })
+            .collect();
+        done.sort();
+        assert_eq!(done, vec![(vec![2], vec![1]), (vec![3], vec![])]);
+    }
+
+    #[test]
+    fn lanes_that_ran_out_together_keep_the_smallest_bound() {
+        let lanes = Lanes::default();
+        let owner: Arc<str> = "w".into();
+        let big: Vec<JobId> = (0..400).collect();
+        let small: Vec<JobId> = (400..500).collect();
+        lanes.open(lane(), owner.clone(), &big, Vec::new);
+        lanes.open(lane(), owner, &small, Vec::new);
+        let later = Instant::now() + WINDOW * 2;
+        assert_eq!(lanes.closing(later, false).len(), 2);
+        assert_eq!(
+            lanes.most(),
+            Some(50),
+            "half the smaller lane, whichever learned last"
+        );
     }
 }

@@ -286,23 +286,27 @@ impl<'a> Producer<'a> {
         self.failures = 0;
         self.idle = false;
         self.burst.start();
-        self.claimed_total += jobs.len() as u64;
-        let count = jobs.len();
-        self.shared.emit(|| super::Event::Claimed { count });
         let slots = &self.shared.slots;
-        match lane {
+        // Jobs the table holds already (see `Slots::add_claimed`) are let go, not counted.
+        let count = match lane {
             Some(lane) => {
                 let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
                 self.shared
                     .lanes
-                    .open(lane, owner.clone(), &ids, || slots.add_claimed(owner, jobs));
+                    .open(lane, owner.clone(), &ids, || slots.add_claimed(owner, jobs))
             }
             None => {
+                let count = jobs.len();
                 let held = slots.add_claimed(owner, jobs);
                 if !held.is_empty() {
                     self.let_go(owner, &held);
                 }
+                count - held.len()
             }
+        };
+        self.claimed_total += count as u64;
+        if count > 0 {
+            self.shared.emit(|| super::Event::Claimed { count });
         }
         self.burst.maybe_report(self.shared);
     }

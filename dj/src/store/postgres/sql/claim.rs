@@ -342,12 +342,13 @@ pub(crate) const LANE_RECORD: &str =
 pub(crate) const LANE_FORGET: &str = "DELETE FROM dj_lanes WHERE id = $1";
 
 /// After a lane's end failed: its record (the worker's naming any of its ids, $2) goes, and so
-/// do the rows its jobs had finished ($3) that are not claimed again. A lane of another worker
+/// do the rows its jobs had finished ($3) that no other worker claimed again (this one lets
+/// such a job go: its slot is still held). A lane of another worker
 /// holding one is waited for (it ends within its window, and the caller has no lane open).
 pub(crate) const LANE_ABANDONED: &str = "WITH lane AS ( \
          DELETE FROM dj_lanes WHERE worker = $1 AND ids && $2) \
      DELETE FROM delayed_jobs \
-     WHERE id = ANY($3) AND locked_at IS NULL AND failed_at IS NULL";
+     WHERE id = ANY($3) AND (locked_at IS NULL OR locked_by = $1) AND failed_at IS NULL";
 
 /// The batch records of worker `$1`, or with `$1` null of every worker not registered: the
 /// lanes of workers that died. Each of their rows not yet finished counts a crash, so that it
