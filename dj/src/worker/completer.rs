@@ -131,25 +131,26 @@ fn end_lanes(
     let mut failed = Vec::new();
     // Whether the lanes were held before a failed end held them (then they stay held).
     let mut held_before = None;
-    let mut closing = shared.lanes.closing(Instant::now(), all);
-    while !closing.is_empty() {
-        for lane in closing {
-            let owner = lane.owner.clone();
-            match end_lane(shared, lane) {
-                Ok(failed_jobs) if failed_jobs.is_empty() => {}
-                Ok(failed_jobs) => after.entry(owner).or_default().extend(failed_jobs),
-                Err(abandoned) => failed.push(abandoned),
+    while let Some(lane) =
+        shared
+            .lanes
+            .closing(Instant::now(), all || held_before.is_some(), |ids| {
+                shared.slots.take_back(ids)
+            })
+    {
+        let owner = lane.owner.clone();
+        match end_lane(shared, lane) {
+            Ok(failed_jobs) if failed_jobs.is_empty() => {}
+            Ok(failed_jobs) => after.entry(owner).or_default().extend(failed_jobs),
+            Err(abandoned) => {
+                failed.push(abandoned);
+                if held_before.is_none() {
+                    held_before = Some(shared.lanes.held());
+                    shared.lanes.hold();
+                    shared.lanes.wait_for_claim();
+                }
             }
         }
-        if failed.is_empty() {
-            return after;
-        }
-        if held_before.is_none() {
-            held_before = Some(shared.lanes.held());
-            shared.lanes.hold();
-            shared.lanes.wait_for_claim();
-        }
-        closing = shared.lanes.closing(Instant::now(), true);
     }
     for abandoned in failed {
         abandon(shared, abandoned, give_up_at);
@@ -182,12 +183,12 @@ struct Abandoned {
     slots: Vec<JobId>,
 }
 
-/// Ends a fast lane in its transaction: finished jobs deleted, the rest (running, waiting,
-/// failed) made ordinary claims. Returns the failed jobs' outcomes, to be written the
-/// ordinary way now that their rows are claimed. If the transaction fails nothing of it was
-/// written and its rows are free again: the lane is returned, for its finished rows to be
-/// deleted once the database answers ([`abandon`]). One another worker claims first runs
-/// again (at-least-once); its other jobs are no longer this worker's.
+/// Ends a fast lane in its transaction: finished jobs deleted, those not started let go, the
+/// rest (running, failed) made ordinary claims. Returns the failed jobs' outcomes, to be
+/// written the ordinary way now that their rows are claimed. If the transaction fails
+/// nothing of it was written and its rows are free again: the lane is returned, for its
+/// finished rows to be deleted once the database answers ([`abandon`]). One another worker
+/// claims first runs again (at-least-once); its other jobs are no longer this worker's.
 fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
     let mut complete = Vec::new();
     let mut released = Vec::new();
@@ -204,6 +205,10 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
             }
         }
     }
+    // Jobs no executor had taken are let go with the lane's locks, unwritten, for the next
+    // claim (this worker's or another's): promoting them would cost two writes each.
+    let unstarted = lane.unstarted;
+    shared.lanes.gave_back(unstarted.len());
     let unfinished: Vec<JobId> = lane
         .unfinished
         .into_iter()
@@ -215,6 +220,7 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
         .copied()
         .collect();
     let ended = store.lane_finish(lane.lane, &lane.owner, &complete, &promote);
+    shared.slots.returned(&unstarted);
     released.extend(&complete);
     let Err(e) = ended else {
         shared.slots.written(&released);
@@ -224,7 +230,7 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
     shared.say_error(format_args!(
         "Error while ending a fast lane: {e}; its {} finished job(s) are deleted once the \
          database answers (one another worker claims first runs again), its {} failed job(s) \
-         run again without this attempt counted, and {} running or waiting job(s) are no \
+         run again without this attempt counted, and {} running job(s) are no \
          longer this worker's: {:?}",
         complete.len(),
         after.len(),

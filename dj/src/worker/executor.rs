@@ -53,14 +53,18 @@ enum Done {
     Overran,
 }
 
-fn send(outcomes: &Sender<Message>, owner: Arc<str>, outcome: Outcome) {
-    let _ = outcomes.send(Message::Write(owner, outcome));
+/// An outcome for the completer. A fast lane's job's is kept in its lane at once, so that
+/// the lane, which may end at any moment, ends with it (see `Lanes::route`).
+fn send(shared: &Shared, outcomes: &Sender<Message>, owner: Arc<str>, outcome: Outcome) {
+    if let Some(outcome) = shared.lanes.route(outcome) {
+        let _ = outcomes.send(Message::Write(owner, outcome));
+    }
 }
 
 /// A job this executor will not run: unlocked untouched (unless it was lost meanwhile).
 fn release(shared: &Shared, outcomes: &Sender<Message>, id: i64) {
     if let Ended::Record(owner) | Ended::Overran(owner) = shared.slots.ended(id) {
-        send(outcomes, owner, Outcome::Release(id));
+        send(shared, outcomes, owner, Outcome::Release(id));
     }
 }
 
@@ -127,7 +131,7 @@ fn fail_undecodable(shared: &Shared, row: &JobRow, error: String, outcomes: &Sen
     let fail = retry::undecodable(shared, row, &label, error);
     shared.failed.fetch_add(1, Ordering::SeqCst);
     if let Ended::Record(owner) = shared.slots.ended(row.id) {
-        send(outcomes, owner, Outcome::Fail(fail));
+        send(shared, outcomes, owner, Outcome::Fail(fail));
     }
 }
 
@@ -234,7 +238,7 @@ fn finish(
                 attempt.label,
                 runtime.as_secs_f64()
             ));
-            send(outcomes, owner, Outcome::Release(attempt.row.id));
+            send(shared, outcomes, owner, Outcome::Release(attempt.row.id));
             told(shared, &attempt.row, JobOutcome::Expired, runtime);
             return Done::Overran;
         }
@@ -252,7 +256,7 @@ fn finish(
     let outcome = outcome(shared, &attempt, result, runtime);
     let finished = job_outcome(&outcome, attempt.ctx.is_cancelled());
     told(shared, &attempt.row, finished, runtime);
-    send(outcomes, owner, outcome);
+    send(shared, outcomes, owner, outcome);
     Done::Returned
 }
 

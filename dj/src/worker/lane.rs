@@ -2,8 +2,8 @@
 //! database). A batch of short jobs is claimed by locking its rows in a transaction that stays
 //! open while they run; their outcomes gather here, and the completer ends the lane in that
 //! transaction once every job has one, or once the lane has been open for [`WINDOW`]: then
-//! the jobs still running (or still waiting for an executor) become ordinary claims, written
-//! in the same transaction, and go on as any other. A lane's failed jobs are made ordinary
+//! the jobs still running become ordinary claims, written in the same transaction, and go on
+//! as any other, and those no executor has taken are let go unwritten for the next claim. A lane's failed jobs are made ordinary
 //! claims too, and their outcome is written the ordinary way after it.
 //!
 //! The producer takes a lane only when the jobs it claims should all finish within half the
@@ -14,7 +14,7 @@
 //! that finishes at the size allowed lets the next grow by a quarter.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,9 @@ pub(super) struct Lanes {
     waker: Mutex<Option<Waker>>,
     /// The most jobs a lane may take (0: no bound yet).
     most: AtomicUsize,
+    /// Jobs lanes took and let go unstarted at their end (the producer's count of claimed
+    /// jobs leaves them out).
+    given_back: AtomicU64,
 }
 
 #[derive(Default)]
@@ -70,8 +73,10 @@ pub(super) struct Closing {
     pub lane: Lane,
     pub owner: Arc<str>,
     pub outcomes: Vec<Outcome>,
-    /// Its jobs without an outcome: running, or not started.
+    /// Its jobs without an outcome that an executor has taken.
     pub unfinished: Vec<JobId>,
+    /// Its jobs no executor has taken: let go with its locks (see `Slots::take_back`).
+    pub unstarted: HashSet<JobId>,
 }
 
 impl Lanes {
@@ -183,6 +188,16 @@ impl Lanes {
         self.lock().held = false;
     }
 
+    /// `count` jobs of a lane were let go at its end without starting.
+    pub(super) fn gave_back(&self, count: usize) {
+        self.given_back.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// How many jobs lanes have let go unstarted, in all.
+    pub(super) fn given_back(&self) -> u64 {
+        self.given_back.load(Ordering::Relaxed)
+    }
+
     /// The most jobs the next lane may take, if lanes have been bounded.
     pub(super) fn most(&self) -> Option<usize> {
         Some(self.most.load(Ordering::Relaxed)).filter(|&most| most > 0)
@@ -214,46 +229,62 @@ impl Lanes {
         self.lock().member.contains_key(&id)
     }
 
-    /// Keeps the outcome of a job in an open lane for the lane's end; gives back any other.
+    /// Keeps the outcome of a job in an open lane for the lane's end (waking the completer
+    /// once the lane has every outcome); gives back any other.
     pub(super) fn route(&self, outcome: Outcome) -> Option<Outcome> {
-        let mut open = self.lock();
-        let id = outcome.id();
-        let Some(key) = open.member.remove(&id) else {
-            return Some(outcome);
+        let complete = {
+            let mut open = self.lock();
+            let id = outcome.id();
+            let Some(key) = open.member.remove(&id) else {
+                return Some(outcome);
+            };
+            let lane = open.lanes.get_mut(&key).expect("a member's lane is open");
+            lane.waiting.remove(&id);
+            lane.outcomes.push(outcome);
+            lane.waiting.is_empty()
         };
-        let lane = open.lanes.get_mut(&key).expect("a member's lane is open");
-        lane.waiting.remove(&id);
-        lane.outcomes.push(outcome);
+        if complete {
+            self.wake();
+        }
         None
     }
 
-    /// The lanes to end: those with every outcome in, those open for the whole window, or
-    /// (`all`, when the worker stops) every one.
-    pub(super) fn closing(&self, now: Instant, all: bool) -> Vec<Closing> {
+    /// The next lane to end: one with every outcome in, one open for the whole window, or
+    /// (`all`, when the worker stops) any. One at a time, each as it ends: the jobs of the
+    /// lanes still open go on finishing into them meanwhile. `take_back` takes its jobs no
+    /// executor has taken from the slot table while the lanes are locked, so that each of
+    /// its jobs either has its outcome here or was taken by an executor before it closed.
+    pub(super) fn closing(
+        &self,
+        now: Instant,
+        all: bool,
+        take_back: impl FnOnce(&[JobId]) -> HashSet<JobId>,
+    ) -> Option<Closing> {
         let mut open = self.lock();
-        let due: Vec<u64> = open
+        let key = open
             .lanes
             .iter()
-            .filter(|(_, l)| all || l.waiting.is_empty() || l.deadline <= now)
-            .map(|(key, _)| *key)
-            .collect();
-        let mut closing = Vec::with_capacity(due.len());
-        for key in due {
-            let lane = open.lanes.remove(&key).expect("listed just now");
-            if !all {
-                self.learn(&lane, now);
-            }
-            for id in &lane.waiting {
-                open.member.remove(id);
-            }
-            closing.push(Closing {
-                lane: lane.lane,
-                owner: lane.owner,
-                outcomes: lane.outcomes,
-                unfinished: lane.waiting.into_iter().collect(),
-            });
+            .find(|(_, l)| all || l.waiting.is_empty() || l.deadline <= now)
+            .map(|(key, _)| *key)?;
+        let lane = open.lanes.remove(&key).expect("found just now");
+        if !all {
+            self.learn(&lane, now);
         }
-        closing
+        for id in &lane.waiting {
+            open.member.remove(id);
+        }
+        let waiting: Vec<JobId> = lane.waiting.into_iter().collect();
+        let unstarted = take_back(&waiting);
+        Some(Closing {
+            lane: lane.lane,
+            owner: lane.owner,
+            outcomes: lane.outcomes,
+            unfinished: waiting
+                .into_iter()
+                .filter(|id| !unstarted.contains(id))
+                .collect(),
+            unstarted,
+        })
     }
 
     /// When the first open lane must end, if any is open.
@@ -282,7 +313,9 @@ mod tests {
             "kept for the first lane"
         );
         assert!(lanes.route(Outcome::Complete(3)).is_none());
-        let closing = lanes.closing(Instant::now(), true);
+        let closing: Vec<Closing> =
+            std::iter::from_fn(|| lanes.closing(Instant::now(), true, |_| HashSet::new()))
+                .collect();
         let mut done: Vec<(Vec<JobId>, Vec<JobId>)> = closing
             .iter()
             .map(|c| {
@@ -306,7 +339,10 @@ mod tests {
         lanes.open(lane(), owner.clone(), &big, Vec::new);
         lanes.open(lane(), owner, &small, Vec::new);
         let later = Instant::now() + WINDOW * 2;
-        assert_eq!(lanes.closing(later, false).len(), 2);
+        assert_eq!(
+            std::iter::from_fn(|| lanes.closing(later, false, |_| HashSet::new())).count(),
+            2
+        );
         assert_eq!(
             lanes.most(),
             Some(50),

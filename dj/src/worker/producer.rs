@@ -179,7 +179,9 @@ impl<'a> Producer<'a> {
     /// flight, and no more than `max` leaves.
     fn room(&self, in_flight: usize) -> Room {
         let (shared, concurrency) = (self.shared, self.concurrency);
-        let remaining = self.max.map(|m| m.saturating_sub(self.claimed_total));
+        // Jobs a lane let go unstarted are claimed again to run.
+        let claimed = self.claimed_total.saturating_sub(shared.lanes.given_back());
+        let remaining = self.max.map(|m| m.saturating_sub(claimed));
         let capacity = concurrency
             + shared
                 .pace

@@ -16,7 +16,7 @@
 //! Capacity counts Claimed, Starting and Running slots: an overrunning job has a thread of its
 //! own and no longer holds one of the `concurrency` places.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,10 @@ use crate::registry::LoadedJob;
 enum State {
     /// Claimed, waiting for an executor.
     Claimed,
+    /// A fast lane let it go unstarted, and its row is free once the lane's transaction has
+    /// ended: it holds its place until then, and a claim that takes the row again claims it
+    /// afresh.
+    Returning,
     /// Taken by an executor, which is loading it.
     Starting,
     /// Being performed.
@@ -88,7 +92,7 @@ impl Counts {
     /// What one slot in `state` adds.
     fn of(state: &State) -> Counts {
         match state {
-            State::Claimed => Counts {
+            State::Claimed | State::Returning => Counts {
                 active: 0,
                 in_flight: 1,
             },
@@ -198,9 +202,17 @@ impl Slots {
         let mut table = self.lock();
         let mut held = Vec::new();
         for row in rows {
-            if table.slots.contains_key(&row.id) {
-                held.push(row.id);
-                continue;
+            match table.slots.get(&row.id).map(|s| &s.state) {
+                Some(State::Returning) => {
+                    table
+                        .counts
+                        .moved(Counts::of(&State::Returning), &State::Finished);
+                }
+                Some(_) => {
+                    held.push(row.id);
+                    continue;
+                }
+                None => {}
             }
             table.waiting.push_back(row.id);
             table.slots.insert(
@@ -480,6 +492,40 @@ impl Slots {
         taken
     }
 
+    /// Of a fast lane's jobs at its end, those no executor has taken (Claimed → Returning):
+    /// they are let go with the lane's locks.
+    pub(super) fn take_back(&self, ids: &[JobId]) -> HashSet<JobId> {
+        let mut table = self.lock();
+        let t = &mut *table;
+        let mut taken = HashSet::new();
+        for id in ids {
+            if let Some(slot) = t.slots.get_mut(id) {
+                if matches!(slot.state, State::Claimed) {
+                    slot.state = State::Returning;
+                    taken.insert(*id);
+                }
+            }
+        }
+        if !taken.is_empty() {
+            t.waiting.retain(|id| !taken.contains(id));
+        }
+        taken
+    }
+
+    /// The lane that let these jobs go has ended: those not claimed again meanwhile go.
+    pub(super) fn returned(&self, ids: &HashSet<JobId>) {
+        let mut table = self.lock();
+        let t = &mut *table;
+        for id in ids {
+            if matches!(t.slots.get(id).map(|s| &s.state), Some(State::Returning)) {
+                t.slots.remove(id);
+                t.counts
+                    .moved(Counts::of(&State::Returning), &State::Finished);
+            }
+        }
+        self.changed.notify_all();
+    }
+
     /// Running jobs at the shutdown timeout: they are unlocked for another worker, so their
     /// outcomes, should their code still return, are not recorded (→ Lost).
     pub(super) fn interrupt_running(&self) -> Vec<Interrupted> {
@@ -523,7 +569,7 @@ impl Slots {
         };
         table.slots.retain(|id, slot| match &slot.state {
             _ if !which(*id) => true,
-            State::Claimed => {
+            State::Claimed | State::Returning => {
                 lost.unstarted.push(*id);
                 false
             }
@@ -556,5 +602,65 @@ impl Slots {
             self.lock().slots.get(&id).map(|s| &s.state),
             Some(state) if !matches!(state, State::Lost)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: JobId) -> JobRow {
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        JobRow {
+            id,
+            priority: 0,
+            attempts: 0,
+            handler: String::new(),
+            last_error: None,
+            run_at: at,
+            locked_at: Some(at),
+            failed_at: None,
+            locked_by: None,
+            queue: None,
+            created_at: at,
+            updated_at: at,
+            name: "Job".to_owned(),
+            max_run_time: None,
+            started_at: None,
+            crashes: 0,
+            snoozes: 0,
+            unique_key: None,
+            concurrency_key: None,
+        }
+    }
+
+    #[test]
+    fn jobs_a_lane_lets_go_hold_their_place_until_it_ends_and_may_be_claimed_afresh() {
+        let slots = Slots::new(1);
+        let owner: Arc<str> = "w".into();
+        assert!(slots
+            .add_claimed(&owner, vec![row(1), row(2), row(3)])
+            .is_empty());
+        let (started, _) = slots.next().expect("job 1 starts");
+        assert_eq!(started.id, 1);
+        let taken = slots.take_back(&[1, 2, 3]);
+        assert_eq!(taken, HashSet::from([2, 3]), "job 1 had started");
+        assert_eq!(
+            slots.in_flight(),
+            3,
+            "let go, not yet free: still in flight"
+        );
+        // The lane ended and another claim took job 3 before its slot went: it is a fresh
+        // claim, not a job held twice.
+        assert!(slots.add_claimed(&owner, vec![row(3)]).is_empty());
+        slots.returned(&taken);
+        assert_eq!(slots.in_flight(), 2, "jobs 1 and 3");
+        assert!(slots.is_lost(2));
+        assert!(!slots.is_lost(3));
+        // Job 1 ends; job 3 is the next to start, and job 2 never starts here.
+        slots.ended(1);
+        slots.written(&[1]);
+        assert_eq!(slots.next().map(|(r, _)| r.id), Some(3));
+        assert_eq!(slots.in_flight(), 1);
     }
 }

@@ -244,7 +244,14 @@ fn frozen_worker(backend: Backend) {
     // for half the capacity, so one or two may be left for B): at least one unstarted.
     assert!(
         (3..=5).contains(&held),
-        "A holds two started jobs and at least one unstarted: {held}"
+        "A holds two started jobs and at least one unstarted: {held}; rows (id, locked_by, \
+         started) {:?}\n{}",
+        t.db.jobs(&JobFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| (r.id, r.locked_by.clone(), r.started_at.is_some()))
+            .collect::<Vec<_>>(),
+        worker_output(&t, "a")
     );
     signal(&a, libc::SIGSTOP);
     let frozen_at = Instant::now();

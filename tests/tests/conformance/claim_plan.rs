@@ -64,7 +64,9 @@ fn backlog_plans(backend: Backend) {
              PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
              PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}; \
              PREPARE lane(text, int4, int4, int8) AS {}; \
-             PREPARE lane_from(text, int4, int4, int8, int4, timestamptz) AS {}",
+             PREPARE lane_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
+             PREPARE lane_leftovers(text, int4, int4, int8) AS {}; \
+             PREPARE lane_leftovers_from(text, int4, int4, int8, int4, timestamptz) AS {}",
             dj::store::postgres::CLAIM,
             dj::store::postgres::CLAIM_QUEUES,
             dj::store::postgres::CLAIM_LIMITED,
@@ -73,6 +75,8 @@ fn backlog_plans(backend: Backend) {
             dj::store::postgres::CLAIM_QUEUES_FROM,
             dj::store::postgres::LANE_CLAIM,
             dj::store::postgres::LANE_CLAIM_FROM,
+            dj::store::postgres::LANE_LEFTOVERS,
+            dj::store::postgres::LANE_LEFTOVERS_FROM,
         ))
         .unwrap();
     let all_queues: Vec<String> = (0..20).map(|q| format!("q{q:02}")).collect();
@@ -101,6 +105,15 @@ fn backlog_plans(backend: Backend) {
             "lane_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
                 .to_owned(),
             Some(1000),
+        ),
+        (
+            "lane_leftovers('me', -2147483648, 2147483647, 1000)".to_owned(),
+            None,
+        ),
+        (
+            "lane_leftovers_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
+                .to_owned(),
+            None,
         ),
         (
             "claim_queues('me', -2147483648, 2147483647, 1000, '{q07}')".to_owned(),
@@ -183,8 +196,9 @@ fn backlog_plans(backend: Backend) {
                 let context = format!("{shape}, {mode}: {execute}\n{plan}");
                 check_plan(&plan, &context);
                 // The plain claims lock with SKIP LOCKED; the limited ones run one at a time
-                // behind an advisory lock and re-check each row as they update it.
-                if !execute.starts_with("claim_limited") {
+                // behind an advisory lock and re-check each row as they update it; the lane's
+                // look for rows it never takes locks nothing.
+                if !execute.starts_with("claim_limited") && !execute.starts_with("lane_leftovers") {
                     assert!(plan.contains("LockRows"), "{context}");
                 }
                 if let Some(claims) = claims {

@@ -30,6 +30,10 @@ pub const POSTGRES_CASES: &[Case] = &[
         "a_fast_lane_whose_connection_dies_does_not_run_its_finished_jobs_again",
         connection_dies,
     ),
+    (
+        "jobs_no_lane_takes_run_once_they_near_the_top_of_a_lane_backlog",
+        leftovers,
+    ),
 ];
 
 const JOBS: usize = 3_000;
@@ -123,6 +127,72 @@ fn two_workers(backend: Backend) {
         updated < (JOBS / 10) as i64,
         "{updated} row updates for {JOBS} jobs: the fast lane claims without updating rows"
     );
+}
+
+/// A backlog of 3,000 jobs of 2 ms (more than 6 s for a serial worker) with two jobs no lane
+/// takes 500 jobs in, in claim order: one with a unique key, one with a crash. The worker
+/// claims its backlog in lanes, which pass them over; its look (once a second) for such rows
+/// among the next it would claim finds them once the lanes are that far, and its ordinary
+/// claim runs them then, long before the backlog ends (without the look, once the lanes found
+/// nothing).
+fn leftovers(backend: Backend) {
+    let t = TestDb::new(backend, "lane leftovers");
+    let log = t.log();
+    const BACKLOG: usize = 3_000;
+    let backlog = |range: std::ops::Range<usize>| {
+        let log = log.path();
+        range.map(move |i| {
+            Sleeps {
+                log: log.clone(),
+                key: format!("b{i}"),
+                millis: 2,
+                max_run_time_secs: None,
+            }
+            .delay()
+            .priority(5)
+        })
+    };
+    dj::enqueue_many(&t.db, backlog(0..500)).unwrap();
+    sleeps(&log, "unique", 0)
+        .delay()
+        .priority(5)
+        .unique("the one")
+        .enqueue(&t.db)
+        .unwrap();
+    let crashed = sleeps(&log, "crashed", 0)
+        .delay()
+        .priority(5)
+        .enqueue(&t.db)
+        .unwrap();
+    t.exec(&format!(
+        "UPDATE delayed_jobs SET crashes = 1 WHERE id = {crashed}"
+    ));
+    dj::enqueue_many(&t.db, backlog(500..BACKLOG)).unwrap();
+    let config = dj::WorkerConfig::default().concurrency(1).read_ahead(20);
+    let worker = dj::Worker::with_config(t.db.clone(), config);
+    let stop = worker.stop_flag();
+    let working = std::thread::spawn(move || worker.run());
+    let started = |key: &str| log.lines().iter().any(|l| l == &format!("start {key}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(started("unique") && started("crashed")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.set();
+    working.join().unwrap().unwrap();
+    let lines = log.lines();
+    for key in ["unique", "crashed"] {
+        let at = lines.iter().position(|l| l == &format!("start {key}"));
+        let before = lines[..at.unwrap_or(lines.len())]
+            .iter()
+            .filter(|l| l.starts_with("start b"))
+            .count();
+        eprintln!("{backend:?}: {key} started after {before} backlog jobs");
+        assert!(
+            at.is_some() && before < 1_500,
+            "{key} started after {before} backlog jobs ({at:?}): the lanes pass it over, and \
+             the worker must look for such rows near the top once a second"
+        );
+    }
 }
 
 /// A job that records its start, sleeps `millis`, and records its end in `log`.

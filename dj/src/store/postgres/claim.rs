@@ -64,13 +64,8 @@ impl PgStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Session| {
             let mut jobs = Vec::new();
-            if self.limited.due() {
-                let rows = conn.query(Sql::Fixed(LIMITED_WORK), &[], &[]).await?;
-                let any = rows.first().is_some_and(|r| r.get::<_, bool>(0));
-                self.limited.found(any);
-                if any {
-                    jobs = claim_limited(conn, p, min, max).await?;
-                }
+            if self.limited.due() && self.look_for_limited(conn).await? {
+                jobs = claim_limited(conn, p, min, max).await?;
             }
             let limit = (p.limit - jobs.len()) as i64;
             if limit > 0 {
@@ -81,6 +76,16 @@ impl PgStore {
         self.last_ordinary.made();
         crate::store::claim_order(&mut jobs);
         Ok(jobs)
+    }
+}
+
+impl PgStore {
+    /// Whether limited work may be claimable ([`LIMITED_WORK`]), told to the probe.
+    pub(super) async fn look_for_limited(&self, conn: &Session) -> PgResult<bool> {
+        let rows = conn.query(Sql::Fixed(LIMITED_WORK), &[], &[]).await?;
+        let any = rows.first().is_some_and(|r| r.get::<_, bool>(0));
+        self.limited.found(any);
+        Ok(any)
     }
 }
 
@@ -146,6 +151,18 @@ pub(super) async fn every_queue_rows(
     limit: i64,
     from: Option<(i32, SystemTime)>,
 ) -> PgResult<Vec<JobRow>> {
+    let rows = every_queue_query(conn, statements, p, limit, from).await?;
+    Ok(rows.iter().map(job_row).collect())
+}
+
+/// [`every_queue_rows`]' statement, its rows as they come.
+pub(super) async fn every_queue_query(
+    conn: &Session,
+    statements: [&'static str; 2],
+    p: &ClaimParams<'_>,
+    limit: i64,
+    from: Option<(i32, SystemTime)>,
+) -> PgResult<Vec<tokio_postgres::Row>> {
     let min = p.min_priority.unwrap_or(i32::MIN);
     let max = p.max_priority.unwrap_or(i32::MAX);
     let [top, from_floor] = statements;
@@ -163,7 +180,7 @@ pub(super) async fn every_queue_rows(
                 .await?
         }
     };
-    Ok(rows.iter().map(job_row).collect())
+    Ok(rows)
 }
 
 /// The limited claim, in a transaction of its own behind the cluster-wide lock.

@@ -107,6 +107,15 @@ impl ClaimFloor {
         lock(&self.every).after(from, took, taken, rows.len() as i64 >= limit);
     }
 
+    /// A row at `key` that a claim took was let go untouched (a fast lane's job that had not
+    /// started): the every-queue floor, if above it, comes down to it.
+    pub(super) fn every_released(&self, key: Key) {
+        let mut floor = lock(&self.every);
+        if floor.key.is_some_and(|at| key < at) {
+            floor.key = Some(key);
+        }
+    }
+
     /// Where each of `queues` (no name twice) starts.
     pub(super) fn listed(&self, queues: &[String]) -> Vec<Option<Key>> {
         let floors = lock(&self.listed);

@@ -12,15 +12,17 @@
 //! job that kills its worker cannot do so for ever unseen. The SQL is in
 //! [`super::sql::claim`].
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use tokio_postgres::types::Type;
 
-use super::claim::every_queue_rows;
+use super::claim::{every_queue_query, every_queue_rows};
+use super::floor::Key;
 use super::pool::{Checkout, Held, Session, Sql};
 use super::sql::claim::{
-    LANE_ABANDONED, LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_PROMOTE,
-    LANE_RECORD, LANE_RESCUE,
+    LANE_ABANDONED, LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_LEFTOVERS,
+    LANE_LEFTOVERS_FROM, LANE_PROMOTE, LANE_RECORD, LANE_RESCUE,
 };
 use super::PgStore;
 use crate::error::Result;
@@ -28,17 +30,17 @@ use crate::io;
 use crate::model::JobId;
 use crate::store::{ClaimParams, Lane, LaneClaim};
 
-/// How often a worker of lanes still claims the ordinary way: the rows a lane never takes
-/// (with a unique key, or a crash) are ready for that claim, and wait this long at most
-/// behind a lane's backlog.
+/// How often a worker of lanes looks for the rows a lane never takes (with a unique key, or
+/// a crash) among the next it would claim, to claim them the ordinary way: once one of them
+/// is that close to the top, it waits this long at most.
 const ORDINARY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// When this store last made an ordinary claim.
+/// When this store last made an ordinary claim, or looked for rows only it takes.
 #[derive(Debug, Default)]
 pub(super) struct LastOrdinary(std::sync::Mutex<Option<Instant>>);
 
 impl LastOrdinary {
-    /// An ordinary claim was made now.
+    /// An ordinary claim was made now, or a look found no row only it takes.
     pub(super) fn made(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
@@ -54,16 +56,30 @@ impl LastOrdinary {
 struct PgLane {
     held: Held,
     record: i64,
+    /// Its rows' places in claim order: those it ends neither completing nor promoting are
+    /// free again, behind the claims' floor.
+    keys: Vec<(JobId, Key)>,
 }
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
 impl PgStore {
     pub(super) fn lane_claim(&self, p: &ClaimParams<'_>) -> Result<Option<LaneClaim>> {
-        // Listed queues and limited work take their ordinary claims, and so does one claim a
-        // second, for the rows no lane takes.
-        if !p.queues.is_empty() || self.limited.due() || self.last_ordinary.due() {
+        // Listed queues take their ordinary claims, and so do limited work and the rows no
+        // lane takes, each looked for once a second. (Claiming the ordinary way whenever a
+        // look was due, whatever the rows, rewrote a tenth of them on a machine whose jobs
+        // ran slowly.)
+        if !p.queues.is_empty() {
             return Ok(None);
+        }
+        if self.limited.due() && self.run(async |s: &mut Session| self.look_for_limited(s).await)? {
+            return Ok(None);
+        }
+        if self.last_ordinary.due() {
+            if self.leftovers_ahead(p)? {
+                return Ok(None);
+            }
+            self.last_ordinary.made();
         }
         io::block_on(async {
             let Some(conn) = self.pool.try_get().await? else {
@@ -113,13 +129,35 @@ impl PgStore {
             };
             let mut rows = rows;
             crate::store::claim_order(&mut rows);
+            let keys = rows
+                .iter()
+                .map(|r| (r.id, (r.priority, r.run_at)))
+                .collect();
             Ok(Some(LaneClaim {
                 rows,
                 lane: Lane(Box::new(PgLane {
                     held: conn.hold(),
                     record,
+                    keys,
                 })),
             }))
+        })
+    }
+
+    /// Whether rows only the ordinary claim takes are among the next `p.limit` in claim
+    /// order ([`LANE_LEFTOVERS`]).
+    fn leftovers_ahead(&self, p: &ClaimParams<'_>) -> Result<bool> {
+        let from = self.floor.every();
+        self.run(async |s: &mut Session| {
+            let rows = every_queue_query(
+                s,
+                [LANE_LEFTOVERS, LANE_LEFTOVERS_FROM],
+                p,
+                p.limit as i64,
+                from,
+            )
+            .await?;
+            Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
         })
     }
 
@@ -135,7 +173,16 @@ impl PgStore {
             .downcast::<PgLane>()
             .expect("a PostgreSQL lane from the PostgreSQL store");
         let record = lane.record;
-        io::block_on(async {
+        // The rows it lets go (not started, or let go by their executor) are free again once
+        // it ends, whether or not its end is written: the next claim walks from the first.
+        // (Once they are: a claim from below them meanwhile would skip them and raise the
+        // floor again.)
+        let ended: HashSet<JobId> = complete.iter().chain(promote).copied().collect();
+        let released = (lane.keys.iter())
+            .filter(|(id, _)| !ended.contains(id))
+            .map(|(_, key)| *key)
+            .min();
+        let finished = io::block_on(async {
             let conn = self.pool.resume(lane.held);
             let ended = self
                 .run_on(conn, async |s: &mut Session| {
@@ -174,7 +221,11 @@ impl PgStore {
                     Err(e)
                 }
             }
-        })
+        });
+        if let Some(key) = released {
+            self.floor.every_released(key);
+        }
+        finished
     }
 
     pub(super) fn lane_abandoned(&self, worker: &str, ids: &[JobId], done: &[JobId]) -> Result<()> {

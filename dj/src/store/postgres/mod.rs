@@ -43,7 +43,7 @@ pub(crate) use schema::schema_sql;
 #[doc(hidden)]
 pub use sql::claim::{
     CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, CLAIM_QUEUES_FROM,
-    LANE_CLAIM, LANE_CLAIM_FROM,
+    LANE_CLAIM, LANE_CLAIM_FROM, LANE_LEFTOVERS, LANE_LEFTOVERS_FROM,
 };
 #[cfg(feature = "diesel-postgres")]
 pub(crate) use targets::insert_diesel;

@@ -324,6 +324,34 @@ pub const LANE_CLAIM: &str = lane_claim!("");
 #[doc(hidden)]
 pub const LANE_CLAIM_FROM: &str = lane_claim!(" AND (priority, run_at) >= ($5, $6)");
 
+/// Whether the rows a fast lane never takes (with a unique key, or a crash) are among the
+/// first `$4` ready rows of every queue in claim order (`$from` as in [`every_queue_claim!`];
+/// rows other transactions hold count too, as an ordinary claim of `$4` reaches past them):
+/// a worker of lanes makes the ordinary claim that takes them only then. A walk of the same
+/// index as the claim's, bounded by the `LIMIT`; it locks nothing. `$1` is not read.
+macro_rules! lane_leftovers {
+    ($from:literal) => {
+        concat!(
+            "SELECT EXISTS (SELECT 1 FROM ( \
+                 SELECT unique_key, crashes FROM delayed_jobs WHERE ",
+            ready_rows!(),
+            $from,
+            " AND concurrency_key IS NULL AND (queue IS NULL OR queue <> ALL (",
+            excluded_queues!(),
+            ")) ORDER BY priority, run_at LIMIT $4) AS head \
+             WHERE unique_key IS NOT NULL OR crashes > 0)"
+        )
+    };
+}
+
+/// [`lane_leftovers!`] from the top.
+#[doc(hidden)]
+pub const LANE_LEFTOVERS: &str = lane_leftovers!("");
+
+/// [`LANE_LEFTOVERS`] from a floor, as [`CLAIM_FROM`].
+#[doc(hidden)]
+pub const LANE_LEFTOVERS_FROM: &str = lane_leftovers!(" AND (priority, run_at) >= ($5, $6)");
+
 /// Makes lane rows `$2` ordinary claims of worker `$1`, in the lane's transaction: the jobs
 /// still running when the lane closes, and the failed ones (whose outcome is then written as
 /// any other's).
