@@ -152,15 +152,23 @@ impl<'a> Producer<'a> {
     /// Whether the next claim may be a fast lane, and of how many jobs: those the executors
     /// finish within half the lane's window at the pace jobs have been finishing, less those
     /// already in flight, and no more than `limit` or the lanes' bound (see `lane`). Jobs too
-    /// long for every executor to finish one in that time take the ordinary claim. A `Claim`
-    /// has begun a lane claim (`Lanes::start_claim`): the round ends it.
+    /// long for every executor to finish one in that time take the ordinary claim. An
+    /// executor whose job has run half a window already is left out, whatever the pace says
+    /// (short jobs may have come before it): with none left, the claim is ordinary, or a
+    /// lane's jobs would wait for the window's end unstarted, to be let go. A `Claim` has
+    /// begun a lane claim (`Lanes::start_claim`): the round ends it.
     fn lane_fit(&self, in_flight: usize, limit: usize) -> LaneFit {
-        let (shared, concurrency) = (self.shared, self.concurrency);
+        let shared = self.shared;
         if !shared.config.fast_lane || !shared.config.queues.is_empty() {
             return LaneFit::Ordinary;
         }
+        let busy = shared.slots.running_for(lane::WINDOW / 2);
+        let (concurrency, in_flight) = (
+            self.concurrency.saturating_sub(busy),
+            in_flight.saturating_sub(busy),
+        );
         let fit = shared.pace.jobs_within(concurrency, lane::WINDOW / 2);
-        if fit < concurrency {
+        if concurrency == 0 || fit < concurrency {
             return LaneFit::Ordinary;
         }
         let most = shared.lanes.most().unwrap_or(usize::MAX);

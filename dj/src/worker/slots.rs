@@ -446,6 +446,22 @@ impl Slots {
         }
     }
 
+    /// Jobs running for at least `long` (not yet past their deadline).
+    pub(super) fn running_for(&self, long: Duration) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .slots
+            .values()
+            .filter(|s| match &s.state {
+                State::Running(run) => run
+                    .deadline
+                    .checked_sub(run.max_run_time)
+                    .is_some_and(|started| now.saturating_duration_since(started) >= long),
+                _ => false,
+            })
+            .count()
+    }
+
     /// Jobs whose code is running (overrunning ones included), for the heartbeat.
     pub(super) fn running_count(&self) -> usize {
         self.lock()
