@@ -73,6 +73,9 @@ struct Args {
     /// The `soak` workload's length in minutes (default 10; 15 s with --smoke).
     #[arg(long)]
     soak_minutes: Option<f64>,
+    /// The `soak` worker's `reindex_every`, in seconds (off unless given).
+    #[arg(long)]
+    soak_reindex_every: Option<f64>,
     /// Internal: be the worker process of the `rss` and `logged` workloads.
     #[arg(long, hide = true)]
     child_worker: Option<u64>,
@@ -487,14 +490,19 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 .soak_minutes
                 .map_or(sizes.soak_length, |m| Duration::from_secs_f64(m * 60.0)),
             interval: sizes.soak_interval,
+            reindex_every: args.soak_reindex_every.map(Duration::from_secs_f64),
         };
         measure(
             &mut rows,
             1,
             format!(
-                "soak {}/s for {:.0} s, last interval (c={c}, read_ahead={ra})",
+                "soak {}/s for {:.0} s, last interval (c={c}, read_ahead={ra}{})",
                 plan.rate,
-                plan.length.as_secs_f64()
+                plan.length.as_secs_f64(),
+                plan.reindex_every.map_or(String::new(), |e| format!(
+                    ", reindex every {:.0} s",
+                    e.as_secs_f64()
+                ))
             ),
             &mut || storage::soak(url, plan, worker),
         )?;

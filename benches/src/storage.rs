@@ -190,6 +190,8 @@ pub struct SoakPlan {
     pub length: Duration,
     /// How often it prints a line.
     pub interval: Duration,
+    /// The worker's `reindex_every` (the elected maintainer rebuilds the table's indexes).
+    pub reindex_every: Option<Duration>,
 }
 
 impl SoakPlan {
@@ -213,7 +215,11 @@ pub fn soak(url: &str, plan: SoakPlan, settings: WorkerSettings) -> Result<Figur
     let db = setup::fresh_table(url)?;
     reset_noops();
     pickups().lock().unwrap_or_else(|e| e.into_inner()).clear();
-    let worker = dj::Worker::with_config(db.clone(), settings.config());
+    let mut config = settings.config();
+    if let Some(every) = plan.reindex_every {
+        config = config.reindex_every(every);
+    }
+    let worker = dj::Worker::with_config(db.clone(), config);
     let stop = worker.stop_flag();
     let working = std::thread::spawn(move || worker.run());
     let producing = Arc::new(AtomicBool::new(true));

@@ -41,6 +41,8 @@ struct Producer<'a> {
     burst: Burst,
     /// Told once per stretch without work.
     idle: bool,
+    /// Executors busy with a job past half a lane's window, and when they were counted.
+    busy: (usize, Option<Instant>),
 }
 
 /// Whether a claim is a fast lane.
@@ -77,6 +79,7 @@ impl<'a> Producer<'a> {
             reconcile: false,
             burst: Burst::new(shared),
             idle: false,
+            busy: (0, None),
         }
     }
 
@@ -157,12 +160,12 @@ impl<'a> Producer<'a> {
     /// (short jobs may have come before it): with none left, the claim is ordinary, or a
     /// lane's jobs would wait for the window's end unstarted, to be let go. A `Claim` has
     /// begun a lane claim (`Lanes::start_claim`): the round ends it.
-    fn lane_fit(&self, in_flight: usize, limit: usize) -> LaneFit {
+    fn lane_fit(&mut self, in_flight: usize, limit: usize) -> LaneFit {
         let shared = self.shared;
         if !shared.config.fast_lane || !shared.config.queues.is_empty() {
             return LaneFit::Ordinary;
         }
-        let busy = shared.slots.running_for(lane::WINDOW / 2);
+        let busy = self.busy_executors();
         let (concurrency, in_flight) = (
             self.concurrency.saturating_sub(busy),
             in_flight.saturating_sub(busy),
@@ -181,6 +184,18 @@ impl<'a> Producer<'a> {
         } else {
             LaneFit::Wait
         }
+    }
+
+    /// Executors busy with a job that has run half a lane's window, counted at most every
+    /// tenth of a window: counting looks at every job held, and rounds come as often as jobs
+    /// finish.
+    fn busy_executors(&mut self) -> usize {
+        let (busy, counted) = &mut self.busy;
+        if counted.is_none_or(|at| at.elapsed() >= lane::WINDOW / 10) {
+            *busy = self.shared.slots.running_for(lane::WINDOW / 2);
+            *counted = Some(Instant::now());
+        }
+        *busy
     }
 
     /// How many jobs fit: the capacity (`concurrency` plus the read-ahead) less those in
