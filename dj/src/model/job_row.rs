@@ -49,6 +49,33 @@ pub struct JobRow {
 }
 
 impl JobRow {
+    /// A claimed row of job `Job` with this id, at the epoch, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn claimed_for_test(id: super::JobId) -> JobRow {
+        let at = SystemTime::UNIX_EPOCH;
+        JobRow {
+            id,
+            priority: 0,
+            attempts: 0,
+            handler: String::new(),
+            last_error: None,
+            run_at: at,
+            locked_at: Some(at),
+            failed_at: None,
+            locked_by: None,
+            queue: None,
+            created_at: at,
+            updated_at: at,
+            name: "Job".to_owned(),
+            max_run_time: None,
+            started_at: None,
+            crashes: 0,
+            snoozes: 0,
+            unique_key: None,
+            concurrency_key: None,
+        }
+    }
+
     /// The state this row is in, by the given clock.
     pub fn state(&self, now: SystemTime) -> JobState {
         if self.failed_at.is_some() {

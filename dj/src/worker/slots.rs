@@ -625,37 +625,12 @@ impl Slots {
 mod tests {
     use super::*;
 
-    fn row(id: JobId) -> JobRow {
-        let at = std::time::SystemTime::UNIX_EPOCH;
-        JobRow {
-            id,
-            priority: 0,
-            attempts: 0,
-            handler: String::new(),
-            last_error: None,
-            run_at: at,
-            locked_at: Some(at),
-            failed_at: None,
-            locked_by: None,
-            queue: None,
-            created_at: at,
-            updated_at: at,
-            name: "Job".to_owned(),
-            max_run_time: None,
-            started_at: None,
-            crashes: 0,
-            snoozes: 0,
-            unique_key: None,
-            concurrency_key: None,
-        }
-    }
-
     #[test]
     fn jobs_a_lane_lets_go_hold_their_place_until_it_ends_and_may_be_claimed_afresh() {
         let slots = Slots::new(1);
         let owner: Arc<str> = "w".into();
         assert!(slots
-            .add_claimed(&owner, vec![row(1), row(2), row(3)])
+            .add_claimed(&owner, (1..=3).map(JobRow::claimed_for_test).collect())
             .is_empty());
         let (started, _) = slots.next().expect("job 1 starts");
         assert_eq!(started.id, 1);
@@ -668,7 +643,9 @@ mod tests {
         );
         // The lane ended and another claim took job 3 before its slot went: it is a fresh
         // claim, not a job held twice.
-        assert!(slots.add_claimed(&owner, vec![row(3)]).is_empty());
+        assert!(slots
+            .add_claimed(&owner, vec![JobRow::claimed_for_test(3)])
+            .is_empty());
         slots.returned(&taken);
         assert_eq!(slots.in_flight(), 2, "jobs 1 and 3");
         assert!(slots.is_lost(2));

@@ -162,25 +162,13 @@ mod tests {
     fn row(queue: &str, priority: i32, secs: u64) -> JobRow {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         JobRow {
-            id: 1,
             priority,
-            attempts: 0,
-            handler: String::new(),
-            last_error: None,
             run_at: at,
             locked_at: Some(at),
-            failed_at: None,
-            locked_by: None,
             queue: Some(queue.to_owned()),
             created_at: at,
             updated_at: at,
-            name: "Job".to_owned(),
-            max_run_time: None,
-            started_at: None,
-            crashes: 0,
-            snoozes: 0,
-            unique_key: None,
-            concurrency_key: None,
+            ..JobRow::claimed_for_test(1)
         }
     }
 

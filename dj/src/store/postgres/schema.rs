@@ -54,6 +54,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         11,
         include_str!("../../../migrations/postgres/0011_fast_lane.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/postgres/0012_autovacuum.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -73,6 +73,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_fast_lane.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_autovacuum.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

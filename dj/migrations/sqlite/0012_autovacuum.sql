@@ -1,0 +1,3 @@
+-- dj 0012: PostgreSQL's 0012 sets autovacuum settings on its queue table. SQLite has no
+-- autovacuum of that kind (a deleted row's space is reused by the next insert), so nothing
+-- changes here; the number is kept so that both backends count their migrations alike.
