@@ -4,7 +4,9 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
 
 use crate::db::Db;
 
@@ -155,7 +157,12 @@ pub struct Context {
     pub(crate) state: Arc<State>,
     pub(crate) db: Option<Db>,
     pub(crate) cancel: Arc<CancelSignal>,
+    /// The value [`Context::set_result`] recorded, as JSON text.
+    result: Mutex<Option<String>>,
 }
+
+/// The largest result a job may record ([`Context::set_result`]), in bytes of JSON: 64 KiB.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 impl Context {
     pub(crate) fn new(job: JobInfo, state: Arc<State>, db: Option<Db>) -> Self {
@@ -164,7 +171,37 @@ impl Context {
             state,
             db,
             cancel: Arc::default(),
+            result: Mutex::default(),
         }
+    }
+    /// Records the job's result: if this attempt succeeds, the value is stored (as JSON, in
+    /// `dj_results`, in the transaction that completes the job) for the app to read with
+    /// [`Db::job_result`] or await with `Db::wait_for_result_async`, until the worker's
+    /// `result_retention` has passed. A later call replaces the value; an attempt that fails
+    /// stores nothing. Fails, storing nothing, when the value does not serialize or its JSON
+    /// is over [`MAX_RESULT_BYTES`].
+    pub fn set_result<T: Serialize + ?Sized>(&self, value: &T) -> crate::Result<()> {
+        let json = serde_json::to_string(value).map_err(|e| {
+            crate::Error::Invalid(format!(
+                "job {} (id={}): its result does not serialize to JSON: {e}",
+                self.job.name, self.job.id
+            ))
+        })?;
+        if json.len() > MAX_RESULT_BYTES {
+            return Err(crate::Error::Invalid(format!(
+                "job {} (id={}): its result serializes to {} bytes, over dj's limit of \
+                 {MAX_RESULT_BYTES} bytes; store large data elsewhere and record a key to it",
+                self.job.name,
+                self.job.id,
+                json.len()
+            )));
+        }
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+        Ok(())
+    }
+    /// The recorded result, taken.
+    pub(crate) fn take_result(&self) -> Option<String> {
+        self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
     /// True once the job has been cancelled (`worker cancel ID`, [`Db::cancel`]), within a
     /// second of the request. A long sync job checks it and returns early; whatever it then

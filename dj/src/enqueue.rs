@@ -23,6 +23,20 @@ impl<J: Job> Delayed<J> {
             Prepared::Rows(rows) => Ok(target.insert_jobs(&rows?)?[0]),
         }
     }
+    /// Enqueues the job onto `db`, blocks until a worker has run it (or `timeout` has
+    /// passed), and returns the value it recorded with [`crate::Context::set_result`] as an
+    /// `R`. Errors: [`crate::Error::JobFailed`] with its error if it failed for good,
+    /// [`crate::Error::NoResult`] if it did not finish in time or succeeded without recording
+    /// a result (to wait for such a job, use [`Db::wait_for_result`]). An async app uses
+    /// `enqueue_and_wait_async`.
+    pub fn enqueue_and_wait<R: serde::de::DeserializeOwned>(
+        self,
+        db: &Db,
+        timeout: std::time::Duration,
+    ) -> Result<R> {
+        let id = self.enqueue(db)?;
+        db.wait_for_result(id, timeout)?.value(id)
+    }
 }
 
 /// Enqueues many jobs, all or none (one transaction, or a savepoint inside the caller's), in

@@ -46,6 +46,18 @@ impl<J: Job> Delayed<J> {
         async move { outcome.await.map(EnqueueOutcome::id) }
     }
 
+    /// [`Delayed::enqueue_and_wait`] for async code: enqueues onto `db`, awaits the job's
+    /// recorded result as an `R` (woken by NOTIFY on PostgreSQL; holding no connection while
+    /// it waits), up to `timeout`.
+    pub async fn enqueue_and_wait_async<R: serde::de::DeserializeOwned>(
+        self,
+        db: &Db,
+        timeout: std::time::Duration,
+    ) -> Result<R> {
+        let id = self.enqueue_async(db).await?;
+        db.wait_for_result_async(id, timeout).await?.value(id)
+    }
+
     /// [`Delayed::enqueue_async`], saying whether the job is new or a duplicate of a unique
     /// job (see [`Delayed::enqueue_outcome`]).
     pub fn enqueue_outcome_async<T: EnqueueAsyncTarget>(

@@ -98,6 +98,22 @@ pub enum Error {
     /// No job with this id.
     #[error("no job with id {0}")]
     NotFound(i64),
+    /// An awaited job failed for good ([`crate::JobResult::Failed`]).
+    #[error("job {id} failed: {error}")]
+    JobFailed {
+        /// The job's id.
+        id: i64,
+        /// Its last error.
+        error: String,
+    },
+    /// An awaited job has no result to give.
+    #[error("job {id} has no result: {why}")]
+    NoResult {
+        /// The job's id.
+        id: i64,
+        /// Why: not finished within the wait, or gone without a result.
+        why: &'static str,
+    },
     /// The PostgreSQL backend failed.
     #[cfg(feature = "postgres")]
     #[error("postgres: {}", postgres_message(.0))]

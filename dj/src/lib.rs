@@ -82,7 +82,7 @@
 //! | 0 rules | `error`, `rules`, `duration`, `validate`, `backoff`, `stop`, `io`, `block`, `time` | errors, the queue-name and duration rules, backoff, the stop flag, runtime helpers |
 //! | 1 model | `model` | job ids, rows and states, filters, the new row and its outcome, the `Delayed` builder, stored schedules |
 //! | 2 store | `store` | the `Store` trait and its parameter structs; the PostgreSQL and SQLite backends |
-//! | 3 db | `db` | [`Db`], the handle an application holds |
+//! | 3 db | `db`, `results` | [`Db`], the handle an application holds; reading and awaiting jobs' results |
 //! | 4 jobs | `job`, `context`, `registry`, `handler`, `row`, `setup`, `__private` | the job traits, the context, the registry, the stored-handler format, how a job becomes a row |
 //! | 5 enqueue | `enqueue`, `enqueue_async`, `cron` | enqueueing, recurring jobs |
 //! | 6 worker | `worker` | the worker's roles: producer, executor, completer, rescuer, ... |
@@ -110,6 +110,7 @@ mod io;
 mod job;
 mod model;
 mod registry;
+mod results;
 mod row;
 mod rules;
 mod setup;
@@ -129,7 +130,7 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use context::{Context, JobInfo, State};
+pub use context::{Context, JobInfo, State, MAX_RESULT_BYTES};
 pub use cron::Schedule;
 pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};
 pub use dj_macros::{job, Job};
@@ -139,8 +140,8 @@ pub use enqueue_async::{enqueue_many_async, enqueue_many_outcomes_async, Enqueue
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use model::{
-    Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobRow, JobState, Missed, OnDuplicate,
-    Order, QueueStats, ScheduleRow, WorkerRow,
+    Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState, Missed,
+    OnDuplicate, Order, QueueStats, ScheduleRow, WorkerRow,
 };
 pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;

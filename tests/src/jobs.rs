@@ -559,3 +559,56 @@ impl Perform for Gated {
         Ok(())
     }
 }
+
+/// What [`Squares`] records as its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Square {
+    pub n: i64,
+    pub square: i64,
+}
+
+/// Records `perform N` and, as its result, `N` and `N²`; a negative `N` fails for good
+/// ("no square for N") without recording one.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Squares {
+    pub log: String,
+    pub n: i64,
+}
+
+impl Perform for Squares {
+    type Error = JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        record(&self.log, &format!("perform {}", self.n));
+        if self.n < 0 {
+            return Err(JobError::permanent(format!("no square for {}", self.n)));
+        }
+        ctx.set_result(&Square {
+            n: self.n,
+            square: self.n * self.n,
+        })?;
+        Ok(())
+    }
+}
+
+/// The async form of [`Squares`]: records `perform N` and returns `[N, N³]` after a
+/// millisecond's sleep.
+#[dj::job]
+pub async fn cubes(ctx: &Context, log: String, n: i64) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    record(&log, &format!("perform {n}"));
+    ctx.set_result(&[n, n * n * n])?;
+    Ok(())
+}
+
+/// Tries to record a result over dj's limit; fails for good with `set_result`'s error.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct HugeResult;
+
+impl Perform for HugeResult {
+    type Error = JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        let text = "x".repeat(dj::MAX_RESULT_BYTES);
+        ctx.set_result(&text).map_err(JobError::permanent)?;
+        Ok(())
+    }
+}

@@ -140,6 +140,10 @@ pub struct WorkArgs {
     /// time, in batches).
     #[arg(long, env = "DJ_KEEP_FAILED_FOR", value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
     pub keep_failed_for: Duration,
+    /// Delete stored job results (`Context::set_result`) once they are older than this (done
+    /// by one worker at a time, in batches).
+    #[arg(long, env = "DJ_RESULT_RETENTION", value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
+    pub result_retention: Duration,
     /// On TERM/INT, how long to let running jobs finish before unlocking them.
     #[arg(long, env = "DJ_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -190,6 +194,7 @@ impl WorkArgs {
             // The default: nothing to pass on.
             keep_failed: _,
             keep_failed_for,
+            result_retention,
             shutdown_timeout,
             rescue_interval,
             heartbeat_timeout,
@@ -230,6 +235,8 @@ impl WorkArgs {
             secs(heartbeat_timeout),
             "--keep-failed-for".to_owned(),
             secs(keep_failed_for),
+            "--result-retention".to_owned(),
+            secs(result_retention),
             "--name-prefix".to_owned(),
             name_prefix.to_owned(),
         ]);
@@ -292,6 +299,7 @@ impl WorkArgs {
             heartbeat_timeout: self.heartbeat_timeout,
             database_wait: None,
             keep_failed_for: self.keep_failed_for,
+            result_retention: self.result_retention,
             max_snoozes: WorkerConfig::default().max_snoozes,
             cron: !self.no_cron,
             fast_lane: !self.no_fast_lane,

@@ -7,6 +7,7 @@ mod delayed;
 mod filter;
 mod job_row;
 mod new_job;
+mod result;
 mod schedule;
 mod stats;
 
@@ -18,6 +19,7 @@ pub use job_row::{JobRow, JobState};
 pub(crate) use new_job::unix_secs;
 pub(crate) use new_job::{stored_key, RunAt, Unique};
 pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};
+pub use result::JobResult;
 pub(crate) use schedule::ScheduleDef;
 pub use schedule::{Missed, ScheduleRow};
 #[cfg(feature = "cli")]

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
 use crate::model::{
-    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef, ScheduleRow,
-    WorkerRow,
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, ScheduleDef,
+    ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 
@@ -104,6 +104,36 @@ pub(crate) struct Fail {
     pub destroy: bool,
 }
 
+/// A job that succeeded having recorded a result: its row deleted, its value (JSON text)
+/// kept in `dj_results`, in one transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub id: JobId,
+    pub value: String,
+}
+
+/// A `dj_results` row's state and its value or error, as the app reads it.
+pub(crate) fn stored_result(
+    id: JobId,
+    state: &str,
+    value: Option<String>,
+    error: Option<String>,
+) -> Result<JobResult> {
+    match state {
+        "succeeded" => {
+            let text = value.unwrap_or_else(|| "null".to_owned());
+            serde_json::from_str(&text)
+                .map(JobResult::Succeeded)
+                .map_err(|e| {
+                    crate::Error::Invalid(format!("job {id}'s stored result is not JSON: {e}"))
+                })
+        }
+        _ => Ok(JobResult::Failed {
+            error: error.unwrap_or_default(),
+        }),
+    }
+}
+
 /// What a worker registers.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerInfo<'a> {
@@ -190,7 +220,21 @@ pub(crate) trait Store: Send + Sync + 'static {
     }
     /// Deletes finished jobs still locked by `worker`.
     fn job_complete(&self, worker: &str, ids: &[JobId]) -> Result<()>;
+    /// Deletes finished jobs still locked by `worker` and keeps the results they recorded
+    /// (replacing an older one of the same job), in one transaction; wakes their waiters.
+    fn job_complete_recorded(&self, worker: &str, recorded: &[Recorded]) -> Result<()>;
+    /// The stored result of job `id` (`dj_results`), if any.
+    fn result_get(&self, id: JobId) -> Result<Option<JobResult>>;
+    /// Deletes up to `limit` results stored longer ago than `older_than`.
+    fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
+    /// The ids of jobs whose outcome was just stored, as the database announces them; `None`
+    /// where it cannot (SQLite, or no LISTEN here): a wait for a result polls.
+    fn result_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<JobId>> {
+        None
+    }
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()>;
+    /// Records permanent failures; a destroyed row's error is kept in `dj_results`, and the
+    /// jobs' waiters are woken.
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()>;
     /// Releases locks without counting an attempt (interrupted at shutdown).
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64>;

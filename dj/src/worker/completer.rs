@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::lane::Closing;
 use super::Shared;
 use crate::model::JobId;
-use crate::store::{Fail, Retry};
+use crate::store::{Fail, Recorded, Retry};
 
 /// Most outcomes written per round of statements.
 const BATCH: usize = 1000;
@@ -184,8 +184,8 @@ struct Abandoned {
 }
 
 /// Ends a fast lane in its transaction: finished jobs deleted, those not started let go, the
-/// rest (running, failed) made ordinary claims. Returns the failed jobs' outcomes, to be
-/// written the ordinary way now that their rows are claimed. If the transaction fails
+/// rest (running, failed, or done with a result to keep) made ordinary claims. Returns the
+/// outcomes of the last two, to be written the ordinary way now that their rows are claimed. If the transaction fails
 /// nothing of it was written and its rows are free again: the lane is returned, for its
 /// finished rows to be deleted once the database answers ([`abandon`]). One another worker
 /// claims first runs again (at-least-once); its other jobs are no longer this worker's.
@@ -278,6 +278,7 @@ fn abandon(shared: &Shared, lane: Abandoned, give_up_at: &mut Option<Instant>) {
 #[derive(Default)]
 struct Grouped {
     complete: Vec<JobId>,
+    recorded: Vec<Recorded>,
     retry: Vec<Retry>,
     fail: Vec<Fail>,
     release: Vec<JobId>,
@@ -360,6 +361,7 @@ impl Grouped {
     fn add(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Complete(id) => self.complete.push(id),
+            Outcome::Recorded(r) => self.recorded.push(r),
             Outcome::Retry(r) => self.retry.push(r),
             Outcome::Fail(f) => self.fail.push(f),
             Outcome::Release(id) => self.release.push(id),
@@ -367,12 +369,14 @@ impl Grouped {
     }
 
     fn ids(&self) -> Vec<JobId> {
+        let recorded = self.recorded.iter().map(|r| r.id);
         let retried = self.retry.iter().map(|r| r.id);
         let failed = self.fail.iter().map(|f| f.id);
         let mut ids: Vec<JobId> = self
             .complete
             .iter()
             .copied()
+            .chain(recorded)
             .chain(retried)
             .chain(failed)
             .collect();
@@ -388,6 +392,10 @@ fn write(shared: &Shared, owner: &str, g: &mut Grouped) -> crate::Result<()> {
     if !g.complete.is_empty() {
         store.job_complete(owner, &g.complete)?;
         g.complete.clear();
+    }
+    if !g.recorded.is_empty() {
+        store.job_complete_recorded(owner, &g.recorded)?;
+        g.recorded.clear();
     }
     if !g.retry.is_empty() {
         store.job_retry(owner, &g.retry)?;

@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::job::{JobError, Message as ErrorMessage};
 use crate::model::JobRow;
 use crate::registry::{load_handler, LoadedJob};
+use crate::store::Recorded;
 
 /// Starts one executor thread.
 pub(super) fn spawn(
@@ -283,7 +284,13 @@ fn outcome(
                 attempt.label,
                 runtime.as_secs_f64()
             ));
-            Outcome::Complete(attempt.row.id)
+            match attempt.ctx.take_result() {
+                Some(value) => Outcome::Recorded(Recorded {
+                    id: attempt.row.id,
+                    value,
+                }),
+                None => Outcome::Complete(attempt.row.id),
+            }
         }
         Err(error) => retry::failed_attempt(
             shared,
@@ -302,7 +309,7 @@ fn outcome(
 /// How an outcome is told to the event listener.
 fn job_outcome(outcome: &Outcome, cancelled: bool) -> JobOutcome {
     match outcome {
-        Outcome::Complete(_) => JobOutcome::Succeeded,
+        Outcome::Complete(_) | Outcome::Recorded(_) => JobOutcome::Succeeded,
         Outcome::Retry(r) if r.snoozed => JobOutcome::Snoozed,
         Outcome::Retry(_) => JobOutcome::Retried,
         Outcome::Fail(_) if cancelled => JobOutcome::Cancelled,

@@ -95,6 +95,9 @@ pub struct WorkerConfig {
     /// Rows failed for good longer ago than this are deleted by the elected maintenance
     /// worker (failed rows are kept unless `destroy_failed_jobs(true)`, `--delete-failed`).
     pub keep_failed_for: Duration,
+    /// Results ([`crate::Context::set_result`], and the errors of failed jobs whose rows were
+    /// deleted) stored longer ago than this are deleted by the elected maintenance worker.
+    pub result_retention: Duration,
     /// How often a job may snooze ([`crate::JobError::snooze`]) before a snooze counts as a
     /// failed attempt.
     pub max_snoozes: u32,
@@ -130,6 +133,7 @@ impl Default for WorkerConfig {
             heartbeat_timeout: Duration::from_secs(30),
             database_wait: None,
             keep_failed_for: Duration::from_secs(14 * 24 * 60 * 60),
+            result_retention: Duration::from_secs(24 * 60 * 60),
             max_snoozes: 100,
             cron: true,
             fast_lane: true,
@@ -265,6 +269,8 @@ settings! {
     database_wait(bound: Duration) => Some(bound);
     /// Failed rows older than this are pruned by the elected maintenance worker (14 days).
     keep_failed_for(age: Duration) => age;
+    /// Stored results older than this are pruned by the elected maintenance worker (1 day).
+    result_retention(age: Duration) => age;
     /// Snoozes a job may take before one more counts as a failed attempt (100).
     max_snoozes(n: u32) => n;
     /// Fire recurring jobs and register the ones of this binary's code (true).

@@ -2,13 +2,15 @@
 //! to the completer.
 
 use crate::model::JobId;
-use crate::store::{Fail, Retry};
+use crate::store::{Fail, Recorded, Retry};
 
 /// How a finished job leaves the worker.
 #[derive(Debug)]
 pub(super) enum Outcome {
     /// Succeeded: delete the row.
     Complete(JobId),
+    /// Succeeded having recorded a result: delete the row, keep the result.
+    Recorded(Recorded),
     /// Failed with attempts left: reschedule.
     Retry(Retry),
     /// Failed permanently: delete, or keep with `failed_at`.
@@ -21,6 +23,7 @@ impl Outcome {
     pub(super) fn id(&self) -> JobId {
         match self {
             Outcome::Complete(id) | Outcome::Release(id) => *id,
+            Outcome::Recorded(r) => r.id,
             Outcome::Retry(r) => r.id,
             Outcome::Fail(f) => f.id,
         }

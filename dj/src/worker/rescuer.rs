@@ -98,10 +98,28 @@ const PRUNE_MOST: u64 = 100_000;
 
 fn prune(shared: &Shared) -> crate::Result<()> {
     let store = shared.db.store();
+    let failed = shared.config.keep_failed_for;
+    prune_in_batches(shared, "jobs that failed", failed, |batch| {
+        store.job_prune_failed(failed, batch)
+    })?;
+    let results = shared.config.result_retention;
+    prune_in_batches(shared, "job results stored", results, |batch| {
+        store.result_prune(results, batch)
+    })
+}
+
+/// Runs `delete` (of rows older than `age`, `batch` at most) until a batch comes back short,
+/// [`PRUNE_MOST`] rows or a stop, pausing between batches; says how many went.
+fn prune_in_batches(
+    shared: &Shared,
+    what: &str,
+    age: std::time::Duration,
+    mut delete: impl FnMut(i64) -> crate::Result<u64>,
+) -> crate::Result<()> {
     let batch = crate::db::PRUNE_BATCH;
     let mut total = 0;
     while total < PRUNE_MOST && !shared.stop.is_set() {
-        let deleted = store.job_prune_failed(shared.config.keep_failed_for, batch)?;
+        let deleted = delete(batch)?;
         total += deleted;
         if deleted < batch as u64 {
             break;
@@ -110,8 +128,8 @@ fn prune(shared: &Shared) -> crate::Result<()> {
     }
     if total > 0 {
         shared.say(format_args!(
-            "Pruned {total} jobs that failed more than {} ago",
-            humantime::format_duration(shared.config.keep_failed_for)
+            "Pruned {total} {what} more than {} ago",
+            humantime::format_duration(age)
         ));
     }
     Ok(())

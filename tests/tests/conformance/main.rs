@@ -25,6 +25,7 @@ mod pause;
 mod pgbouncer;
 mod postgres_only;
 mod processes;
+mod results;
 mod retention;
 mod sql_enqueue;
 mod sqlite_only;
@@ -84,6 +85,7 @@ fn main() {
         wakeups::CASES,
         state::CASES,
         sql_enqueue::CASES,
+        results::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -100,6 +102,7 @@ fn main() {
                 state::POSTGRES_CASES,
                 sql_enqueue::POSTGRES_CASES,
                 lane::POSTGRES_CASES,
+                results::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [

@@ -5,13 +5,15 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use super::pool::Statements;
-use super::sql::CHANNEL;
+use super::sql::{CHANNEL, RESULTS_CHANNEL};
 use super::PgStore;
 use crate::error::Result;
 use crate::io;
+use crate::model::JobId;
 use crate::stop::StopFlag;
 use crate::store::Wakeups;
 
@@ -78,44 +80,136 @@ impl PgStore {
     /// forwards each notification as a wake-up, and ends (closing the channel) when the
     /// connection does.
     async fn listen(&self) -> Result<Listener> {
-        let bound = self.limits.connect;
-        let config = self
-            .listen_at
-            .as_ref()
-            .map_or(self.pool.config(), |at| &at.config);
-        let (client, mut connection) = tokio::time::timeout(bound, config.connect(NoTls))
-            .await
-            .map_err(|_| self.timeout("to a connection attempt", bound))?
-            .map_err(|e| self.error(e))?;
         let (wake, wakeups) = mpsc::channel();
-        tokio::spawn(async move {
-            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                match message {
-                    Ok(AsyncMessage::Notification(_)) => {
-                        if wake.send(()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!("LISTEN connection failed: {e}");
-                        return;
-                    }
-                }
-            }
-        });
-        tokio::time::timeout(
-            self.limits.statement,
-            client.batch_execute(&format!("LISTEN {CHANNEL}")),
-        )
-        .await
-        .map_err(|_| self.timeout("a statement", self.limits.statement))?
-        .map_err(|e| self.error(e))?;
+        let (client, _connection) =
+            listen_on(self.listen_config(), self.limits, CHANNEL, move |_| {
+                wake.send(()).is_ok()
+            })
+            .await
+            .map_err(|e| match e {
+                ListenError::Timeout(what, after) => self.timeout(what, after),
+                ListenError::Postgres(e) => self.error(e),
+            })?;
         Ok(Listener {
             _client: client,
             wakeups,
         })
     }
+
+    /// Where LISTEN connects: `listen_url`, or the pool's server.
+    fn listen_config(&self) -> tokio_postgres::Config {
+        self.listen_at
+            .as_ref()
+            .map_or(self.pool.config(), |at| &at.config)
+            .clone()
+    }
+
+    /// The ids of jobs whose result (or failure for good) was just stored, as NOTIFY on
+    /// [`RESULTS_CHANNEL`] announces them: one LISTEN connection serves every wait of this
+    /// process, started by the first and again by a wait after it was lost (at most every 5
+    /// s). `None` where LISTEN is not available (behind a transaction pooler without a
+    /// `listen_url`, or while it cannot be started): the waits poll.
+    pub(super) fn result_wakeups(&self) -> Option<broadcast::Receiver<JobId>> {
+        if matches!(self.wakeups_configured(), Some(Wakeups::Poll(_))) {
+            return None;
+        }
+        let mut slot = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = slot.as_ref() {
+            if !live.task.is_finished() {
+                return Some(live.ids.subscribe());
+            }
+            if live.started.elapsed() < Duration::from_secs(5) {
+                return None;
+            }
+        }
+        let (ids, receiver) = broadcast::channel(1024);
+        let sender = ids.clone();
+        let (config, limits) = (self.listen_config(), self.limits);
+        let task = io::handle().spawn(async move {
+            let forward = move |payload: &str| match payload.parse() {
+                Ok(id) => {
+                    // No waiter at the moment is not an error: keep listening.
+                    let _ = sender.send(id);
+                    true
+                }
+                Err(_) => true,
+            };
+            match listen_on(config, limits, RESULTS_CHANNEL, forward).await {
+                // Listening until the connection ends; the client keeps it open.
+                Ok((_client, connection)) => drop(connection.await),
+                Err(e) => tracing::debug!("LISTEN {RESULTS_CHANNEL} unavailable, polling: {e}"),
+            }
+        });
+        *slot = Some(ResultListener {
+            ids,
+            task,
+            started: Instant::now(),
+        });
+        Some(receiver)
+    }
+}
+
+/// The LISTEN connection that wakes waits for results ([`PgStore::result_wakeups`]).
+pub(crate) struct ResultListener {
+    ids: broadcast::Sender<JobId>,
+    /// Ends when the connection does.
+    task: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
+/// Why a LISTEN connection could not be opened.
+#[derive(Debug)]
+enum ListenError {
+    Timeout(&'static str, Duration),
+    Postgres(tokio_postgres::Error),
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenError::Timeout(what, after) => write!(f, "no answer {what} within {after:?}"),
+            ListenError::Postgres(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Connects (not through the pool) and LISTENs on `channel`; a task of its own hands each
+/// notification's payload to `forward` until that returns false or the connection ends
+/// (the returned handle completes then). The client keeps the connection open.
+async fn listen_on(
+    config: tokio_postgres::Config,
+    limits: super::Limits,
+    channel: &'static str,
+    mut forward: impl FnMut(&str) -> bool + Send + 'static,
+) -> std::result::Result<(Client, tokio::task::JoinHandle<()>), ListenError> {
+    let (client, mut connection) = tokio::time::timeout(limits.connect, config.connect(NoTls))
+        .await
+        .map_err(|_| ListenError::Timeout("to a connection attempt", limits.connect))?
+        .map_err(ListenError::Postgres)?;
+    let task = tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if !forward(n.payload()) {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("LISTEN connection failed: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    tokio::time::timeout(
+        limits.statement,
+        client.batch_execute(&format!("LISTEN {channel}")),
+    )
+    .await
+    .map_err(|_| ListenError::Timeout("a statement", limits.statement))?
+    .map_err(ListenError::Postgres)?;
+    Ok((client, task))
 }
 
 impl Listener {

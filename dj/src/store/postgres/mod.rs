@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::io;
 use crate::model::{EnqueueOutcome, NewJob};
 use connect::{hide_password, missing_table, shown_url, split_url, Limits};
-use listen::{ListenAt, Listener};
+use listen::{ListenAt, Listener, ResultListener};
 use pool::{PgPool, Session, Sql, Statements};
 use sql::Stmt;
 
@@ -62,6 +62,8 @@ pub(crate) struct PgStore {
     /// `listen_url`: where the worker LISTENs, if not on the pool's URL.
     listen_at: Option<ListenAt>,
     listener: Mutex<Option<Listener>>,
+    /// The LISTEN that wakes this process's waits for results, once one has waited.
+    results: Mutex<Option<ResultListener>>,
     limited: super::LimitedProbe,
     floor: floor::ClaimFloor,
     last_ordinary: lane::LastOrdinary,
@@ -116,6 +118,7 @@ impl PgStore {
             statements: pooling.statements,
             listen_at,
             listener: Mutex::new(None),
+            results: Mutex::new(None),
             limited: Default::default(),
             floor: Default::default(),
             last_ordinary: Default::default(),

@@ -58,6 +58,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         12,
         include_str!("../../../migrations/postgres/0012_autovacuum.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/postgres/0013_results.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

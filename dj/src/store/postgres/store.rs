@@ -14,13 +14,13 @@ use super::PgStore;
 use crate::error::Result;
 use crate::io;
 use crate::model::{
-    Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef, ScheduleRow,
-    WorkerRow,
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, ScheduleDef,
+    ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    filter, ClaimParams, CronFire, Fail, Lane, LaneClaim, Retry, Store, Wakeups, WorkerInfo,
-    VERSION,
+    filter, stored_result, ClaimParams, CronFire, Fail, Lane, LaneClaim, Recorded, Retry, Store,
+    Wakeups, WorkerInfo, VERSION,
 };
 
 impl Store for PgStore {
@@ -83,6 +83,31 @@ impl Store for PgStore {
         self.by_worker(sql::COMPLETE, worker, ids).map(drop)
     }
 
+    fn job_complete_recorded(&self, worker: &str, recorded: &[Recorded]) -> Result<()> {
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = recorded.iter().map(|r| r.id).collect();
+        let values: Vec<&str> = recorded.iter().map(|r| r.value.as_str()).collect();
+        self.execute(&sql::COMPLETE_RECORDED, &[&ids, &worker, &values])
+            .map(drop)
+    }
+
+    fn result_get(&self, id: JobId) -> Result<Option<JobResult>> {
+        let rows = self.query(&sql::RESULT_GET, &[&id])?;
+        rows.first()
+            .map(|row| stored_result(id, row.get(0), row.get(1), row.get(2)))
+            .transpose()
+    }
+
+    fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.execute(&sql::RESULT_PRUNE, &[&older_than.as_secs_f64(), &limit])
+    }
+
+    fn result_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<JobId>> {
+        PgStore::result_wakeups(self)
+    }
+
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
         if retries.is_empty() {
             return Ok(());
@@ -106,15 +131,17 @@ impl Store for PgStore {
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
         let (destroy, keep): (Vec<&Fail>, Vec<&Fail>) = fails.iter().partition(|f| f.destroy);
         let destroy_ids: Vec<i64> = destroy.iter().map(|f| f.id).collect();
+        let destroy_errors: Vec<&str> = destroy.iter().map(|f| f.last_error.as_str()).collect();
         let keep_ids: Vec<i64> = keep.iter().map(|f| f.id).collect();
         let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
         let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
         let keep_params: [&(dyn ToSql + Sync); 4] = [&keep_ids, &attempts, &errors, &worker];
         self.run(async |conn: &mut Session| {
             if !destroy_ids.is_empty() {
-                let complete = Sql::Fixed(sql::COMPLETE);
-                let params: [&(dyn ToSql + Sync); 2] = [&destroy_ids, &worker];
-                conn.execute(complete, sql::BY_WORKER, &params).await?;
+                let destroy = &sql::FAIL_DESTROY;
+                let params: [&(dyn ToSql + Sync); 3] = [&destroy_ids, &worker, &destroy_errors];
+                conn.execute(Sql::Fixed(destroy.sql), destroy.types, &params)
+                    .await?;
             }
             if !keep_ids.is_empty() {
                 let fail = Sql::Fixed(sql::FAIL_KEEP);

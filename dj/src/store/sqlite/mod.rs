@@ -77,6 +77,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         12,
         include_str!("../../../migrations/sqlite/0012_autovacuum.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/sqlite/0013_results.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -238,8 +238,34 @@ pub(super) static RETRY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `?1` id, `?2` worker.
-pub(super) const FAIL_DELETE: &str = "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2";
+/// `?1` id, `?2` worker: the row's name if it was deleted.
+pub(super) const FAIL_DELETE: &str =
+    "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2 RETURNING name";
+
+/// `?1` id, `?2` worker: a finished job's row deleted, its name returned (none: the worker
+/// no longer holds it).
+pub(super) const COMPLETE_ONE: &str =
+    "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2 RETURNING name";
+
+/// `?1` id, `?2` name, `?3` state, `?4` value (JSON text), `?5` error: a job's outcome kept,
+/// replacing an older one.
+pub(super) static RESULT_KEEP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_results (job_id, name, state, value, error, finished_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {NOW}) \
+         ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, state = excluded.state, \
+             value = excluded.value, error = excluded.error, finished_at = excluded.finished_at"
+    )
+});
+
+/// `?1` id.
+pub(super) const RESULT_GET: &str = "SELECT state, value, error FROM dj_results WHERE job_id = ?1";
+
+/// `?1` age in seconds, `?2` most rows.
+pub(super) const RESULT_PRUNE: &str = "DELETE FROM dj_results WHERE job_id IN ( \
+         SELECT job_id FROM dj_results \
+         WHERE finished_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
+         ORDER BY finished_at LIMIT ?2)";
 
 /// `?1` id, `?2` attempts, `?3` error, `?4` worker.
 pub(super) static FAIL_KEEP: LazyLock<String> = LazyLock::new(|| {

@@ -11,12 +11,13 @@ use super::sql::{self, DIALECT};
 use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
-    unix_secs, Cancel, EnqueueOutcome, JobFilter, JobId, JobRow, NewJob, QueueStats, ScheduleDef,
-    ScheduleRow, WorkerRow,
+    unix_secs, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats,
+    ScheduleDef, ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    claim_order, filter, ClaimParams, CronFire, Fail, Retry, Store, WorkerInfo, VERSION,
+    claim_order, filter, stored_result, ClaimParams, CronFire, Fail, Recorded, Retry, Store,
+    WorkerInfo, VERSION,
 };
 
 impl Store for SqliteStore {
@@ -114,6 +115,46 @@ impl Store for SqliteStore {
         })
     }
 
+    fn job_complete_recorded(&self, worker: &str, recorded: &[Recorded]) -> Result<()> {
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut complete = tx.prepare_cached(sql::COMPLETE_ONE)?;
+            let mut keep = tx.prepare_cached(&sql::RESULT_KEEP)?;
+            for r in recorded {
+                let name: Option<String> = complete
+                    .query_row(params![r.id, worker], |row| row.get(0))
+                    .optional()?;
+                if let Some(name) = name {
+                    keep.execute(params![r.id, name, "succeeded", r.value, None::<String>])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn result_get(&self, id: JobId) -> Result<Option<JobResult>> {
+        let row = self.run(|conn| {
+            conn.prepare_cached(sql::RESULT_GET)?
+                .query_row(params![id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+        })?;
+        row.map(|(state, value, error)| stored_result(id, &state, value, error))
+            .transpose()
+    }
+
+    fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(sql::RESULT_PRUNE)?
+                .execute(params![older_than.as_secs_f64(), limit])?;
+            Ok(n as u64)
+        })
+    }
+
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
         if retries.is_empty() {
             return Ok(());
@@ -142,9 +183,16 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut delete = tx.prepare_cached(sql::FAIL_DELETE)?;
             let mut keep = tx.prepare_cached(&sql::FAIL_KEEP)?;
+            let mut result = tx.prepare_cached(&sql::RESULT_KEEP)?;
             for f in fails {
                 if f.destroy {
-                    delete.execute(params![f.id, worker])?;
+                    let name: Option<String> = delete
+                        .query_row(params![f.id, worker], |row| row.get(0))
+                        .optional()?;
+                    if let Some(name) = name {
+                        let error = Some(&f.last_error);
+                        result.execute(params![f.id, name, "failed", None::<String>, error])?;
+                    }
                 } else {
                     keep.execute(params![f.id, f.attempts, f.last_error, worker])?;
                 }

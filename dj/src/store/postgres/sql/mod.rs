@@ -56,12 +56,74 @@ pub(crate) const RETRY: &str = "UPDATE delayed_jobs AS j \
           AS t(id, attempts, delay, err, release, snoozed) \
      WHERE j.id = t.id AND j.locked_by = $6";
 
-/// A permanent failure, kept: a unique job's key is freed.
+/// A permanent failure, kept: a unique job's key is freed. An app awaiting the job's result
+/// is woken.
 pub(crate) const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
      SET attempts = t.attempts, last_error = t.err, failed_at = now(), unique_key = NULL, \
          locked_at = NULL, locked_by = NULL, updated_at = now() \
      FROM unnest($1::int8[], $2::int4[], $3::text[]) AS t(id, attempts, err) \
-     WHERE j.id = t.id AND j.locked_by = $4";
+     WHERE j.id = t.id AND j.locked_by = $4 \
+     RETURNING pg_notify('dj_results', j.id::text)";
+
+/// The channel on which a job's stored result or failure for good is announced, with the
+/// job's id as the payload: an app awaiting a result LISTENs on it.
+pub(crate) const RESULTS_CHANNEL: &str = "dj_results";
+
+/// Deletes rows `$1` of worker `$2` and keeps an outcome for each in `dj_results` (replacing
+/// an older one): `$3` text per id, stored as `$out` in `$column`, with `$other` cleared.
+macro_rules! keep_results {
+    ($state:literal, $column:literal, $out:literal, $other:literal) => {
+        concat!(
+            "WITH done AS ( \
+                 DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2 \
+                 RETURNING id, name) \
+             INSERT INTO dj_results AS r (job_id, name, state, ",
+            $column,
+            ") SELECT d.id, d.name, '",
+            $state,
+            "', ",
+            $out,
+            " FROM done d JOIN unnest($1::int8[], $3::text[]) AS v(id, out) ON v.id = d.id \
+             ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, state = excluded.state, ",
+            $column,
+            " = excluded.",
+            $column,
+            ", ",
+            $other,
+            " = NULL, finished_at = excluded.finished_at \
+             RETURNING pg_notify('dj_results', r.job_id::text)"
+        )
+    };
+}
+
+/// Finished jobs `$1` of worker `$2` deleted, the values `$3` (JSON text) they recorded kept.
+pub(crate) const COMPLETE_RECORDED: Stmt = Stmt {
+    sql: keep_results!("succeeded", "value", "v.out::jsonb", "error"),
+    types: &[Type::INT8_ARRAY, Type::TEXT, Type::TEXT_ARRAY],
+};
+
+/// Jobs `$1` of worker `$2` failed for good and deleted (`destroy_failed_jobs`), their last
+/// errors `$3` kept.
+pub(crate) const FAIL_DESTROY: Stmt = Stmt {
+    sql: keep_results!("failed", "error", "v.out", "value"),
+    types: &[Type::INT8_ARRAY, Type::TEXT, Type::TEXT_ARRAY],
+};
+
+/// Job `$1`'s stored result.
+pub(crate) const RESULT_GET: Stmt = Stmt {
+    sql: "SELECT state, value::text, error FROM dj_results WHERE job_id = $1",
+    types: &[Type::INT8],
+};
+
+/// Up to `$2` results stored more than `$1` seconds ago, deleted.
+pub(crate) const RESULT_PRUNE: Stmt = Stmt {
+    sql: "WITH old AS ( \
+              SELECT job_id FROM dj_results \
+              WHERE finished_at < now() - $1 * interval '1 second' \
+              ORDER BY finished_at LIMIT $2) \
+          DELETE FROM dj_results AS r USING old WHERE r.job_id = old.job_id",
+    types: &[Type::FLOAT8, Type::INT8],
+};
 
 /// An UPDATE that makes rows claimable again (retry, run now, unlock, release), run so that
 /// workers idle on LISTEN hear of it as they hear of an insert: one NOTIFY at commit when any

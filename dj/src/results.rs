@@ -1,0 +1,106 @@
+//! Reading and awaiting what became of a job: [`Db::job_result`] and the waits. A wait holds
+//! no connection between its looks: on PostgreSQL one LISTEN connection per process wakes
+//! every wait whose job's outcome was stored (and the waits look every half second besides,
+//! for a job that succeeds without recording a result sends no NOTIFY); on SQLite, and
+//! behind a transaction pooler without a `listen_url`, they look every 100 ms.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::db::Db;
+use crate::error::Result;
+use crate::model::{JobId, JobResult};
+
+/// How often a wait looks when notifications wake it.
+const LOOK_EVERY_LISTENING: Duration = Duration::from_millis(500);
+/// How often a wait looks when nothing wakes it.
+const LOOK_EVERY_POLLING: Duration = Duration::from_millis(100);
+
+impl Db {
+    /// What became of job `id`: [`JobResult::Pending`] while its row waits, runs or retries;
+    /// its recorded value once it succeeded ([`crate::Context::set_result`]); its error once
+    /// it failed for good; [`JobResult::Gone`] when neither its row nor a result is left.
+    pub fn job_result(&self, id: JobId) -> Result<JobResult> {
+        // The row first: a job's row is deleted in the transaction that stores its result,
+        // so a row found gone here has its result stored already.
+        if let Some(row) = self.job(id)? {
+            return Ok(match row.failed_at {
+                Some(_) => JobResult::Failed {
+                    error: row.last_error.unwrap_or_default(),
+                },
+                None => JobResult::Pending,
+            });
+        }
+        Ok(self.store().result_get(id)?.unwrap_or(JobResult::Gone))
+    }
+
+    /// Blocks until job `id` has finished (see [`Db::job_result`]) or `timeout` has passed,
+    /// then says what became of it (`Pending` after the timeout). An async app uses
+    /// `wait_for_result_async`.
+    pub fn wait_for_result(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
+        let deadline = Instant::now() + timeout;
+        let mut wakeups = self.store().result_wakeups();
+        loop {
+            let result = self.job_result(id)?;
+            let now = Instant::now();
+            if result.is_finished() || now >= deadline {
+                return Ok(result);
+            }
+            let pause = look_every(&wakeups).min(deadline - now);
+            match wakeups.as_mut() {
+                Some(ids) => crate::io::block_on(woken(ids, id, pause)),
+                None => std::thread::sleep(pause),
+            }
+        }
+    }
+
+    /// [`Db::wait_for_result`] without blocking the async executor: each look runs on dj's
+    /// own threads, and between looks the future holds no connection.
+    #[cfg(feature = "tokio")]
+    pub async fn wait_for_result_async(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
+        let deadline = Instant::now() + timeout;
+        let mut wakeups = self.store().result_wakeups();
+        loop {
+            let db = self.clone();
+            let look = crate::io::handle().spawn_blocking(move || db.job_result(id));
+            let result = look.await.map_err(|e| {
+                crate::Error::Invalid(format!("looking for job {id}'s result failed: {e}"))
+            })??;
+            let now = Instant::now();
+            if result.is_finished() || now >= deadline {
+                return Ok(result);
+            }
+            let pause = look_every(&wakeups).min(deadline - now);
+            match wakeups.as_mut() {
+                Some(ids) => crate::io::InRuntime::new(woken(ids, id, pause)).await,
+                None => crate::io::InRuntime::new(tokio::time::sleep(pause)).await,
+            }
+        }
+    }
+}
+
+fn look_every(wakeups: &Option<broadcast::Receiver<JobId>>) -> Duration {
+    match wakeups {
+        Some(_) => LOOK_EVERY_LISTENING,
+        None => LOOK_EVERY_POLLING,
+    }
+}
+
+/// Waits up to `pause` for `id` to be announced (or for announcements to have been missed, or
+/// the connection to be lost: the caller looks again either way).
+async fn woken(ids: &mut broadcast::Receiver<JobId>, id: JobId, pause: Duration) {
+    let announced = async {
+        loop {
+            match ids.recv().await {
+                Ok(announced) if announced != id => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => {
+                    // Lost: poll from now on (the next wait starts it again).
+                    std::future::pending::<()>().await
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(pause, announced).await;
+}
