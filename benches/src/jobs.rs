@@ -17,11 +17,31 @@ pub struct Noop {
 impl Perform for Noop {
     type Error = std::convert::Infallible;
     fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
-        let nanos = base().elapsed().as_nanos().max(1) as u64;
-        if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
-            let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
-        }
-        LAST_NOOP.fetch_max(nanos, Ordering::Relaxed);
+        noop_started();
+        Ok(())
+    }
+}
+
+/// Notes a no-op's start for [`noop_span`].
+fn noop_started() {
+    let nanos = base().elapsed().as_nanos().max(1) as u64;
+    if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
+        let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    LAST_NOOP.fetch_max(nanos, Ordering::Relaxed);
+}
+
+/// A no-op that records its `n` as its result (`Context::set_result`), counted like [`Noop`].
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Answer {
+    pub n: u64,
+}
+
+impl Perform for Answer {
+    type Error = dj::JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        noop_started();
+        ctx.set_result(&self.n)?;
         Ok(())
     }
 }
@@ -65,11 +85,7 @@ pub struct AsyncNoop {
 impl dj::PerformAsync for AsyncNoop {
     type Error = std::convert::Infallible;
     async fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
-        let nanos = base().elapsed().as_nanos().max(1) as u64;
-        if FIRST_NOOP.load(Ordering::Relaxed) == 0 {
-            let _ = FIRST_NOOP.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
-        }
-        LAST_NOOP.fetch_max(nanos, Ordering::Relaxed);
+        noop_started();
         Ok(())
     }
 }

@@ -53,7 +53,8 @@ struct Args {
     no_fast_lane: bool,
     /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
-    /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke).
+    /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke),
+    /// results.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also print `RESULT dj WORKLOAD VALUE UNIT NOTE` lines for the workloads the peers
@@ -167,6 +168,7 @@ const WORKLOADS: &[&str] = &[
     "pgbouncer",
     "horizon",
     "soak",
+    "results",
 ];
 
 /// Concurrency of the memory workload, as the issue states it.
@@ -342,6 +344,38 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 "  (its enqueue calls: 1-row INSERT + commit)".to_owned(),
             ],
             &mut || workloads::pickup(url, sizes.pickup, sizes.pickup_gap, worker),
+        )?;
+    }
+    if wanted("results") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {}, each job recording a result (c={c}, read_ahead={ra})",
+                sizes.workoff
+            ),
+            &mut || workloads::results_workoff(url, sizes.workoff, worker),
+        )?;
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "enqueue_and_wait round trip, {} jobs one at a time (NOTIFY)",
+                sizes.pickup
+            ),
+            &mut || workloads::result_wait(&setup::fresh_table(url)?, sizes.pickup, worker),
+        )?;
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "sqlite: enqueue_and_wait round trip, {} jobs one at a time (polling)",
+                sizes.pickup
+            ),
+            &mut || {
+                let file = setup::SqliteFile::new(&args.sqlite_dir, Synchronous::Normal)?;
+                workloads::result_wait(&file.db, sizes.pickup, worker)
+            },
         )?;
     }
     if wanted("bulk") {

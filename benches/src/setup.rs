@@ -63,23 +63,25 @@ pub fn pre_enqueue(url: &str, db: &dj::Db, n: u64) -> Result<(), BoxError> {
 
 /// Enqueues `n` no-op jobs through `enqueue_many`, in slices to bound memory.
 pub fn enqueue_noops(db: &dj::Db, n: u64) -> Result<(), BoxError> {
-    const SLICE: u64 = 50_000;
-    let mut start = 0;
-    while start < n {
-        let end = (start + SLICE).min(n);
-        dj::enqueue_many(db, (start..end).map(|n| Noop { n }))?;
-        start = end;
-    }
-    Ok(())
+    enqueue_in_slices(db, n, |n| Noop { n })
 }
 
 /// The same with [`AsyncNoop`] jobs.
 pub fn enqueue_async_noops(db: &dj::Db, n: u64) -> Result<(), BoxError> {
+    enqueue_in_slices(db, n, |n| AsyncNoop { n })
+}
+
+/// Enqueues `make(0..n)` through `enqueue_many`, 50,000 at a time to bound memory.
+pub fn enqueue_in_slices<J: dj::Job>(
+    db: &dj::Db,
+    n: u64,
+    make: impl Fn(u64) -> J,
+) -> Result<(), BoxError> {
     const SLICE: u64 = 50_000;
     let mut start = 0;
     while start < n {
         let end = (start + SLICE).min(n);
-        dj::enqueue_many(db, (start..end).map(|n| AsyncNoop { n }))?;
+        dj::enqueue_many(db, (start..end).map(&make))?;
         start = end;
     }
     Ok(())

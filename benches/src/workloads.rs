@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 
-use crate::jobs::{noop_span, reset_noops, starts, Noop, Stamp};
+use crate::jobs::{noop_span, reset_noops, starts, Answer, Noop, Stamp};
 use crate::report::{quantile, Figure};
 use crate::setup::{self, BoxError, SqliteFile, Synchronous};
 
@@ -646,4 +646,51 @@ pub fn pgbouncer(
         figures.push(rate_of(n, took.total));
     }
     Ok(figures)
+}
+
+/// `n` jobs that each record a result, enqueued up front and worked off: the cost of
+/// storing results beside `workoff`'s plain completions (on PostgreSQL such a job leaves the
+/// fast lane and is completed the ordinary way, with its result).
+pub fn results_workoff(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::enqueue_in_slices(&db, n, |n| Answer { n })?;
+    setup::vacuum(url)?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
+/// An idle worker; `n` jobs enqueued one at a time with `enqueue_and_wait`, each waited for
+/// before the next: the round trip from the call to its result in hand (enqueue, wake-up,
+/// claim, perform, completion with the result, the waiter's wake-up and look).
+pub fn result_wait(db: &dj::Db, n: usize, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    let worker = dj::Worker::with_config(db.clone(), settings.config());
+    let stop = worker.stop_flag();
+    let handle = std::thread::spawn(move || worker.run());
+    // Let the worker find the table empty and start listening.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ms = Vec::with_capacity(n);
+    let mut failure = None;
+    for i in 0..n as u64 {
+        let called = Instant::now();
+        let answered = Answer { n: i }
+            .delay()
+            .enqueue_and_wait::<u64>(db, Duration::from_secs(10));
+        match answered {
+            Ok(answer) if answer == i => ms.push(called.elapsed().as_secs_f64() * 1e3),
+            Ok(other) => failure = Some(format!("job {i} answered {other}")),
+            Err(e) => failure = Some(e.to_string()),
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    stop.set();
+    handle.join().map_err(|_| "the worker panicked")??;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(percentiles(ms)),
+    }
 }

@@ -2,7 +2,8 @@
 //! no connection between its looks: on PostgreSQL one LISTEN connection per process wakes
 //! every wait whose job's outcome was stored (and the waits look every half second besides,
 //! for a job that succeeds without recording a result sends no NOTIFY); on SQLite, and
-//! behind a transaction pooler without a `listen_url`, they look every 100 ms.
+//! behind a transaction pooler without a `listen_url`, they look after 5 ms, then twice as
+//! long after each look, up to every 100 ms.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,10 @@ use crate::model::{JobId, JobResult};
 
 /// How often a wait looks when notifications wake it.
 const LOOK_EVERY_LISTENING: Duration = Duration::from_millis(500);
-/// How often a wait looks when nothing wakes it.
+/// How soon a wait that nothing wakes looks again after its first look; the pause doubles
+/// after each look, up to [`LOOK_EVERY_POLLING`].
+const FIRST_POLL: Duration = Duration::from_millis(5);
+/// How often a wait that nothing wakes looks at most.
 const LOOK_EVERY_POLLING: Duration = Duration::from_millis(100);
 
 impl Db {
@@ -41,13 +45,14 @@ impl Db {
     pub fn wait_for_result(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
         let deadline = Instant::now() + timeout;
         let mut wakeups = self.store().result_wakeups();
+        let mut poll = FIRST_POLL;
         loop {
             let result = self.job_result(id)?;
             let now = Instant::now();
             if result.is_finished() || now >= deadline {
                 return Ok(result);
             }
-            let pause = look_every(&wakeups).min(deadline - now);
+            let pause = next_pause(&wakeups, &mut poll).min(deadline - now);
             match wakeups.as_mut() {
                 Some(ids) => crate::io::block_on(woken(ids, id, pause)),
                 None => std::thread::sleep(pause),
@@ -61,6 +66,7 @@ impl Db {
     pub async fn wait_for_result_async(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
         let deadline = Instant::now() + timeout;
         let mut wakeups = self.store().result_wakeups();
+        let mut poll = FIRST_POLL;
         loop {
             let db = self.clone();
             let look = crate::io::handle().spawn_blocking(move || db.job_result(id));
@@ -71,7 +77,7 @@ impl Db {
             if result.is_finished() || now >= deadline {
                 return Ok(result);
             }
-            let pause = look_every(&wakeups).min(deadline - now);
+            let pause = next_pause(&wakeups, &mut poll).min(deadline - now);
             match wakeups.as_mut() {
                 Some(ids) => crate::io::InRuntime::new(woken(ids, id, pause)).await,
                 None => crate::io::InRuntime::new(tokio::time::sleep(pause)).await,
@@ -80,10 +86,16 @@ impl Db {
     }
 }
 
-fn look_every(wakeups: &Option<broadcast::Receiver<JobId>>) -> Duration {
+/// How long to wait before the next look: woken by notifications, up to
+/// [`LOOK_EVERY_LISTENING`]; polling, `poll`, which doubles up to [`LOOK_EVERY_POLLING`].
+fn next_pause(wakeups: &Option<broadcast::Receiver<JobId>>, poll: &mut Duration) -> Duration {
     match wakeups {
         Some(_) => LOOK_EVERY_LISTENING,
-        None => LOOK_EVERY_POLLING,
+        None => {
+            let pause = *poll;
+            *poll = (pause * 2).min(LOOK_EVERY_POLLING);
+            pause
+        }
     }
 }
 

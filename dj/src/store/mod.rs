@@ -112,6 +112,13 @@ pub(crate) struct Recorded {
     pub value: String,
 }
 
+/// A lane's jobs that succeeded: those without a result and those with one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished<'a> {
+    pub complete: &'a [JobId],
+    pub recorded: &'a [Recorded],
+}
+
 /// A `dj_results` row's state and its value or error, as the app reads it.
 pub(crate) fn stored_result(
     id: JobId,
@@ -188,23 +195,23 @@ pub(crate) trait Store: Send + Sync + 'static {
         Ok(None)
     }
     /// Ends a lane in its transaction: `promote` become ordinary claims of `worker` (jobs
-    /// still running, failed ones whose outcome follows), `complete` are deleted, with the
-    /// batch's record; then commits. After an error nothing of it was written: the lane's
-    /// rows are free again.
+    /// still running, failed ones whose outcome follows), the `finished` are deleted (with
+    /// their results), with the batch's record; then commits. After an error nothing of it
+    /// was written: the lane's rows are free again.
     fn lane_finish(
         &self,
         _lane: Lane,
         _worker: &str,
-        _complete: &[JobId],
+        _finished: Finished<'_>,
         _promote: &[JobId],
     ) -> Result<()> {
         unreachable!("a lane comes only from a backend that has lanes")
     }
     /// After a failed [`Store::lane_finish`]: deletes the lane's record (`worker`'s naming any
-    /// of `ids`) and those of the rows its jobs had finished (`done`) that no worker has
-    /// claimed since. Retried until it succeeds, it keeps them from running again unless
-    /// another worker took one first.
-    fn lane_abandoned(&self, _worker: &str, _ids: &[JobId], _done: &[JobId]) -> Result<()> {
+    /// of `ids`) and those of the rows its jobs had finished that no worker has claimed since
+    /// (keeping their results). Retried until it succeeds, it keeps them from running again
+    /// unless another worker took one first.
+    fn lane_abandoned(&self, _worker: &str, _ids: &[JobId], _finished: Finished<'_>) -> Result<()> {
         unreachable!("a lane comes only from a backend that has lanes")
     }
     /// Lanes left by workers that died: `worker`'s (a name being registered again), or with

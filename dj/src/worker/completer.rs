@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::lane::Closing;
 use super::Shared;
 use crate::model::JobId;
-use crate::store::{Fail, Recorded, Retry};
+use crate::store::{Fail, Finished, Recorded, Retry};
 
 /// Most outcomes written per round of statements.
 const BATCH: usize = 1000;
@@ -176,27 +176,30 @@ fn receive(shared: &Shared, outcomes: &Receiver<Message>) -> Option<Message> {
 /// A lane whose end failed: nothing of it was written, and its rows are free again.
 struct Abandoned {
     owner: Arc<str>,
-    /// Every job it took, and those of them that finished.
+    /// Every job it took, and those of them that finished: without a result, and with one.
     ids: Vec<JobId>,
     done: Vec<JobId>,
+    recorded: Vec<Recorded>,
     /// The slots to free once the finished rows are deleted.
     slots: Vec<JobId>,
 }
 
-/// Ends a fast lane in its transaction: finished jobs deleted, those not started let go, the
-/// rest (running, failed, or done with a result to keep) made ordinary claims. Returns the
-/// outcomes of the last two, to be written the ordinary way now that their rows are claimed. If the transaction fails
+/// Ends a fast lane in its transaction: finished jobs deleted (their results kept), those not
+/// started let go, the rest (running, failed) made ordinary claims. Returns the failed jobs'
+/// outcomes, to be written the ordinary way now that their rows are claimed. If the transaction fails
 /// nothing of it was written and its rows are free again: the lane is returned, for its
 /// finished rows to be deleted once the database answers ([`abandon`]). One another worker
 /// claims first runs again (at-least-once); its other jobs are no longer this worker's.
 fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
     let mut complete = Vec::new();
+    let mut recorded = Vec::new();
     let mut released = Vec::new();
     let mut promote = Vec::new();
     let mut after = Vec::new();
     for outcome in lane.outcomes {
         match outcome {
             Outcome::Complete(id) => complete.push(id),
+            Outcome::Recorded(r) => recorded.push(r),
             // Not performed: its lock ends with the transaction.
             Outcome::Release(id) => released.push(id),
             failed => {
@@ -216,12 +219,21 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
         .collect();
     promote.extend(&unfinished);
     let store = shared.db.store();
-    let ids: Vec<JobId> = (complete.iter().chain(&released).chain(&promote))
+    let finished: Vec<JobId> = complete
+        .iter()
+        .copied()
+        .chain(recorded.iter().map(|r| r.id))
+        .collect();
+    let ids: Vec<JobId> = (finished.iter().chain(&released).chain(&promote))
         .copied()
         .collect();
-    let ended = store.lane_finish(lane.lane, &lane.owner, &complete, &promote);
+    let done = Finished {
+        complete: &complete,
+        recorded: &recorded,
+    };
+    let ended = store.lane_finish(lane.lane, &lane.owner, done, &promote);
     shared.slots.returned(&unstarted);
-    released.extend(&complete);
+    released.extend(&finished);
     let Err(e) = ended else {
         shared.slots.written(&released);
         return Ok(after);
@@ -232,7 +244,7 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
          database answers (one another worker claims first runs again), its {} failed job(s) \
          run again without this attempt counted, and {} running job(s) are no \
          longer this worker's: {:?}",
-        complete.len(),
+        finished.len(),
         after.len(),
         unfinished.len(),
         unfinished
@@ -249,6 +261,7 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
         owner: lane.owner,
         ids,
         done: complete,
+        recorded,
         slots: released,
     })
 }
@@ -263,13 +276,21 @@ fn abandon(shared: &Shared, lane: Abandoned, give_up_at: &mut Option<Instant>) {
         shared,
         give_up_at,
         "deleting a fast lane's finished jobs",
-        || store.lane_abandoned(&lane.owner, &lane.ids, &lane.done),
+        || {
+            let finished = Finished {
+                complete: &lane.done,
+                recorded: &lane.recorded,
+            };
+            store.lane_abandoned(&lane.owner, &lane.ids, finished)
+        },
     );
     if let Err(e) = deleted {
         shared.say_error(format_args!(
             "Error while deleting a fast lane's finished jobs, giving up at shutdown: {e}; \
              jobs {:?} may run again",
-            lane.done
+            (lane.done.iter().copied())
+                .chain(lane.recorded.iter().map(|r| r.id))
+                .collect::<Vec<_>>()
         ));
     }
     shared.slots.written(&lane.slots);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dj::Job;
-use dj_tests::jobs::{AlwaysFails, Record, Sleeps};
+use dj_tests::jobs::{AlwaysFails, Record, Sleeps, Square, Squares};
 use dj_tests::support::{Backend, PerformLog, TestDb};
 
 use crate::Case;
@@ -386,13 +386,25 @@ fn connection_dies(backend: Backend) {
     let running = std::thread::spawn(move || worker.run());
     assert!(log.wait_for("done first", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(200));
+    // In one transaction, so that one lane takes them all: five jobs that record results too.
+    let mut direct = t.pg_client();
+    let mut tx = direct.transaction().unwrap();
+    let squares = dj::enqueue_many(
+        &mut tx,
+        (0..5).map(|i| Squares {
+            log: log.path(),
+            n: 100 + i,
+        }),
+    )
+    .unwrap();
     dj::enqueue_many(
-        &t.db,
+        &mut tx,
         (0..19)
             .map(|i| sleeps(&format!("s{i}"), 0).delay())
             .chain(std::iter::once(sleeps("slow", 80).delay())),
     )
     .unwrap();
+    tx.commit().unwrap();
     // The lane's session waits, idle in its transaction, while the slow job runs.
     let mut client = t.pg_client();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -427,4 +439,11 @@ fn connection_dies(backend: Backend) {
         assert_eq!(times, 1, "{line} once\n{performed:?}");
     }
     assert!(log.count("done slow") >= 1);
+    // The finished jobs' results were kept with their deletes, once.
+    for (i, id) in squares.into_iter().enumerate() {
+        let n = 100 + i as i64;
+        assert_eq!(log.count(&format!("perform {n}")), 1, "{performed:?}");
+        let square: Square = t.db.job_result(id).unwrap().value(id).unwrap();
+        assert_eq!(square, Square { n, square: n * n });
+    }
 }

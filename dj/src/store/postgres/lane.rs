@@ -24,11 +24,12 @@ use super::sql::claim::{
     LANE_ABANDONED, LANE_CLAIM, LANE_CLAIM_FROM, LANE_COMPLETE, LANE_FORGET, LANE_LEFTOVERS,
     LANE_LEFTOVERS_FROM, LANE_PROMOTE, LANE_RECORD, LANE_RESCUE,
 };
+use super::sql::{LANE_ABANDONED_RECORDED, LANE_COMPLETE_RECORDED};
 use super::PgStore;
 use crate::error::Result;
 use crate::io;
 use crate::model::JobId;
-use crate::store::{ClaimParams, Lane, LaneClaim};
+use crate::store::{ClaimParams, Finished, Lane, LaneClaim, Recorded};
 
 /// How often a worker of lanes looks for the rows a lane never takes (with a unique key, or
 /// a crash) among the next it would claim, to claim them the ordinary way: once one of them
@@ -165,9 +166,10 @@ impl PgStore {
         &self,
         lane: Lane,
         worker: &str,
-        complete: &[JobId],
+        finished: Finished<'_>,
         promote: &[JobId],
     ) -> Result<()> {
+        let complete = finished.complete;
         let lane = *lane
             .0
             .downcast::<PgLane>()
@@ -177,7 +179,11 @@ impl PgStore {
         // it ends, whether or not its end is written: the next claim walks from the first.
         // (Once they are: a claim from below them meanwhile would skip them and raise the
         // floor again.)
-        let ended: HashSet<JobId> = complete.iter().chain(promote).copied().collect();
+        let recorded = finished.recorded.iter().map(|r| r.id);
+        let ended: HashSet<JobId> = (complete.iter().chain(promote).copied())
+            .chain(recorded)
+            .collect();
+        let (recorded_ids, values) = recorded_columns(finished.recorded);
         let released = (lane.keys.iter())
             .filter(|(id, _)| !ended.contains(id))
             .map(|(_, key)| *key)
@@ -204,6 +210,12 @@ impl PgStore {
                         &params,
                     )
                     .await?;
+                    if !recorded_ids.is_empty() {
+                        let keep = &LANE_COMPLETE_RECORDED;
+                        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                            [&recorded_ids, &values];
+                        s.execute(Sql::Fixed(keep.sql), keep.types, &params).await?;
+                    }
                     s.batch_execute("COMMIT").await
                 })
                 .await;
@@ -228,7 +240,14 @@ impl PgStore {
         finished
     }
 
-    pub(super) fn lane_abandoned(&self, worker: &str, ids: &[JobId], done: &[JobId]) -> Result<()> {
+    pub(super) fn lane_abandoned(
+        &self,
+        worker: &str,
+        ids: &[JobId],
+        finished: Finished<'_>,
+    ) -> Result<()> {
+        let done = finished.complete;
+        let (recorded_ids, values) = recorded_columns(finished.recorded);
         self.run(async |s: &mut Session| {
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&worker, &ids, &done];
             s.execute(
@@ -236,9 +255,15 @@ impl PgStore {
                 &[Type::TEXT, Type::INT8_ARRAY, Type::INT8_ARRAY],
                 &params,
             )
-            .await
+            .await?;
+            if !recorded_ids.is_empty() {
+                let keep = &LANE_ABANDONED_RECORDED;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                    [&recorded_ids, &values, &worker];
+                s.execute(Sql::Fixed(keep.sql), keep.types, &params).await?;
+            }
+            Ok(())
         })
-        .map(|_| ())
     }
 
     pub(super) fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {
@@ -267,4 +292,11 @@ impl PgStore {
             Err(_elapsed) => Err(self.ran_out(conn)),
         }
     }
+}
+
+/// Recorded results as the statements bind them: ids, and JSON texts.
+fn recorded_columns(recorded: &[Recorded]) -> (Vec<JobId>, Vec<&str>) {
+    let ids = recorded.iter().map(|r| r.id).collect();
+    let values = recorded.iter().map(|r| r.value.as_str()).collect();
+    (ids, values)
 }

@@ -126,13 +126,13 @@ impl PgStore {
         let sender = ids.clone();
         let (config, limits) = (self.listen_config(), self.limits);
         let task = io::handle().spawn(async move {
-            let forward = move |payload: &str| match payload.parse() {
-                Ok(id) => {
-                    // No waiter at the moment is not an error: keep listening.
+            // A payload is one id, or several separated by commas. No waiter at the moment
+            // is not an error: keep listening.
+            let forward = move |payload: &str| {
+                for id in payload.split(',').filter_map(|id| id.parse().ok()) {
                     let _ = sender.send(id);
-                    true
                 }
-                Err(_) => true,
+                true
             };
             match listen_on(config, limits, RESULTS_CHANNEL, forward).await {
                 // Listening until the connection ends; the client keeps it open.

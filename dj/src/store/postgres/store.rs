@@ -19,8 +19,8 @@ use crate::model::{
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    filter, stored_result, ClaimParams, CronFire, Fail, Lane, LaneClaim, Recorded, Retry, Store,
-    Wakeups, WorkerInfo, VERSION,
+    filter, stored_result, ClaimParams, CronFire, Fail, Finished, Lane, LaneClaim, Recorded, Retry,
+    Store, Wakeups, WorkerInfo, VERSION,
 };
 
 impl Store for PgStore {
@@ -61,14 +61,14 @@ impl Store for PgStore {
         &self,
         lane: Lane,
         worker: &str,
-        complete: &[JobId],
+        finished: Finished<'_>,
         promote: &[JobId],
     ) -> Result<()> {
-        PgStore::lane_finish(self, lane, worker, complete, promote)
+        PgStore::lane_finish(self, lane, worker, finished, promote)
     }
 
-    fn lane_abandoned(&self, worker: &str, ids: &[JobId], done: &[JobId]) -> Result<()> {
-        PgStore::lane_abandoned(self, worker, ids, done)
+    fn lane_abandoned(&self, worker: &str, ids: &[JobId], finished: Finished<'_>) -> Result<()> {
+        PgStore::lane_abandoned(self, worker, ids, finished)
     }
 
     fn lane_rescue(&self, worker: Option<&str>) -> Result<u64> {

@@ -69,44 +69,82 @@ pub(crate) const FAIL_KEEP: &str = "UPDATE delayed_jobs AS j \
 /// job's id as the payload: an app awaiting a result LISTENs on it.
 pub(crate) const RESULTS_CHANNEL: &str = "dj_results";
 
-/// Deletes rows `$1` of worker `$2` and keeps an outcome for each in `dj_results` (replacing
-/// an older one): `$3` text per id, stored as `$out` in `$column`, with `$other` cleared.
+/// Deletes rows `$1` (those of them `$where` allows: the worker still holds them) and keeps
+/// an outcome for each in `dj_results`, replacing an older one: `$out` (of `$values`, text per
+/// id) in `$column`, with `$other` cleared. Waiters are told with one NOTIFY per 300 ids
+/// (each id is at most 20 bytes: a payload stays under the 8,000 allowed), not one per row.
 macro_rules! keep_results {
-    ($state:literal, $column:literal, $out:literal, $other:literal) => {
+    ($where:literal, $values:literal, $state:literal, $column:literal, $out:literal, $other:literal) => {
         concat!(
             "WITH done AS ( \
-                 DELETE FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2 \
-                 RETURNING id, name) \
-             INSERT INTO dj_results AS r (job_id, name, state, ",
+                 DELETE FROM delayed_jobs WHERE id = ANY($1) AND ",
+            $where,
+            " RETURNING id, name), \
+             kept AS ( \
+                 INSERT INTO dj_results AS r (job_id, name, state, ",
             $column,
             ") SELECT d.id, d.name, '",
             $state,
             "', ",
             $out,
-            " FROM done d JOIN unnest($1::int8[], $3::text[]) AS v(id, out) ON v.id = d.id \
-             ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, state = excluded.state, ",
+            " FROM done d JOIN unnest($1::int8[], ",
+            $values,
+            "::text[]) AS v(id, out) ON v.id = d.id \
+                 ON CONFLICT (job_id) DO UPDATE SET name = excluded.name, state = excluded.state, ",
             $column,
             " = excluded.",
             $column,
             ", ",
             $other,
             " = NULL, finished_at = excluded.finished_at \
-             RETURNING pg_notify('dj_results', r.job_id::text)"
+                 RETURNING r.job_id) \
+             SELECT pg_notify('dj_results', string_agg(job_id::text, ',')) \
+             FROM (SELECT job_id, (row_number() OVER ()) / 300 AS part FROM kept) AS k \
+             GROUP BY part"
         )
     };
 }
 
 /// Finished jobs `$1` of worker `$2` deleted, the values `$3` (JSON text) they recorded kept.
 pub(crate) const COMPLETE_RECORDED: Stmt = Stmt {
-    sql: keep_results!("succeeded", "value", "v.out::jsonb", "error"),
+    sql: keep_results!(
+        "locked_by = $2",
+        "$3",
+        "succeeded",
+        "value",
+        "v.out::jsonb",
+        "error"
+    ),
     types: &[Type::INT8_ARRAY, Type::TEXT, Type::TEXT_ARRAY],
 };
 
 /// Jobs `$1` of worker `$2` failed for good and deleted (`destroy_failed_jobs`), their last
 /// errors `$3` kept.
 pub(crate) const FAIL_DESTROY: Stmt = Stmt {
-    sql: keep_results!("failed", "error", "v.out", "value"),
+    sql: keep_results!("locked_by = $2", "$3", "failed", "error", "v.out", "value"),
     types: &[Type::INT8_ARRAY, Type::TEXT, Type::TEXT_ARRAY],
+};
+
+/// A lane's finished jobs `$1` that recorded values `$2`, deleted in the lane's transaction
+/// (which holds their locks) and their values kept.
+pub(crate) const LANE_COMPLETE_RECORDED: Stmt = Stmt {
+    sql: keep_results!("true", "$2", "succeeded", "value", "v.out::jsonb", "error"),
+    types: &[Type::INT8_ARRAY, Type::TEXT_ARRAY],
+};
+
+/// After a lane's end failed: its finished jobs `$1` that recorded values `$2`, deleted and
+/// their values kept unless another worker claimed one since (see `LANE_ABANDONED`; `$3` the
+/// worker).
+pub(crate) const LANE_ABANDONED_RECORDED: Stmt = Stmt {
+    sql: keep_results!(
+        "(locked_at IS NULL OR locked_by = $3) AND failed_at IS NULL",
+        "$2",
+        "succeeded",
+        "value",
+        "v.out::jsonb",
+        "error"
+    ),
+    types: &[Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT],
 };
 
 /// Job `$1`'s stored result.
