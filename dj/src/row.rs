@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::handler::handler_of;
 use crate::job::{Job, Perform};
-use crate::model::{stored_key, Delayed, NewJob, OnDuplicate, RowOptions, Unique};
+use crate::model::{stored_key, Delayed, NewJob, OnDuplicate, RowOptions, Unique, SEQUENCE_LIMIT};
 
 impl<J: Job> Delayed<J> {
     /// The row this builder makes.
@@ -48,7 +48,19 @@ pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
             .or(defaults.max_run_time)
             .map(|d| i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)),
         unique,
-        concurrency: concurrency_of(job, options.concurrency)?,
+        concurrency: match options.sequence {
+            Some(key) if options.concurrency.is_none() => {
+                Some((stored_key(None, &key), SEQUENCE_LIMIT))
+            }
+            Some(key) => {
+                return Err(Error::Invalid(format!(
+                    "job {}: a job has a sequence (`sequence({key:?})`) or a concurrency key, \
+                     not both; keep one",
+                    J::NAME
+                )))
+            }
+            None => concurrency_of(job, options.concurrency)?,
+        },
     })
 }
 

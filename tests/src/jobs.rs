@@ -612,3 +612,34 @@ impl Perform for HugeResult {
         Ok(())
     }
 }
+
+/// A step of a sequence: records `start KEY SEQ`, sleeps `millis`, records `end KEY SEQ`.
+/// `fail`: 0 succeeds; 1 fails its first attempt (retried in 200 ms); 2 fails for good.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Step {
+    pub log: String,
+    pub key: String,
+    pub seq: u32,
+    pub millis: u64,
+    pub fail: u8,
+}
+
+impl Perform for Step {
+    type Error = JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        record(&self.log, &format!("start {} {}", self.key, self.seq));
+        std::thread::sleep(Duration::from_millis(self.millis));
+        record(&self.log, &format!("end {} {}", self.key, self.seq));
+        match self.fail {
+            1 if ctx.job().attempts == 0 => Err(JobError::retry_in(
+                format!("step {} {} fails once", self.key, self.seq),
+                Duration::from_millis(200),
+            )),
+            2 => Err(JobError::permanent(format!(
+                "step {} {} fails for good",
+                self.key, self.seq
+            ))),
+            _ => Ok(()),
+        }
+    }
+}

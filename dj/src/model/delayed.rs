@@ -57,6 +57,7 @@ pub(crate) struct RowOptions {
     pub(crate) on_duplicate: Option<OnDuplicate>,
     pub(crate) unique_until_done: Option<bool>,
     pub(crate) concurrency: Option<(String, u32)>,
+    pub(crate) sequence: Option<String>,
 }
 
 impl<J> Delayed<J> {
@@ -119,6 +120,17 @@ impl<J> Delayed<J> {
     /// every job type that uses it; overrides `#[job(concurrency_key = .., concurrency = ..)]`.
     pub fn concurrency_key(mut self, key: impl Into<String>, limit: u32) -> Self {
         self.options.concurrency = Some((key.into(), limit));
+        self
+    }
+    /// Puts the job in a sequence: jobs with the same sequence key run one at a time, across
+    /// every worker, in the order they were enqueued, whatever their priorities and types. A
+    /// job waits while any earlier job of its sequence is still in the table and has not
+    /// failed for good: waiting, running, or retrying. One that fails for good (kept with
+    /// `failed_at`, or deleted) leaves the sequence, and the next one runs; retrying it
+    /// (`worker retry`) makes it the head again. A sequence is a kind of concurrency key (a
+    /// job has one or the other), so it shares that namespace: use keys of their own.
+    pub fn sequence(mut self, key: impl Into<String>) -> Self {
+        self.options.sequence = Some(key.into());
         self
     }
 }

@@ -17,7 +17,7 @@ pub use filter::{JobFilter, Order};
 pub use job_row::{JobRow, JobState};
 #[cfg(feature = "sqlite")]
 pub(crate) use new_job::unix_secs;
-pub(crate) use new_job::{stored_key, RunAt, Unique};
+pub(crate) use new_job::{stored_key, RunAt, Unique, SEQUENCE_LIMIT};
 pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};
 pub use result::JobResult;
 pub(crate) use schedule::ScheduleDef;

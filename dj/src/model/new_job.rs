@@ -100,7 +100,8 @@ pub struct NewJob {
     pub(crate) max_run_time: Option<i32>,
     /// A unique job's stored key and rules.
     pub(crate) unique: Option<Unique>,
-    /// The stored concurrency key and how many with it may run at once.
+    /// The stored concurrency key and how many with it may run at once ([`SEQUENCE_LIMIT`]:
+    /// a sequence).
     pub(crate) concurrency: Option<(String, i32)>,
 }
 
@@ -151,3 +152,8 @@ impl NewJob {
         }
     }
 }
+
+/// The `concurrency_limit` that marks a row's key as a sequence ([`crate::Delayed::sequence`]):
+/// one at a time, in id order, each waiting for every earlier row of its key that has not
+/// failed for good. A limit of 0 is otherwise refused, so no plain key has it.
+pub(crate) const SEQUENCE_LIMIT: i32 = 0;

@@ -37,6 +37,26 @@ macro_rules! running {
     };
 }
 
+/// A row of `delayed_jobs` (unaliased) that may start as far as its sequence goes: it is in
+/// none (its `concurrency_limit` is not the sequence marker, 0), or no earlier row of its
+/// sequence is still there without having failed for good (waiting, running or retrying).
+/// Served by `delayed_jobs_sequence`.
+macro_rules! sequence_head {
+    () => {
+        "(concurrency_limit IS NULL OR concurrency_limit <> 0 OR NOT EXISTS ( \
+             SELECT 1 FROM delayed_jobs AS h \
+             WHERE h.concurrency_key = delayed_jobs.concurrency_key \
+               AND h.concurrency_limit = 0 AND h.failed_at IS NULL AND h.id < delayed_jobs.id))"
+    };
+}
+
+/// A row's key limit for the limited claim: a sequence's (marker 0) is one.
+macro_rules! key_limit {
+    () => {
+        "coalesce(nullif(concurrency_limit, 0), 1)"
+    };
+}
+
 /// Failed for good.
 macro_rules! failed {
     () => {
@@ -73,7 +93,9 @@ macro_rules! limits_pick {
 }
 
 #[allow(unused_imports)] // each backend uses its own subset
-pub(crate) use {failed, limits_pick, ready, running, scheduled, waiting};
+pub(crate) use {
+    failed, key_limit, limits_pick, ready, running, scheduled, sequence_head, waiting,
+};
 
 /// How a backend spells the parts that differ.
 pub(crate) struct Dialect {

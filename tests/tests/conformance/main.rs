@@ -27,6 +27,7 @@ mod postgres_only;
 mod processes;
 mod results;
 mod retention;
+mod sequences;
 mod sql_enqueue;
 mod sqlite_only;
 mod state;
@@ -86,6 +87,7 @@ fn main() {
         state::CASES,
         sql_enqueue::CASES,
         results::CASES,
+        sequences::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

@@ -62,6 +62,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         13,
         include_str!("../../../migrations/postgres/0013_results.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/postgres/0014_sequences.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

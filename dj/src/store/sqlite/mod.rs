@@ -81,6 +81,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         13,
         include_str!("../../../migrations/sqlite/0013_results.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_sequences.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

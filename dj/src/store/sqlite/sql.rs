@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use crate::store::filter::{self, failed, limits_pick, running};
+use crate::store::filter::{self, failed, key_limit, limits_pick, running, sequence_head};
 
 /// The database's clock as stored text, a literal (`clock!()`), constant within one
 /// statement; `clock!(ready)` is `filter`'s state rule `ready!` by this clock.
@@ -196,10 +196,11 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
          cand AS ( \
-             SELECT id, queue, concurrency_key AS ckey, coalesce(concurrency_limit, 1) AS klim, \
+             SELECT id, queue, concurrency_key AS ckey, {klim} AS klim, \
                     priority, run_at FROM delayed_jobs \
              WHERE {CLAIMABLE} \
                AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) \
+               AND {head} \
              ORDER BY priority, run_at LIMIT ?6), \
          krun AS ( \
              SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
@@ -216,6 +217,8 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
          RETURNING {COLUMNS}",
         running = running!(),
         pick = limits_pick!("?5"),
+        klim = key_limit!(),
+        head = sequence_head!(),
     )
 });
 

@@ -1,7 +1,7 @@
 //! The claim statements: the plain claims (every queue, listed queues) and the limited
 //! claim (queue limits and concurrency keys), with the pieces they share.
 
-use crate::store::filter::{limits_pick, ready, running};
+use crate::store::filter::{key_limit, limits_pick, ready, running, sequence_head};
 
 /// The queues no plain claim takes from: paused ones, and limited ones (the limited claim's).
 /// An array built once per statement (an InitPlan), so that the claims filter on it instead of
@@ -209,21 +209,28 @@ macro_rules! limited_claim_sql {
             "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
              cand AS ( \
                  SELECT id, queue, ckey, klim, priority, run_at FROM ( \
-                     SELECT c.id, c.queue, c.concurrency_key AS ckey, \
-                            coalesce(c.concurrency_limit, 1) AS klim, c.priority, c.run_at \
+                     SELECT c.id, c.queue, c.concurrency_key AS ckey, c.klim, c.priority, c.run_at \
                      FROM lim CROSS JOIN LATERAL ( \
-                         SELECT id, queue, concurrency_key, concurrency_limit, priority, run_at \
+                         SELECT id, queue, concurrency_key, ",
+            key_limit!(),
+            " AS klim, priority, run_at \
                          FROM delayed_jobs WHERE queue = lim.queue AND ",
             ready_rows!(),
+            " AND ",
+            sequence_head!(),
             " ORDER BY priority, run_at LIMIT $5) AS c \
                      WHERE lim.queue <> ALL (",
             paused_queues!(),
             ") ",
             $lim_predicate,
             " UNION \
-                     (SELECT id, queue, concurrency_key, coalesce(concurrency_limit, 1), priority, run_at \
+                     (SELECT id, queue, concurrency_key, ",
+            key_limit!(),
+            ", priority, run_at \
                       FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
             ready_rows!(),
+            " AND ",
+            sequence_head!(),
             " AND (queue IS NULL OR queue <> ALL (",
             paused_queues!(),
             ")) ",
