@@ -8,7 +8,7 @@ use super::args::{JobsArgs, ShowArgs, StatsArgs, TopArgs};
 use super::output::{json, rfc3339, table, RowView};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::WorkerRow;
+use crate::model::{JobResult, WorkerRow};
 
 pub(super) fn jobs(db: &Db, args: &JobsArgs) -> Result<ExitCode> {
     let mut filter = args.filter.filter();
@@ -105,7 +105,9 @@ pub(super) fn hint_unknown_name(name: Option<&str>) {
 }
 
 pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
-    let row = db.job(args.id)?.ok_or(Error::NotFound(args.id))?;
+    let Some(row) = db.job(args.id)? else {
+        return show_result(db, args);
+    };
     let now = db.now()?;
     let view = RowView::of(&row, now);
     if args.json {
@@ -117,6 +119,34 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
         let text = match value {
             serde_json::Value::Null => String::new(),
             serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{key:>12}: {text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `show` of a job whose row is gone: its stored result (`dj_results`), if it has one.
+fn show_result(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
+    let (state, detail) = match db.job_result(args.id)? {
+        JobResult::Succeeded(value) => ("succeeded", ("result", value)),
+        JobResult::Failed { error } => ("failed", ("error", serde_json::Value::String(error))),
+        _ => return Err(Error::NotFound(args.id)),
+    };
+    if args.json {
+        let (key, value) = detail;
+        json(
+            serde_json::json!({ "job": null, "finished": { "id": args.id, "state": state, key: value } }),
+        );
+    } else {
+        println!("{:>12}: {}", "id", args.id);
+        println!(
+            "{:>12}: {state} (its row is gone; this is its stored outcome)",
+            "finished"
+        );
+        let (key, value) = detail;
+        let text = match value {
+            serde_json::Value::String(s) => s,
             other => other.to_string(),
         };
         println!("{key:>12}: {text}");

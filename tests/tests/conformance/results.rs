@@ -11,7 +11,7 @@ use dj::{Error, Job, JobFilter, JobResult, Worker};
 use dj_tests::jobs::{Cubes, HugeResult, Record, Square, Squares};
 use dj_tests::support::{Backend, TestDb};
 
-use crate::operations::wait_until;
+use crate::operations::{dj, stderr, stdout, wait_until};
 use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
 use crate::Case;
 
@@ -31,6 +31,10 @@ pub const CASES: &[Case] = &[
     (
         "the_maintenance_worker_prunes_results_older_than_the_retention",
         pruned,
+    ),
+    (
+        "show_prints_the_stored_outcome_of_a_job_whose_row_is_gone",
+        show,
     ),
 ];
 
@@ -368,4 +372,43 @@ fn listens(backend: Backend) {
     signal(&worker, libc::SIGTERM);
     wait_exit(&mut worker, Duration::from_secs(30));
     assert_eq!(listening(&t), 1, "one LISTEN connection for every wait");
+}
+
+/// `show ID` of a finished job prints what `dj_results` kept: the value, or the error of a
+/// job deleted when it failed; with `--json`, as `finished`. An id with neither is an error.
+fn show(backend: Backend) {
+    let t = TestDb::new(backend, "result_show");
+    let log = t.log();
+    let square = |n| {
+        Squares {
+            log: log.path(),
+            n,
+        }
+        .delay()
+        .enqueue(&t.db)
+        .unwrap()
+    };
+    let (ok, failed) = (square(9), square(-2));
+    let out = dj(&t, &["workoff", "--delete-failed"]);
+    assert!(!out.status.success(), "a job failed: {}", stdout(&out));
+
+    let out = dj(&t, &["show", &ok.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("finished: succeeded"), "{text}");
+    assert!(text.contains(r#"result: {"n":9,"square":81}"#), "{text}");
+
+    let out = dj(&t, &["show", &ok.to_string(), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["finished"]["result"]["square"], 81, "{json}");
+    assert_eq!(json["finished"]["state"], "succeeded", "{json}");
+
+    let out = dj(&t, &["show", &failed.to_string()]);
+    let text = stdout(&out);
+    assert!(text.contains("finished: failed"), "{text}");
+    assert!(text.contains("no square for -2"), "{text}");
+
+    let out = dj(&t, &["show", "999999"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no job with id 999999"), "{}", stderr(&out));
 }
