@@ -30,6 +30,8 @@ pub(crate) struct Attrs {
     pub(crate) unique_until_done: bool,
     pub(crate) concurrency_key: Option<KeyFrom>,
     pub(crate) concurrency: Option<u32>,
+    /// `sequence = "account_id"`: a concurrency key whose jobs run one at a time, in order.
+    pub(crate) sequence: Option<KeyFrom>,
     /// `cron = "0 */5 * * * *"`, with its span.
     pub(crate) cron: Option<LitStr>,
     /// `tz = "Europe/Paris"`.
@@ -47,7 +49,7 @@ pub(crate) enum KeyFrom {
 }
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 14] = [
+const KEYS: [(&str, &str); 15] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
@@ -59,6 +61,7 @@ const KEYS: [(&str, &str); 14] = [
     ("unique_until", r#"unique_until = "done""#),
     ("concurrency_key", r#"concurrency_key = "customer_id""#),
     ("concurrency", "concurrency = 1"),
+    ("sequence", r#"sequence = "account_id""#),
     ("cron", r#"cron = "0 */5 * * * *""#),
     ("tz", r#"tz = "Europe/Paris""#),
     ("missed", r#"missed = "skip""#),
@@ -198,6 +201,7 @@ impl Settings {
             "concurrency_key" => key_from(value, "concurrency_key", false)
                 .map(|key| attrs.concurrency_key = Some(key)),
             "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
+            "sequence" => key_from(value, "sequence", false).map(|key| attrs.sequence = Some(key)),
             "cron" => cron(value).map(|lit| attrs.cron = Some(lit)),
             "tz" => tz(value).map(|tz| attrs.tz = Some(tz)),
             "missed" => one_of(value, "missed", &["once", "skip"])
@@ -252,6 +256,13 @@ pub(crate) fn requires(attrs: &Attrs, errors: &mut Errors, span: proc_macro2::Sp
         "concurrency_key",
         r#"concurrency_key = "customer_id", concurrency = 1"#,
     );
+    if attrs.sequence.is_some() && attrs.concurrency_key.is_some() {
+        errors.push(syn::Error::new(
+            span,
+            "a job has `sequence` or `concurrency_key`, not both: a sequence is a concurrency \
+             key whose jobs run one at a time in enqueue order; keep one",
+        ));
+    }
 }
 
 /// `unique = "customer_id, region"` (fields), or `unique = true` (the whole payload; only

@@ -74,6 +74,7 @@ use proc_macro::TokenStream;
 /// | `unique_until` | `"start"` or `"done"` (with `unique`) | `"start"` |
 /// | `concurrency_key` | fields that make the key, `"customer_id"` | no limit |
 /// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1 |
+/// | `sequence` | fields that make a sequence key: its jobs run one at a time, in enqueue order (not with `concurrency_key`) | none |
 /// | `cron` | a cron expression, five fields or six with seconds first (on a `Default` type) | not recurring |
 /// | `tz` | an IANA time zone for `cron` | `"UTC"` |
 /// | `missed` | `"once"` or `"skip"`: a window of fire times missed while no worker ran | `"once"` |
@@ -131,8 +132,10 @@ use proc_macro::TokenStream;
 /// "replace"` gives it the new payload and run time. The key is the named fields' values
 /// (as JSON), scoped to the job's name; it is freed when the job starts, or with
 /// `unique_until = "done"` when it succeeds or fails for good. `concurrency_key` limits how
-/// many jobs with one key run at once across every worker (`concurrency`, default 1). An
-/// enqueue's `.unique(key)` and `.concurrency_key(key, n)` override both.
+/// many jobs with one key run at once across every worker (`concurrency`, default 1);
+/// `sequence` runs the jobs of one key one at a time in enqueue order (see
+/// `Delayed::sequence`). An enqueue's `.unique(key)`, `.concurrency_key(key, n)` and
+/// `.sequence(key)` override them.
 ///
 /// ```ignore
 /// #[derive(Job, Serialize, Deserialize)]

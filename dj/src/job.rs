@@ -42,7 +42,8 @@ pub trait Job: Perform + Stored + Send + Sync + 'static {
     fn __unique_key(&self) -> Option<String> {
         None
     }
-    /// The concurrency key from `#[job(concurrency_key = ..)]`, built from this value's fields.
+    /// The concurrency key from `#[job(concurrency_key = ..)]` (or the sequence key from
+    /// `#[job(sequence = ..)]`), built from this value's fields.
     #[doc(hidden)]
     fn __concurrency_key(&self) -> Option<String> {
         None
@@ -67,6 +68,7 @@ pub struct JobOptions {
     pub(crate) on_duplicate: OnDuplicate,
     pub(crate) unique_until_done: bool,
     pub(crate) concurrency: Option<u32>,
+    pub(crate) sequence: bool,
 }
 
 impl JobOptions {
@@ -80,6 +82,7 @@ impl JobOptions {
             on_duplicate: OnDuplicate::Skip,
             unique_until_done: false,
             concurrency: None,
+            sequence: false,
         }
     }
     /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
@@ -115,6 +118,12 @@ impl JobOptions {
     /// How many jobs with one concurrency key may run at once (default 1).
     pub const fn concurrency(mut self, limit: u32) -> Self {
         self.concurrency = Some(limit);
+        self
+    }
+    /// The type's key (`#[job(sequence = ..)]`) is a sequence: its jobs run one at a time, in
+    /// enqueue order (see [`crate::Delayed::sequence`]).
+    pub const fn sequence(mut self) -> Self {
+        self.sequence = true;
         self
     }
 }

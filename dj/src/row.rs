@@ -65,10 +65,15 @@ pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
 }
 
 /// The stored concurrency key and limit: the builder's (a key shared across types), else the
-/// type's (scoped by its name). A limit of 0 could never run and is refused.
+/// type's (scoped by its name; a `#[job(sequence = ..)]` type's key is a sequence). A limit of
+/// 0 could never run and is refused.
 fn concurrency_of<J: Job>(job: &J, set: Option<(String, u32)>) -> Result<Option<(String, i32)>> {
     let concurrency = match set {
         Some((key, limit)) => Some((stored_key(None, &key), limit)),
+        None if J::OPTIONS.sequence => {
+            let key = job.__concurrency_key();
+            return Ok(key.map(|key| (stored_key(Some(J::NAME), &key), SEQUENCE_LIMIT)));
+        }
         None => job.__concurrency_key().map(|key| {
             (
                 stored_key(Some(J::NAME), &key),

@@ -23,7 +23,8 @@ fn job_impl(ident: &Ident, name: &str, attrs: &Attrs) -> TokenStream {
             }
         }
     });
-    let concurrency = attrs.concurrency_key.as_ref().map(|from| {
+    let concurrency_key = attrs.concurrency_key.as_ref().or(attrs.sequence.as_ref());
+    let concurrency = concurrency_key.map(|from| {
         let key = key(from);
         quote! {
             fn __concurrency_key(&self) -> ::core::option::Option<::std::string::String> {
@@ -86,8 +87,9 @@ fn options(attrs: &Attrs) -> TokenStream {
         .unique_until_done
         .then(|| quote!(.unique_until_done()));
     let concurrency = attrs.concurrency.map(|limit| quote!(.concurrency(#limit)));
+    let sequence = attrs.sequence.is_some().then(|| quote!(.sequence()));
     quote! {
         ::dj::__private::JobOptions::new() #queue #priority #max_attempts #max_run_time
-            #replace #until_done #concurrency
+            #replace #until_done #concurrency #sequence
     }
 }

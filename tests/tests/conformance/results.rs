@@ -380,13 +380,10 @@ fn show(backend: Backend) {
     let t = TestDb::new(backend, "result_show");
     let log = t.log();
     let square = |n| {
-        Squares {
-            log: log.path(),
-            n,
-        }
-        .delay()
-        .enqueue(&t.db)
-        .unwrap()
+        Squares { log: log.path(), n }
+            .delay()
+            .enqueue(&t.db)
+            .unwrap()
     };
     let (ok, failed) = (square(9), square(-2));
     let out = dj(&t, &["workoff", "--delete-failed"]);
@@ -410,5 +407,9 @@ fn show(backend: Backend) {
 
     let out = dj(&t, &["show", "999999"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no job with id 999999"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no job with id 999999"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -1,5 +1,5 @@
 // Keys built from fields, for a struct and for a `#[dj::job]` function's arguments, and the
-// whole-payload form; the settings land in the type's options.
+// whole-payload form; a sequence key; the settings land in the type's options.
 use dj::{Job, Perform};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,11 @@ fn send_digest(user_id: i64, body: String) {
     let _ = (user_id, body);
 }
 
+#[dj::job(sequence = "account_id")]
+fn post_entry(account_id: i64, cents: i64) {
+    let _ = (account_id, cents);
+}
+
 fn main() {
     let job = SyncCustomer {
         customer_id: 7,
@@ -53,6 +58,12 @@ fn main() {
         body: "hi".into(),
     };
     assert_eq!(digest.__unique_key().as_deref(), Some("[1]"));
+    let entry = PostEntry {
+        account_id: 4,
+        cents: 250,
+    };
+    assert_eq!(entry.__concurrency_key().as_deref(), Some("[4]"));
+    assert_eq!(PostEntry::OPTIONS, dj::JobOptions::new().sequence());
     assert_eq!(SyncCustomer::OPTIONS, dj::JobOptions::new()
         .on_duplicate(dj::OnDuplicate::Replace)
         .unique_until_done()
