@@ -643,3 +643,9 @@ impl Perform for Step {
         }
     }
 }
+
+/// A sequence from the type's attribute: one per account.
+#[dj::job(sequence = "account")]
+pub fn post_entry(log: String, account: u32, cents: i64) {
+    record(&log, &format!("post {account} {cents}"));
+}

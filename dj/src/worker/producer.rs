@@ -284,6 +284,15 @@ impl<'a> Producer<'a> {
             }
             return ControlFlow::Continue(());
         }
+        // An outcome not yet written may hold a job back (the next of its sequence or key,
+        // whose running count includes the finished row until it is deleted): a worker that
+        // exits when idle looks again once it is written.
+        if self.exit_when_idle && shared.slots.wait_written(Instant::now()) > 0 {
+            shared
+                .slots
+                .wait_written(Instant::now() + config.sleep_delay);
+            return ControlFlow::Continue(());
+        }
         // A job leaves the in-flight count (counted) before its executor logs its
         // outcome and hands it to the completer: once every outcome is written, the
         // burst's line follows the jobs' own lines.

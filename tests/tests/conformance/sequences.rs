@@ -7,7 +7,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use dj::{Error, Job, JobFilter};
-use dj_tests::jobs::{Record, Step};
+use dj_tests::jobs::{PostEntry, Record, Step};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
@@ -22,6 +22,10 @@ pub const CASES: &[Case] = &[
     (
         "a_job_has_a_sequence_or_a_concurrency_key_not_both",
         sequence_or_key,
+    ),
+    (
+        "a_types_sequence_attribute_runs_its_jobs_in_order",
+        from_the_attribute,
     ),
 ];
 
@@ -169,4 +173,44 @@ fn sequence_or_key(backend: Backend) {
         other => panic!("refused, not {other:?}"),
     }
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
+}
+
+/// `#[job(sequence = "account")]`: the rows carry the type's key as a sequence (limit 0), and
+/// a worker runs each account's entries in enqueue order though their priorities say otherwise.
+fn from_the_attribute(backend: Backend) {
+    let t = TestDb::new(backend, "sequence_attribute");
+    let log = t.log();
+    for cents in 0..20 {
+        PostEntry {
+            log: log.path(),
+            account: (cents % 2) as u32,
+            cents,
+        }
+        .delay()
+        .priority(-(cents as i32))
+        .enqueue(&t.db)
+        .unwrap();
+    }
+    assert_eq!(
+        t.query_i64(
+            "SELECT count(*) FROM delayed_jobs \
+             WHERE concurrency_limit = 0 AND concurrency_key LIKE 'post_entry%'"
+        ),
+        20
+    );
+    let report = dj::Worker::new(t.db.clone())
+        .concurrency(4)
+        .work_off(100)
+        .unwrap();
+    assert_eq!(report.succeeded, 20, "{report:?}");
+    for account in 0..2u32 {
+        let posted: Vec<i64> = log
+            .lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("post {account} ")))
+            .map(|cents| cents.parse().unwrap())
+            .collect();
+        let expected: Vec<i64> = (0..20).filter(|c| c % 2 == account as i64).collect();
+        assert_eq!(posted, expected, "account {account}");
+    }
 }
