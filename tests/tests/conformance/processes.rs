@@ -112,6 +112,20 @@ pub fn sleeps(t: &TestDb, log: &PerformLog, key: &str, millis: u64) -> i64 {
     .unwrap()
 }
 
+/// Sends TERM to workers started as `w0`, `w1`, ... and requires each to exit 0 within 30 s
+/// (its log in the message if not).
+pub fn stop_workers(t: &TestDb, workers: &mut [Child]) {
+    for (i, w) in workers.iter_mut().enumerate() {
+        signal(w, libc::SIGTERM);
+        let status = wait_exit(w, Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "worker {i}: {status}\n{}",
+            worker_output(t, &format!("w{i}"))
+        );
+    }
+}
+
 pub fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };

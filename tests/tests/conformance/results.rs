@@ -12,7 +12,7 @@ use dj_tests::jobs::{Cubes, HugeResult, Record, Square, Squares};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::{dj, stderr, stdout, wait_until};
-use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
+use crate::processes::{signal, spawn_worker, stop_workers, wait_exit};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
@@ -165,15 +165,7 @@ fn across_processes(backend: Backend) {
     let done = wait_until(WAIT, || {
         t.db.count_jobs(&JobFilter::default()).unwrap() == 2
     });
-    for (i, w) in workers.iter_mut().enumerate() {
-        signal(w, libc::SIGTERM);
-        let status = wait_exit(w, Duration::from_secs(30));
-        assert!(
-            status.success(),
-            "worker {i}: {status}\n{}",
-            worker_output(&t, &format!("w{i}"))
-        );
-    }
+    stop_workers(&t, &mut workers);
     assert!(
         done,
         "{} rows left",

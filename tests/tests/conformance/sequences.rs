@@ -11,7 +11,7 @@ use dj_tests::jobs::{PostEntry, Record, Step};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
-use crate::processes::{signal, spawn_worker, wait_exit, worker_output};
+use crate::processes::{spawn_worker, stop_workers, worker_output};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
@@ -85,15 +85,7 @@ fn four_processes(backend: Backend) {
     let done = wait_until(Duration::from_secs(180), || {
         t.db.count_jobs(&JobFilter::default()).unwrap() == 1
     });
-    for (i, w) in workers.iter_mut().enumerate() {
-        signal(w, libc::SIGTERM);
-        let status = wait_exit(w, Duration::from_secs(30));
-        assert!(
-            status.success(),
-            "worker {i}: {status}\n{}",
-            worker_output(&t, &format!("w{i}"))
-        );
-    }
+    stop_workers(&t, &mut workers);
     let left = t.db.jobs(&JobFilter::default()).unwrap();
     assert!(done, "{} rows left: {left:?}", left.len());
     assert!(left[0].failed_at.is_some(), "{left:?}");
