@@ -302,8 +302,9 @@ fn pruned(backend: Backend) {
 }
 
 /// On PostgreSQL a wait is woken by NOTIFY: while waits are under way the process has one
-/// connection LISTENing on `dj_results` (however many waits), and none of the `Db`'s pooled
-/// connections is held between looks (a pool of one still serves other calls meanwhile).
+/// connection LISTENing on `dj_results` (however many waits), closed with its `Db`, and none of
+/// the `Db`'s pooled connections is held between looks (a pool of one still serves other calls
+/// meanwhile).
 fn listens(backend: Backend) {
     let t = TestDb::new(backend, "result_listens");
     let app = format!("dj-results-{}", std::process::id());
@@ -364,6 +365,12 @@ fn listens(backend: Backend) {
     signal(&worker, libc::SIGTERM);
     wait_exit(&mut worker, Duration::from_secs(30));
     assert_eq!(listening(&t), 1, "one LISTEN connection for every wait");
+    // It closes with the `Db`.
+    drop(db);
+    assert!(
+        wait_until(Duration::from_secs(10), || listening(&t) == 0),
+        "the LISTEN connection outlived its Db"
+    );
 }
 
 /// `show ID` of a finished job prints what `dj_results` kept: the value, or the error of a

@@ -157,6 +157,13 @@ pub(crate) struct ResultListener {
     started: Instant,
 }
 
+impl Drop for ResultListener {
+    /// The connection closes with the `Db` that opened it.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Why a LISTEN connection could not be opened.
 #[derive(Debug)]
 enum ListenError {
