@@ -123,8 +123,12 @@ fn two_workers(backend: Backend) {
     let (deleted, updated) = table_writes(&t, JOBS as i64);
     assert!(deleted >= JOBS as i64, "deletes counted: {deleted}");
     eprintln!("{backend:?}: {updated} row updates for {JOBS} jobs");
+    // Without the lane every job's claim is an update: 3,000 and more. With it, 64-73 here
+    // alone and under three busy loops; up to 451 once in CI, where the whole suite's
+    // processes share two cores and a lane's window can run out with its jobs unfinished
+    // (they become ordinary claims). The bound: most jobs were claimed in lanes.
     assert!(
-        updated < (JOBS / 10) as i64,
+        updated < (JOBS / 4) as i64,
         "{updated} row updates for {JOBS} jobs: the fast lane claims without updating rows"
     );
 }
