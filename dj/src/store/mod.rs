@@ -67,6 +67,7 @@ pub(crate) struct ClaimParams<'a> {
 
 /// A fast-lane batch while its jobs run: the backend's open transaction holding their rows,
 /// and its record (see [`Store::lane_claim`]).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))] // only PostgreSQL has lanes
 pub(crate) struct Lane(pub(crate) Box<dyn std::any::Any + Send>);
 
 impl std::fmt::Debug for Lane {
@@ -114,6 +115,7 @@ pub(crate) struct Recorded {
 
 /// A lane's jobs that succeeded: those without a result and those with one.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))] // only PostgreSQL has lanes
 pub(crate) struct Finished<'a> {
     pub complete: &'a [JobId],
     pub recorded: &'a [Recorded],
