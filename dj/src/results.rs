@@ -1,6 +1,6 @@
 //! Reading and awaiting what became of a job: [`Db::job_result`] and the waits. A wait holds
-//! no connection between its looks: on PostgreSQL one LISTEN connection per process wakes
-//! every wait whose job's outcome was stored (and the waits look every half second besides,
+//! no connection between its looks: on PostgreSQL one LISTEN connection per `Db` (its clones
+//! share it) wakes every wait whose job's outcome was stored (and the waits look every half second besides,
 //! for a job that succeeds without recording a result sends no NOTIFY); on SQLite, and
 //! behind a transaction pooler without a `listen_url`, they look after 5 ms, then twice as
 //! long after each look, up to every 100 ms.
@@ -43,20 +43,13 @@ impl Db {
     /// then says what became of it (`Pending` after the timeout). An async app uses
     /// `wait_for_result_async`.
     pub fn wait_for_result(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
-        let deadline = Instant::now() + timeout;
-        let mut wakeups = self.store().result_wakeups();
-        let mut poll = FIRST_POLL;
+        let mut wait = Wait::new(self, id, timeout);
         loop {
             let result = self.job_result(id)?;
-            let now = Instant::now();
-            if result.is_finished() || now >= deadline {
+            let Some(pause) = wait.pause_after(&result) else {
                 return Ok(result);
-            }
-            let pause = next_pause(&wakeups, &mut poll).min(deadline - now);
-            match wakeups.as_mut() {
-                Some(ids) => crate::io::block_on(woken(ids, id, pause)),
-                None => std::thread::sleep(pause),
-            }
+            };
+            crate::io::block_on(wait.sleep(pause));
         }
     }
 
@@ -64,37 +57,65 @@ impl Db {
     /// own threads, and between looks the future holds no connection.
     #[cfg(feature = "tokio")]
     pub async fn wait_for_result_async(&self, id: JobId, timeout: Duration) -> Result<JobResult> {
-        let deadline = Instant::now() + timeout;
-        let mut wakeups = self.store().result_wakeups();
-        let mut poll = FIRST_POLL;
+        let mut wait = Wait::new(self, id, timeout);
         loop {
             let db = self.clone();
             let look = crate::io::handle().spawn_blocking(move || db.job_result(id));
             let result = look.await.map_err(|e| {
                 crate::Error::Invalid(format!("looking for job {id}'s result failed: {e}"))
             })??;
-            let now = Instant::now();
-            if result.is_finished() || now >= deadline {
+            let Some(pause) = wait.pause_after(&result) else {
                 return Ok(result);
-            }
-            let pause = next_pause(&wakeups, &mut poll).min(deadline - now);
-            match wakeups.as_mut() {
-                Some(ids) => crate::io::InRuntime::new(woken(ids, id, pause)).await,
-                None => crate::io::InRuntime::new(tokio::time::sleep(pause)).await,
-            }
+            };
+            crate::io::InRuntime::new(wait.sleep(pause)).await;
         }
     }
 }
 
-/// How long to wait before the next look: woken by notifications, up to
-/// [`LOOK_EVERY_LISTENING`]; polling, `poll`, which doubles up to [`LOOK_EVERY_POLLING`].
-fn next_pause(wakeups: &Option<broadcast::Receiver<JobId>>, poll: &mut Duration) -> Duration {
-    match wakeups {
-        Some(_) => LOOK_EVERY_LISTENING,
-        None => {
-            let pause = *poll;
-            *poll = (pause * 2).min(LOOK_EVERY_POLLING);
-            pause
+/// One wait for a job's result, between its looks: until when, and what wakes it.
+struct Wait {
+    id: JobId,
+    deadline: Instant,
+    /// The ids announced as stored (PostgreSQL's LISTEN), or none: then it polls.
+    wakeups: Option<broadcast::Receiver<JobId>>,
+    /// The next pause when polling: [`FIRST_POLL`], doubling up to [`LOOK_EVERY_POLLING`].
+    poll: Duration,
+}
+
+impl Wait {
+    fn new(db: &Db, id: JobId, timeout: Duration) -> Self {
+        Wait {
+            id,
+            deadline: Instant::now() + timeout,
+            wakeups: db.store().result_wakeups(),
+            poll: FIRST_POLL,
+        }
+    }
+
+    /// After a look that found `result`: `None` if the wait is over (the job finished, or the
+    /// deadline passed), else how long to wait before the next look (woken by
+    /// notifications, up to [`LOOK_EVERY_LISTENING`]; polling, the doubling pause).
+    fn pause_after(&mut self, result: &JobResult) -> Option<Duration> {
+        let now = Instant::now();
+        if result.is_finished() || now >= self.deadline {
+            return None;
+        }
+        let pause = match self.wakeups {
+            Some(_) => LOOK_EVERY_LISTENING,
+            None => {
+                let pause = self.poll;
+                self.poll = (pause * 2).min(LOOK_EVERY_POLLING);
+                pause
+            }
+        };
+        Some(pause.min(self.deadline - now))
+    }
+
+    /// Waits `pause`, or less if the job is announced (on dj's runtime).
+    async fn sleep(&mut self, pause: Duration) {
+        match self.wakeups.as_mut() {
+            Some(ids) => woken(ids, self.id, pause).await,
+            None => tokio::time::sleep(pause).await,
         }
     }
 }

@@ -105,8 +105,8 @@ impl PgStore {
     }
 
     /// The ids of jobs whose result (or failure for good) was just stored, as NOTIFY on
-    /// [`RESULTS_CHANNEL`] announces them: one LISTEN connection serves every wait of this
-    /// process, started by the first and again by a wait after it was lost (at most every 5
+    /// [`RESULTS_CHANNEL`] announces them: one LISTEN connection serves every wait on this
+    /// store (a `Db` and its clones), started by the first and again by a wait after it was lost (at most every 5
     /// s). `None` where LISTEN is not available (behind a transaction pooler without a
     /// `listen_url`, or while it cannot be started): the waits poll.
     pub(super) fn result_wakeups(&self) -> Option<broadcast::Receiver<JobId>> {

@@ -62,7 +62,7 @@ pub(crate) struct PgStore {
     /// `listen_url`: where the worker LISTENs, if not on the pool's URL.
     listen_at: Option<ListenAt>,
     listener: Mutex<Option<Listener>>,
-    /// The LISTEN that wakes this process's waits for results, once one has waited.
+    /// The LISTEN that wakes this store's waits for results, once one has waited.
     results: Mutex<Option<ResultListener>>,
     limited: super::LimitedProbe,
     floor: floor::ClaimFloor,
