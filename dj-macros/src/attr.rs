@@ -32,6 +32,8 @@ pub(crate) struct Attrs {
     pub(crate) concurrency: Option<u32>,
     /// `sequence = "account_id"`: a concurrency key whose jobs run one at a time, in order.
     pub(crate) sequence: Option<KeyFrom>,
+    /// `transactional = true`: the job completes its row in its own transaction.
+    pub(crate) transactional: bool,
     /// `cron = "0 */5 * * * *"`, with its span.
     pub(crate) cron: Option<LitStr>,
     /// `tz = "Europe/Paris"`.
@@ -49,7 +51,7 @@ pub(crate) enum KeyFrom {
 }
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 15] = [
+const KEYS: [(&str, &str); 16] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
@@ -62,6 +64,7 @@ const KEYS: [(&str, &str); 15] = [
     ("concurrency_key", r#"concurrency_key = "customer_id""#),
     ("concurrency", "concurrency = 1"),
     ("sequence", r#"sequence = "account_id""#),
+    ("transactional", "transactional = true"),
     ("cron", r#"cron = "0 */5 * * * *""#),
     ("tz", r#"tz = "Europe/Paris""#),
     ("missed", r#"missed = "skip""#),
@@ -202,6 +205,7 @@ impl Settings {
                 .map(|key| attrs.concurrency_key = Some(key)),
             "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
             "sequence" => key_from(value, "sequence", false).map(|key| attrs.sequence = Some(key)),
+            "transactional" => flag(value, "transactional").map(|on| attrs.transactional = on),
             "cron" => cron(value).map(|lit| attrs.cron = Some(lit)),
             "tz" => tz(value).map(|tz| attrs.tz = Some(tz)),
             "missed" => one_of(value, "missed", &["once", "skip"])
@@ -339,6 +343,20 @@ fn tz(expr: &Expr) -> syn::Result<String> {
         _ => Err(syn::Error::new_spanned(
             expr,
             r#"`tz` takes an IANA time zone name, e.g. `tz = "Europe/Paris"` or `tz = "UTC"`"#,
+        )),
+    }
+}
+
+/// `transactional = true` (or `false`).
+fn flag(expr: &Expr, key: &str) -> syn::Result<bool> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(flag),
+            ..
+        }) => Ok(flag.value),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` is `true` or `false`: write `{key} = true`"),
         )),
     }
 }

@@ -75,6 +75,7 @@ use proc_macro::TokenStream;
 /// | `concurrency_key` | fields that make the key, `"customer_id"` | no limit |
 /// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1 |
 /// | `sequence` | fields that make a sequence key: its jobs run one at a time, in enqueue order (not with `concurrency_key`) | none |
+/// | `transactional` | `true`: the job completes its row in its own database transaction (`Context::complete_in`) | `false` |
 /// | `cron` | a cron expression, five fields or six with seconds first (on a `Default` type) | not recurring |
 /// | `tz` | an IANA time zone for `cron` | `"UTC"` |
 /// | `missed` | `"once"` or `"skip"`: a window of fire times missed while no worker ran | `"once"` |

@@ -159,6 +159,18 @@ pub struct Context {
     pub(crate) cancel: Arc<CancelSignal>,
     /// The value [`Context::set_result`] recorded, as JSON text.
     result: Mutex<Option<String>>,
+    /// The claim a worker runs the job under: what [`Context::complete_in`] checks.
+    claim: Option<Claim>,
+    /// Set once [`Context::complete_in`] has deleted the row in the job's transaction.
+    completed: AtomicBool,
+}
+
+/// The worker holding a job, and whether the job's type completes its row in its own
+/// transaction (`#[job(transactional = true)]`).
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub(crate) worker: Arc<str>,
+    pub(crate) transactional: bool,
 }
 
 /// The largest result a job may record ([`Context::set_result`]), in bytes of JSON: 64 KiB.
@@ -172,7 +184,14 @@ impl Context {
             db,
             cancel: Arc::default(),
             result: Mutex::default(),
+            claim: None,
+            completed: AtomicBool::new(false),
         }
+    }
+    /// The context of a job a worker runs, under its claim.
+    pub(crate) fn claimed(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
+        self
     }
     /// Records the job's result: if this attempt succeeds, the value is stored (as JSON, in
     /// `dj_results`, in the transaction that completes the job) for the app to read with
@@ -187,6 +206,13 @@ impl Context {
                 self.job.name, self.job.id
             ))
         })?;
+        if self.completed.load(Ordering::SeqCst) {
+            return Err(crate::Error::Invalid(format!(
+                "job {} (id={}): set_result after complete_in: the result is written with the \
+                 completion; call set_result first",
+                self.job.name, self.job.id
+            )));
+        }
         if json.len() > MAX_RESULT_BYTES {
             return Err(crate::Error::Invalid(format!(
                 "job {} (id={}): its result serializes to {} bytes, over dj's limit of \
@@ -202,6 +228,100 @@ impl Context {
     /// The recorded result, taken.
     pub(crate) fn take_result(&self) -> Option<String> {
         self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+    /// Completes the job in the caller's own database transaction, so that the job's writes
+    /// and its completion commit together or not at all: exactly-once effects in dj's own
+    /// database, whatever kills a worker or its connection. The job's type is marked
+    /// `#[job(transactional = true)]`; inside its transaction, after its writes, `perform`
+    /// calls this, then commits:
+    ///
+    /// ```ignore
+    /// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    /// let mut tx = client.transaction()?;
+    /// tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", &[&amount, &id])?;
+    /// ctx.complete_in(&mut tx)?;
+    /// tx.commit()?;
+    /// ```
+    ///
+    /// The row is deleted in that transaction (with the result recorded by
+    /// [`Context::set_result`] before this call) only while this worker still holds the job
+    /// and is still registered; otherwise it fails with [`crate::Error::NotHeld`] (on
+    /// PostgreSQL the transaction is aborted too, so that it cannot commit): return that error
+    /// and the transaction rolls back, and the job runs again elsewhere. Once the transaction
+    /// has committed the job is done, whatever `perform` returns after; if it was rolled back
+    /// instead, the attempt fails and is retried as any other.
+    ///
+    /// Targets: [`crate::CompleteTarget`]. On the database dj's workers use, through the
+    /// driver the app uses (its url: [`crate::Setup::database_url`]). A SQLite transaction is
+    /// begun `IMMEDIATE`. In `dj::testing`'s inline mode (no row) it does nothing.
+    pub fn complete_in<T: crate::CompleteTarget>(&self, mut target: T) -> crate::Result<()> {
+        let Some((worker, value)) = self.completion()? else {
+            return Ok(());
+        };
+        let done = crate::complete::Completion {
+            id: self.job.id,
+            worker: &worker,
+            value: value.as_deref(),
+        };
+        target.complete_job(&done)?;
+        self.completed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    /// [`Context::complete_in`] for an async job, through the caller's async transaction
+    /// ([`crate::CompleteAsyncTarget`]: `tokio-postgres`, sqlx).
+    #[cfg(feature = "tokio")]
+    pub async fn complete_in_async<T: crate::CompleteAsyncTarget>(
+        &self,
+        target: T,
+    ) -> crate::Result<()> {
+        let Some((worker, value)) = self.completion()? else {
+            return Ok(());
+        };
+        let done = crate::complete::Completion {
+            id: self.job.id,
+            worker: &worker,
+            value: value.as_deref(),
+        };
+        target.complete_job_async(done).await?;
+        self.completed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    /// The worker and the recorded result a completion sends; `None` with no row to
+    /// complete (inline). Fails for a type not marked transactional, whose jobs a worker may
+    /// hold in a fast lane (whose transaction would block this one's delete), and on a
+    /// second call.
+    fn completion(&self) -> crate::Result<Option<(Arc<str>, Option<String>)>> {
+        let Some(claim) = &self.claim else {
+            return Ok(None);
+        };
+        if !claim.transactional {
+            return Err(crate::Error::Invalid(format!(
+                "job {} (id={}) called complete_in, but its type is not marked \
+                 `#[job(transactional = true)]`: add it, so that workers claim its jobs in a \
+                 way its transaction can complete",
+                self.job.name, self.job.id
+            )));
+        }
+        if self.completed.load(Ordering::SeqCst) {
+            return Err(crate::Error::Invalid(format!(
+                "job {} (id={}) called complete_in twice",
+                self.job.name, self.job.id
+            )));
+        }
+        let value = self
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(Some((claim.worker.clone(), value)))
+    }
+    /// The worker, if [`Context::complete_in`] deleted the row in the job's transaction
+    /// (which may or may not have committed).
+    pub(crate) fn completed_in_transaction(&self) -> Option<&str> {
+        let claim = self.claim.as_ref()?;
+        self.completed
+            .load(Ordering::SeqCst)
+            .then_some(&*claim.worker)
     }
     /// True once the job has been cancelled (`worker cancel ID`, [`Db::cancel`]), within a
     /// second of the request. A long sync job checks it and returns early; whatever it then

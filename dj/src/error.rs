@@ -114,6 +114,16 @@ pub enum Error {
         /// Why: not finished within the wait, or gone without a result.
         why: &'static str,
     },
+    /// [`crate::Context::complete_in`] found the job no longer held by its worker: the
+    /// worker was declared dead (a stale heartbeat), or the job was released or cancelled.
+    /// Its transaction must not commit; the job runs again elsewhere.
+    #[error("job {id} is no longer held by worker {worker} (the worker was declared dead, or the job was released or cancelled): its transaction must not commit; return this error from `perform` so that the transaction rolls back (the job runs again elsewhere)")]
+    NotHeld {
+        /// The job's id.
+        id: i64,
+        /// The worker that ran it.
+        worker: String,
+    },
     /// The PostgreSQL backend failed.
     #[cfg(feature = "postgres")]
     #[error("postgres: {}", postgres_message(.0))]

@@ -69,6 +69,7 @@ pub struct JobOptions {
     pub(crate) unique_until_done: bool,
     pub(crate) concurrency: Option<u32>,
     pub(crate) sequence: bool,
+    pub(crate) transactional: bool,
 }
 
 impl JobOptions {
@@ -83,6 +84,7 @@ impl JobOptions {
             unique_until_done: false,
             concurrency: None,
             sequence: false,
+            transactional: false,
         }
     }
     /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
@@ -124,6 +126,14 @@ impl JobOptions {
     /// enqueue order (see [`crate::Delayed::sequence`]).
     pub const fn sequence(mut self) -> Self {
         self.sequence = true;
+        self
+    }
+    /// The type completes its row in its own database transaction
+    /// ([`crate::Context::complete_in`]): workers claim its jobs the ordinary way (never in a
+    /// fast lane, whose open transaction holds the row), so that the job's transaction can
+    /// delete it.
+    pub const fn transactional(mut self) -> Self {
+        self.transactional = true;
         self
     }
 }

@@ -97,6 +97,7 @@ mod backoff;
 mod block;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod complete;
 mod context;
 mod cron;
 mod db;
@@ -130,6 +131,9 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "tokio")]
+pub use complete::CompleteAsyncTarget;
+pub use complete::CompleteTarget;
 pub use context::{Context, JobInfo, State, MAX_RESULT_BYTES};
 pub use cron::Schedule;
 pub use db::{database_url, schema_sql, Db, DbBuilder, DEFAULT_DATABASE_URL};

@@ -22,6 +22,9 @@ pub struct Registration {
     type_name: fn() -> &'static str,
     load: fn(&str) -> serde_json::Result<Box<dyn LoadedJob>>,
     is_async: bool,
+    /// Read by PostgreSQL's fast lanes only (SQLite has none).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    transactional: bool,
 }
 
 impl Registration {
@@ -33,6 +36,7 @@ impl Registration {
             type_name: std::any::type_name::<J>,
             load: load::<J>,
             is_async: <J as Perform>::__ASYNC,
+            transactional: J::OPTIONS.transactional,
         }
     }
 }
@@ -52,6 +56,8 @@ pub(crate) trait LoadedJob: Send + Sync {
     fn invoke_async<'a>(&'a self, ctx: &'a Context) -> Option<BoxFuture<'a>>;
     /// True for async jobs.
     fn is_async(&self) -> bool;
+    /// True for a type marked `#[job(transactional = true)]`.
+    fn transactional(&self) -> bool;
     /// The `failure` hook; a panic in it is caught and reported.
     fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String>;
     fn reschedule_at(&self, now: SystemTime, attempts: u32) -> SystemTime;
@@ -95,6 +101,9 @@ impl<J: Job> LoadedJob for J {
     }
     fn is_async(&self) -> bool {
         <J as Perform>::__ASYNC
+    }
+    fn transactional(&self) -> bool {
+        J::OPTIONS.transactional
     }
     fn failure(&self, ctx: &Context, error: &JobError) -> Result<(), String> {
         catching(|| {
@@ -227,13 +236,23 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 impl Registry {
-    /// Fails on the first name claimed by two types: called at worker start.
     /// True if any registered job is a [`crate::PerformAsync`] job: the worker then starts its
     /// tokio runtime.
     pub(crate) fn has_async(&self) -> bool {
         self.by_name.values().any(|r| r.is_async)
     }
 
+    /// The names (and aliases) of the types marked `#[job(transactional = true)]`: rows a
+    /// fast lane must leave to the ordinary claim.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn transactional_names(&self) -> Vec<&'static str> {
+        (self.by_name.iter())
+            .filter(|(_, r)| r.transactional)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// Fails on the first name claimed by two types: called at worker start.
     pub(crate) fn check(&self) -> Result<()> {
         match self.duplicates.first() {
             None => Ok(()),

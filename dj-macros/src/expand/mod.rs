@@ -88,8 +88,9 @@ fn options(attrs: &Attrs) -> TokenStream {
         .then(|| quote!(.unique_until_done()));
     let concurrency = attrs.concurrency.map(|limit| quote!(.concurrency(#limit)));
     let sequence = attrs.sequence.is_some().then(|| quote!(.sequence()));
+    let transactional = attrs.transactional.then(|| quote!(.transactional()));
     quote! {
         ::dj::__private::JobOptions::new() #queue #priority #max_attempts #max_run_time
-            #replace #until_done #concurrency #sequence
+            #replace #until_done #concurrency #sequence #transactional
     }
 }

@@ -200,8 +200,10 @@ fn end_lane(shared: &Shared, lane: Closing) -> Result<Vec<Outcome>, Abandoned> {
         match outcome {
             Outcome::Complete(id) => complete.push(id),
             Outcome::Recorded(r) => recorded.push(r),
-            // Not performed: its lock ends with the transaction.
-            Outcome::Release(id) => released.push(id),
+            // Not performed: its lock ends with the transaction. (A job completed in its own
+            // transaction is never in a lane, which skips its type; if one were, its row
+            // would be gone already.)
+            Outcome::Release(id) | Outcome::Committed(id) => released.push(id),
             failed => {
                 promote.push(failed.id());
                 after.push(failed);
@@ -386,6 +388,8 @@ impl Grouped {
             Outcome::Retry(r) => self.retry.push(r),
             Outcome::Fail(f) => self.fail.push(f),
             Outcome::Release(id) => self.release.push(id),
+            // Its own transaction deleted its row.
+            Outcome::Committed(_) => {}
         }
     }
 

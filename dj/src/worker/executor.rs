@@ -15,7 +15,7 @@ use super::completer::{Message, Outcome};
 use super::retry::{self, Failure};
 use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
-use crate::context::Context;
+use crate::context::{Claim, Context};
 use crate::job::{JobError, Message as ErrorMessage};
 use crate::model::JobRow;
 use crate::registry::{load_handler, LoadedJob};
@@ -153,7 +153,10 @@ fn begin(
     }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
     let runtime = shared.async_runtime.clone().filter(|_| job.is_async());
-    let ctx = retry::context(shared, &row);
+    let ctx = retry::context(shared, &row).claimed(Claim {
+        worker: owner.clone(),
+        transactional: job.transactional(),
+    });
     let started = Instant::now();
     let run = Run {
         cancel: ctx.cancel.clone(),
@@ -225,6 +228,7 @@ fn finish(
         Err(e) if attempt.ctx.is_cancelled() && !e.is_cancelled() => Err(JobError::cancelled()),
         other => other,
     };
+    let (committed, result) = settle(shared, &attempt, result);
     let counter = counter(shared, &attempt.row, &result);
     let counted = || {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -254,11 +258,55 @@ fn finish(
             return Done::Returned;
         }
     };
-    let outcome = outcome(shared, &attempt, result, runtime);
+    let outcome = if committed {
+        shared.say(format_args!(
+            "{} COMPLETED after {:.4} (in its own transaction)",
+            attempt.label,
+            runtime.as_secs_f64()
+        ));
+        Outcome::Committed(attempt.row.id)
+    } else {
+        outcome(shared, &attempt, result, runtime)
+    };
     let finished = job_outcome(&outcome, attempt.ctx.is_cancelled());
     told(shared, &attempt.row, finished, runtime);
     send(shared, outcomes, owner, outcome);
     Done::Returned
+}
+
+/// For a job that completed its row in its own transaction ([`Context::complete_in`]):
+/// whether that transaction committed (the row is gone: the job is done, whatever `perform`
+/// returned after), and the attempt's result knowing it. A row still held means it did not
+/// commit: the attempt failed. If the look fails, so does the attempt: its retry changes
+/// nothing where the row is gone.
+fn settle(
+    shared: &Shared,
+    attempt: &Attempt,
+    result: Result<(), JobError>,
+) -> (bool, Result<(), JobError>) {
+    let Some(worker) = attempt.ctx.completed_in_transaction() else {
+        return (false, result);
+    };
+    let why = match shared.db.store().job_held(worker, attempt.row.id) {
+        Ok(false) => {
+            if let Err(error) = &result {
+                shared.say(format_args!(
+                    "{} returned an error after its transaction had completed it: {}",
+                    attempt.label,
+                    error.report()
+                ));
+            }
+            return (true, Ok(()));
+        }
+        Ok(true) => "it completed its row with complete_in in a transaction that did not \
+                     commit (rolled back, or not committed before perform returned)"
+            .to_owned(),
+        Err(e) => format!(
+            "it completed its row with complete_in, and whether its transaction committed \
+             could not be read: {e}"
+        ),
+    };
+    (false, result.and(Err(JobError::new(ErrorMessage(why)))))
 }
 
 /// The count a finished attempt adds to.
@@ -309,7 +357,9 @@ fn outcome(
 /// How an outcome is told to the event listener.
 fn job_outcome(outcome: &Outcome, cancelled: bool) -> JobOutcome {
     match outcome {
-        Outcome::Complete(_) | Outcome::Recorded(_) => JobOutcome::Succeeded,
+        Outcome::Complete(_) | Outcome::Recorded(_) | Outcome::Committed(_) => {
+            JobOutcome::Succeeded
+        }
         Outcome::Retry(r) if r.snoozed => JobOutcome::Snoozed,
         Outcome::Retry(_) => JobOutcome::Retried,
         Outcome::Fail(_) if cancelled => JobOutcome::Cancelled,

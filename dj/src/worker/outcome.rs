@@ -11,6 +11,9 @@ pub(super) enum Outcome {
     Complete(JobId),
     /// Succeeded having recorded a result: delete the row, keep the result.
     Recorded(Recorded),
+    /// Succeeded and completed in its own transaction (`Context::complete_in`), which has
+    /// committed: nothing to write.
+    Committed(JobId),
     /// Failed with attempts left: reschedule.
     Retry(Retry),
     /// Failed permanently: delete, or keep with `failed_at`.
@@ -22,7 +25,7 @@ pub(super) enum Outcome {
 impl Outcome {
     pub(super) fn id(&self) -> JobId {
         match self {
-            Outcome::Complete(id) | Outcome::Release(id) => *id,
+            Outcome::Complete(id) | Outcome::Committed(id) | Outcome::Release(id) => *id,
             Outcome::Recorded(r) => r.id,
             Outcome::Retry(r) => r.id,
             Outcome::Fail(f) => f.id,

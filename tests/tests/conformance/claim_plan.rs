@@ -63,10 +63,10 @@ fn backlog_plans(backend: Backend) {
              PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}; \
              PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
              PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}; \
-             PREPARE lane(text, int4, int4, int8) AS {}; \
-             PREPARE lane_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
-             PREPARE lane_leftovers(text, int4, int4, int8) AS {}; \
-             PREPARE lane_leftovers_from(text, int4, int4, int8, int4, timestamptz) AS {}",
+             PREPARE lane(text, int4, int4, int8, text[]) AS {}; \
+             PREPARE lane_from(text, int4, int4, int8, int4, timestamptz, text[]) AS {}; \
+             PREPARE lane_leftovers(text, int4, int4, int8, text[]) AS {}; \
+             PREPARE lane_leftovers_from(text, int4, int4, int8, int4, timestamptz, text[]) AS {}",
             dj::store::postgres::CLAIM,
             dj::store::postgres::CLAIM_QUEUES,
             dj::store::postgres::CLAIM_LIMITED,
@@ -98,20 +98,20 @@ fn backlog_plans(backend: Backend) {
             Some(1000),
         ),
         (
-            "lane('me', -2147483648, 2147483647, 1000)".to_owned(),
+            "lane('me', -2147483648, 2147483647, 1000, '{Transfer}')".to_owned(),
             Some(1000),
         ),
         (
-            "lane_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
+            "lane_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour', '{}')"
                 .to_owned(),
             Some(1000),
         ),
         (
-            "lane_leftovers('me', -2147483648, 2147483647, 1000)".to_owned(),
+            "lane_leftovers('me', -2147483648, 2147483647, 1000, '{Transfer}')".to_owned(),
             None,
         ),
         (
-            "lane_leftovers_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour')"
+            "lane_leftovers_from('me', -2147483648, 2147483647, 1000, 2, now() - interval '1 hour', '{}')"
                 .to_owned(),
             None,
         ),

@@ -102,7 +102,7 @@ async fn claim_plain(
     let started = Instant::now();
     if p.queues.is_empty() {
         let from = floor.every();
-        let rows = every_queue_rows(conn, [CLAIM, CLAIM_FROM], p, limit, from).await?;
+        let rows = every_queue_rows(conn, [CLAIM, CLAIM_FROM], p, limit, from, None).await?;
         floor.every_claimed(from, started.elapsed(), &rows, limit);
         return Ok(rows);
     }
@@ -143,15 +143,17 @@ async fn claim_plain(
 
 /// An every-queue claim (`statements`: its text from the top, and from a floor) for `p`'s
 /// worker and priorities, up to `limit` rows, from the floor `from` if there is one: the
-/// ordinary claim's and the fast lane's.
+/// ordinary claim's and the fast lane's (whose statements take one more parameter, `names`,
+/// last).
 pub(super) async fn every_queue_rows(
     conn: &Session,
     statements: [&'static str; 2],
     p: &ClaimParams<'_>,
     limit: i64,
     from: Option<(i32, SystemTime)>,
+    names: Option<&Vec<&'static str>>,
 ) -> PgResult<Vec<JobRow>> {
-    let rows = every_queue_query(conn, statements, p, limit, from).await?;
+    let rows = every_queue_query(conn, statements, p, limit, from, names).await?;
     Ok(rows.iter().map(job_row).collect())
 }
 
@@ -162,25 +164,28 @@ pub(super) async fn every_queue_query(
     p: &ClaimParams<'_>,
     limit: i64,
     from: Option<(i32, SystemTime)>,
+    names: Option<&Vec<&'static str>>,
 ) -> PgResult<Vec<tokio_postgres::Row>> {
     let min = p.min_priority.unwrap_or(i32::MIN);
     let max = p.max_priority.unwrap_or(i32::MAX);
     let [top, from_floor] = statements;
-    let rows = match &from {
-        None => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&p.worker, &min, &max, &limit];
-            conn.query(Sql::Fixed(top), &FROM_TYPES[..4], &params)
-                .await?
-        }
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&p.worker, &min, &max, &limit];
+    let mut types = FROM_TYPES[..4].to_vec();
+    let statement = match &from {
+        None => top,
         Some((priority, run_at)) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                [&p.worker, &min, &max, &limit, priority, run_at];
-            conn.query(Sql::Fixed(from_floor), &FROM_TYPES, &params)
-                .await?
+            params.push(priority);
+            params.push(run_at);
+            types.extend_from_slice(&FROM_TYPES[4..]);
+            from_floor
         }
     };
-    Ok(rows)
+    if let Some(names) = names {
+        params.push(names);
+        types.push(Type::TEXT_ARRAY);
+    }
+    conn.query(Sql::Fixed(statement), &types, &params).await
 }
 
 /// The limited claim, in a transaction of its own behind the cluster-wide lock.

@@ -91,8 +91,9 @@ impl PgStore {
             let (conn, rows) = self
                 .run_on(conn, async |s: &mut Session| {
                     s.batch_execute("BEGIN").await?;
-                    every_queue_rows(s, [LANE_CLAIM, LANE_CLAIM_FROM], p, p.limit as i64, from)
-                        .await
+                    let names = Some(&self.transactional);
+                    let statements = [LANE_CLAIM, LANE_CLAIM_FROM];
+                    every_queue_rows(s, statements, p, p.limit as i64, from, names).await
                 })
                 .await?;
             self.floor
@@ -156,6 +157,7 @@ impl PgStore {
                 p,
                 p.limit as i64,
                 from,
+                Some(&self.transactional),
             )
             .await?;
             Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))

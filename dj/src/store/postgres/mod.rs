@@ -27,6 +27,7 @@ use pool::{PgPool, Session, Sql, Statements};
 use sql::Stmt;
 
 mod claim;
+pub(crate) mod complete;
 mod connect;
 mod floor;
 mod insert;
@@ -67,6 +68,8 @@ pub(crate) struct PgStore {
     limited: super::LimitedProbe,
     floor: floor::ClaimFloor,
     last_ordinary: lane::LastOrdinary,
+    /// The job types marked transactional, by stored name: rows a fast lane leaves alone.
+    transactional: Vec<&'static str>,
 }
 
 impl PgStore {
@@ -122,6 +125,7 @@ impl PgStore {
             limited: Default::default(),
             floor: Default::default(),
             last_ordinary: Default::default(),
+            transactional: crate::registry::registry().transactional_names(),
         })
     }
 

@@ -66,6 +66,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         14,
         include_str!("../../../migrations/postgres/0014_sequences.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/postgres/0015_complete_in.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

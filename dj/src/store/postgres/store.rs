@@ -152,6 +152,11 @@ impl Store for PgStore {
         })
     }
 
+    fn job_held(&self, worker: &str, id: JobId) -> Result<bool> {
+        let rows = self.query(&sql::HELD, &[&id, &worker])?;
+        Ok(rows.first().is_some_and(|row| row.get::<_, bool>(0)))
+    }
+
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
         self.waking_by_worker(sql::UNLOCK, worker, ids)
     }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::pool::{Pool, PoolLimits};
 use crate::error::{Error, Result};
 
+pub(crate) mod complete;
 mod connect;
 mod insert;
 mod rows;
@@ -84,6 +85,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (
         14,
         include_str!("../../../migrations/sqlite/0014_sequences.sql"),
+    ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_complete_in.sql"),
     ),
 ];
 

@@ -201,6 +201,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn job_held(&self, worker: &str, id: JobId) -> Result<bool> {
+        self.run(|conn| {
+            conn.prepare_cached(sql::HELD)?
+                .query_row(params![id, worker], |row| row.get(0))
+        })
+    }
+
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {
         self.waking(|tx| {
             tx.prepare_cached(sql::UNLOCK)?

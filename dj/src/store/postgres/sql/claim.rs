@@ -299,11 +299,13 @@ pub(crate) const LIMITED_CLAIM_LOCK: &str = concat!(
 /// rows in claim order that no other transaction holds, locked (`FOR UPDATE SKIP LOCKED`) in
 /// the lane's open transaction and not rewritten. It takes plain rows only: no concurrency
 /// key (their limits count locked rows), no unique key (a unique key held only while the job
-/// waits is freed by the ordinary claim's write), and no row whose earlier worker died with
-/// it (`crashes > 0`: its start must be recorded before it runs). The row comes back as if
-/// claimed by `$1` now, in [`claimed_columns!`]' order.
+/// waits is freed by the ordinary claim's write), no row whose earlier worker died with
+/// it (`crashes > 0`: its start must be recorded before it runs), and none of the types named
+/// in `$names` (a text array: those marked transactional, whose own transaction deletes the
+/// row, which the lane's lock would block). The row comes back as if claimed by `$1` now, in
+/// [`claimed_columns!`]' order.
 macro_rules! lane_claim {
-    ($from:literal) => {
+    ($from:literal, $names:literal) => {
         concat!(
             "SELECT j.id, j.priority, j.attempts, j.handler, j.last_error, j.run_at, \
                     now() AS locked_at, j.failed_at, $1::text AS locked_by, j.queue, \
@@ -313,8 +315,9 @@ macro_rules! lane_claim {
              FROM delayed_jobs AS j WHERE ",
             ready_rows!(),
             $from,
-            " AND concurrency_key IS NULL AND unique_key IS NULL AND crashes = 0 \
-              AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
+            " AND concurrency_key IS NULL AND unique_key IS NULL AND crashes = 0 AND name <> ALL (",
+            $names,
+            ") AND EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
               AND (queue IS NULL OR queue <> ALL (",
             excluded_queues!(),
             ")) \
@@ -325,39 +328,42 @@ macro_rules! lane_claim {
 
 /// The fast lane's claim for a worker of every queue: [`CLAIM`]'s rows, locked, not updated.
 #[doc(hidden)]
-pub const LANE_CLAIM: &str = lane_claim!("");
+pub const LANE_CLAIM: &str = lane_claim!("", "$5");
 
 /// [`LANE_CLAIM`] from a floor, as [`CLAIM_FROM`].
 #[doc(hidden)]
-pub const LANE_CLAIM_FROM: &str = lane_claim!(" AND (priority, run_at) >= ($5, $6)");
+pub const LANE_CLAIM_FROM: &str = lane_claim!(" AND (priority, run_at) >= ($5, $6)", "$7");
 
-/// Whether the rows a fast lane never takes (with a unique key, or a crash) are among the
-/// first `$4` ready rows of every queue in claim order (`$from` as in [`every_queue_claim!`];
-/// rows other transactions hold count too, as an ordinary claim of `$4` reaches past them):
-/// a worker of lanes makes the ordinary claim that takes them only then. A walk of the same
-/// index as the claim's, bounded by the `LIMIT`; it locks nothing. `$1` is not read.
+/// Whether the rows a fast lane never takes (with a unique key, a crash, or a type in
+/// `$names`) are among the first `$4` ready rows of every queue in claim order (`$from` as in
+/// [`every_queue_claim!`]; rows other transactions hold count too, as an ordinary claim of `$4`
+/// reaches past them): a worker of lanes makes the ordinary claim that takes them only then.
+/// A walk of the same index as the claim's, bounded by the `LIMIT`; it locks nothing. `$1` is
+/// not read.
 macro_rules! lane_leftovers {
-    ($from:literal) => {
+    ($from:literal, $names:literal) => {
         concat!(
             "SELECT EXISTS (SELECT 1 FROM ( \
-                 SELECT unique_key, crashes FROM delayed_jobs WHERE ",
+                 SELECT unique_key, crashes, name FROM delayed_jobs WHERE ",
             ready_rows!(),
             $from,
             " AND concurrency_key IS NULL AND (queue IS NULL OR queue <> ALL (",
             excluded_queues!(),
             ")) ORDER BY priority, run_at LIMIT $4) AS head \
-             WHERE unique_key IS NOT NULL OR crashes > 0)"
+             WHERE unique_key IS NOT NULL OR crashes > 0 OR name = ANY (",
+            $names,
+            "))"
         )
     };
 }
 
 /// [`lane_leftovers!`] from the top.
 #[doc(hidden)]
-pub const LANE_LEFTOVERS: &str = lane_leftovers!("");
+pub const LANE_LEFTOVERS: &str = lane_leftovers!("", "$5");
 
 /// [`LANE_LEFTOVERS`] from a floor, as [`CLAIM_FROM`].
 #[doc(hidden)]
-pub const LANE_LEFTOVERS_FROM: &str = lane_leftovers!(" AND (priority, run_at) >= ($5, $6)");
+pub const LANE_LEFTOVERS_FROM: &str = lane_leftovers!(" AND (priority, run_at) >= ($5, $6)", "$7");
 
 /// Makes lane rows `$2` ordinary claims of worker `$1`, in the lane's transaction: the jobs
 /// still running when the lane closes, and the failed ones (whose outcome is then written as

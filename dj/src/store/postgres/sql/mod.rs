@@ -147,6 +147,12 @@ pub(crate) const LANE_ABANDONED_RECORDED: Stmt = Stmt {
     types: &[Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT],
 };
 
+/// Whether worker `$2` still holds job `$1`.
+pub(crate) const HELD: Stmt = Stmt {
+    sql: "SELECT EXISTS (SELECT 1 FROM delayed_jobs WHERE id = $1 AND locked_by = $2)",
+    types: &[Type::INT8, Type::TEXT],
+};
+
 /// Job `$1`'s stored result.
 pub(crate) const RESULT_GET: Stmt = Stmt {
     sql: "SELECT state, value::text, error FROM dj_results WHERE job_id = $1",

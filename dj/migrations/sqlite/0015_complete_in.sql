@@ -1,0 +1,4 @@
+-- dj 0015: PostgreSQL's 0015 adds dj_complete(), the function a job's own transaction calls to
+-- complete its row (`Context::complete_in`). On SQLite dj sends the same checks as statements
+-- through the caller's connection (SQLite has no stored functions), so nothing changes here;
+-- the number is kept so that both backends count their migrations alike.

@@ -1,0 +1,90 @@
+//! Transactional completion: a job that writes to dj's own database completes its row in the
+//! transaction that holds its writes ([`crate::Context::complete_in`]), so that both commit or
+//! neither. The statements are each backend's (`store::*::complete`); this layer only says which
+//! of the caller's transactions can carry them.
+
+use crate::enqueue::sealed;
+use crate::error::Result;
+use crate::model::JobId;
+
+/// What completing a job in the caller's transaction sends: the row, its worker (the claim
+/// the statement checks), and the recorded result.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    pub(crate) id: JobId,
+    pub(crate) worker: &'a str,
+    /// JSON text, if the job recorded a result.
+    pub(crate) value: Option<&'a str>,
+}
+
+/// A transaction a job can complete its row in ([`crate::Context::complete_in`]):
+/// `&mut postgres::Transaction` and `&rusqlite::Transaction`; with feature `diesel-postgres`
+/// or `diesel-sqlite`, `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection` inside
+/// the diesel transaction open on it.
+pub trait CompleteTarget: sealed::Sealed {
+    #[doc(hidden)]
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()>;
+}
+
+#[cfg(feature = "postgres")]
+impl CompleteTarget for &mut postgres::Transaction<'_> {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::postgres::complete::complete_postgres(self, done)
+    }
+}
+
+#[cfg(feature = "diesel-postgres")]
+impl CompleteTarget for &mut diesel::PgConnection {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::postgres::complete::complete_diesel(self, done)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl CompleteTarget for &rusqlite::Transaction<'_> {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::sqlite::complete::complete_rusqlite(self, done)
+    }
+}
+
+#[cfg(feature = "diesel-sqlite")]
+impl CompleteTarget for &mut diesel::SqliteConnection {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::sqlite::complete::complete_diesel(self, done)
+    }
+}
+
+/// A transaction an async job can complete its row in
+/// ([`crate::Context::complete_in_async`]): with feature `tokio-postgres`,
+/// `&tokio_postgres::Transaction`; with `sqlx-postgres` or `sqlx-sqlite`,
+/// `&mut sqlx::Transaction<'_, sqlx::Postgres>` or `&mut sqlx::Transaction<'_, sqlx::Sqlite>`.
+#[cfg(feature = "tokio")]
+pub trait CompleteAsyncTarget: sealed::Sealed + Send {
+    #[doc(hidden)]
+    fn complete_job_async(
+        self,
+        done: Completion<'_>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+#[cfg(feature = "tokio-postgres")]
+impl CompleteAsyncTarget for &tokio_postgres::Transaction<'_> {
+    async fn complete_job_async(self, done: Completion<'_>) -> Result<()> {
+        crate::store::postgres::complete::complete_tokio_postgres(self, &done).await
+    }
+}
+
+#[cfg(feature = "sqlx-postgres")]
+impl CompleteAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn complete_job_async(self, done: Completion<'_>) -> Result<()> {
+        crate::store::postgres::complete::complete_sqlx(self, &done).await
+    }
+}
+
+#[cfg(feature = "sqlx-sqlite")]
+impl CompleteAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn complete_job_async(self, done: Completion<'_>) -> Result<()> {
+        crate::store::sqlite::complete::complete_sqlx(self, &done).await
+    }
+}
