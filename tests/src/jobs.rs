@@ -649,3 +649,209 @@ impl Perform for Step {
 pub fn post_entry(log: String, account: u32, cents: i64) {
     record(&log, &format!("post {account} {cents}"));
 }
+
+/// How a [`Deposit`]'s first perform ends its transaction (later performs commit).
+pub mod ending {
+    /// Commits, and `perform` returns `Ok`.
+    pub const COMMIT: u8 = 0;
+    /// Completes its row but never commits (the transaction rolls back), and `perform`
+    /// returns `Ok` anyway.
+    pub const ROLL_BACK: u8 = 1;
+    /// Commits, then `perform` returns an error.
+    pub const ERR_AFTER_COMMIT: u8 = 2;
+}
+
+/// The table [`Deposit`] and `async_deposit` write their effects to, for a test to create.
+pub const CREATE_EFFECTS: &str = "CREATE TABLE effects (key text NOT NULL)";
+
+/// A job with an exactly-once effect: records `perform KEY` (outside any transaction), then,
+/// in one transaction on the job's database through `driver` (`postgres`, `rusqlite` or
+/// `diesel`), inserts `KEY` into `effects`, completes its row with `complete_in` (its result:
+/// `KEY`), sleeps `millis` with the transaction still open, and commits. Its first perform
+/// first sleeps `hold_ms` (before the transaction) and ends as `ending` says. A refused
+/// completion records `refused KEY: ERROR`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(transactional = true)]
+pub struct Deposit {
+    pub log: String,
+    pub url: String,
+    pub key: String,
+    pub driver: String,
+    pub millis: u64,
+    pub hold_ms: u64,
+    pub ending: u8,
+}
+
+impl Perform for Deposit {
+    type Error = JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        let performed = format!("perform {}", self.key);
+        record(&self.log, &performed);
+        let first = crate::support::PerformLog::new(self.log.clone().into()).count(&performed) == 1;
+        let ending = if first { self.ending } else { ending::COMMIT };
+        if first {
+            std::thread::sleep(Duration::from_millis(self.hold_ms));
+        }
+        ctx.set_result(&self.key)?;
+        let sent = match self.driver.as_str() {
+            "postgres" => self.with_postgres(ctx, ending),
+            "rusqlite" => self.with_rusqlite(ctx, ending),
+            "diesel" => self.with_diesel(ctx, ending),
+            other => return Err(JobError::permanent(format!("no driver {other}"))),
+        };
+        if let Err(e) = sent {
+            record(&self.log, &format!("refused {}: {e}", self.key));
+            return Err(JobError::new(e));
+        }
+        match ending {
+            ending::ERR_AFTER_COMMIT => Err(JobError::new("an error after the commit")),
+            _ => Ok(()),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Deposit {
+    fn hold(&self) {
+        std::thread::sleep(Duration::from_millis(self.millis));
+    }
+
+    fn with_postgres(&self, ctx: &Context, ending: u8) -> Result<(), BoxError> {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        let mut tx = client.transaction()?;
+        tx.execute("INSERT INTO effects (key) VALUES ($1)", &[&self.key])?;
+        ctx.complete_in(&mut tx)?;
+        self.hold();
+        if ending != ending::ROLL_BACK {
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn with_rusqlite(&self, ctx: &Context, ending: u8) -> Result<(), BoxError> {
+        let mut conn = rusqlite::Connection::open(sqlite_path(&self.url))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("INSERT INTO effects (key) VALUES (?1)", [&self.key])?;
+        ctx.complete_in(&tx)?;
+        self.hold();
+        if ending != ending::ROLL_BACK {
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn with_diesel(&self, ctx: &Context, ending: u8) -> Result<(), BoxError> {
+        use diesel::sql_types::Text;
+        use diesel::{Connection as _, RunQueryDsl as _};
+        const ROLLED_BACK: &str = "rolled back on purpose";
+        let sent = match self.url.strip_prefix("sqlite:") {
+            Some(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;
+                conn.immediate_transaction(|conn| -> Result<(), BoxError> {
+                    diesel::sql_query("INSERT INTO effects (key) VALUES (?)")
+                        .bind::<Text, _>(&self.key)
+                        .execute(conn)?;
+                    ctx.complete_in(&mut *conn)?;
+                    self.hold();
+                    match ending {
+                        ending::ROLL_BACK => Err(ROLLED_BACK.into()),
+                        _ => Ok(()),
+                    }
+                })
+            }
+            None => {
+                let mut conn = diesel::PgConnection::establish(&self.url)?;
+                conn.transaction(|conn| -> Result<(), BoxError> {
+                    diesel::sql_query("INSERT INTO effects (key) VALUES ($1)")
+                        .bind::<Text, _>(&self.key)
+                        .execute(conn)?;
+                    ctx.complete_in(&mut *conn)?;
+                    self.hold();
+                    match ending {
+                        ending::ROLL_BACK => Err(ROLLED_BACK.into()),
+                        _ => Ok(()),
+                    }
+                })
+            }
+        };
+        match sent {
+            Err(e) if e.to_string() == ROLLED_BACK => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The file of a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite:").unwrap_or(url)
+}
+
+/// The async form of [`Deposit`] (commits always), through `tokio-postgres` or sqlx (on
+/// PostgreSQL or SQLite, as the URL says).
+#[dj::job(transactional = true)]
+pub async fn async_deposit(
+    ctx: &Context,
+    log: String,
+    url: String,
+    key: String,
+    driver: String,
+) -> Result<(), JobError> {
+    record(&log, &format!("perform {key}"));
+    ctx.set_result(&key)?;
+    let insert = "INSERT INTO effects (key) VALUES ($1)";
+    match (driver.as_str(), url.strip_prefix("sqlite:")) {
+        ("tokio-postgres", None) => {
+            let (mut client, connection) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let connection = tokio::spawn(connection);
+            let tx = client.transaction().await?;
+            tx.execute(insert, &[&key]).await?;
+            ctx.complete_in_async(&tx).await?;
+            tx.commit().await?;
+            drop(client);
+            let _ = connection.await;
+        }
+        ("sqlx", None) => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            let mut tx = conn.begin().await?;
+            sqlx::query(insert).bind(&key).execute(&mut *tx).await?;
+            ctx.complete_in_async(&mut tx).await?;
+            tx.commit().await?;
+        }
+        ("sqlx", Some(_)) => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+            let mut tx = conn.begin().await?;
+            sqlx::query(insert).bind(&key).execute(&mut *tx).await?;
+            ctx.complete_in_async(&mut tx).await?;
+            tx.commit().await?;
+        }
+        (driver, _) => return Err(JobError::permanent(format!("no driver {driver} for {url}"))),
+    }
+    Ok(())
+}
+
+/// Calls `complete_in` though its type is not marked transactional: fails for good with the
+/// error, which says what to add.
+#[dj::job]
+pub fn completes_untagged(ctx: &Context, url: String) -> Result<(), JobError> {
+    match url.strip_prefix("sqlite:") {
+        Some(path) => {
+            let mut conn = rusqlite::Connection::open(path)?;
+            let tx = conn.transaction()?;
+            ctx.complete_in(&tx).map_err(JobError::permanent)?;
+            tx.commit()?;
+        }
+        None => {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+            let mut tx = client.transaction()?;
+            ctx.complete_in(&mut tx).map_err(JobError::permanent)?;
+            tx.commit()?;
+        }
+    }
+    Ok(())
+}

@@ -59,3 +59,26 @@ pub fn pool_insert_sync(ctx: &Context, n: i64) -> Result<(), sqlx::Error> {
     tokio::runtime::Handle::current().block_on(sqlx::query(INSERT).bind(n).execute(pool))?;
     Ok(())
 }
+
+/// A transactional job on the worker's pool: records `perform KEY` (outside the
+/// transaction), then in a transaction of a pooled connection inserts `KEY` into `effects`
+/// (holding the connection `millis`) and completes its row there.
+#[dj::job(transactional = true)]
+pub async fn pool_deposit(
+    ctx: &Context,
+    log: String,
+    key: String,
+    millis: u64,
+) -> Result<(), dj::JobError> {
+    crate::support::record(&log, &format!("perform {key}"));
+    let pool = ctx.state::<PgPool>();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO effects (key) SELECT $1 FROM pg_sleep($2)")
+        .bind(&key)
+        .bind(millis as f64 / 1000.0)
+        .execute(&mut *tx)
+        .await?;
+    ctx.complete_in_async(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -32,6 +32,7 @@ mod sql_enqueue;
 mod sqlite_only;
 mod state;
 mod testing;
+mod transactional;
 mod unique;
 mod wakeups;
 mod web;
@@ -88,6 +89,7 @@ fn main() {
         sql_enqueue::CASES,
         results::CASES,
         sequences::CASES,
+        transactional::CASES,
     ]
     .concat();
     let mut trials = Vec::new();
@@ -105,6 +107,7 @@ fn main() {
                 sql_enqueue::POSTGRES_CASES,
                 lane::POSTGRES_CASES,
                 results::POSTGRES_CASES,
+                transactional::POSTGRES_CASES,
             ]
             .concat(),
             Backend::Sqlite => [
