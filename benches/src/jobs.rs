@@ -1,6 +1,7 @@
 //! The jobs the benchmarks run: a no-op, and a no-op that stamps when it started so the
 //! pickup-latency workload can measure enqueue-commit → perform-start.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -112,4 +113,64 @@ impl Perform for Stamp {
 pub fn starts() -> &'static Mutex<Vec<(usize, Instant)>> {
     static STARTS: OnceLock<Mutex<Vec<(usize, Instant)>>> = OnceLock::new();
     STARTS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The table the effect jobs write, (re)created by the `transactional` workload.
+pub const CREATE_EFFECTS: &str =
+    "DROP TABLE IF EXISTS bench_effects; CREATE TABLE bench_effects (n bigint NOT NULL)";
+
+/// A job with a database effect, completed by dj after it: inserts its `n` into
+/// `bench_effects` in a transaction on its executor thread's connection to `url`, commits;
+/// then the worker deletes its row, in a transaction of its own.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Effect {
+    pub n: u64,
+    pub url: String,
+}
+
+impl Perform for Effect {
+    type Error = dj::JobError;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        noop_started();
+        insert_effect(&self.url, self.n, |_| Ok(()))
+    }
+}
+
+/// [`Effect`], completing its row in the transaction of its insert (`complete_in`).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(transactional = true)]
+pub struct TxEffect {
+    pub n: u64,
+    pub url: String,
+}
+
+impl Perform for TxEffect {
+    type Error = dj::JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        noop_started();
+        insert_effect(&self.url, self.n, |tx| ctx.complete_in(tx))
+    }
+}
+
+/// Inserts `n` and calls `complete` in one transaction on this thread's connection (opened
+/// once per executor thread, as an app's pool would keep it).
+fn insert_effect(
+    url: &str,
+    n: u64,
+    complete: impl FnOnce(&mut postgres::Transaction<'_>) -> dj::Result<()>,
+) -> Result<(), dj::JobError> {
+    thread_local! {
+        static CLIENT: RefCell<Option<postgres::Client>> = const { RefCell::new(None) };
+    }
+    CLIENT.with_borrow_mut(|client| {
+        if client.is_none() {
+            *client = Some(postgres::Client::connect(url, postgres::NoTls)?);
+        }
+        let client = client.as_mut().expect("connected above");
+        let mut tx = client.transaction()?;
+        tx.execute("INSERT INTO bench_effects (n) VALUES ($1)", &[&(n as i64)])?;
+        complete(&mut tx)?;
+        tx.commit()?;
+        Ok(())
+    })
 }

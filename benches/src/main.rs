@@ -54,7 +54,7 @@ struct Args {
     /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke),
-    /// results.
+    /// results, transactional.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also print `RESULT dj WORKLOAD VALUE UNIT NOTE` lines for the workloads the peers
@@ -169,6 +169,7 @@ const WORKLOADS: &[&str] = &[
     "horizon",
     "soak",
     "results",
+    "transactional",
 ];
 
 /// Concurrency of the memory workload, as the issue states it.
@@ -344,6 +345,28 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 "  (its enqueue calls: 1-row INSERT + commit)".to_owned(),
             ],
             &mut || workloads::pickup(url, sizes.pickup, sizes.pickup_gap, worker),
+        )?;
+    }
+    if wanted("transactional") {
+        let n = sizes.workoff / 5;
+        let plain = |lane: &str| {
+            format!("work-off {n}, each job inserting a row, then completed by the worker ({lane})")
+        };
+        measure(&mut rows, runs, plain("fast lane"), &mut || {
+            workloads::effects_workoff(url, n, worker, false)
+        })?;
+        let no_lane = WorkerSettings {
+            fast_lane: false,
+            ..worker
+        };
+        measure(&mut rows, runs, plain("ordinary claim"), &mut || {
+            workloads::effects_workoff(url, n, no_lane, false)
+        })?;
+        measure(
+            &mut rows,
+            runs,
+            format!("work-off {n}, each job inserting a row and completing in its transaction"),
+            &mut || workloads::effects_workoff(url, n, worker, true),
         )?;
     }
     if wanted("results") {

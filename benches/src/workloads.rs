@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 
-use crate::jobs::{noop_span, reset_noops, starts, Answer, Noop, Stamp};
+use crate::jobs::{noop_span, reset_noops, starts, Answer, Effect, Noop, Stamp, TxEffect};
 use crate::report::{quantile, Figure};
 use crate::setup::{self, BoxError, SqliteFile, Synchronous};
 
@@ -693,4 +693,41 @@ pub fn result_wait(db: &dj::Db, n: usize, settings: WorkerSettings) -> Result<Fi
         Some(e) => Err(e.into()),
         None => Ok(percentiles(ms)),
     }
+}
+
+/// `n` jobs each inserting a row in a transaction on a connection of their own, worked off:
+/// completed by the worker after (`transactional` false), or each completing its row in its
+/// insert's transaction with `complete_in`.
+pub fn effects_workoff(
+    url: &str,
+    n: u64,
+    settings: WorkerSettings,
+    transactional: bool,
+) -> Result<Figure, BoxError> {
+    let db = setup::fresh_table(url)?;
+    setup::connect(url)?.batch_execute(crate::jobs::CREATE_EFFECTS)?;
+    let url = url.to_owned();
+    if transactional {
+        setup::enqueue_in_slices(&db, n, |n| TxEffect {
+            n,
+            url: url.clone(),
+        })?;
+    } else {
+        setup::enqueue_in_slices(&db, n, |n| Effect {
+            n,
+            url: url.clone(),
+        })?;
+    }
+    setup::vacuum(&url)?;
+    let took = work_off(&db, n, settings)?;
+    let effects: i64 = setup::connect(&url)?
+        .query_one("SELECT count(*) FROM bench_effects", &[])?
+        .get(0);
+    if effects != n as i64 {
+        return Err(format!("{effects} effects for {n} jobs").into());
+    }
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
 }

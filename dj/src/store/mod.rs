@@ -245,9 +245,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Records permanent failures; a destroyed row's error is kept in `dj_results`, and the
     /// jobs' waiters are woken.
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()>;
-    /// Whether `worker` still holds job `id` (after a job completed its row in its own
-    /// transaction: a row still held means that transaction did not commit).
-    fn job_held(&self, worker: &str, id: JobId) -> Result<bool>;
+    /// Those of `ids` that `worker` still holds (after jobs completed their rows in their own
+    /// transactions: a row still held means its transaction did not commit).
+    fn job_held(&self, worker: &str, ids: &[JobId]) -> Result<Vec<JobId>>;
     /// Releases locks without counting an attempt (interrupted at shutdown).
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64>;
     /// Records that these jobs, locked by `worker`, have started; returns how many were.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::lane::Closing;
 use super::Shared;
-use crate::model::JobId;
+use crate::model::{JobFilter, JobId};
 use crate::store::{Fail, Finished, Recorded, Retry};
 
 /// Most outcomes written per round of statements.
@@ -305,6 +305,8 @@ struct Grouped {
     retry: Vec<Retry>,
     fail: Vec<Fail>,
     release: Vec<JobId>,
+    /// Completed in their own transactions, which should have committed.
+    committed: Vec<JobId>,
 }
 
 fn write_until_done(
@@ -388,8 +390,7 @@ impl Grouped {
             Outcome::Retry(r) => self.retry.push(r),
             Outcome::Fail(f) => self.fail.push(f),
             Outcome::Release(id) => self.release.push(id),
-            // Its own transaction deleted its row.
-            Outcome::Committed(_) => {}
+            Outcome::Committed(id) => self.committed.push(id),
         }
     }
 
@@ -406,6 +407,7 @@ impl Grouped {
             .chain(failed)
             .collect();
         ids.extend(&self.release);
+        ids.extend(&self.committed);
         ids
     }
 }
@@ -434,5 +436,32 @@ fn write(shared: &Shared, owner: &str, g: &mut Grouped) -> crate::Result<()> {
         store.job_unlock(owner, &g.release)?;
         g.release.clear();
     }
+    if !g.committed.is_empty() {
+        for id in store.job_held(owner, &g.committed)? {
+            uncommitted(shared, owner, id)?;
+        }
+        g.committed.clear();
+    }
     Ok(())
+}
+
+/// A job whose `perform` returned `Ok` after completing its row in a transaction that did
+/// not commit (the row is still held): a failed attempt, as if it had returned the error.
+fn uncommitted(shared: &Shared, owner: &str, id: JobId) -> crate::Result<()> {
+    let store = shared.db.store();
+    let filter = JobFilter {
+        id: Some(id),
+        locked_by: Some(owner.to_owned()),
+        ..JobFilter::default()
+    };
+    let Some(row) = store.job_list(&filter)?.into_iter().next() else {
+        return Ok(());
+    };
+    let reason = "it completed its row with complete_in in a transaction that did not commit \
+                  (rolled back, or not committed before perform returned Ok)";
+    match super::rescuer::charged(shared, reason, &row) {
+        Outcome::Retry(retry) => store.job_retry(owner, &[retry]),
+        Outcome::Fail(fail) => store.job_fail(owner, &[fail]),
+        _ => Ok(()),
+    }
 }

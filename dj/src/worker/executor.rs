@@ -275,10 +275,12 @@ fn finish(
 }
 
 /// For a job that completed its row in its own transaction ([`Context::complete_in`]):
-/// whether that transaction committed (the row is gone: the job is done, whatever `perform`
-/// returned after), and the attempt's result knowing it. A row still held means it did not
-/// commit: the attempt failed. If the look fails, so does the attempt: its retry changes
-/// nothing where the row is gone.
+/// whether that transaction committed (the job is done, whatever `perform` returned after),
+/// and the attempt's result knowing it. After an `Ok`, it is taken to have committed: the
+/// completer finds the rows of those that did not (still held) in one look per batch, and
+/// fails their attempts. After an error, the row is looked for now: gone means committed;
+/// held (or a failed look, whose retry then changes nothing where the row is gone) means
+/// the attempt failed with its error.
 fn settle(
     shared: &Shared,
     attempt: &Attempt,
@@ -287,26 +289,20 @@ fn settle(
     let Some(worker) = attempt.ctx.completed_in_transaction() else {
         return (false, result);
     };
-    let why = match shared.db.store().job_held(worker, attempt.row.id) {
-        Ok(false) => {
-            if let Err(error) = &result {
-                shared.say(format_args!(
-                    "{} returned an error after its transaction had completed it: {}",
-                    attempt.label,
-                    error.report()
-                ));
-            }
-            return (true, Ok(()));
-        }
-        Ok(true) => "it completed its row with complete_in in a transaction that did not \
-                     commit (rolled back, or not committed before perform returned)"
-            .to_owned(),
-        Err(e) => format!(
-            "it completed its row with complete_in, and whether its transaction committed \
-             could not be read: {e}"
-        ),
+    let Err(error) = &result else {
+        return (true, result);
     };
-    (false, result.and(Err(JobError::new(ErrorMessage(why)))))
+    match shared.db.store().job_held(worker, &[attempt.row.id]) {
+        Ok(held) if held.is_empty() => {
+            shared.say(format_args!(
+                "{} returned an error after its transaction had completed it: {}",
+                attempt.label,
+                error.report()
+            ));
+            (true, Ok(()))
+        }
+        _ => (false, result),
+    }
 }
 
 /// The count a finished attempt adds to.

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use super::completer::Outcome;
 use super::liveness::{Death, Liveness};
 use super::retry::{self, Failure};
 use super::{job_label, Shared, StopFlag};
@@ -251,32 +252,37 @@ pub(super) fn rescue_rows(
 /// Counts a failed attempt for a started row whose worker is gone, then reschedules or fails it.
 fn charge(shared: &Shared, locker: &str, reason: &str, row: JobRow) -> crate::Result<()> {
     let store = shared.db.store();
-    let label = job_label(&row.name, row.id, row.queue.as_deref());
-    let (job, error) = match load_handler(&row.handler) {
-        Ok(job) => (Some(job), JobError::new(Message(reason.to_owned()))),
-        Err(error) => (None, JobError::permanent(Message(error.0))),
-    };
-    let outcome = retry::failed_attempt(
-        shared,
-        Failure {
-            job: job.as_deref(),
-            ctx: None,
-            row: &row,
-            label: &label,
-            error,
-            release: true,
-        },
-    );
-    match outcome {
+    match charged(shared, reason, &row) {
         // Ready again at once: the job did not fail, its worker died.
-        super::completer::Outcome::Retry(retry) => store.job_retry(
+        Outcome::Retry(retry) => store.job_retry(
             locker,
             &[crate::store::Retry {
                 delay: std::time::Duration::ZERO,
                 ..retry
             }],
         ),
-        super::completer::Outcome::Fail(fail) => store.job_fail(locker, &[fail]),
+        Outcome::Fail(fail) => store.job_fail(locker, &[fail]),
         _ => Ok(()),
     }
+}
+
+/// A failed attempt, for `reason`, of a started row that no attempt running here will
+/// settle: a retry after the usual backoff, or a failure for good.
+pub(super) fn charged(shared: &Shared, reason: &str, row: &JobRow) -> Outcome {
+    let label = job_label(&row.name, row.id, row.queue.as_deref());
+    let (job, error) = match load_handler(&row.handler) {
+        Ok(job) => (Some(job), JobError::new(Message(reason.to_owned()))),
+        Err(error) => (None, JobError::permanent(Message(error.0))),
+    };
+    retry::failed_attempt(
+        shared,
+        Failure {
+            job: job.as_deref(),
+            ctx: None,
+            row,
+            label: &label,
+            error,
+            release: true,
+        },
+    )
 }

@@ -152,9 +152,9 @@ impl Store for PgStore {
         })
     }
 
-    fn job_held(&self, worker: &str, id: JobId) -> Result<bool> {
-        let rows = self.query(&sql::HELD, &[&id, &worker])?;
-        Ok(rows.first().is_some_and(|row| row.get::<_, bool>(0)))
+    fn job_held(&self, worker: &str, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let rows = self.query(&sql::HELD, &[&ids, &worker])?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     fn job_unlock(&self, worker: &str, ids: &[JobId]) -> Result<u64> {

@@ -261,9 +261,9 @@ pub(super) static RESULT_KEEP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `?1` id, `?2` worker: whether the worker still holds the job.
+/// `?1` ids, `?2` worker: those of the jobs the worker still holds.
 pub(super) const HELD: &str =
-    "SELECT EXISTS (SELECT 1 FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2)";
+    "SELECT id FROM delayed_jobs WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2";
 
 /// `?1` id.
 pub(super) const RESULT_GET: &str = "SELECT state, value, error FROM dj_results WHERE job_id = ?1";

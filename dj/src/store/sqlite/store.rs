@@ -201,10 +201,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn job_held(&self, worker: &str, id: JobId) -> Result<bool> {
+    fn job_held(&self, worker: &str, ids: &[JobId]) -> Result<Vec<JobId>> {
         self.run(|conn| {
             conn.prepare_cached(sql::HELD)?
-                .query_row(params![id, worker], |row| row.get(0))
+                .query_map(params![ids_json(ids), worker], |row| row.get(0))?
+                .collect()
         })
     }
 

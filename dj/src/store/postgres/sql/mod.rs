@@ -147,10 +147,10 @@ pub(crate) const LANE_ABANDONED_RECORDED: Stmt = Stmt {
     types: &[Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT],
 };
 
-/// Whether worker `$2` still holds job `$1`.
+/// Of the jobs `$1`, those worker `$2` still holds.
 pub(crate) const HELD: Stmt = Stmt {
-    sql: "SELECT EXISTS (SELECT 1 FROM delayed_jobs WHERE id = $1 AND locked_by = $2)",
-    types: &[Type::INT8, Type::TEXT],
+    sql: "SELECT id FROM delayed_jobs WHERE id = ANY($1) AND locked_by = $2",
+    types: BY_WORKER,
 };
 
 /// Job `$1`'s stored result.
