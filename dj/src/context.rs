@@ -235,12 +235,27 @@ impl Context {
     /// `#[job(transactional = true)]`; inside its transaction, after its writes, `perform`
     /// calls this, then commits:
     ///
-    /// ```ignore
-    /// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
-    /// let mut tx = client.transaction()?;
-    /// tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", &[&amount, &id])?;
-    /// ctx.complete_in(&mut tx)?;
-    /// tx.commit()?;
+    /// ```no_run
+    /// use dj::{Context, Job, JobError, Perform};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Job, Serialize, Deserialize)]
+    /// #[job(transactional = true)]
+    /// struct Credit { account: i64, cents: i64 }
+    ///
+    /// impl Perform for Credit {
+    ///     type Error = JobError;
+    ///     fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+    ///         let url = dj::database_url(None);
+    ///         let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    ///         let mut tx = client.transaction()?;
+    ///         let sql = "UPDATE accounts SET cents = cents + $1 WHERE id = $2";
+    ///         tx.execute(sql, &[&self.cents, &self.account])?;
+    ///         ctx.complete_in(&mut tx)?;
+    ///         tx.commit()?;
+    ///         Ok(())
+    ///     }
+    /// }
     /// ```
     ///
     /// The row is deleted in that transaction (with the result recorded by
