@@ -196,6 +196,14 @@ impl Db {
         Ok(self.store.job_list(&filter)?.pop())
     }
 
+    /// Job `id`'s failed attempts, oldest first: each one's number, worker, start, end and
+    /// error (the attempt history; `last_error` on the row is the latest). A job keeps its
+    /// latest [`crate::MAX_ATTEMPTS_KEPT`]; they are kept for the workers' `result_retention`
+    /// after the job's row is gone. Empty for a job that never failed.
+    pub fn job_attempts(&self, id: JobId) -> Result<Vec<crate::Attempt>> {
+        self.store.attempt_list(id)
+    }
+
     /// How many rows match `filter`.
     pub fn count_jobs(&self, filter: &JobFilter) -> Result<i64> {
         self.store.job_count(filter)

@@ -144,8 +144,9 @@ pub use enqueue_async::{enqueue_many_async, enqueue_many_outcomes_async, Enqueue
 pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use model::{
-    Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState, Missed,
-    OnDuplicate, Order, QueueStats, ScheduleRow, WorkerRow,
+    Attempt, Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState,
+    Missed, OnDuplicate, Order, QueueStats, ScheduleRow, WorkerRow, MAX_ATTEMPTS_KEPT,
+    MAX_ATTEMPT_ERROR_BYTES,
 };
 pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;

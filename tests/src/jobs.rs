@@ -855,3 +855,34 @@ pub fn completes_untagged(ctx: &Context, url: String) -> Result<(), JobError> {
     }
     Ok(())
 }
+
+/// Fails its first `fails` attempts, each after `millis` of work, with `KEY attempt N failed`
+/// (padded with `pad` bytes of `x`), retried 50 ms later; with `for_good`, its last failure
+/// is permanent. Records `perform KEY N` at each attempt.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(max_attempts = 40)]
+pub struct Flaky {
+    pub log: String,
+    pub key: String,
+    pub fails: u32,
+    pub millis: u64,
+    pub pad: usize,
+    pub for_good: bool,
+}
+
+impl Perform for Flaky {
+    type Error = JobError;
+    fn perform(&self, ctx: &Context) -> Result<(), JobError> {
+        let n = ctx.job().attempts + 1;
+        record(&self.log, &format!("perform {} {n}", self.key));
+        if n > self.fails {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(self.millis));
+        let error = format!("{} attempt {n} failed{}", self.key, "x".repeat(self.pad));
+        if self.for_good && n == self.fails {
+            return Err(JobError::permanent(error));
+        }
+        Err(JobError::retry_in(error, Duration::from_millis(50)))
+    }
+}

@@ -110,8 +110,10 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
     };
     let now = db.now()?;
     let view = RowView::of(&row, now);
+    let attempts = db.job_attempts(args.id)?;
     if args.json {
-        json(serde_json::json!({ "job": view }));
+        let attempts: Vec<_> = attempts.iter().map(attempt_json).collect();
+        json(serde_json::json!({ "job": view, "attempts": attempts }));
         return Ok(ExitCode::SUCCESS);
     }
     let value = serde_json::to_value(&view).expect("row serializes");
@@ -123,21 +125,62 @@ pub(super) fn show(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
         };
         println!("{key:>12}: {text}");
     }
+    print_attempts(&attempts);
     Ok(ExitCode::SUCCESS)
 }
 
-/// `show` of a job whose row is gone: its stored result (`dj_results`), if it has one.
+/// The attempt history under `show`: one line per failed attempt (number, start, duration,
+/// worker), its error's lines indented below.
+fn print_attempts(attempts: &[crate::Attempt]) {
+    if attempts.is_empty() {
+        return;
+    }
+    println!("{:>12}:", "history");
+    for a in attempts {
+        println!(
+            "{:>14} {}  {:.3}s  on {}",
+            format!("#{}", a.attempt),
+            rfc3339(a.started_at),
+            a.duration().as_secs_f64(),
+            a.worker
+        );
+        for line in a.error.lines() {
+            println!("{:>16}{line}", "");
+        }
+    }
+}
+
+/// An attempt in `show --json`.
+fn attempt_json(a: &crate::Attempt) -> serde_json::Value {
+    serde_json::json!({
+        "attempt": a.attempt,
+        "worker": a.worker,
+        "started_at": rfc3339(a.started_at),
+        "finished_at": rfc3339(a.finished_at),
+        "duration_secs": a.duration().as_secs_f64(),
+        "error": a.error,
+    })
+}
+
+/// `show` of a job whose row is gone: its stored result (`dj_results`) and its failed
+/// attempts, if it has either. (`gone`: no result, but failed attempts: it succeeded without
+/// recording a result, or it was deleted.)
 fn show_result(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
+    let attempts = db.job_attempts(args.id)?;
     let (state, detail) = match db.job_result(args.id)? {
         JobResult::Succeeded(value) => ("succeeded", ("result", value)),
         JobResult::Failed { error } => ("failed", ("error", serde_json::Value::String(error))),
+        JobResult::Gone if !attempts.is_empty() => ("gone", ("result", serde_json::Value::Null)),
         _ => return Err(Error::NotFound(args.id)),
     };
     if args.json {
         let (key, value) = detail;
-        json(
-            serde_json::json!({ "job": null, "finished": { "id": args.id, "state": state, key: value } }),
-        );
+        let attempts: Vec<_> = attempts.iter().map(attempt_json).collect();
+        json(serde_json::json!({
+            "job": null,
+            "finished": { "id": args.id, "state": state, key: value },
+            "attempts": attempts,
+        }));
     } else {
         println!("{:>12}: {}", "id", args.id);
         println!(
@@ -150,6 +193,7 @@ fn show_result(db: &Db, args: &ShowArgs) -> Result<ExitCode> {
             other => other.to_string(),
         };
         println!("{key:>12}: {text}");
+        print_attempts(&attempts);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! builder a job's `.delay()` returns, workers' and queues' figures, and stored schedules
 //! (River's `rivertype`). It imports only from the rules below it.
 
+mod attempt;
 mod delayed;
 mod filter;
 mod job_row;
@@ -11,6 +12,8 @@ mod result;
 mod schedule;
 mod stats;
 
+pub(crate) use attempt::kept_error;
+pub use attempt::{Attempt, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES};
 pub use delayed::Delayed;
 pub(crate) use delayed::RowOptions;
 pub use filter::{JobFilter, Order};

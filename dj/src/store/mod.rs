@@ -94,6 +94,9 @@ pub(crate) struct Retry {
     pub release: bool,
     /// A snooze: `attempts` and `last_error` are left as they are, `snoozes` goes up by one.
     pub snoozed: bool,
+    /// How long the attempt ran, if the worker measured it (else the history takes the
+    /// recorded start).
+    pub ran_for: Option<Duration>,
 }
 
 /// A permanent failure: the row is deleted or gets `failed_at`.
@@ -103,6 +106,45 @@ pub(crate) struct Fail {
     pub attempts: i32,
     pub last_error: String,
     pub destroy: bool,
+    /// As [`Retry::ran_for`].
+    pub ran_for: Option<Duration>,
+}
+
+/// A failed attempt for the history (`dj_attempts`), recorded with its retry or failure by
+/// `job_retry` and `job_fail`, for rows the worker still holds.
+#[derive(Debug, Clone)]
+pub(crate) struct FailedAttempt {
+    pub id: JobId,
+    pub attempt: i32,
+    /// Cut to `MAX_ATTEMPT_ERROR_BYTES`.
+    pub error: String,
+    pub ran_for: Option<Duration>,
+}
+
+impl FailedAttempt {
+    /// The attempts `retries` record: all but snoozes.
+    pub(crate) fn of_retries(retries: &[Retry]) -> Vec<FailedAttempt> {
+        (retries.iter().filter(|r| !r.snoozed))
+            .map(|r| FailedAttempt {
+                id: r.id,
+                attempt: r.attempts,
+                error: crate::model::kept_error(&r.last_error),
+                ran_for: r.ran_for,
+            })
+            .collect()
+    }
+
+    /// The attempts `fails` record.
+    pub(crate) fn of_fails(fails: &[Fail]) -> Vec<FailedAttempt> {
+        (fails.iter())
+            .map(|f| FailedAttempt {
+                id: f.id,
+                attempt: f.attempts,
+                error: crate::model::kept_error(&f.last_error),
+                ran_for: f.ran_for,
+            })
+            .collect()
+    }
 }
 
 /// A job that succeeded having recorded a result: its row deleted, its value (JSON text)
@@ -236,6 +278,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn result_get(&self, id: JobId) -> Result<Option<JobResult>>;
     /// Deletes up to `limit` results stored longer ago than `older_than`.
     fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
+    /// Job `id`'s failed attempts (`dj_attempts`), oldest first.
+    fn attempt_list(&self, id: JobId) -> Result<Vec<crate::model::Attempt>>;
+    /// Up to `limit` attempts of jobs whose rows are gone, recorded more than `older_than`
+    /// ago, deleted.
+    fn attempt_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
     /// The ids of jobs whose outcome was just stored, as the database announces them; `None`
     /// where it cannot (SQLite, or no LISTEN here): a wait for a result polls.
     fn result_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<JobId>> {

@@ -670,12 +670,30 @@ fn columns(row: &JobRow) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The attempt history as the job page lists it: number, start, duration, worker, error.
+fn timeline(attempts: &[crate::Attempt]) -> Vec<minijinja::Value> {
+    (attempts.iter())
+        .map(|a| {
+            context! {
+                attempt => a.attempt,
+                started_at => rfc3339(a.started_at),
+                duration => format!("{:.3} s", a.duration().as_secs_f64()),
+                worker => a.worker.clone(),
+                error => a.error.clone(),
+            }
+        })
+        .collect()
+}
+
 pub(super) async fn job(
     State(app): State<Arc<App>>,
     Path(id): Path<i64>,
     Query(query): Query<JobQuery>,
 ) -> Page {
-    let (now, row) = db(&app, move |db| Ok((db.now()?, db.job(id)?))).await?;
+    let (now, row, attempts) = db(&app, move |db| {
+        Ok((db.now()?, db.job(id)?, db.job_attempts(id)?))
+    })
+    .await?;
     let Some(row) = row else {
         return Err(refuse(
             &app,
@@ -695,6 +713,7 @@ pub(super) async fn job(
             last_error => row.last_error.clone().unwrap_or_default(),
         },
         columns => columns(&row),
+        attempts => timeline(&attempts),
         handler => handler,
         actions => actions(state),
         notice => query.notice,

@@ -345,6 +345,7 @@ fn outcome(
                 label: &attempt.label,
                 error,
                 release: true,
+                ran_for: Some(runtime),
             },
         ),
     }

@@ -106,6 +106,9 @@ fn prune(shared: &Shared) -> crate::Result<()> {
     let results = shared.config.result_retention;
     prune_in_batches(shared, "job results stored", results, |batch| {
         store.result_prune(results, batch)
+    })?;
+    prune_in_batches(shared, "failed attempts of jobs gone", results, |batch| {
+        store.attempt_prune(results, batch)
     })
 }
 
@@ -283,6 +286,7 @@ pub(super) fn charged(shared: &Shared, reason: &str, row: &JobRow) -> Outcome {
             label: &label,
             error,
             release: true,
+            ran_for: None,
         },
     )
 }

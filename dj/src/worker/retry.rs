@@ -30,6 +30,8 @@ pub(super) struct Failure<'a> {
     pub error: JobError,
     /// False keeps the lock (the job is still running past its max_run_time).
     pub release: bool,
+    /// How long the attempt ran, where the worker measured it (for the attempt history).
+    pub ran_for: Option<Duration>,
 }
 
 /// What a failed attempt leads to: a snooze, a retry after the backoff (or the job's own
@@ -52,6 +54,7 @@ pub(super) fn failed_attempt(shared: &Shared, failure: Failure<'_>) -> Outcome {
         row,
         label,
         release,
+        ran_for,
         ..
     } = failure;
     let attempts = row.attempts.saturating_add(1);
@@ -68,6 +71,7 @@ pub(super) fn failed_attempt(shared: &Shared, failure: Failure<'_>) -> Outcome {
             row,
             label,
             attempts,
+            ran_for,
         };
         return Outcome::Fail(fail_for_good(shared, failed, error));
     }
@@ -78,6 +82,7 @@ pub(super) fn failed_attempt(shared: &Shared, failure: Failure<'_>) -> Outcome {
         last_error: error.report(),
         release,
         snoozed: false,
+        ran_for,
     })
 }
 
@@ -102,6 +107,7 @@ fn snooze(shared: &Shared, failure: &Failure<'_>, delay: Duration) -> Retry {
         last_error: String::new(),
         release: failure.release,
         snoozed: true,
+        ran_for: failure.ran_for,
     }
 }
 
@@ -134,6 +140,7 @@ struct FailedForGood<'a> {
     row: &'a JobRow,
     label: &'a str,
     attempts: i32,
+    ran_for: Option<Duration>,
 }
 
 /// Logs why the job failed for good and what becomes of its row, runs its `failure` hook,
@@ -145,6 +152,7 @@ fn fail_for_good(shared: &Shared, failed: FailedForGood<'_>, error: JobError) ->
         row,
         label,
         attempts,
+        ran_for,
     } = failed;
     // A cancelled job is kept, so that the cancel can be seen (and undone with `retry`).
     let destroy = !error.is_cancelled()
@@ -170,6 +178,7 @@ fn fail_for_good(shared: &Shared, failed: FailedForGood<'_>, error: JobError) ->
         attempts,
         last_error: error.report(),
         destroy,
+        ran_for,
     }
 }
 
@@ -210,6 +219,7 @@ pub(super) fn undecodable(shared: &Shared, row: &JobRow, label: &str, error: Str
         attempts: row.attempts,
         last_error: error,
         destroy,
+        ran_for: None,
     }
 }
 

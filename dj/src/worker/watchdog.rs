@@ -57,6 +57,7 @@ fn expire_overdue(shared: &Arc<Shared>, outcomes: &Sender<Message>, threads: &At
                 error: expired_error(overdue.run.max_run_time),
                 // Kept until the overrunning code returns.
                 release: false,
+                ran_for: Some(overdue.run.max_run_time),
             },
         );
         let _ = outcomes.send(Message::Write(overdue.owner.clone(), outcome));

@@ -6,6 +6,7 @@
 
 mod async_enqueue;
 mod async_jobs;
+mod attempts;
 mod browser;
 mod chaos;
 mod claim_plan;
@@ -90,6 +91,7 @@ fn main() {
         results::CASES,
         sequences::CASES,
         transactional::CASES,
+        attempts::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

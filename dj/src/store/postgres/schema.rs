@@ -70,6 +70,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         15,
         include_str!("../../../migrations/postgres/0015_complete_in.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/postgres/0016_attempts.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -7,20 +7,20 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::types::ToSql;
 
 use super::insert::{InsertPlan, Shape};
-use super::pool::{Session, Sql};
+use super::pool::{Session, Sql, Tx};
 use super::rows::{self, changed, job_row, queue_stats, schedule_row, worker_row};
 use super::sql::{self, waking, Stmt, DIALECT};
 use super::PgStore;
 use crate::error::Result;
 use crate::io;
 use crate::model::{
-    Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, ScheduleDef,
-    ScheduleRow, WorkerRow,
+    Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats,
+    ScheduleDef, ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    filter, stored_result, ClaimParams, CronFire, Fail, Finished, Lane, LaneClaim, Recorded, Retry,
-    Store, Wakeups, WorkerInfo, VERSION,
+    filter, stored_result, ClaimParams, CronFire, Fail, FailedAttempt, Finished, Lane, LaneClaim,
+    Recorded, Retry, Store, Wakeups, WorkerInfo, VERSION,
 };
 
 impl Store for PgStore {
@@ -104,6 +104,24 @@ impl Store for PgStore {
         self.execute(&sql::RESULT_PRUNE, &[&older_than.as_secs_f64(), &limit])
     }
 
+    fn attempt_list(&self, id: JobId) -> Result<Vec<Attempt>> {
+        let rows = self.query(&sql::ATTEMPT_LIST, &[&id])?;
+        Ok(rows
+            .iter()
+            .map(|row| Attempt {
+                attempt: row.get(0),
+                worker: row.get(1),
+                started_at: row.get(2),
+                finished_at: row.get(3),
+                error: row.get(4),
+            })
+            .collect())
+    }
+
+    fn attempt_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.execute(&sql::ATTEMPT_PRUNE, &[&older_than.as_secs_f64(), &limit])
+    }
+
     fn result_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<JobId>> {
         PgStore::result_wakeups(self)
     }
@@ -125,7 +143,14 @@ impl Store for PgStore {
         let params: [&(dyn ToSql + Sync); 7] = [
             &ids, &attempts, &delays, &errors, &release, &worker, &snoozed,
         ];
-        self.execute(&retry, &params).map(drop)
+        let failed = FailedAttempt::of_retries(retries);
+        self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            record_attempts(&tx, worker, &failed).await?;
+            tx.execute(Sql::Fixed(retry.sql), retry.types, &params)
+                .await?;
+            tx.commit().await
+        })
     }
 
     fn job_fail(&self, worker: &str, fails: &[Fail]) -> Result<()> {
@@ -136,19 +161,21 @@ impl Store for PgStore {
         let attempts: Vec<i32> = keep.iter().map(|f| f.attempts).collect();
         let errors: Vec<&str> = keep.iter().map(|f| f.last_error.as_str()).collect();
         let keep_params: [&(dyn ToSql + Sync); 4] = [&keep_ids, &attempts, &errors, &worker];
+        let failed = FailedAttempt::of_fails(fails);
         self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            record_attempts(&tx, worker, &failed).await?;
             if !destroy_ids.is_empty() {
                 let destroy = &sql::FAIL_DESTROY;
                 let params: [&(dyn ToSql + Sync); 3] = [&destroy_ids, &worker, &destroy_errors];
-                conn.execute(Sql::Fixed(destroy.sql), destroy.types, &params)
+                tx.execute(Sql::Fixed(destroy.sql), destroy.types, &params)
                     .await?;
             }
             if !keep_ids.is_empty() {
                 let fail = Sql::Fixed(sql::FAIL_KEEP);
-                conn.execute(fail, sql::FAIL_KEEP_TYPES, &keep_params)
-                    .await?;
+                tx.execute(fail, sql::FAIL_KEEP_TYPES, &keep_params).await?;
             }
-            Ok(())
+            tx.commit().await
         })
     }
 
@@ -440,4 +467,26 @@ impl PgStore {
             Ok(true)
         })
     }
+}
+
+/// Records failed attempts in the history, in the transaction that writes their outcomes.
+async fn record_attempts(
+    tx: &Tx<'_>,
+    worker: &str,
+    failed: &[FailedAttempt],
+) -> Result<(), tokio_postgres::Error> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = failed.iter().map(|a| a.id).collect();
+    let numbers: Vec<i32> = failed.iter().map(|a| a.attempt).collect();
+    let errors: Vec<&str> = failed.iter().map(|a| a.error.as_str()).collect();
+    let ran_for: Vec<Option<f64>> = (failed.iter())
+        .map(|a| a.ran_for.map(|d| d.as_secs_f64()))
+        .collect();
+    let params: [&(dyn ToSql + Sync); 5] = [&ids, &numbers, &errors, &ran_for, &worker];
+    let record = Sql::Fixed(sql::ATTEMPT_RECORD.as_str());
+    tx.execute(record, sql::ATTEMPT_RECORD_TYPES, &params)
+        .await
+        .map(drop)
 }

@@ -90,6 +90,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         15,
         include_str!("../../../migrations/sqlite/0015_complete_in.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_attempts.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -268,6 +268,41 @@ pub(super) const HELD: &str =
 /// `?1` id.
 pub(super) const RESULT_GET: &str = "SELECT state, value, error FROM dj_results WHERE job_id = ?1";
 
+/// A failed attempt recorded in the history, if worker `?3` still holds job `?1`: `?2` its
+/// number, `?4` its error, `?5` how long it ran in seconds (NULL: from the recorded start).
+pub(super) static ATTEMPT_RECORD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+         SELECT ?1, ?2, ?3, COALESCE(CASE WHEN ?5 IS NULL THEN NULL \
+                    ELSE strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?5)) END, \
+                    j.started_at, {NOW}), {NOW}, ?4 \
+         FROM delayed_jobs j WHERE j.id = ?1 AND j.locked_by = ?3 \
+         ON CONFLICT (job_id, attempt) DO UPDATE SET worker = excluded.worker, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, \
+             error = excluded.error"
+    )
+});
+
+/// `?1` job, `?2` its newest attempt: the attempts older than its latest `MAX_ATTEMPTS_KEPT`.
+pub(super) static ATTEMPT_TRIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "DELETE FROM dj_attempts WHERE job_id = ?1 AND attempt <= ?2 - {}",
+        crate::model::MAX_ATTEMPTS_KEPT
+    )
+});
+
+/// `?1` job: its recorded attempts, oldest first, times as unix seconds.
+pub(super) const ATTEMPT_LIST: &str =
+    "SELECT attempt, worker, unixepoch(started_at, 'subsec'), unixepoch(finished_at, 'subsec'), \
+     error FROM dj_attempts WHERE job_id = ?1 ORDER BY attempt";
+
+/// `?1` age in seconds, `?2` most rows: attempts of jobs whose rows are gone.
+pub(super) const ATTEMPT_PRUNE: &str = "DELETE FROM dj_attempts WHERE rowid IN ( \
+         SELECT a.rowid FROM dj_attempts a \
+         WHERE a.finished_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1)) \
+           AND NOT EXISTS (SELECT 1 FROM delayed_jobs j WHERE j.id = a.job_id) \
+         ORDER BY a.finished_at LIMIT ?2)";
+
 /// `?1` age in seconds, `?2` most rows.
 pub(super) const RESULT_PRUNE: &str = "DELETE FROM dj_results WHERE job_id IN ( \
          SELECT job_id FROM dj_results \

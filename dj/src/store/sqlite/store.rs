@@ -11,13 +11,13 @@ use super::sql::{self, DIALECT};
 use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
-    unix_secs, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats,
-    ScheduleDef, ScheduleRow, WorkerRow,
+    unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
+    QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    claim_order, filter, stored_result, ClaimParams, CronFire, Fail, Recorded, Retry, Store,
-    WorkerInfo, VERSION,
+    claim_order, filter, stored_result, ClaimParams, CronFire, Fail, FailedAttempt, Recorded,
+    Retry, Store, WorkerInfo, VERSION,
 };
 
 impl Store for SqliteStore {
@@ -155,11 +155,37 @@ impl Store for SqliteStore {
         })
     }
 
+    fn attempt_list(&self, id: JobId) -> Result<Vec<Attempt>> {
+        self.run(|conn| {
+            conn.prepare_cached(sql::ATTEMPT_LIST)?
+                .query_map(params![id], |row| {
+                    Ok(Attempt {
+                        attempt: row.get(0)?,
+                        worker: row.get(1)?,
+                        started_at: time(row.get(2)?),
+                        finished_at: time(row.get(3)?),
+                        error: row.get(4)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn attempt_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(sql::ATTEMPT_PRUNE)?
+                .execute(params![older_than.as_secs_f64(), limit])?;
+            Ok(n as u64)
+        })
+    }
+
     fn job_retry(&self, worker: &str, retries: &[Retry]) -> Result<()> {
         if retries.is_empty() {
             return Ok(());
         }
         self.write(|tx| {
+            record_attempts(tx, worker, &FailedAttempt::of_retries(retries))?;
             let mut statement = tx.prepare_cached(&sql::RETRY)?;
             for r in retries {
                 statement.execute(params![
@@ -181,6 +207,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         self.write(|tx| {
+            record_attempts(tx, worker, &FailedAttempt::of_fails(fails))?;
             let mut delete = tx.prepare_cached(sql::FAIL_DELETE)?;
             let mut keep = tx.prepare_cached(&sql::FAIL_KEEP)?;
             let mut result = tx.prepare_cached(&sql::RESULT_KEEP)?;
@@ -508,4 +535,20 @@ impl SqliteStore {
         self.limited.found(any);
         Ok(any)
     }
+}
+
+/// Records failed attempts in the history, in the transaction that writes their outcomes.
+fn record_attempts(
+    tx: &rusqlite::Transaction<'_>,
+    worker: &str,
+    failed: &[FailedAttempt],
+) -> rusqlite::Result<()> {
+    let mut record = tx.prepare_cached(&sql::ATTEMPT_RECORD)?;
+    let mut trim = tx.prepare_cached(&sql::ATTEMPT_TRIM)?;
+    for a in failed {
+        let ran_for = a.ran_for.map(|d| d.as_secs_f64());
+        record.execute(params![a.id, a.attempt, worker, a.error, ran_for])?;
+        trim.execute(params![a.id, a.attempt])?;
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! it has parameters. The claims are in [`claim`], the inserts in [`insert`]; the filtered
 //! commands are built by [`crate::store::filter`] in [`DIALECT`].
 
+use std::sync::LazyLock;
+
 use tokio_postgres::types::Type;
 
 use crate::store::filter::{self, failed, ready, running, scheduled};
@@ -157,6 +159,54 @@ pub(crate) const HELD: Stmt = Stmt {
 pub(crate) const RESULT_GET: Stmt = Stmt {
     sql: "SELECT state, value::text, error FROM dj_results WHERE job_id = $1",
     types: &[Type::INT8],
+};
+
+/// Failed attempts recorded in the history, for the rows worker `$5` still holds: `$1` ids,
+/// `$2` attempt numbers, `$3` errors, `$4` how long each ran in seconds (NULL: from the
+/// recorded start). A job's attempts older than its latest `MAX_ATTEMPTS_KEPT` go.
+pub(crate) static ATTEMPT_RECORD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS (SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::float8[]) \
+                    AS t(id, attempt, err, ran_for)), \
+              old AS (DELETE FROM dj_attempts a USING t \
+                      WHERE a.job_id = t.id AND a.attempt <= t.attempt - {kept}) \
+         INSERT INTO dj_attempts AS a (job_id, attempt, worker, started_at, error) \
+         SELECT t.id, t.attempt, $5, \
+                COALESCE(now() - t.ran_for * interval '1 second', j.started_at, now()), t.err \
+         FROM t JOIN delayed_jobs j ON j.id = t.id AND j.locked_by = $5 \
+         ON CONFLICT (job_id, attempt) DO UPDATE SET worker = excluded.worker, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, \
+             error = excluded.error",
+        kept = crate::model::MAX_ATTEMPTS_KEPT
+    )
+});
+
+/// [`ATTEMPT_RECORD`]'s parameter types.
+pub(crate) const ATTEMPT_RECORD_TYPES: &[Type] = &[
+    Type::INT8_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::TEXT,
+];
+
+/// Job `$1`'s recorded attempts, oldest first.
+pub(crate) const ATTEMPT_LIST: Stmt = Stmt {
+    sql: "SELECT attempt, worker, started_at, finished_at, error FROM dj_attempts \
+          WHERE job_id = $1 ORDER BY attempt",
+    types: &[Type::INT8],
+};
+
+/// Up to `$2` attempts of jobs whose rows are gone, recorded more than `$1` seconds ago.
+pub(crate) const ATTEMPT_PRUNE: Stmt = Stmt {
+    sql: "WITH old AS ( \
+              SELECT job_id, attempt FROM dj_attempts a \
+              WHERE finished_at < now() - $1 * interval '1 second' \
+                AND NOT EXISTS (SELECT 1 FROM delayed_jobs j WHERE j.id = a.job_id) \
+              ORDER BY finished_at LIMIT $2) \
+          DELETE FROM dj_attempts AS a USING old \
+          WHERE a.job_id = old.job_id AND a.attempt = old.attempt",
+    types: &[Type::FLOAT8, Type::INT8],
 };
 
 /// Up to `$2` results stored more than `$1` seconds ago, deleted.
