@@ -163,6 +163,8 @@ pub struct Context {
     claim: Option<Claim>,
     /// Set once [`Context::complete_in`] has deleted the row in the job's transaction.
     completed: AtomicBool,
+    /// Where [`Context::progress`] reports go, when a worker runs the job.
+    progress: Option<crate::worker::progress::Reporter>,
 }
 
 /// The worker holding a job, and whether the job's type completes its row in its own
@@ -186,6 +188,23 @@ impl Context {
             result: Mutex::default(),
             claim: None,
             completed: AtomicBool::new(false),
+            progress: None,
+        }
+    }
+    /// The context of a job whose progress reports go to `reporter`.
+    pub(crate) fn reporting(mut self, reporter: crate::worker::progress::Reporter) -> Self {
+        self.progress = Some(reporter);
+        self
+    }
+    /// Says how far the job is: `fraction` from 0.0 to 1.0 (clamped; NaN is 0.0) and a short
+    /// message (cut to [`crate::MAX_PROGRESS_MESSAGE_BYTES`]), shown by the dashboard and
+    /// `worker top` while the job runs ([`Db::job_progress`]). Cheap enough to call in a
+    /// tight loop: it replaces the job's latest report in memory, and the worker writes the
+    /// latest of each job at most once a second, deleting it when the job ends. Outside a
+    /// worker (inline test mode) it does nothing.
+    pub fn progress(&self, fraction: f64, message: &str) {
+        if let Some(reporter) = &self.progress {
+            reporter.board.report(reporter.id, fraction, message);
         }
     }
     /// The context of a job a worker runs, under its claim.

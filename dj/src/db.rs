@@ -196,6 +196,17 @@ impl Db {
         Ok(self.store.job_list(&filter)?.pop())
     }
 
+    /// How far running job `id` says it is ([`crate::Context::progress`]), as its worker
+    /// last wrote it (at most a second behind); `None` if it has not reported, or has ended.
+    pub fn job_progress(&self, id: JobId) -> Result<Option<crate::Progress>> {
+        Ok(self.store.progress_of(&[id])?.pop().map(|(_, p)| p))
+    }
+
+    /// The progress of those of `ids` that have reported some (see [`Db::job_progress`]).
+    pub fn jobs_progress(&self, ids: &[JobId]) -> Result<Vec<(JobId, crate::Progress)>> {
+        self.store.progress_of(ids)
+    }
+
     /// Job `id`'s failed attempts, oldest first: each one's number, worker, start, end and
     /// error (the attempt history; `last_error` on the row is the latest). A job keeps its
     /// latest [`crate::MAX_ATTEMPTS_KEPT`]; they are kept for the workers' `result_retention`

@@ -886,3 +886,29 @@ impl Perform for Flaky {
         Err(JobError::retry_in(error, Duration::from_millis(50)))
     }
 }
+
+/// Reports progress: `steps` steps of `millis` each, reporting `step N of STEPS` (fraction
+/// N / STEPS) `burst` times after each; records `done KEY` at the end.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Reports {
+    pub log: String,
+    pub key: String,
+    pub steps: u32,
+    pub millis: u64,
+    pub burst: u32,
+}
+
+impl Perform for Reports {
+    type Error = std::convert::Infallible;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        for step in 1..=self.steps {
+            std::thread::sleep(Duration::from_millis(self.millis));
+            let message = format!("step {step} of {}", self.steps);
+            for _ in 0..self.burst {
+                ctx.progress(f64::from(step) / f64::from(self.steps), &message);
+            }
+        }
+        record(&self.log, &format!("done {}", self.key));
+        Ok(())
+    }
+}

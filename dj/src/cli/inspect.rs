@@ -212,6 +212,45 @@ pub(super) fn stats(db: &Db, args: &StatsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The running jobs that report progress, for `top`: the first [`TOP_RUNNING`] by id.
+fn running_progress(db: &Db) -> Result<()> {
+    let running = db.jobs(&crate::JobFilter {
+        state: Some(crate::JobState::Running),
+        limit: Some(TOP_RUNNING),
+        ..crate::JobFilter::default()
+    })?;
+    let ids: Vec<i64> = running.iter().map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let progress: std::collections::HashMap<i64, crate::Progress> =
+        db.jobs_progress(&ids)?.into_iter().collect();
+    let rows: Vec<Vec<String>> = (running.iter())
+        .filter_map(|r| {
+            let p = progress.get(&r.id)?;
+            Some(vec![
+                r.id.to_string(),
+                r.name.clone(),
+                r.queue.clone().unwrap_or_default(),
+                r.locked_by.clone().unwrap_or_default(),
+                format!("{:.0}%", (p.fraction * 100.0).floor()),
+                p.message.clone(),
+            ])
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!();
+        table(
+            &["ID", "NAME", "QUEUE", "WORKER", "PROGRESS", "MESSAGE"],
+            &rows,
+        );
+    }
+    Ok(())
+}
+
+/// How many running jobs `top` looks at for progress.
+const TOP_RUNNING: i64 = 50;
+
 /// `top`: the overview of `stats` with throughput, redrawn every `--interval` until TERM/INT
 /// (or printed once with `--once`).
 pub(super) fn top(db: &Db, args: &TopArgs) -> Result<ExitCode> {
@@ -236,6 +275,7 @@ pub(super) fn top(db: &Db, args: &TopArgs) -> Result<ExitCode> {
             let (ok, failed) = crate::model::throughput_within(&minutes, now, m);
             println!("THROUGHPUT {label:>15}: {ok} succeeded, {failed} failed attempts");
         }
+        running_progress(db)?;
         let _ = std::io::stdout().flush();
         if args.once {
             return Ok(ExitCode::SUCCESS);

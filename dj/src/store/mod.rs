@@ -278,6 +278,15 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn result_get(&self, id: JobId) -> Result<Option<JobResult>>;
     /// Deletes up to `limit` results stored longer ago than `older_than`.
     fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
+    /// Writes the latest progress of running jobs (`dj_progress`), replacing older reports.
+    fn progress_write(&self, reports: &[(JobId, f64, String)]) -> Result<()>;
+    /// Deletes the progress of jobs that ended.
+    fn progress_clear(&self, ids: &[JobId]) -> Result<()>;
+    /// The progress of those of `ids` that reported some.
+    fn progress_of(&self, ids: &[JobId]) -> Result<Vec<(JobId, crate::model::Progress)>>;
+    /// Deletes the progress of jobs whose rows are gone (their worker died before clearing
+    /// it); returns how many.
+    fn progress_prune(&self) -> Result<u64>;
     /// Job `id`'s failed attempts (`dj_attempts`), oldest first.
     fn attempt_list(&self, id: JobId) -> Result<Vec<crate::model::Attempt>>;
     /// Up to `limit` attempts of jobs whose rows are gone, recorded more than `older_than`

@@ -526,6 +526,18 @@ struct RowView {
     attempts: i32,
     run_at: String,
     error_line: String,
+    /// A running job's reported progress, as `42% message`.
+    progress: String,
+}
+
+/// A progress report as the pages show it.
+fn progress_text(p: &crate::Progress) -> String {
+    let percent = (p.fraction * 100.0).floor();
+    if p.message.is_empty() {
+        format!("{percent}%")
+    } else {
+        format!("{percent}% {}", p.message)
+    }
 }
 
 pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQuery>) -> Page {
@@ -547,11 +559,24 @@ pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQu
         }
     };
     let size = app.config.search_window;
-    let (now, window, (total, page, rows)) = db(&app, move |db| {
+    let (now, window, (total, page, rows), progress) = db(&app, move |db| {
         let (filter, window) = selection.windowed(db, size)?;
-        Ok((db.now()?, window, one_page(db, filter, page)?))
+        let listed = one_page(db, filter, page)?;
+        let running: Vec<i64> = (listed.2.iter())
+            .filter(|r| r.locked_by.is_some())
+            .map(|r| r.id)
+            .collect();
+        let progress = if running.is_empty() {
+            Vec::new()
+        } else {
+            db.jobs_progress(&running)?
+        };
+        Ok((db.now()?, window, listed, progress))
     })
     .await?;
+    let progress: std::collections::HashMap<i64, String> = (progress.iter())
+        .map(|(id, p)| (*id, progress_text(p)))
+        .collect();
     let jobs: Vec<RowView> = rows
         .iter()
         .map(|row| RowView {
@@ -567,6 +592,7 @@ pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQu
                 .and_then(|e| e.lines().next())
                 .unwrap_or("")
                 .to_owned(),
+            progress: progress.get(&row.id).cloned().unwrap_or_default(),
         })
         .collect();
     let search = window.and_then(|w| {
@@ -690,8 +716,9 @@ pub(super) async fn job(
     Path(id): Path<i64>,
     Query(query): Query<JobQuery>,
 ) -> Page {
-    let (now, row, attempts) = db(&app, move |db| {
-        Ok((db.now()?, db.job(id)?, db.job_attempts(id)?))
+    let (now, row, attempts, progress) = db(&app, move |db| {
+        let progress = db.job_progress(id)?;
+        Ok((db.now()?, db.job(id)?, db.job_attempts(id)?, progress))
     })
     .await?;
     let Some(row) = row else {
@@ -714,6 +741,8 @@ pub(super) async fn job(
         },
         columns => columns(&row),
         attempts => timeline(&attempts),
+        progress => progress.as_ref().map(progress_text),
+        fraction => progress.as_ref().map(|p| p.fraction),
         handler => handler,
         actions => actions(state),
         notice => query.notice,

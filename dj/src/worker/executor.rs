@@ -12,6 +12,7 @@ use futures_util::future::Either;
 use tokio::runtime::Handle;
 
 use super::completer::{Message, Outcome};
+use super::progress::Reporter;
 use super::retry::{self, Failure};
 use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
@@ -153,10 +154,15 @@ fn begin(
     }
     let max_run_time = job.max_run_time().unwrap_or(shared.config.max_run_time);
     let runtime = shared.async_runtime.clone().filter(|_| job.is_async());
-    let ctx = retry::context(shared, &row).claimed(Claim {
-        worker: owner.clone(),
-        transactional: job.transactional(),
-    });
+    let ctx = retry::context(shared, &row)
+        .claimed(Claim {
+            worker: owner.clone(),
+            transactional: job.transactional(),
+        })
+        .reporting(Reporter {
+            board: shared.progress.clone(),
+            id: row.id,
+        });
     let started = Instant::now();
     let run = Run {
         cancel: ctx.cancel.clone(),
@@ -222,6 +228,7 @@ fn finish(
 ) -> Done {
     let runtime = attempt.started.elapsed();
     shared.pace.observe(runtime);
+    shared.progress.ended(attempt.row.id);
     // A cancelled job that returned an error failed because of the cancel; one that finished
     // its work anyway succeeded.
     let result = match result {

@@ -28,6 +28,7 @@ mod liveness;
 mod outcome;
 mod pace;
 mod producer;
+pub(crate) mod progress;
 mod rescuer;
 mod retry;
 mod runtime;
@@ -439,6 +440,8 @@ struct Shared {
     pace: pace::Pace,
     /// The fast lanes open now.
     lanes: lane::Lanes,
+    /// What running jobs report through `Context::progress`, until written.
+    progress: Arc<progress::ProgressBoard>,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

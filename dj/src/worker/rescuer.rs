@@ -109,7 +109,12 @@ fn prune(shared: &Shared) -> crate::Result<()> {
     })?;
     prune_in_batches(shared, "failed attempts of jobs gone", results, |batch| {
         store.attempt_prune(results, batch)
-    })
+    })?;
+    let orphans = store.progress_prune()?;
+    if orphans > 0 {
+        shared.say(format_args!("Pruned the progress of {orphans} job(s) gone"));
+    }
+    Ok(())
 }
 
 /// Runs `delete` (of rows older than `age`, `batch` at most) until a batch comes back short,

@@ -91,6 +91,7 @@ fn prepare(
         started,
         pace: Default::default(),
         lanes: Default::default(),
+        progress: Default::default(),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         interrupted: AtomicU64::new(0),
@@ -142,6 +143,7 @@ impl Roles {
             watchdog::spawn(shared.clone(), outcomes.clone(), threads, done.clone()),
             heartbeat::spawn(shared.clone(), leases.clone(), done.clone()),
             rescuer::spawn(shared.clone(), done.clone()),
+            super::progress::spawn(shared.clone(), done.clone()),
         ];
         if shared.config.cron {
             helpers.push(cron::spawn(shared.clone(), done.clone()));

@@ -26,6 +26,7 @@ mod pause;
 mod pgbouncer;
 mod postgres_only;
 mod processes;
+mod progress;
 mod results;
 mod retention;
 mod sequences;
@@ -92,6 +93,7 @@ fn main() {
         sequences::CASES,
         transactional::CASES,
         attempts::CASES,
+        progress::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

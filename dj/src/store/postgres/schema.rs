@@ -74,6 +74,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         16,
         include_str!("../../../migrations/postgres/0016_attempts.sql"),
     ),
+    (
+        17,
+        include_str!("../../../migrations/postgres/0017_progress.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -14,8 +14,8 @@ use super::PgStore;
 use crate::error::Result;
 use crate::io;
 use crate::model::{
-    Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats,
-    ScheduleDef, ScheduleRow, WorkerRow,
+    Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, Progress,
+    QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -102,6 +102,37 @@ impl Store for PgStore {
 
     fn result_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
         self.execute(&sql::RESULT_PRUNE, &[&older_than.as_secs_f64(), &limit])
+    }
+
+    fn progress_write(&self, reports: &[(JobId, f64, String)]) -> Result<()> {
+        let ids: Vec<i64> = reports.iter().map(|r| r.0).collect();
+        let fractions: Vec<f64> = reports.iter().map(|r| r.1).collect();
+        let messages: Vec<&str> = reports.iter().map(|r| r.2.as_str()).collect();
+        self.execute(&sql::PROGRESS_WRITE, &[&ids, &fractions, &messages])
+            .map(drop)
+    }
+
+    fn progress_clear(&self, ids: &[JobId]) -> Result<()> {
+        self.execute(&sql::PROGRESS_CLEAR, &[&ids]).map(drop)
+    }
+
+    fn progress_of(&self, ids: &[JobId]) -> Result<Vec<(JobId, Progress)>> {
+        let rows = self.query(&sql::PROGRESS_OF, &[&ids])?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let progress = Progress {
+                    fraction: row.get(1),
+                    message: row.get(2),
+                    updated_at: row.get(3),
+                };
+                (row.get(0), progress)
+            })
+            .collect())
+    }
+
+    fn progress_prune(&self) -> Result<u64> {
+        self.execute(&sql::PROGRESS_PRUNE, &[])
     }
 
     fn attempt_list(&self, id: JobId) -> Result<Vec<Attempt>> {

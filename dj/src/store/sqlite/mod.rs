@@ -94,6 +94,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         16,
         include_str!("../../../migrations/sqlite/0016_attempts.sql"),
     ),
+    (
+        17,
+        include_str!("../../../migrations/sqlite/0017_progress.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

@@ -291,6 +291,29 @@ pub(super) static ATTEMPT_TRIM: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// `?1` id, `?2` fraction, `?3` message: a running job's latest progress.
+pub(super) static PROGRESS_WRITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_progress (job_id, fraction, message, updated_at) \
+         VALUES (?1, ?2, ?3, {NOW}) \
+         ON CONFLICT (job_id) DO UPDATE SET fraction = excluded.fraction, \
+             message = excluded.message, updated_at = excluded.updated_at"
+    )
+});
+
+/// `?1` ids (JSON): the progress of jobs that ended.
+pub(super) const PROGRESS_CLEAR: &str =
+    "DELETE FROM dj_progress WHERE job_id IN (SELECT value FROM json_each(?1))";
+
+/// `?1` ids (JSON): the progress of those that reported some, times as unix seconds.
+pub(super) const PROGRESS_OF: &str =
+    "SELECT job_id, fraction, message, unixepoch(updated_at, 'subsec') FROM dj_progress \
+     WHERE job_id IN (SELECT value FROM json_each(?1))";
+
+/// The progress of jobs whose rows are gone.
+pub(super) const PROGRESS_PRUNE: &str = "DELETE FROM dj_progress \
+     WHERE NOT EXISTS (SELECT 1 FROM delayed_jobs j WHERE j.id = dj_progress.job_id)";
+
 /// `?1` job: its recorded attempts, oldest first, times as unix seconds.
 pub(super) const ATTEMPT_LIST: &str =
     "SELECT attempt, worker, unixepoch(started_at, 'subsec'), unixepoch(finished_at, 'subsec'), \

@@ -12,7 +12,7 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
     unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
-    QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
+    Progress, QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -151,6 +151,46 @@ impl Store for SqliteStore {
             let n = conn
                 .prepare_cached(sql::RESULT_PRUNE)?
                 .execute(params![older_than.as_secs_f64(), limit])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn progress_write(&self, reports: &[(JobId, f64, String)]) -> Result<()> {
+        self.write(|tx| {
+            let mut write = tx.prepare_cached(&sql::PROGRESS_WRITE)?;
+            for (id, fraction, message) in reports {
+                write.execute(params![id, fraction, message])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn progress_clear(&self, ids: &[JobId]) -> Result<()> {
+        self.run(|conn| {
+            conn.prepare_cached(sql::PROGRESS_CLEAR)?
+                .execute(params![ids_json(ids)])?;
+            Ok(())
+        })
+    }
+
+    fn progress_of(&self, ids: &[JobId]) -> Result<Vec<(JobId, Progress)>> {
+        self.run(|conn| {
+            conn.prepare_cached(sql::PROGRESS_OF)?
+                .query_map(params![ids_json(ids)], |row| {
+                    let progress = Progress {
+                        fraction: row.get(1)?,
+                        message: row.get(2)?,
+                        updated_at: time(row.get(3)?),
+                    };
+                    Ok((row.get(0)?, progress))
+                })?
+                .collect()
+        })
+    }
+
+    fn progress_prune(&self) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn.prepare_cached(sql::PROGRESS_PRUNE)?.execute([])?;
             Ok(n as u64)
         })
     }

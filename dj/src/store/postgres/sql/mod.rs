@@ -190,6 +190,34 @@ pub(crate) const ATTEMPT_RECORD_TYPES: &[Type] = &[
     Type::TEXT,
 ];
 
+/// The latest progress of running jobs: `$1` ids, `$2` fractions, `$3` messages.
+pub(crate) const PROGRESS_WRITE: Stmt = Stmt {
+    sql: "INSERT INTO dj_progress AS p (job_id, fraction, message) \
+          SELECT * FROM unnest($1::int8[], $2::float8[], $3::text[]) \
+          ON CONFLICT (job_id) DO UPDATE SET fraction = excluded.fraction, \
+              message = excluded.message, updated_at = now()",
+    types: &[Type::INT8_ARRAY, Type::FLOAT8_ARRAY, Type::TEXT_ARRAY],
+};
+
+/// The progress of jobs `$1`, which ended.
+pub(crate) const PROGRESS_CLEAR: Stmt = Stmt {
+    sql: "DELETE FROM dj_progress WHERE job_id = ANY($1)",
+    types: &[Type::INT8_ARRAY],
+};
+
+/// The progress of those of jobs `$1` that reported some.
+pub(crate) const PROGRESS_OF: Stmt = Stmt {
+    sql: "SELECT job_id, fraction, message, updated_at FROM dj_progress WHERE job_id = ANY($1)",
+    types: &[Type::INT8_ARRAY],
+};
+
+/// The progress of jobs whose rows are gone.
+pub(crate) const PROGRESS_PRUNE: Stmt = Stmt {
+    sql: "DELETE FROM dj_progress p \
+          WHERE NOT EXISTS (SELECT 1 FROM delayed_jobs j WHERE j.id = p.job_id)",
+    types: &[],
+};
+
 /// Job `$1`'s recorded attempts, oldest first.
 pub(crate) const ATTEMPT_LIST: Stmt = Stmt {
     sql: "SELECT attempt, worker, started_at, finished_at, error FROM dj_attempts \
