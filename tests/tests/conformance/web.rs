@@ -535,13 +535,16 @@ fn process_metrics(backend: Backend) {
         ],
     );
     let url = announced(&t, "w", "Metrics at ");
+    let failed = JobFilter {
+        state: Some(dj::JobState::Failed),
+        ..JobFilter::default()
+    };
     assert!(
-        // Left: the 3 failed (kept) and the scheduled one.
-        wait_until(Duration::from_secs(30), || t
-            .db
-            .count_jobs(&JobFilter::default())
-            .unwrap()
-            == 4),
+        // Left: the 3 failed (kept, once their failures are written) and the scheduled one.
+        wait_until(Duration::from_secs(30), || {
+            t.db.count_jobs(&JobFilter::default()).unwrap() == 4
+                && t.db.count_jobs(&failed).unwrap() == 3
+        }),
         "{}",
         worker_output(&t, "w")
     );
