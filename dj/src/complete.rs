@@ -3,19 +3,44 @@
 //! neither. The statements are each backend's (`store::*::complete`); this layer only says which
 //! of the caller's transactions can carry them.
 
-use crate::enqueue::sealed;
 use crate::error::Result;
 use crate::model::JobId;
+pub use crate::store::Completion;
 
-/// What completing a job in the caller's transaction sends: the row, its worker (the claim
-/// the statement checks), and the recorded result.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct Completion<'a> {
+mod sealed {
+    /// Only dj's own impls of `CompleteTarget` and `CompleteAsyncTarget` can exist.
+    pub trait Sealed {}
+    #[cfg(feature = "postgres")]
+    impl Sealed for &mut postgres::Transaction<'_> {}
+    #[cfg(feature = "diesel-postgres")]
+    impl Sealed for &mut diesel::PgConnection {}
+    #[cfg(feature = "sqlite")]
+    impl Sealed for &rusqlite::Transaction<'_> {}
+    #[cfg(feature = "diesel-sqlite")]
+    impl Sealed for &mut diesel::SqliteConnection {}
+    #[cfg(feature = "tokio-postgres")]
+    impl Sealed for &tokio_postgres::Transaction<'_> {}
+    #[cfg(feature = "sqlx-postgres")]
+    impl Sealed for &mut sqlx::Transaction<'_, sqlx::Postgres> {}
+    #[cfg(feature = "sqlx-sqlite")]
+    impl Sealed for &mut sqlx::Transaction<'_, sqlx::Sqlite> {}
+}
+
+/// A completion about to be sent, owning what [`Completion`] borrows.
+pub(crate) struct Pending {
     pub(crate) id: JobId,
-    pub(crate) worker: &'a str,
-    /// JSON text, if the job recorded a result.
-    pub(crate) value: Option<&'a str>,
+    pub(crate) worker: std::sync::Arc<str>,
+    pub(crate) value: Option<String>,
+}
+
+impl Pending {
+    pub(crate) fn completion(&self) -> Completion<'_> {
+        Completion {
+            id: self.id,
+            worker: &self.worker,
+            value: self.value.as_deref(),
+        }
+    }
 }
 
 /// A transaction a job can complete its row in ([`crate::Context::complete_in`]):

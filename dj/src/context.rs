@@ -164,7 +164,7 @@ pub struct Context {
     /// Set once [`Context::complete_in`] has deleted the row in the job's transaction.
     completed: AtomicBool,
     /// Where [`Context::progress`] reports go, when a worker runs the job.
-    progress: Option<crate::worker::progress::Reporter>,
+    progress: Option<crate::progress::Reporter>,
 }
 
 /// The worker holding a job, and whether the job's type completes its row in its own
@@ -192,7 +192,7 @@ impl Context {
         }
     }
     /// The context of a job whose progress reports go to `reporter`.
-    pub(crate) fn reporting(mut self, reporter: crate::worker::progress::Reporter) -> Self {
+    pub(crate) fn reporting(mut self, reporter: crate::progress::Reporter) -> Self {
         self.progress = Some(reporter);
         self
     }
@@ -289,15 +289,10 @@ impl Context {
     /// driver the app uses (its url: [`crate::Setup::database_url`]). A SQLite transaction is
     /// begun `IMMEDIATE`. In `dj::testing`'s inline mode (no row) it does nothing.
     pub fn complete_in<T: crate::CompleteTarget>(&self, mut target: T) -> crate::Result<()> {
-        let Some((worker, value)) = self.completion()? else {
+        let Some(pending) = self.completion()? else {
             return Ok(());
         };
-        let done = crate::complete::Completion {
-            id: self.job.id,
-            worker: &worker,
-            value: value.as_deref(),
-        };
-        target.complete_job(&done)?;
+        target.complete_job(&pending.completion())?;
         self.completed.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -308,23 +303,18 @@ impl Context {
         &self,
         target: T,
     ) -> crate::Result<()> {
-        let Some((worker, value)) = self.completion()? else {
+        let Some(pending) = self.completion()? else {
             return Ok(());
         };
-        let done = crate::complete::Completion {
-            id: self.job.id,
-            worker: &worker,
-            value: value.as_deref(),
-        };
-        target.complete_job_async(done).await?;
+        target.complete_job_async(pending.completion()).await?;
         self.completed.store(true, Ordering::SeqCst);
         Ok(())
     }
-    /// The worker and the recorded result a completion sends; `None` with no row to
-    /// complete (inline). Fails for a type not marked transactional, whose jobs a worker may
+    /// The completion to send (the row, its worker and the recorded result); `None` with no
+    /// row to complete (inline). Fails for a type not marked transactional, whose jobs a worker may
     /// hold in a fast lane (whose transaction would block this one's delete), and on a
     /// second call.
-    fn completion(&self) -> crate::Result<Option<(Arc<str>, Option<String>)>> {
+    fn completion(&self) -> crate::Result<Option<crate::complete::Pending>> {
         let Some(claim) = &self.claim else {
             return Ok(None);
         };
@@ -347,7 +337,11 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Ok(Some((claim.worker.clone(), value)))
+        Ok(Some(crate::complete::Pending {
+            id: self.job.id,
+            worker: claim.worker.clone(),
+            value,
+        }))
     }
     /// The worker, if [`Context::complete_in`] deleted the row in the job's transaction
     /// (which may or may not have committed).

@@ -22,8 +22,6 @@ pub struct Registration {
     type_name: fn() -> &'static str,
     load: fn(&str) -> serde_json::Result<Box<dyn LoadedJob>>,
     is_async: bool,
-    /// Read by PostgreSQL's fast lanes only (SQLite has none).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     transactional: bool,
 }
 
@@ -244,7 +242,6 @@ impl Registry {
 
     /// The names (and aliases) of the types marked `#[job(transactional = true)]`: rows a
     /// fast lane must leave to the ordinary claim.
-    #[cfg(feature = "postgres")]
     pub(crate) fn transactional_names(&self) -> Vec<&'static str> {
         (self.by_name.iter())
             .filter(|(_, r)| r.transactional)

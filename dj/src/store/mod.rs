@@ -63,6 +63,21 @@ pub(crate) struct ClaimParams<'a> {
     pub min_priority: Option<i32>,
     pub max_priority: Option<i32>,
     pub limit: usize,
+    /// The stored names of the job types a fast lane leaves to the ordinary claim (those
+    /// marked `transactional`, whose own transaction deletes the row the lane would hold).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // only PostgreSQL has lanes
+    pub lane_skips: &'a [&'static str],
+}
+
+/// What completing a job in the caller's transaction sends: the row, its worker (the claim
+/// the statement checks), and the recorded result.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    pub(crate) id: JobId,
+    pub(crate) worker: &'a str,
+    /// JSON text, if the job recorded a result.
+    pub(crate) value: Option<&'a str>,
 }
 
 /// A fast-lane batch while its jobs run: the backend's open transaction holding their rows,

@@ -459,7 +459,7 @@ fn uncommitted(shared: &Shared, owner: &str, id: JobId) -> crate::Result<()> {
     };
     let reason = "it completed its row with complete_in in a transaction that did not commit \
                   (rolled back, or not committed before perform returned Ok)";
-    match super::rescuer::charged(shared, reason, &row) {
+    match super::retry::charged(shared, reason, &row) {
         Outcome::Retry(retry) => store.job_retry(owner, &[retry]),
         Outcome::Fail(fail) => store.job_fail(owner, &[fail]),
         _ => Ok(()),

@@ -12,13 +12,13 @@ use futures_util::future::Either;
 use tokio::runtime::Handle;
 
 use super::completer::{Message, Outcome};
-use super::progress::Reporter;
 use super::retry::{self, Failure};
 use super::slots::{Ended, Run};
 use super::{job_label, Event, JobOutcome, Shared};
 use crate::context::{Claim, Context};
 use crate::job::{JobError, Message as ErrorMessage};
 use crate::model::JobRow;
+use crate::progress::Reporter;
 use crate::registry::{load_handler, LoadedJob};
 use crate::store::Recorded;
 

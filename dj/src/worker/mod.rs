@@ -28,7 +28,7 @@ mod liveness;
 mod outcome;
 mod pace;
 mod producer;
-pub(crate) mod progress;
+mod progress;
 mod rescuer;
 mod retry;
 mod runtime;
@@ -440,8 +440,10 @@ struct Shared {
     pace: pace::Pace,
     /// The fast lanes open now.
     lanes: lane::Lanes,
+    /// The job types a fast lane leaves to the ordinary claim (see `ClaimParams`).
+    lane_skips: Vec<&'static str>,
     /// What running jobs report through `Context::progress`, until written.
-    progress: Arc<progress::ProgressBoard>,
+    progress: Arc<crate::progress::ProgressBoard>,
     succeeded: AtomicU64,
     failed: AtomicU64,
     interrupted: AtomicU64,

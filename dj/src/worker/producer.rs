@@ -106,6 +106,7 @@ impl<'a> Producer<'a> {
             min_priority: config.min_priority,
             max_priority: config.max_priority,
             limit,
+            lane_skips: &shared.lane_skips,
         };
         let store = shared.db.store();
         let fit = self.lane_fit(in_flight, limit);

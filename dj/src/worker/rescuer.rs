@@ -18,13 +18,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::completer::Outcome;
 use super::liveness::{Death, Liveness};
-use super::retry::{self, Failure};
-use super::{job_label, Shared, StopFlag};
-use crate::job::{JobError, Message};
+use super::outcome::Outcome;
+use super::retry;
+use super::{Shared, StopFlag};
 use crate::model::{JobFilter, JobRow, JobState};
-use crate::registry::load_handler;
 
 pub(super) fn spawn(shared: Arc<Shared>, done: StopFlag) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
@@ -260,7 +258,7 @@ pub(super) fn rescue_rows(
 /// Counts a failed attempt for a started row whose worker is gone, then reschedules or fails it.
 fn charge(shared: &Shared, locker: &str, reason: &str, row: JobRow) -> crate::Result<()> {
     let store = shared.db.store();
-    match charged(shared, reason, &row) {
+    match retry::charged(shared, reason, &row) {
         // Ready again at once: the job did not fail, its worker died.
         Outcome::Retry(retry) => store.job_retry(
             locker,
@@ -272,26 +270,4 @@ fn charge(shared: &Shared, locker: &str, reason: &str, row: JobRow) -> crate::Re
         Outcome::Fail(fail) => store.job_fail(locker, &[fail]),
         _ => Ok(()),
     }
-}
-
-/// A failed attempt, for `reason`, of a started row that no attempt running here will
-/// settle: a retry after the usual backoff, or a failure for good.
-pub(super) fn charged(shared: &Shared, reason: &str, row: &JobRow) -> Outcome {
-    let label = job_label(&row.name, row.id, row.queue.as_deref());
-    let (job, error) = match load_handler(&row.handler) {
-        Ok(job) => (Some(job), JobError::new(Message(reason.to_owned()))),
-        Err(error) => (None, JobError::permanent(Message(error.0))),
-    };
-    retry::failed_attempt(
-        shared,
-        Failure {
-            job: job.as_deref(),
-            ctx: None,
-            row,
-            label: &label,
-            error,
-            release: true,
-            ran_for: None,
-        },
-    )
 }

@@ -5,16 +5,17 @@
 //! kept (a cancelled job always is), or deleted with `destroy_failed_jobs`.
 //!
 //! The executor asks it about jobs that returned an error, the watchdog about jobs that overran
-//! their max_run_time, and the rescuer about jobs whose worker died.
+//! their max_run_time, the rescuer about jobs whose worker died, and the completer about jobs
+//! whose own transaction completed their row but did not commit.
 
 use std::time::{Duration, SystemTime};
 
-use super::completer::Outcome;
-use super::Shared;
+use super::outcome::Outcome;
+use super::{job_label, Shared};
 use crate::context::{Context, JobInfo};
 use crate::job::{FailAction, JobError, Message as ErrorMessage};
 use crate::model::JobRow;
-use crate::registry::LoadedJob;
+use crate::registry::{load_handler, LoadedJob};
 use crate::store::{Fail, Retry};
 
 /// A failed attempt of one job, as the policy needs it.
@@ -257,5 +258,27 @@ pub(super) fn context(shared: &Shared, row: &JobRow) -> Context {
         },
         shared.state.clone(),
         Some(shared.db.clone()),
+    )
+}
+
+/// A failed attempt, for `reason`, of a started row that no attempt running here will
+/// settle: a retry after the usual backoff, or a failure for good.
+pub(super) fn charged(shared: &Shared, reason: &str, row: &JobRow) -> Outcome {
+    let label = job_label(&row.name, row.id, row.queue.as_deref());
+    let (job, error) = match load_handler(&row.handler) {
+        Ok(job) => (Some(job), JobError::new(ErrorMessage(reason.to_owned()))),
+        Err(error) => (None, JobError::permanent(ErrorMessage(error.0))),
+    };
+    failed_attempt(
+        shared,
+        Failure {
+            job: job.as_deref(),
+            ctx: None,
+            row,
+            label: &label,
+            error,
+            release: true,
+            ran_for: None,
+        },
     )
 }

@@ -91,6 +91,7 @@ fn prepare(
         started,
         pace: Default::default(),
         lanes: Default::default(),
+        lane_skips: crate::registry::registry().transactional_names(),
         progress: Default::default(),
         succeeded: AtomicU64::new(0),
         failed: AtomicU64::new(0),

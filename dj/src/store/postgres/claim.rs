@@ -151,7 +151,7 @@ pub(super) async fn every_queue_rows(
     p: &ClaimParams<'_>,
     limit: i64,
     from: Option<(i32, SystemTime)>,
-    names: Option<&Vec<&'static str>>,
+    names: Option<&[&'static str]>,
 ) -> PgResult<Vec<JobRow>> {
     let rows = every_queue_query(conn, statements, p, limit, from, names).await?;
     Ok(rows.iter().map(job_row).collect())
@@ -164,7 +164,7 @@ pub(super) async fn every_queue_query(
     p: &ClaimParams<'_>,
     limit: i64,
     from: Option<(i32, SystemTime)>,
-    names: Option<&Vec<&'static str>>,
+    names: Option<&[&'static str]>,
 ) -> PgResult<Vec<tokio_postgres::Row>> {
     let min = p.min_priority.unwrap_or(i32::MIN);
     let max = p.max_priority.unwrap_or(i32::MAX);
@@ -181,7 +181,7 @@ pub(super) async fn every_queue_query(
             from_floor
         }
     };
-    if let Some(names) = names {
+    if let Some(names) = &names {
         params.push(names);
         types.push(Type::TEXT_ARRAY);
     }

@@ -4,8 +4,8 @@
 //! result) only while its worker holds it, and otherwise raises [`NOT_HELD`], aborting the
 //! caller's transaction. The `CompleteTarget` impls (in `complete`, the layer above) call these.
 
-use crate::complete::Completion;
 use crate::error::{Error, Result};
+use crate::store::Completion;
 
 /// The job's row deleted in the caller's transaction: `$1` id, `$2` worker, `$3` result
 /// (JSON text, or NULL).

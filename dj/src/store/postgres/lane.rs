@@ -91,7 +91,7 @@ impl PgStore {
             let (conn, rows) = self
                 .run_on(conn, async |s: &mut Session| {
                     s.batch_execute("BEGIN").await?;
-                    let names = Some(&self.transactional);
+                    let names = Some(p.lane_skips);
                     let statements = [LANE_CLAIM, LANE_CLAIM_FROM];
                     every_queue_rows(s, statements, p, p.limit as i64, from, names).await
                 })
@@ -157,7 +157,7 @@ impl PgStore {
                 p,
                 p.limit as i64,
                 from,
-                Some(&self.transactional),
+                Some(p.lane_skips),
             )
             .await?;
             Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))

@@ -68,8 +68,6 @@ pub(crate) struct PgStore {
     limited: super::LimitedProbe,
     floor: floor::ClaimFloor,
     last_ordinary: lane::LastOrdinary,
-    /// The job types marked transactional, by stored name: rows a fast lane leaves alone.
-    transactional: Vec<&'static str>,
 }
 
 impl PgStore {
@@ -125,7 +123,6 @@ impl PgStore {
             limited: Default::default(),
             floor: Default::default(),
             last_ordinary: Default::default(),
-            transactional: crate::registry::registry().transactional_names(),
         })
     }
 

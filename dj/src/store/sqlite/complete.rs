@@ -7,8 +7,8 @@
 //! `complete`, the layer above) call these.
 
 use super::sql::RESULT_KEEP;
-use crate::complete::Completion;
 use crate::error::{Error, Result};
+use crate::store::Completion;
 
 /// `?1` id, `?2` worker: the job's row deleted if the worker still holds it and is still
 /// registered; its name returned.
