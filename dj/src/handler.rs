@@ -7,11 +7,14 @@ use serde_json::value::RawValue;
 use crate::error::{Error, Result};
 use crate::job::Job;
 
-/// The stored form of a job: `{"job": NAME, "args": FIELDS}`.
+/// The stored form of a job: `{"job": NAME, "args": FIELDS}`, with the enqueuer's trace
+/// context as `"traceparent"` when there is one (see `crate::trace`).
 #[derive(Serialize)]
 struct HandlerOut<'a, J> {
     job: &'a str,
     args: &'a J,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -20,6 +23,8 @@ pub(crate) struct HandlerIn<'a> {
     pub(crate) job: &'a str,
     #[serde(borrow)]
     pub(crate) args: &'a RawValue,
+    #[serde(default, borrow)]
+    pub(crate) traceparent: Option<&'a str>,
 }
 
 /// Serializes a job into its `handler` text.
@@ -27,6 +32,7 @@ pub(crate) fn handler_of<J: Job>(job: &J) -> Result<String> {
     let text = serde_json::to_string(&HandlerOut {
         job: J::NAME,
         args: job,
+        traceparent: crate::trace::current(),
     })
     .map_err(|source| Error::Serialize {
         name: J::NAME,
@@ -47,6 +53,15 @@ impl<'a> HandlerIn<'a> {
     pub(crate) fn parse(handler: &'a str) -> serde_json::Result<Self> {
         serde_json::from_str(handler)
     }
+}
+
+/// The trace context stored with a handler, if any (a look for the key first, so that a
+/// handler without one is not parsed).
+pub(crate) fn traceparent_of(handler: &str) -> Option<&str> {
+    if !handler.contains("\"traceparent\"") {
+        return None;
+    }
+    HandlerIn::parse(handler).ok()?.traceparent
 }
 
 /// The fields of a stored handler, as job type `J`.

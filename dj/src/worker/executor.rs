@@ -109,7 +109,9 @@ fn execute(
         queue = attempt.row.queue.as_deref().unwrap_or(""),
         attempt = attempt.row.attempts + 1,
         worker = %owner,
+        traceparent = tracing::field::Empty,
     );
+    continue_trace(&span, &attempt.row.handler);
     let _entered = span.enter();
     announce(shared, &attempt);
     let Some(runtime) = attempt.async_runtime.take() else {
@@ -125,6 +127,18 @@ fn execute(
         span.clone(),
     ));
     Done::Returned
+}
+
+/// The enqueuer's trace context, if the job has one: recorded on the attempt's span, which
+/// the app's propagator makes continue that trace (see `crate::trace`).
+fn continue_trace(span: &tracing::Span, handler: &str) {
+    let Some(traceparent) = crate::handler::traceparent_of(handler) else {
+        return;
+    };
+    span.record("traceparent", traceparent);
+    if let Some(propagator) = crate::trace::propagator() {
+        propagator.continue_trace(span, traceparent);
+    }
 }
 
 /// A job whose handler could not be loaded fails for good without running.
