@@ -34,6 +34,8 @@ pub(crate) struct Attrs {
     pub(crate) sequence: Option<KeyFrom>,
     /// `transactional = true`: the job completes its row in its own transaction.
     pub(crate) transactional: bool,
+    /// `encrypted = true`: the job's fields are stored encrypted.
+    pub(crate) encrypted: bool,
     /// `cron = "0 */5 * * * *"`, with its span.
     pub(crate) cron: Option<LitStr>,
     /// `tz = "Europe/Paris"`.
@@ -51,7 +53,7 @@ pub(crate) enum KeyFrom {
 }
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 16] = [
+const KEYS: [(&str, &str); 17] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
@@ -65,6 +67,7 @@ const KEYS: [(&str, &str); 16] = [
     ("concurrency", "concurrency = 1"),
     ("sequence", r#"sequence = "account_id""#),
     ("transactional", "transactional = true"),
+    ("encrypted", "encrypted = true"),
     ("cron", r#"cron = "0 */5 * * * *""#),
     ("tz", r#"tz = "Europe/Paris""#),
     ("missed", r#"missed = "skip""#),
@@ -206,6 +209,7 @@ impl Settings {
             "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
             "sequence" => key_from(value, "sequence", false).map(|key| attrs.sequence = Some(key)),
             "transactional" => flag(value, "transactional").map(|on| attrs.transactional = on),
+            "encrypted" => flag(value, "encrypted").map(|on| attrs.encrypted = on),
             "cron" => cron(value).map(|lit| attrs.cron = Some(lit)),
             "tz" => tz(value).map(|tz| attrs.tz = Some(tz)),
             "missed" => one_of(value, "missed", &["once", "skip"])

@@ -76,6 +76,7 @@ use proc_macro::TokenStream;
 /// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1 |
 /// | `sequence` | fields that make a sequence key: its jobs run one at a time, in enqueue order (not with `concurrency_key`) | none |
 /// | `transactional` | `true`: the job completes its row in its own database transaction (`Context::complete_in`) | `false` |
+/// | `encrypted` | `true`: the job's fields are stored encrypted (keys from `DJ_ENCRYPTION_KEYS`) | `false` |
 /// | `cron` | a cron expression, five fields or six with seconds first (on a `Default` type) | not recurring |
 /// | `tz` | an IANA time zone for `cron` | `"UTC"` |
 /// | `missed` | `"once"` or `"skip"`: a window of fire times missed while no worker ran | `"once"` |

@@ -9,10 +9,15 @@ use crate::job::Job;
 
 /// The stored form of a job: `{"job": NAME, "args": FIELDS}`, with the enqueuer's trace
 /// context as `"traceparent"` when there is one (see `crate::trace`).
+/// An encrypted type's fields are `"encrypted": "v1:ID:DATA"` instead of `args` (see
+/// `crate::crypt`).
 #[derive(Serialize)]
 struct HandlerOut<'a, J> {
     job: &'a str,
-    args: &'a J,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a J>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encrypted: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<String>,
 }
@@ -21,23 +26,33 @@ struct HandlerOut<'a, J> {
 pub(crate) struct HandlerIn<'a> {
     #[serde(borrow)]
     pub(crate) job: &'a str,
-    #[serde(borrow)]
-    pub(crate) args: &'a RawValue,
+    #[serde(default, borrow)]
+    pub(crate) args: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub(crate) encrypted: Option<&'a str>,
     #[serde(default, borrow)]
     pub(crate) traceparent: Option<&'a str>,
 }
 
 /// Serializes a job into its `handler` text.
 pub(crate) fn handler_of<J: Job>(job: &J) -> Result<String> {
-    let text = serde_json::to_string(&HandlerOut {
-        job: J::NAME,
-        args: job,
-        traceparent: crate::trace::current(),
-    })
-    .map_err(|source| Error::Serialize {
+    let serialize_error = |source| Error::Serialize {
         name: J::NAME,
         source,
-    })?;
+    };
+    let (args, encrypted) = if J::OPTIONS.encrypted {
+        let plain = serde_json::to_string(job).map_err(serialize_error)?;
+        (None, Some(crate::crypt::seal(J::NAME, &plain)?))
+    } else {
+        (Some(job), None)
+    };
+    let text = serde_json::to_string(&HandlerOut {
+        job: J::NAME,
+        args,
+        encrypted,
+        traceparent: crate::trace::current(),
+    })
+    .map_err(serialize_error)?;
     if text.len() > crate::MAX_HANDLER_BYTES {
         return Err(Error::PayloadTooLarge {
             name: J::NAME,
@@ -64,7 +79,21 @@ pub(crate) fn traceparent_of(handler: &str) -> Option<&str> {
     HandlerIn::parse(handler).ok()?.traceparent
 }
 
+impl HandlerIn<'_> {
+    /// The job's fields as JSON text: decrypted when they are stored encrypted.
+    pub(crate) fn fields(&self) -> std::result::Result<std::borrow::Cow<'_, str>, String> {
+        match (self.args, self.encrypted) {
+            (Some(args), _) => Ok(std::borrow::Cow::Borrowed(args.get())),
+            (None, Some(sealed)) => {
+                crate::crypt::open(self.job, sealed).map(std::borrow::Cow::Owned)
+            }
+            (None, None) => Err(format!("job {}: its handler has no `args`", self.job)),
+        }
+    }
+}
+
 /// The fields of a stored handler, as job type `J`.
-pub(crate) fn args_of<J: Job>(handler: &str) -> serde_json::Result<J> {
-    serde_json::from_str(HandlerIn::parse(handler)?.args.get())
+pub(crate) fn args_of<J: Job>(handler: &str) -> std::result::Result<J, String> {
+    let parsed = HandlerIn::parse(handler).map_err(|e| e.to_string())?;
+    serde_json::from_str(&parsed.fields()?).map_err(|e| e.to_string())
 }

@@ -70,6 +70,7 @@ pub struct JobOptions {
     pub(crate) concurrency: Option<u32>,
     pub(crate) sequence: bool,
     pub(crate) transactional: bool,
+    pub(crate) encrypted: bool,
 }
 
 impl JobOptions {
@@ -85,6 +86,7 @@ impl JobOptions {
             concurrency: None,
             sequence: false,
             transactional: false,
+            encrypted: false,
         }
     }
     /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
@@ -134,6 +136,11 @@ impl JobOptions {
     /// delete it.
     pub const fn transactional(mut self) -> Self {
         self.transactional = true;
+        self
+    }
+    /// The type's fields are stored encrypted (`#[job(encrypted = true)]`; see `crate::crypt`).
+    pub const fn encrypted(mut self) -> Self {
+        self.encrypted = true;
         self
     }
 }

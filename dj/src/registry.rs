@@ -183,7 +183,10 @@ pub(crate) fn load_handler(handler: &str) -> Result<Box<dyn LoadedJob>, LoadErro
         ))
     })?;
     let registration = registry().lookup(parsed.job)?;
-    (registration.load)(parsed.args.get()).map_err(|e| {
+    let fields = parsed
+        .fields()
+        .map_err(|e| LoadError(format!("Job failed to load: {e}")))?;
+    (registration.load)(&fields).map_err(|e| {
         LoadError(format!(
             "Job failed to load: the stored fields do not fit `{}` ({e}). Handler: {}",
             (registration.type_name)(),

@@ -912,3 +912,27 @@ impl Perform for Reports {
         Ok(())
     }
 }
+
+/// Keys for the encrypted-arguments tests (32 bytes each, in base64).
+pub mod keys {
+    pub const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    pub const K2: &str = "k2:HxweHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+    pub const K3: &str = "k3:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+}
+
+/// A job whose fields are stored encrypted: records `charge KEY CARD`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(encrypted = true)]
+pub struct Charge {
+    pub log: String,
+    pub key: String,
+    pub card: String,
+}
+
+impl Perform for Charge {
+    type Error = std::convert::Infallible;
+    fn perform(&self, _ctx: &Context) -> Result<(), Self::Error> {
+        record(&self.log, &format!("charge {} {}", self.key, self.card));
+        Ok(())
+    }
+}

@@ -89,8 +89,9 @@ fn options(attrs: &Attrs) -> TokenStream {
     let concurrency = attrs.concurrency.map(|limit| quote!(.concurrency(#limit)));
     let sequence = attrs.sequence.is_some().then(|| quote!(.sequence()));
     let transactional = attrs.transactional.then(|| quote!(.transactional()));
+    let encrypted = attrs.encrypted.then(|| quote!(.encrypted()));
     quote! {
         ::dj::__private::JobOptions::new() #queue #priority #max_attempts #max_run_time
-            #replace #until_done #concurrency #sequence #transactional
+            #replace #until_done #concurrency #sequence #transactional #encrypted
     }
 }

@@ -696,6 +696,19 @@ fn columns(row: &JobRow) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A handler as the job page shows it: encrypted fields as the key they are sealed under,
+/// not the sealed text.
+fn shown_sealed(mut handler: serde_json::Value) -> serde_json::Value {
+    if let Some(sealed) = handler.get("encrypted").and_then(|v| v.as_str()) {
+        let shown = match crate::crypt::key_id(sealed) {
+            Some(id) => format!("(encrypted with key {id})"),
+            None => "(encrypted)".to_owned(),
+        };
+        handler["encrypted"] = serde_json::Value::String(shown);
+    }
+    handler
+}
+
 /// The attempt history as the job page lists it: number, start, duration, worker, error.
 fn timeline(attempts: &[crate::Attempt]) -> Vec<minijinja::Value> {
     (attempts.iter())
@@ -729,6 +742,7 @@ pub(super) async fn job(
         ));
     };
     let handler = serde_json::from_str::<serde_json::Value>(&row.handler)
+        .map(shown_sealed)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| row.handler.clone());
     let state = row.state(now);

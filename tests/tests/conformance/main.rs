@@ -13,6 +13,7 @@ mod claim_plan;
 mod control;
 mod cron;
 mod deadlines;
+mod encrypted;
 mod enqueue;
 mod failures;
 mod hooks;
@@ -94,6 +95,7 @@ fn main() {
         transactional::CASES,
         attempts::CASES,
         progress::CASES,
+        encrypted::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

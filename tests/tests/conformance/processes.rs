@@ -56,6 +56,18 @@ pub fn spawn_bin(bin: &str, t: &TestDb, label: &str, args: &[&str]) -> Child {
 
 /// Like [`spawn_bin`], on another URL of the test's database (with extra parameters, say).
 pub fn spawn_bin_at(bin: &str, t: &TestDb, label: &str, url: &str, args: &[&str]) -> Child {
+    spawn_with_env(bin, t, label, url, args, &[])
+}
+
+/// Like [`spawn_bin_at`], with these environment variables set.
+pub fn spawn_with_env(
+    bin: &str,
+    t: &TestDb,
+    label: &str,
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     use std::os::unix::process::CommandExt as _;
     let out = File::create(t.dir.join(format!("{label}.log"))).expect("worker log");
     let mut command = Command::new(bin);
@@ -73,6 +85,7 @@ pub fn spawn_bin_at(bin: &str, t: &TestDb, label: &str, url: &str, args: &[&str]
         .env("DATABASE_URL", url)
         .env_remove("QUEUES")
         .env_remove("QUEUE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup log"))
         .stderr(out)
