@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod net;
 pub mod pgbouncer;
 pub mod pool;
+pub mod recording;
 pub mod support;
 
 /// The state the test worker binary gives its jobs.

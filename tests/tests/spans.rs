@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use dj::{Context, Job, JobError, Perform};
+use dj_tests::recording::Fields;
 use serde::{Deserialize, Serialize};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
@@ -45,17 +45,6 @@ struct Seen {
 
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<Seen>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(
-            field.name().to_owned(),
-            format!("{value:?}").trim_matches('"').to_owned(),
-        );
-    }
-}
 
 /// The index of a recorded `dj.job` span, kept in the span's extensions.
 struct Index(usize);

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use dj::trace::Propagator;
 use dj::{Job, Perform};
+use dj_tests::recording::Fields;
 use dj_tests::support::{in_ci, postgres_available, Backend, TestDb};
 use serde::{Deserialize, Serialize};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::Subscriber;
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
@@ -54,17 +54,6 @@ impl Propagator for TestPropagator {
 /// Every `dj.job` span's fields, by span id.
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<BTreeMap<u64, BTreeMap<String, String>>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(
-            field.name().to_owned(),
-            format!("{value:?}").trim_matches('"').to_owned(),
-        );
-    }
-}
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: LayerContext<'_, S>) {

@@ -46,7 +46,7 @@ pub const POSTGRES_CASES: &[Case] = &[(
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Job `i`'s queue (none, `mail` or `reports`) and priority (0-2).
-fn placed<J: Job>(i: usize, delayed: dj::Delayed<J>) -> dj::Delayed<J> {
+pub fn placed<J: Job>(i: usize, delayed: dj::Delayed<J>) -> dj::Delayed<J> {
     let delayed = delayed.priority((i % 3) as i32);
     match i % 3 {
         0 => delayed,

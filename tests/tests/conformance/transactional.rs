@@ -17,6 +17,7 @@ use crate::operations::wait_until;
 use crate::processes::{
     signal, spawn_bin_at, spawn_worker, stop_workers, wait_exit, worker_output,
 };
+use crate::results::placed;
 use crate::Case;
 
 const POOL_WORKER: &str = env!("CARGO_BIN_EXE_dj-pool-worker");
@@ -75,16 +76,6 @@ fn deposit(t: &TestDb, log: &PerformLog, key: &str, driver: &str) -> Deposit {
         millis: 0,
         hold_ms: 0,
         ending: ending::COMMIT,
-    }
-}
-
-/// Job `i`'s queue (none, `mail` or `reports`) and priority (0-2).
-fn placed<J: Job>(i: usize, delayed: dj::Delayed<J>) -> dj::Delayed<J> {
-    let delayed = delayed.priority((i % 3) as i32);
-    match i % 3 {
-        0 => delayed,
-        1 => delayed.queue("mail"),
-        _ => delayed.queue("reports"),
     }
 }
 
