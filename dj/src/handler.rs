@@ -26,7 +26,8 @@ struct HandlerOut<'a, J> {
 pub(crate) struct HandlerIn<'a> {
     #[serde(borrow)]
     pub(crate) job: &'a str,
-    #[serde(default, borrow)]
+    /// Present (`null` too, a unit struct's fields) unless the fields are encrypted.
+    #[serde(default, borrow, deserialize_with = "present")]
     pub(crate) args: Option<&'a RawValue>,
     #[serde(default, borrow)]
     pub(crate) encrypted: Option<&'a str>,
@@ -79,6 +80,14 @@ pub(crate) fn traceparent_of(handler: &str) -> Option<&str> {
     HandlerIn::parse(handler).ok()?.traceparent
 }
 
+/// A field that is there, whatever its value: `Some` even for `null`, which serde's `Option`
+/// would make `None` (a missing field is `None` through `#[serde(default)]`).
+fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(deserializer).map(Some)
+}
+
 impl HandlerIn<'_> {
     /// The job's fields as JSON text: decrypted when they are stored encrypted.
     pub(crate) fn fields(&self) -> std::result::Result<std::borrow::Cow<'_, str>, String> {
@@ -96,4 +105,17 @@ impl HandlerIn<'_> {
 pub(crate) fn args_of<J: Job>(handler: &str) -> std::result::Result<J, String> {
     let parsed = HandlerIn::parse(handler).map_err(|e| e.to_string())?;
     serde_json::from_str(&parsed.fields()?).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_structs_null_fields_are_fields() {
+        let unit = HandlerIn::parse(r#"{"job":"Unit","args":null}"#).unwrap();
+        assert_eq!(unit.fields().unwrap(), "null");
+        let none = HandlerIn::parse(r#"{"job":"Unit"}"#).unwrap();
+        assert!(none.fields().unwrap_err().contains("no `args`"));
+    }
 }
