@@ -695,7 +695,15 @@ pub fn result_wait(db: &dj::Db, n: usize, settings: WorkerSettings) -> Result<Fi
     }
 }
 
-/// `n` jobs each inserting a row in a transaction on a connection of their own, worked off:
+/// Job `n` in one of the ten named queues `horizon` uses, with a priority from 0 to 2, as an
+/// app's jobs are spread.
+fn spread<J: Job>(n: u64, job: J) -> dj::Delayed<J> {
+    let queue = crate::storage::QUEUES[(n % 10) as usize];
+    job.delay().queue(queue).priority((n % 3) as i32)
+}
+
+/// `n` jobs each inserting a row in a transaction on a connection of their own, spread over
+/// ten named queues and three priorities, worked off:
 /// completed by the worker after (`transactional` false), or each completing its row in its
 /// insert's transaction with `complete_in`.
 pub fn effects_workoff(
@@ -708,15 +716,31 @@ pub fn effects_workoff(
     setup::connect(url)?.batch_execute(crate::jobs::CREATE_EFFECTS)?;
     let url = url.to_owned();
     if transactional {
-        setup::enqueue_in_slices(&db, n, |n| TxEffect {
-            n,
-            url: url.clone(),
-        })?;
+        dj::enqueue_many(
+            &db,
+            (0..n).map(|n| {
+                spread(
+                    n,
+                    TxEffect {
+                        n,
+                        url: url.clone(),
+                    },
+                )
+            }),
+        )?;
     } else {
-        setup::enqueue_in_slices(&db, n, |n| Effect {
-            n,
-            url: url.clone(),
-        })?;
+        dj::enqueue_many(
+            &db,
+            (0..n).map(|n| {
+                spread(
+                    n,
+                    Effect {
+                        n,
+                        url: url.clone(),
+                    },
+                )
+            }),
+        )?;
     }
     setup::vacuum(&url)?;
     let took = work_off(&db, n, settings)?;
