@@ -51,7 +51,7 @@ struct Args {
     /// Work off without the fast lane (every job claimed the ordinary way).
     #[arg(long)]
     no_fast_lane: bool,
-    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-backlog, waiting, unique, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-rated, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke),
     /// results, transactional.
@@ -153,6 +153,7 @@ const WORKLOADS: &[&str] = &[
     "workoff-default",
     "workoff-limited",
     "workoff-keyed",
+    "workoff-rated",
     "workoff-backlog",
     "waiting",
     "pickup",
@@ -278,6 +279,17 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 sizes.workoff
             ),
             &mut || workloads::workoff_keyed(url, sizes.workoff, worker),
+        )?;
+    }
+    if wanted("workoff-rated") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {} under per-key rates, 100 keys, 10 queues (c={c}, read_ahead={ra})",
+                sizes.workoff
+            ),
+            &mut || workloads::workoff_rated(url, sizes.workoff, worker),
         )?;
     }
     if wanted("workoff-backlog") {

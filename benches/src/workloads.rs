@@ -336,6 +336,36 @@ pub fn workoff_keyed(url: &str, n: u64, settings: WorkerSettings) -> Result<Figu
     })
 }
 
+/// [`workoff_keyed`] with a rate on each key too high to bind (`.rate_key`), over ten named
+/// queues and three priorities: what counting and recording the starts costs the limited
+/// claim.
+pub fn workoff_rated(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    const SLICE: u64 = 50_000;
+    let db = setup::fresh_table(url)?;
+    let limit = dj::Rate::per_second(1_000_000)?;
+    let mut start = 0;
+    while start < n {
+        let end = (start + SLICE).min(n);
+        dj::enqueue_many(
+            &db,
+            (start..end).map(|n| {
+                Noop { n }
+                    .delay()
+                    .queue(format!("q{}", n % 10))
+                    .priority((n % 3) as i32)
+                    .rate_key(format!("key{}", n % 100), limit)
+            }),
+        )?;
+        start = end;
+    }
+    setup::vacuum(url)?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
 /// [`workoff`] with `Worker::new(db)`: every setting dj's default (concurrency 1, the
 /// read-ahead following the pace).
 pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {

@@ -11,6 +11,7 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, LitStr, Meta, Token, UnO
 use crate::errors::Errors;
 use crate::rules::duration::parse_duration;
 use crate::rules::queue_name::{self, QueueNameError, MAX_QUEUE_NAME};
+use crate::rules::rate::parse_rate;
 
 /// The settings of one job type, as written. `None` means "not given".
 #[derive(Default)]
@@ -32,6 +33,8 @@ pub(crate) struct Attrs {
     pub(crate) concurrency: Option<u32>,
     /// `sequence = "account_id"`: a concurrency key whose jobs run one at a time, in order.
     pub(crate) sequence: Option<KeyFrom>,
+    /// `rate = "20/s"`: starts, and the period in milliseconds.
+    pub(crate) rate: Option<(u32, u64)>,
     /// `transactional = true`: the job completes its row in its own transaction.
     pub(crate) transactional: bool,
     /// `encrypted = true`: the job's fields are stored encrypted.
@@ -53,7 +56,7 @@ pub(crate) enum KeyFrom {
 }
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 17] = [
+const KEYS: [(&str, &str); 18] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
@@ -66,6 +69,7 @@ const KEYS: [(&str, &str); 17] = [
     ("concurrency_key", r#"concurrency_key = "customer_id""#),
     ("concurrency", "concurrency = 1"),
     ("sequence", r#"sequence = "account_id""#),
+    ("rate", r#"rate = "20/s""#),
     ("transactional", "transactional = true"),
     ("encrypted", "encrypted = true"),
     ("cron", r#"cron = "0 */5 * * * *""#),
@@ -74,7 +78,7 @@ const KEYS: [(&str, &str); 17] = [
 ];
 
 /// Names people reach for from other job libraries, and the key they mean.
-const RENAMED: [(&str, &str); 12] = [
+const RENAMED: [(&str, &str); 14] = [
     ("attempts", "max_attempts"),
     ("retries", "max_attempts"),
     ("max_retries", "max_attempts"),
@@ -87,6 +91,8 @@ const RENAMED: [(&str, &str); 12] = [
     ("alias", "aliases"),
     ("rename", "name"),
     ("pri", "priority"),
+    ("rate_limit", "rate"),
+    ("throttle", "rate"),
 ];
 
 impl Attrs {
@@ -208,6 +214,7 @@ impl Settings {
                 .map(|key| attrs.concurrency_key = Some(key)),
             "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
             "sequence" => key_from(value, "sequence", false).map(|key| attrs.sequence = Some(key)),
+            "rate" => rate(value).map(|rate| attrs.rate = Some(rate)),
             "transactional" => flag(value, "transactional").map(|on| attrs.transactional = on),
             "encrypted" => flag(value, "encrypted").map(|on| attrs.encrypted = on),
             "cron" => cron(value).map(|lit| attrs.cron = Some(lit)),
@@ -378,6 +385,27 @@ fn one_of(expr: &Expr, key: &str, allowed: &[&str]) -> syn::Result<String> {
             expr,
             format!("`{key}` is one of: write {choices}"),
         )),
+    }
+}
+
+/// `rate = "20/s"`: at most so many starts of one key per period (dj's rate grammar).
+fn rate(expr: &Expr) -> syn::Result<(u32, u64)> {
+    let Some(lit) = string(expr) else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "`rate` takes a string STARTS/PERIOD, e.g. `rate = \"20/s\"`, `rate = \"100/min\"` \
+             or `rate = \"5/10s\"`",
+        ));
+    };
+    match parse_rate(&lit.value()) {
+        Ok((starts, period)) if period.subsec_nanos() % 1_000_000 == 0 => {
+            Ok((starts, period.as_millis() as u64))
+        }
+        Ok(_) => Err(syn::Error::new_spanned(
+            lit,
+            "`rate` counts whole milliseconds; write the period in `ms`, e.g. `rate = \"5/250ms\"`",
+        )),
+        Err(e) => Err(syn::Error::new_spanned(lit, format!("`rate`: {e}"))),
     }
 }
 

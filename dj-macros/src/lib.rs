@@ -22,6 +22,7 @@ mod fallback;
 mod rules {
     pub(crate) mod duration;
     pub(crate) mod queue_name;
+    pub(crate) mod rate;
 }
 
 use proc_macro::TokenStream;
@@ -73,7 +74,8 @@ use proc_macro::TokenStream;
 /// | `on_duplicate` | `"skip"` or `"replace"` (with `unique`) | `"skip"` |
 /// | `unique_until` | `"start"` or `"done"` (with `unique`) | `"start"` |
 /// | `concurrency_key` | fields that make the key, `"customer_id"` | no limit |
-/// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1 |
+/// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1, or no bound with `rate` |
+/// | `rate` | at most so many starts per period, per key (or per type without a key): `"20/s"`, `"100/min"`, `"5/10s"` | no rate |
 /// | `sequence` | fields that make a sequence key: its jobs run one at a time, in enqueue order (not with `concurrency_key`) | none |
 /// | `transactional` | `true`: the job completes its row in its own database transaction (`Context::complete_in`) | `false` |
 /// | `encrypted` | `true`: the job's fields are stored encrypted (keys from `DJ_ENCRYPTION_KEYS`) | `false` |
@@ -145,6 +147,24 @@ use proc_macro::TokenStream;
 /// struct SyncCustomer {
 ///     customer_id: i64,
 ///     reason: String, // not part of either key
+/// }
+/// ```
+///
+/// ## `rate`
+///
+/// At most so many jobs start per period, across every worker: `"STARTS/PERIOD"`, the period
+/// a duration (`"10s"`, `"250ms"`) or a unit alone (`"s"`, `"min"`, `"h"`, `"d"`). With a
+/// `concurrency_key` the rate is per key (and `concurrency` is unbounded unless given);
+/// without one, every job of the type shares it. A job held back waits in the table without
+/// counting an attempt. An enqueue's `.rate_limit(rate)` overrides it; `worker rate` changes
+/// a key's or a queue's rate at run time.
+///
+/// ```ignore
+/// #[derive(Job, Serialize, Deserialize)]
+/// #[job(concurrency_key = "partner", rate = "100/min")] // each partner's API: 100 calls a minute
+/// struct CallPartner {
+///     partner: String,
+///     payload: String,
 /// }
 /// ```
 ///

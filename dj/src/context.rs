@@ -121,6 +121,9 @@ pub struct JobInfo {
     pub attempts: u32,
     /// Snoozes so far ([`crate::JobError::snooze`]; they are not attempts).
     pub snoozes: u32,
+    /// When this attempt's worker claimed the row, by the database's clock (`locked_at`): the
+    /// instant a rate limit counts as its start. `None` inline (`dj::testing`).
+    pub claimed_at: Option<std::time::SystemTime>,
 }
 
 /// A running job's cancel request (`worker cancel ID`, [`Db::cancel`]): set once by the

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::model::{Cancel, JobFilter, JobId, JobRow, QueueStats, ScheduleRow, WorkerRow};
+use crate::model::{
+    Cancel, JobFilter, JobId, JobRow, QueueStats, Rate, RateLimit, RateScope, ScheduleRow,
+    WorkerRow,
+};
 #[cfg(feature = "tokio")]
 use crate::model::{EnqueueOutcome, NewJob};
 use crate::stop::StopFlag;
@@ -306,6 +309,36 @@ impl Db {
             .into_iter()
             .map(|(q, n)| (q, n.max(0) as u32))
             .collect())
+    }
+
+    /// Limits how many jobs of a queue start per period, across every worker (`None` removes
+    /// the limit): at most `rate.starts()` in any window of `rate.period()`. Its jobs wait in
+    /// the table, counting no attempt, until the rate allows them. Returns whether that
+    /// changed anything.
+    pub fn rate_limit_queue(&self, queue: &str, rate: Option<Rate>) -> Result<bool> {
+        crate::validate::queue_name(Some(queue))?;
+        let scope = RateScope::Queue(queue.to_owned());
+        self.store.rate_limit(&scope, rate.map(Rate::stored))
+    }
+
+    /// Sets the rate limit of a stored concurrency key (as `show` prints it: a type's key is
+    /// `TypeName/value`, a key of its own type `TypeName`), replacing the rate its jobs were
+    /// enqueued with, or (`None`) removes it, leaving theirs. Returns whether that changed
+    /// anything.
+    pub fn rate_limit_key(&self, key: &str, rate: Option<Rate>) -> Result<bool> {
+        if key.is_empty() {
+            return Err(crate::Error::Invalid(
+                "a rate limit's key is empty: give the stored concurrency key, e.g. `Sync/42`"
+                    .to_owned(),
+            ));
+        }
+        let scope = RateScope::Key(key.to_owned());
+        self.store.rate_limit(&scope, rate.map(Rate::stored))
+    }
+
+    /// The rate limits set at run time: queues', then keys'.
+    pub fn rate_limits(&self) -> Result<Vec<RateLimit>> {
+        self.store.rate_limits()
     }
 
     /// Removes a schedule; returns whether there was one. (A `#[job(cron = ..)]` schedule

@@ -71,6 +71,8 @@ pub struct JobOptions {
     pub(crate) sequence: bool,
     pub(crate) transactional: bool,
     pub(crate) encrypted: bool,
+    /// `#[job(rate = ..)]`: starts, and the period in milliseconds.
+    pub(crate) rate: Option<(u32, u64)>,
 }
 
 impl JobOptions {
@@ -87,6 +89,7 @@ impl JobOptions {
             sequence: false,
             transactional: false,
             encrypted: false,
+            rate: None,
         }
     }
     /// The queue a job of this type goes to unless `.queue(..)` says otherwise.
@@ -128,6 +131,12 @@ impl JobOptions {
     /// enqueue order (see [`crate::Delayed::sequence`]).
     pub const fn sequence(mut self) -> Self {
         self.sequence = true;
+        self
+    }
+    /// At most `starts` jobs of one key (the type's concurrency key, else the type) start per
+    /// `period_ms` milliseconds (see [`crate::Delayed::rate_limit`]); checked by the macro.
+    pub const fn rate(mut self, starts: u32, period_ms: u64) -> Self {
+        self.rate = Some((starts, period_ms));
         self
     }
     /// The type completes its row in its own database transaction

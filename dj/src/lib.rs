@@ -148,8 +148,8 @@ pub use error::{Error, Result};
 pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored};
 pub use model::{
     Attempt, Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState,
-    Missed, OnDuplicate, Order, Progress, QueueStats, ScheduleRow, WorkerRow, MAX_ATTEMPTS_KEPT,
-    MAX_ATTEMPT_ERROR_BYTES, MAX_PROGRESS_MESSAGE_BYTES,
+    Missed, OnDuplicate, Order, Progress, QueueStats, Rate, RateLimit, RateScope, ScheduleRow,
+    WorkerRow, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES, MAX_PROGRESS_MESSAGE_BYTES,
 };
 pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;

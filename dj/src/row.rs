@@ -6,7 +6,10 @@
 use crate::error::{Error, Result};
 use crate::handler::handler_of;
 use crate::job::{Job, Perform};
-use crate::model::{stored_key, Delayed, NewJob, OnDuplicate, RowOptions, Unique, SEQUENCE_LIMIT};
+use crate::model::{
+    stored_key, Delayed, NewJob, OnDuplicate, Rate, RowOptions, Unique, SEQUENCE_LIMIT,
+    UNBOUNDED_LIMIT,
+};
 
 impl<J: Job> Delayed<J> {
     /// The row this builder makes.
@@ -22,7 +25,7 @@ impl<J: Job> From<J> for Delayed<J> {
 }
 
 /// The row `job` becomes with `options` over its type's `#[job(..)]` options: its handler,
-/// queue (validated), priority, run time, `max_run_time`, unique key and concurrency key.
+/// queue (validated), priority, run time, `max_run_time`, unique key, concurrency key and rate.
 pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
     let defaults = J::OPTIONS;
     let handler = handler_of(job)?;
@@ -38,6 +41,7 @@ pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
                 .unwrap_or(defaults.unique_until_done),
             replace: options.on_duplicate.unwrap_or(defaults.on_duplicate) == OnDuplicate::Replace,
         });
+    let (concurrency, rate) = keyed(job, options.sequence, options.concurrency, options.rate)?;
     Ok(NewJob {
         name: J::NAME,
         handler,
@@ -48,26 +52,56 @@ pub(crate) fn row_of<J: Job>(job: &J, options: RowOptions) -> Result<NewJob> {
             .or(defaults.max_run_time)
             .map(|d| i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)),
         unique,
-        concurrency: match options.sequence {
-            Some(key) if options.concurrency.is_none() => {
-                Some((stored_key(None, &key), SEQUENCE_LIMIT))
-            }
-            Some(key) => {
-                return Err(Error::Invalid(format!(
-                    "job {}: a job has a sequence (`sequence({key:?})`) or a concurrency key, \
-                     not both; keep one",
-                    J::NAME
-                )))
-            }
-            None => concurrency_of(job, options.concurrency)?,
-        },
+        concurrency,
+        rate: rate.map(Rate::stored),
     })
+}
+
+/// A stored concurrency key and its limit.
+type StoredKey = (String, i32);
+
+/// The stored concurrency key and limit, and the rate: the builder's, else the type's. A
+/// job with a rate and no key of its own is limited with every job of its type (its name is
+/// the key, with no bound on how many run at once).
+fn keyed<J: Job>(
+    job: &J,
+    sequence: Option<String>,
+    concurrency: Option<(String, u32)>,
+    rate: Option<Rate>,
+) -> Result<(Option<StoredKey>, Option<Rate>)> {
+    let rate = match rate {
+        Some(rate) => Some(rate),
+        None => J::OPTIONS
+            .rate
+            .map(|(starts, ms)| Rate::new(starts, std::time::Duration::from_millis(ms)))
+            .transpose()?,
+    };
+    let concurrency = match sequence {
+        Some(key) if concurrency.is_none() => Some((stored_key(None, &key), SEQUENCE_LIMIT)),
+        Some(key) => {
+            return Err(Error::Invalid(format!(
+                "job {}: a job has a sequence (`sequence({key:?})`) or a concurrency key, \
+                 not both; keep one",
+                J::NAME
+            )))
+        }
+        None => concurrency_of(job, concurrency, rate.is_some())?,
+    };
+    let concurrency = match concurrency {
+        None if rate.is_some() => Some((J::NAME.to_owned(), UNBOUNDED_LIMIT)),
+        keyed => keyed,
+    };
+    Ok((concurrency, rate))
 }
 
 /// The stored concurrency key and limit: the builder's (a key shared across types), else the
 /// type's (scoped by its name; a `#[job(sequence = ..)]` type's key is a sequence). A limit of
 /// 0 could never run and is refused.
-fn concurrency_of<J: Job>(job: &J, set: Option<(String, u32)>) -> Result<Option<(String, i32)>> {
+fn concurrency_of<J: Job>(
+    job: &J,
+    set: Option<(String, u32)>,
+    rated: bool,
+) -> Result<Option<StoredKey>> {
     let concurrency = match set {
         Some((key, limit)) => Some((stored_key(None, &key), limit)),
         None if J::OPTIONS.sequence => {
@@ -77,7 +111,10 @@ fn concurrency_of<J: Job>(job: &J, set: Option<(String, u32)>) -> Result<Option<
         None => job.__concurrency_key().map(|key| {
             (
                 stored_key(Some(J::NAME), &key),
-                J::OPTIONS.concurrency.unwrap_or(1),
+                // A key with only a rate has no bound on how many run at once.
+                J::OPTIONS
+                    .concurrency
+                    .unwrap_or(if rated { u32::MAX } else { 1 }),
             )
         }),
     };

@@ -107,6 +107,7 @@ fn perform_inline(row: &NewJob, db: Option<Db>) -> Result<JobId> {
             priority: row.priority,
             attempts: 0,
             snoozes: 0,
+            claimed_at: None,
         },
         state,
         db,

@@ -913,6 +913,55 @@ impl Perform for Reports {
     }
 }
 
+/// A rate-limited call (20 starts a second per `partner`): records `call PARTNER KEY
+/// CLAIMED STARTED` (see `stamp`).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(concurrency_key = "partner", rate = "20/s")]
+pub struct CallPartner {
+    pub log: String,
+    pub partner: String,
+    pub key: String,
+}
+
+impl Perform for CallPartner {
+    type Error = std::convert::Infallible;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        stamp(
+            &self.log,
+            ctx,
+            &format!("call {} {}", self.partner, self.key),
+        );
+        Ok(())
+    }
+}
+
+/// A job with no limit of its own: records `stamp KEY CLAIMED STARTED` (see `stamp`).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Stamp {
+    pub log: String,
+    pub key: String,
+}
+
+impl Perform for Stamp {
+    type Error = std::convert::Infallible;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        stamp(&self.log, ctx, &format!("stamp {}", self.key));
+        Ok(())
+    }
+}
+
+/// Records `WHAT CLAIMED STARTED`: the job's claim time (the database's, the instant a rate
+/// counts as its start) and the time `perform` began, as unix microseconds.
+fn stamp(log: &str, ctx: &Context, what: &str) {
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros())
+    };
+    let claimed = ctx.job().claimed_at.map_or(0, micros);
+    let started = micros(std::time::SystemTime::now());
+    record(log, &format!("{what} {claimed} {started}"));
+}
+
 /// Keys for the encrypted-arguments tests (32 bytes each, in base64).
 pub mod keys {
     pub const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

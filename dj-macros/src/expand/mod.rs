@@ -90,8 +90,9 @@ fn options(attrs: &Attrs) -> TokenStream {
     let sequence = attrs.sequence.is_some().then(|| quote!(.sequence()));
     let transactional = attrs.transactional.then(|| quote!(.transactional()));
     let encrypted = attrs.encrypted.then(|| quote!(.encrypted()));
+    let rate = attrs.rate.map(|(starts, ms)| quote!(.rate(#starts, #ms)));
     quote! {
         ::dj::__private::JobOptions::new() #queue #priority #max_attempts #max_run_time
-            #replace #until_done #concurrency #sequence #transactional #encrypted
+            #replace #until_done #concurrency #sequence #transactional #encrypted #rate
     }
 }

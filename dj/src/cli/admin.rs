@@ -4,15 +4,15 @@
 use std::process::ExitCode;
 
 use super::args::{
-    CancelArgs, ClearArgs, CronArgs, DeleteArgs, Limit, LimitArgs, PruneArgs, QueueArgs, RetryArgs,
-    UnlockArgs,
+    CancelArgs, ClearArgs, CronArgs, DeleteArgs, Limit, LimitArgs, PruneArgs, QueueArgs, RateArg,
+    RateArgs, RetryArgs, UnlockArgs,
 };
 use super::confirm;
 use super::inspect::hint_unknown_name;
 use super::output::json;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{Cancel, JobFilter, JobState};
+use crate::model::{Cancel, JobFilter, JobState, RateScope};
 use crate::worker::Liveness;
 
 fn done(verb: &str, count: u64, as_json: bool) -> ExitCode {
@@ -175,6 +175,50 @@ pub(super) fn limit(db: &Db, args: &LimitArgs) -> Result<ExitCode> {
                 }
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn rate(db: &Db, args: &RateArgs) -> Result<ExitCode> {
+    let scope = match (&args.queue, &args.key) {
+        (Some(queue), _) => RateScope::Queue(queue.clone()),
+        (None, Some(key)) => RateScope::Key(key.clone()),
+        (None, None) => {
+            if args.rate.is_some() {
+                return Err(Error::Invalid(
+                    "say what the rate limits: `rate --queue QUEUE RATE` or `rate --key KEY RATE`"
+                        .to_owned(),
+                ));
+            }
+            let limits = db.rate_limits()?;
+            if limits.is_empty() {
+                println!("No queue or key has a rate limit set at run time");
+            }
+            for limit in limits {
+                println!("{}: at most {} starts", limit.scope, limit.rate);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let Some(rate) = args.rate.map(|rate| match rate {
+        RateArg::Set(rate) => Some(rate),
+        RateArg::Unlimited => None,
+    }) else {
+        match db.rate_limits()?.into_iter().find(|l| l.scope == scope) {
+            Some(limit) => println!("{scope}: at most {} starts", limit.rate),
+            None => println!("{scope}: no rate limit set at run time"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let changed = match &scope {
+        RateScope::Queue(queue) => db.rate_limit_queue(queue, rate)?,
+        RateScope::Key(key) => db.rate_limit_key(key, rate)?,
+    };
+    let unchanged = if changed { "" } else { " (unchanged)" };
+    match rate {
+        Some(rate) => println!("{scope}: at most {rate} starts{unchanged}"),
+        None if changed => println!("{scope}: rate limit removed"),
+        None => println!("{scope}: had no rate limit"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -78,6 +78,9 @@ pub enum Command {
     /// Limit a queue to N running jobs at once across every worker (`none` removes the
     /// limit; without N, list the limits).
     Limit(LimitArgs),
+    /// Limit how many jobs of a queue (--queue) or concurrency key (--key) start per period
+    /// across every worker: `20/s`, `100/min` (`none` removes it; without a rate, list them).
+    Rate(RateArgs),
     /// List recurring jobs (schedules) with their last and next fire times, or remove one.
     Cron(CronArgs),
     /// A live view of queues, states, workers and throughput in the terminal.
@@ -455,6 +458,41 @@ pub struct LimitArgs {
     /// At most this many of its jobs run at once, or `none` to remove the limit.
     #[arg(value_parser = parse_limit, requires = "queue")]
     pub max_running: Option<Limit>,
+}
+
+/// `rate`: a queue's or key's rate limit.
+#[derive(Debug, Clone, Args)]
+pub struct RateArgs {
+    /// The queue whose jobs it limits.
+    #[arg(long, conflicts_with = "key")]
+    pub queue: Option<String>,
+    /// The stored concurrency key whose jobs it limits (as `show` prints it), replacing the
+    /// rate they were enqueued with.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// At most STARTS per PERIOD (`20/s`, `100/min`, `5/10s`, `1000/h`), or `none` to
+    /// remove the rate.
+    #[arg(value_parser = parse_rate_arg)]
+    pub rate: Option<RateArg>,
+}
+
+/// A rate as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateArg {
+    /// At most this many starts per period.
+    Set(crate::Rate),
+    /// No rate.
+    Unlimited,
+}
+
+fn parse_rate_arg(text: &str) -> Result<RateArg, String> {
+    match text {
+        "none" | "unlimited" => Ok(RateArg::Unlimited),
+        rate => rate
+            .parse()
+            .map(RateArg::Set)
+            .map_err(|e: crate::Error| e.to_string()),
+    }
 }
 
 /// A queue limit as written on the command line.

@@ -99,6 +99,7 @@ pub fn run<M>(cli: Cli, state: impl StateFn<M>) -> Result<ExitCode> {
         Command::Resume(args) => admin::pause(&db()?, &args, false),
         Command::Cancel(args) => admin::cancel(&db()?, &args),
         Command::Limit(args) => admin::limit(&db()?, &args),
+        Command::Rate(args) => admin::rate(&db()?, &args),
         Command::Cron(args) => admin::cron(&db()?, &args),
         Command::Top(args) => inspect::top(&db()?, &args),
         #[cfg(feature = "web")]

@@ -58,6 +58,7 @@ pub(crate) struct RowOptions {
     pub(crate) unique_until_done: Option<bool>,
     pub(crate) concurrency: Option<(String, u32)>,
     pub(crate) sequence: Option<String>,
+    pub(crate) rate: Option<super::Rate>,
 }
 
 impl<J> Delayed<J> {
@@ -132,5 +133,19 @@ impl<J> Delayed<J> {
     pub fn sequence(mut self, key: impl Into<String>) -> Self {
         self.options.sequence = Some(key.into());
         self
+    }
+    /// A rate limit: at most `rate.starts()` jobs of this job's key start in any window of
+    /// `rate.period()`, across every worker. The key is its concurrency or sequence key if it
+    /// has one, else its type's own (every job of the type); overrides `#[job(rate = ..)]`.
+    /// A job held back by its rate waits in the table, counting no attempt.
+    pub fn rate_limit(mut self, rate: super::Rate) -> Self {
+        self.options.rate = Some(rate);
+        self
+    }
+    /// A rate limit on a key shared by every job type that uses it, with no bound on how many
+    /// run at once (e.g. one partner's API: `.rate_key("partner-api", "100/min".parse()?)`).
+    /// Shares the namespace of [`Delayed::concurrency_key`], which it replaces.
+    pub fn rate_key(self, key: impl Into<String>, rate: super::Rate) -> Self {
+        self.concurrency_key(key, u32::MAX).rate_limit(rate)
     }
 }

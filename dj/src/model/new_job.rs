@@ -103,6 +103,8 @@ pub struct NewJob {
     /// The stored concurrency key and how many with it may run at once ([`SEQUENCE_LIMIT`]:
     /// a sequence).
     pub(crate) concurrency: Option<(String, i32)>,
+    /// The rate limit of its concurrency key, if it has one.
+    pub(crate) rate: Option<super::StoredRate>,
 }
 
 /// A unique job's stored key (scoped by the job's name), and what a duplicate does.
@@ -149,6 +151,7 @@ impl NewJob {
             max_run_time: None,
             unique: None,
             concurrency: None,
+            rate: None,
         }
     }
 }
@@ -157,3 +160,7 @@ impl NewJob {
 /// one at a time, in id order, each waiting for every earlier row of its key that has not
 /// failed for good. A limit of 0 is otherwise refused, so no plain key has it.
 pub(crate) const SEQUENCE_LIMIT: i32 = 0;
+
+/// The `concurrency_limit` of a key that only has a rate limit: no bound on how many run at
+/// once.
+pub(crate) const UNBOUNDED_LIMIT: i32 = i32::MAX;

@@ -6,3 +6,4 @@
 
 pub(crate) mod duration;
 pub(crate) mod queue_name;
+pub(crate) mod rate;

@@ -64,27 +64,56 @@ macro_rules! failed {
     };
 }
 
+/// The queues the limited claim serves, the same on both backends: each queue with a limit
+/// on running jobs (`max_running`) or a rate (`qrate` starts per `qper` milliseconds), or both.
+macro_rules! queue_limits {
+    () => {
+        "SELECT coalesce(l.queue, r.name) AS queue, l.max_running, \
+                r.max_starts AS qrate, r.period_ms AS qper \
+         FROM dj_queue_limits AS l FULL JOIN \
+              (SELECT name, max_starts, period_ms FROM dj_rate_limits WHERE kind = 'queue') AS r \
+              ON r.name = l.queue"
+    };
+}
+
 /// The limited claim's choice, the same on both backends: of the candidates `cand` (with
-/// their key `ckey`, key limit `klim` and queue), given the running counts per key (`krun`)
-/// and per limited queue (`qrun`, `lim`), the rows that start: ranked per key, then per
-/// queue, each kept only while its running count plus its rank stays within the limit; then
-/// the first `$limit` (the backend's placeholder) in claim order. CTEs `kranked` to `picked`.
+/// their key `ckey`, key limit `klim`, the rate their row carries (`row_rlim` starts per
+/// `row_rper` ms) and queue), given per key the running counts (`krun`) and the starts still
+/// counting (`kstarted`), and the same per limited queue (`qrun`, `qstarted`, `lim`), the rows
+/// that start: ranked per key, then per queue, each kept only while its running count plus
+/// its rank stays within the limit, and its starts plus its rank within the rate. A rate set
+/// at run time for the key (`dj_rate_limits`) replaces the row's. A claim takes at most its
+/// share of a rate's starts, split between the registered workers (rounded up), so that a
+/// refill is spread over the workers that wake for it rather than won by the first. Then the
+/// first `$limit` (the backend's placeholder) in claim order. CTEs `kranked` to `picked`,
+/// which carries each row's rate (`rlim`, `rper`) for recording its start.
 macro_rules! limits_pick {
     ($limit:literal) => {
         concat!(
-            "kranked AS ( \
-                 SELECT c.*, row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
-                 FROM cand c), \
+            "share AS ( \
+                 SELECT CASE WHEN count(*) > 0 THEN count(*) ELSE 1 END AS workers FROM dj_workers), \
+             kranked AS ( \
+                 SELECT c.*, coalesce(o.max_starts, c.row_rlim) AS rlim, \
+                        coalesce(o.period_ms, c.row_rper) AS rper, \
+                        row_number() OVER (PARTITION BY c.ckey ORDER BY c.priority, c.run_at, c.id) AS kn \
+                 FROM cand c LEFT JOIN dj_rate_limits o ON o.kind = 'key' AND o.name = c.ckey), \
              kpass AS ( \
-                 SELECT k.* FROM kranked k LEFT JOIN krun r ON r.ckey = k.ckey \
-                 WHERE k.ckey IS NULL OR k.kn + coalesce(r.n, 0) <= k.klim), \
+                 SELECT k.* FROM kranked k CROSS JOIN share \
+                 LEFT JOIN krun r ON r.ckey = k.ckey LEFT JOIN kstarted s ON s.ckey = k.ckey \
+                 WHERE k.ckey IS NULL OR (k.kn + coalesce(r.n, 0) <= k.klim \
+                     AND (k.rlim IS NULL OR (k.kn + coalesce(s.n, 0) <= k.rlim \
+                         AND k.kn <= (k.rlim + share.workers - 1) / share.workers)))), \
              qranked AS ( \
                  SELECT k.*, row_number() OVER (PARTITION BY k.queue ORDER BY k.priority, k.run_at, k.id) AS qn \
                  FROM kpass k), \
              picked AS ( \
-                 SELECT q.id FROM qranked q \
+                 SELECT q.id, q.rlim, q.rper FROM qranked q CROSS JOIN share \
                  LEFT JOIN lim l ON l.queue = q.queue LEFT JOIN qrun r ON r.queue = q.queue \
-                 WHERE l.queue IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running \
+                 LEFT JOIN qstarted s ON s.queue = q.queue \
+                 WHERE l.queue IS NULL OR ( \
+                     (l.max_running IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running) \
+                     AND (l.qrate IS NULL OR (q.qn + coalesce(s.n, 0) <= l.qrate \
+                         AND q.qn <= (l.qrate + share.workers - 1) / share.workers))) \
                  ORDER BY q.priority, q.run_at LIMIT ",
             $limit,
             ")"
@@ -94,7 +123,7 @@ macro_rules! limits_pick {
 
 #[allow(unused_imports)] // each backend uses its own subset
 pub(crate) use {
-    failed, key_limit, limits_pick, ready, running, scheduled, sequence_head, waiting,
+    failed, key_limit, limits_pick, queue_limits, ready, running, scheduled, sequence_head, waiting,
 };
 
 /// How a backend spells the parts that differ.

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
 use crate::model::{
-    Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, ScheduleDef,
-    ScheduleRow, WorkerRow,
+    Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, Rate,
+    RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
 };
 use crate::stop::StopFlag;
 
@@ -365,6 +365,15 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn queue_limit(&self, queue: &str, max_running: Option<i32>) -> Result<bool>;
     /// Every queue limit, by queue.
     fn queue_limits(&self) -> Result<Vec<(String, i32)>>;
+    /// Sets (`Some`) or removes a rate limit of a queue or key; returns whether it changed.
+    fn rate_limit(&self, scope: &RateScope, rate: Option<StoredRate>) -> Result<bool>;
+    /// Every rate limit set at run time, queues first, then by name.
+    fn rate_limits(&self) -> Result<Vec<RateLimit>>;
+    /// Deletes the rate limits' starts that no longer count; returns how many.
+    fn rate_prune(&self) -> Result<u64>;
+    /// How long until a rate's next start frees up, as the last limited claim that came back
+    /// short read it.
+    fn rate_refill(&self) -> Option<Duration>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
 
@@ -436,6 +445,44 @@ impl LimitedProbe {
     pub(crate) fn found(&self, any: bool) {
         let mut none_since = self.none_since.lock().unwrap_or_else(|e| e.into_inner());
         *none_since = (!any).then(std::time::Instant::now);
+    }
+}
+
+/// A rate limit as `dj_rate_limits` stores it: kind, name, starts, period in ms.
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn rate_limit_of(kind: String, name: String, starts: i32, period_ms: i32) -> RateLimit {
+    let scope = match kind.as_str() {
+        "queue" => RateScope::Queue(name),
+        _ => RateScope::Key(name),
+    };
+    RateLimit {
+        scope,
+        rate: Rate::from_stored(starts, period_ms),
+    }
+}
+
+/// When a rate limit's next start frees up, as the last limited claim that came back short
+/// read it: a worker with nothing to do waits until then rather than its whole
+/// `sleep_delay` (no NOTIFY says that a rate's window moved on).
+#[derive(Debug, Default)]
+pub(crate) struct RateRefill {
+    at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RateRefill {
+    /// What a limited claim read: seconds from now, or none.
+    pub(crate) fn set(&self, secs: Option<f64>) {
+        let at = secs
+            .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok())
+            .map(|d| std::time::Instant::now() + d);
+        *self.at.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+    /// How long until then, if it is still ahead (once it has passed, the next claim reads
+    /// it again).
+    pub(crate) fn wait(&self) -> Option<Duration> {
+        let at = *self.at.lock().unwrap_or_else(|e| e.into_inner());
+        at.and_then(|at| at.checked_duration_since(std::time::Instant::now()))
+            .filter(|wait| !wait.is_zero())
     }
 }
 

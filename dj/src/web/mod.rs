@@ -239,6 +239,7 @@ pub fn router(db: Db, config: WebConfig) -> Result<Router> {
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/{action}", post(pages::job_action))
         .route("/bulk", post(pages::bulk))
+        .route("/queues/rate", post(pages::queue_rate))
         .route("/metrics", get(metrics::metrics))
         .route("/assets/dj.js", get(pages::script))
         .route("/assets/dj.css", get(pages::style))

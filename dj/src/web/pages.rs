@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
 use crate::model::{Cancel, JobFilter, JobId, JobRow, JobState, Order};
-use crate::model::{QueueStats, ScheduleRow, WorkerRow};
+use crate::model::{QueueStats, Rate, RateLimit, RateScope, ScheduleRow, WorkerRow};
 use crate::time::rfc3339;
 
 /// Rows on one page of a listing.
@@ -139,6 +139,8 @@ struct QueueView {
     oldest_ready: String,
     paused: bool,
     limit: Option<u32>,
+    /// Its rate limit, as `STARTS/PERIOD`.
+    rate: Option<String>,
 }
 
 /// What the overview shows, as read from the database in one blocking call.
@@ -147,6 +149,7 @@ struct Overview {
     stats: Vec<QueueStats>,
     paused: Vec<String>,
     limits: Vec<(String, u32)>,
+    rates: Vec<RateLimit>,
     workers: Vec<WorkerRow>,
     schedules: Vec<ScheduleRow>,
     throughput: Vec<(SystemTime, i64, i64)>,
@@ -159,6 +162,7 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
             stats: db.stats()?,
             paused: db.paused_queues()?,
             limits: db.queue_limits()?,
+            rates: db.rate_limits()?,
             workers: db.workers()?,
             schedules: db.store().cron_list()?,
             throughput: db.throughput(60)?,
@@ -220,6 +224,13 @@ fn queue_views(overview: &Overview) -> Vec<QueueView> {
                         .find(|(q, _)| q == n)
                         .map(|(_, l)| *l)
                 }),
+                rate: named.as_ref().and_then(|n| {
+                    overview
+                        .rates
+                        .iter()
+                        .find(|r| r.scope == RateScope::Queue(n.clone()))
+                        .map(|r| r.rate.to_string())
+                }),
                 queue: named,
                 counts: JobState::ALL
                     .iter()
@@ -269,9 +280,21 @@ fn schedule_views(schedules: &[ScheduleRow]) -> Vec<minijinja::Value> {
         .collect()
 }
 
-pub(super) async fn overview(State(app): State<Arc<App>>) -> Page {
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct OverviewQuery {
+    notice: Option<String>,
+}
+
+pub(super) async fn overview(
+    State(app): State<Arc<App>>,
+    Query(query): Query<OverviewQuery>,
+) -> Page {
     let ctx = overview_context(&app).await?;
-    render(&app, "overview.html", ctx)
+    render(
+        &app,
+        "overview.html",
+        context! { notice => query.notice, ..ctx },
+    )
 }
 
 pub(super) async fn overview_fragment(State(app): State<Arc<App>>) -> Page {
@@ -832,6 +855,46 @@ pub(super) async fn job_action(
         return Ok(see(&app, "/jobs?", &notice));
     }
     Ok(see(&app, &format!("/jobs/{id}?"), &notice))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    queue: String,
+    #[serde(default)]
+    rate: String,
+}
+
+/// Sets or removes a queue's rate limit (the overview's form): `rate` is `STARTS/PERIOD` or
+/// `none`.
+pub(super) async fn queue_rate(
+    State(app): State<Arc<App>>,
+    Extension(who): Extension<Who>,
+    Form(form): Form<RateForm>,
+) -> Page {
+    check_csrf(&app, &form.csrf)?;
+    let queue = form.queue.trim().to_owned();
+    let rate = match form.rate.trim() {
+        "none" | "" => None,
+        text => Some(
+            text.parse::<Rate>()
+                .map_err(|e| refuse(&app, StatusCode::BAD_REQUEST, &format!("rate: {e}")))?,
+        ),
+    };
+    crate::validate::queue_name(Some(&queue))
+        .map_err(|e| refuse(&app, StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let name = queue.clone();
+    let changed = db(&app, move |db| db.rate_limit_queue(&name, rate)).await?;
+    let notice = match (rate, changed) {
+        (Some(rate), true) => format!("queue {queue}: at most {rate} starts"),
+        (Some(rate), false) => format!("queue {queue}: at most {rate} starts (unchanged)"),
+        (None, true) => format!("queue {queue}: rate limit removed"),
+        (None, false) => format!("queue {queue}: had no rate limit"),
+    };
+    tracing::info!(target: "dj::web", "{} set the rate of queue {queue}: {notice}", who.0);
+    Ok(see(&app, "/?", &notice))
 }
 
 #[derive(Debug, Deserialize)]

@@ -109,6 +109,7 @@ impl<'a> Producer<'a> {
             lane_skips: &shared.lane_skips,
         };
         let store = shared.db.store();
+        let writes = shared.slots.writes();
         let fit = self.lane_fit(in_flight, limit);
         let claimed = match fit {
             LaneFit::Claim(jobs) => {
@@ -147,7 +148,7 @@ impl<'a> Producer<'a> {
         }
         match handed_over {
             Some(Err(e)) => self.claim_failed(&e),
-            Some(Ok(_)) => return self.nothing_ready(in_flight),
+            Some(Ok(_)) => return self.nothing_ready(in_flight, writes),
             None => {}
         }
         ControlFlow::Continue(())
@@ -269,25 +270,32 @@ impl<'a> Producer<'a> {
 
     /// No job was ready: wait for running ones or for new ones; at the end of a stretch of
     /// work, log it, tell the listener, and stop if the worker exits when idle.
-    fn nothing_ready(&mut self, in_flight: usize) -> ControlFlow<()> {
+    /// `writes`: [`super::slots::Slots::writes`] before the claim.
+    fn nothing_ready(&mut self, in_flight: usize, writes: u64) -> ControlFlow<()> {
         let (shared, config) = (self.shared, &self.shared.config);
         self.failures = 0;
+        // A job held back by a rate is ready again when the rate's next start frees up,
+        // which no NOTIFY announces.
+        let refill = shared.db.store().rate_refill();
+        let wait = match refill {
+            Some(refill) => refill.max(Duration::from_millis(1)).min(config.sleep_delay),
+            None => config.sleep_delay,
+        };
         if in_flight > 0 {
             if self.exit_when_idle {
-                shared
-                    .slots
-                    .wait_in_flight_below(in_flight, config.sleep_delay);
+                shared.slots.wait_in_flight_below(in_flight, wait);
             } else {
-                shared
-                    .db
-                    .store()
-                    .wait_for_jobs(config.sleep_delay, &shared.stop);
+                shared.db.store().wait_for_jobs(wait, &shared.stop);
             }
             return ControlFlow::Continue(());
         }
         // An outcome not yet written may hold a job back (the next of its sequence or key,
         // whose running count includes the finished row until it is deleted): a worker that
-        // exits when idle looks again once it is written.
+        // exits when idle looks again once it is written, and once more if one was written
+        // after the claim began (the claim may have seen the row still there).
+        if self.exit_when_idle && shared.slots.writes() != writes {
+            return ControlFlow::Continue(());
+        }
         if self.exit_when_idle && shared.slots.wait_written(Instant::now()) > 0 {
             shared
                 .slots
@@ -305,14 +313,17 @@ impl<'a> Producer<'a> {
             self.idle = true;
             shared.emit(|| super::Event::Idle);
         }
+        // Ready jobs held back by a rate are work still to do: a worker that exits when
+        // idle waits for them.
+        if self.exit_when_idle && refill.is_some() {
+            shared.stop.sleep(wait);
+            return ControlFlow::Continue(());
+        }
         if self.exit_when_idle {
             shared.say(format_args!("No more jobs available. Exiting"));
             return ControlFlow::Break(());
         }
-        shared
-            .db
-            .store()
-            .wait_for_jobs(config.sleep_delay, &shared.stop);
+        shared.db.store().wait_for_jobs(wait, &shared.stop);
         ControlFlow::Continue(())
     }
 

@@ -8,7 +8,8 @@
 //! - `orphans`, every `rescue_interval`: rows locked by a name that is not registered (its
 //!   worker was removed, or predates registration) are freed the same way once stale. This
 //!   pass reads every locked row; the other reads only the small `dj_workers` table. It also
-//!   deletes cancel requests whose job no longer runs;
+//!   deletes cancel requests whose job no longer runs, and rate limits' starts that no
+//!   longer count;
 //! - `reindex`, every `reindex_every` if set (PostgreSQL): the table's indexes rebuilt with
 //!   `REINDEX INDEX CONCURRENTLY`;
 //! - `prune`, every `PRUNE_EVERY`: rows failed for good longer ago than `keep_failed_for` are
@@ -57,7 +58,8 @@ fn pass(shared: &Shared) {
         .and_then(|won| {
             if won {
                 rescue_orphans(shared)?;
-                store.cancel_prune().map(drop)
+                store.cancel_prune()?;
+                store.rate_prune().map(drop)
             } else {
                 Ok(())
             }

@@ -255,6 +255,7 @@ pub(super) fn context(shared: &Shared, row: &JobRow) -> Context {
             priority: row.priority,
             attempts: row.attempts.max(0) as u32,
             snoozes: row.snoozes.max(0) as u32,
+            claimed_at: row.locked_at,
         },
         shared.state.clone(),
         Some(shared.db.clone()),

@@ -79,6 +79,8 @@ struct Table {
     /// asks for every job it takes, and counting a thousand slots each time cost more than
     /// the job.
     counts: Counts,
+    /// Batches of outcomes written so far ([`Slots::written`]).
+    writes: u64,
 }
 
 /// Slots by the places they hold: (starting or running, claimed or starting or running).
@@ -253,6 +255,13 @@ impl Slots {
         })
     }
 
+    /// How many batches of outcomes have been written: a claim that found nothing may have
+    /// run before an outcome it waited on (a sequence's head, a key's running job) was
+    /// written, if this moved since.
+    pub(super) fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+
     /// Waits until `count` of the table is below `below`, or `deadline` passes; returns it.
     fn wait_below(
         &self,
@@ -358,6 +367,7 @@ impl Slots {
     /// written while their code still runs, stay).
     pub(super) fn written(&self, ids: &[JobId]) {
         let mut table = self.lock();
+        table.writes += 1;
         for id in ids {
             if matches!(table.slots.get(id).map(|s| &s.state), Some(State::Finished)) {
                 table.slots.remove(id);

@@ -20,7 +20,7 @@ use crate::web::{client, Web};
 use crate::Case;
 
 pub const CASES: &[Case] = &[(
-    "browser_overview_retry_all_matching_job_page_escaping_and_live_updates",
+    "browser_overview_retry_all_matching_job_page_escaping_live_updates_and_queue_rates",
     browser,
 )];
 
@@ -259,13 +259,39 @@ fn browser(backend: Backend) {
         "the overview refreshed itself"
     );
 
+    // A queue's rate set from the overview's form: the notice, the badge, the stored rate;
+    // a rate that does not parse is refused with the grammar.
+    let wait = Duration::from_secs(10);
+    b.type_into("#queue-rate input[name='queue']", "mail");
+    b.type_into("#queue-rate input[name='rate']", "12/min");
+    b.click("#queue-rate button");
+    let notice = b.wait_text("#notice", wait, |t| t.contains("at most"));
+    assert_eq!(notice, "queue mail: at most 12/1m starts");
+    let badge = b.wait_text("tr[data-queue='mail'] .badge.rate", wait, |t| !t.is_empty());
+    assert_eq!(badge, "at most 12/1m starts");
+    let rates = t.db.rate_limits().unwrap();
+    assert_eq!(rates.len(), 1, "{rates:?}");
+    assert_eq!(rates[0].scope, dj::RateScope::Queue("mail".into()));
+    assert_eq!(rates[0].rate, "12/min".parse().unwrap());
+    b.type_into("#queue-rate input[name='queue']", "mail");
+    b.type_into("#queue-rate input[name='rate']", "12 a minute");
+    b.click("#queue-rate button");
+    let refused = b.wait_text("main", wait, |t| t.contains("invalid rate"));
+    assert!(refused.contains("write STARTS/PERIOD"), "{refused}");
+    b.go(&format!("{}/", web.url));
+    b.type_into("#queue-rate input[name='queue']", "mail");
+    b.type_into("#queue-rate input[name='rate']", "none");
+    b.click("#queue-rate button");
+    let notice = b.wait_text("#notice", wait, |t| t.contains("removed"));
+    assert_eq!(notice, "queue mail: rate limit removed");
+    assert!(t.db.rate_limits().unwrap().is_empty());
+
     // Filter failed jobs by queue, retry all matching, confirm: they are ready.
     b.go(&format!("{}/jobs", web.url));
     b.type_into("input[name='queue']", "mail");
     b.script("document.querySelector(\"select[name='state']\").value = 'failed';");
     // Each click navigates: read the next page once it has loaded (the old page's `#total`,
     // every job, could be read in between; it was, once in CI).
-    let wait = Duration::from_secs(10);
     b.click("#apply");
     assert_eq!(b.wait_text("#total", wait, |t| t == "3"), "3");
     b.click("#bulk-retry");

@@ -28,6 +28,7 @@ mod pgbouncer;
 mod postgres_only;
 mod processes;
 mod progress;
+mod rates;
 mod results;
 mod retention;
 mod sequences;
@@ -96,6 +97,7 @@ fn main() {
         attempts::CASES,
         progress::CASES,
         encrypted::CASES,
+        rates::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

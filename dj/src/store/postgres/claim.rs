@@ -10,7 +10,7 @@ use super::pool::{Session, Sql};
 use super::rows::job_row;
 use super::sql::claim::{
     CLAIM, CLAIM_FROM, CLAIM_LIMITED, CLAIM_LIMITED_QUEUES, CLAIM_QUEUES, CLAIM_QUEUES_FROM,
-    LIMITED_CLAIM_LOCK, LIMITED_WORK, NO_JIT,
+    LIMITED_CLAIM_LOCK, LIMITED_WORK, NO_JIT, RATE_REFILL,
 };
 use super::PgStore;
 use crate::error::Result;
@@ -65,7 +65,9 @@ impl PgStore {
         let mut jobs: Vec<JobRow> = self.run(async |conn: &mut Session| {
             let mut jobs = Vec::new();
             if self.limited.due() && self.look_for_limited(conn).await? {
-                jobs = claim_limited(conn, p, min, max).await?;
+                let refill;
+                (jobs, refill) = claim_limited(conn, p, min, max).await?;
+                self.refill.set(refill);
             }
             let limit = (p.limit - jobs.len()) as i64;
             if limit > 0 {
@@ -188,13 +190,14 @@ pub(super) async fn every_queue_query(
     conn.query(Sql::Fixed(statement), &types, &params).await
 }
 
-/// The limited claim, in a transaction of its own behind the cluster-wide lock.
+/// The limited claim, in a transaction of its own behind the cluster-wide lock; and when it
+/// came back short, when a rate's next start frees up ([`RATE_REFILL`]), in seconds.
 async fn claim_limited(
     conn: &mut Session,
     p: &ClaimParams<'_>,
     min: i32,
     max: i32,
-) -> PgResult<Vec<JobRow>> {
+) -> PgResult<(Vec<JobRow>, Option<f64>)> {
     let limit = p.limit as i64;
     // Candidates read beyond the claim size, so that jobs of keys at their limit do not
     // hide the startable ones behind them.
@@ -211,6 +214,12 @@ async fn claim_limited(
     let rows = tx
         .query(Sql::Fixed(sql), &LIMITED_TYPES[..n], &params[..n])
         .await?;
+    let refill = if rows.len() < p.limit {
+        let next = tx.query(Sql::Fixed(RATE_REFILL), &[], &[]).await?;
+        next.first().and_then(|r| r.get::<_, Option<f64>>(0))
+    } else {
+        None
+    };
     tx.commit().await?;
-    Ok(rows.iter().map(job_row).collect())
+    Ok((rows.iter().map(job_row).collect(), refill))
 }

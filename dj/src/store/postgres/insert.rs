@@ -24,6 +24,8 @@ struct InsertArrays<'a> {
     max_run_times: Vec<Option<i32>>,
     concurrency_keys: Vec<Option<&'a str>>,
     concurrency_limits: Vec<Option<i32>>,
+    rate_limits: Vec<Option<i32>>,
+    rate_periods: Vec<Option<i32>>,
     unique_keys: Vec<&'a str>,
     unique_until_done: Vec<bool>,
 }
@@ -41,6 +43,8 @@ impl<'a> InsertArrays<'a> {
             max_run_times: Vec::with_capacity(n),
             concurrency_keys: Vec::with_capacity(n),
             concurrency_limits: Vec::with_capacity(n),
+            rate_limits: Vec::with_capacity(n),
+            rate_periods: Vec::with_capacity(n),
             unique_keys: Vec::new(),
             unique_until_done: Vec::new(),
         };
@@ -57,6 +61,8 @@ impl<'a> InsertArrays<'a> {
                 .push(row.concurrency.as_ref().map(|(key, _)| key.as_str()));
             a.concurrency_limits
                 .push(row.concurrency.as_ref().map(|(_, limit)| *limit));
+            a.rate_limits.push(row.rate.map(|rate| rate.max_starts));
+            a.rate_periods.push(row.rate.map(|rate| rate.period_ms));
             if let Some(unique) = &row.unique {
                 a.unique_keys.push(&unique.key);
                 a.unique_until_done.push(unique.until_done);
@@ -78,7 +84,7 @@ pub(crate) enum Bind<'s> {
     Float(&'s [f64]),
     NullFloat(&'s [Option<f64>]),
     Bools(&'s [bool]),
-    /// A scalar flag: the unique insert's replace policy (`$12`).
+    /// A scalar flag: the unique insert's replace policy (`$14`).
     Flag(bool),
 }
 
@@ -121,6 +127,8 @@ impl InsertStep<'_> {
             Bind::NullInt(&a.max_run_times),
             Bind::NullText(&a.concurrency_keys),
             Bind::NullInt(&a.concurrency_limits),
+            Bind::NullInt(&a.rate_limits),
+            Bind::NullInt(&a.rate_periods),
         ];
         if let Some(replace) = self.replace {
             binds.extend([

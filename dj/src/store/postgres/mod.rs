@@ -66,6 +66,7 @@ pub(crate) struct PgStore {
     /// The LISTEN that wakes this store's waits for results, once one has waited.
     results: Mutex<Option<ResultListener>>,
     limited: super::LimitedProbe,
+    refill: super::RateRefill,
     floor: floor::ClaimFloor,
     last_ordinary: lane::LastOrdinary,
 }
@@ -121,6 +122,7 @@ impl PgStore {
             listener: Mutex::new(None),
             results: Mutex::new(None),
             limited: Default::default(),
+            refill: Default::default(),
             floor: Default::default(),
             last_ordinary: Default::default(),
         })

@@ -78,6 +78,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         17,
         include_str!("../../../migrations/postgres/0017_progress.sql"),
     ),
+    (
+        18,
+        include_str!("../../../migrations/postgres/0018_rate_limits.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

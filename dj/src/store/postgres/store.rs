@@ -15,12 +15,12 @@ use crate::error::Result;
 use crate::io;
 use crate::model::{
     Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, Progress,
-    QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
+    QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    filter, stored_result, ClaimParams, CronFire, Fail, FailedAttempt, Finished, Lane, LaneClaim,
-    Recorded, Retry, Store, Wakeups, WorkerInfo, VERSION,
+    filter, rate_limit_of, stored_result, ClaimParams, CronFire, Fail, FailedAttempt, Finished,
+    Lane, LaneClaim, Recorded, Retry, Store, Wakeups, WorkerInfo, VERSION,
 };
 
 impl Store for PgStore {
@@ -355,6 +355,35 @@ impl Store for PgStore {
     fn queue_limits(&self) -> Result<Vec<(String, i32)>> {
         let rows = self.query(&sql::QUEUE_LIMITS, &[])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn rate_limit(&self, scope: &RateScope, rate: Option<StoredRate>) -> Result<bool> {
+        let (kind, name) = (scope.kind(), scope.name());
+        // A raised or removed rate may let idle workers start jobs.
+        match rate {
+            Some(r) => self.execute_then_notify(
+                &sql::RATE_LIMIT_SET,
+                &[&kind, &name, &r.max_starts, &r.period_ms],
+                true,
+            ),
+            None => self.execute_then_notify(&sql::RATE_LIMIT_REMOVE, &[&kind, &name], true),
+        }
+    }
+
+    fn rate_limits(&self) -> Result<Vec<RateLimit>> {
+        let rows = self.query(&sql::RATE_LIMITS, &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| rate_limit_of(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    fn rate_prune(&self) -> Result<u64> {
+        self.execute(&sql::RATE_PRUNE, &[])
+    }
+
+    fn rate_refill(&self) -> Option<Duration> {
+        self.refill.wait()
     }
 
     fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {

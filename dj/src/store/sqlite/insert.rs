@@ -40,10 +40,10 @@ pub(crate) struct Statement<'a> {
     pub(crate) values: &'a [Value<'a>],
 }
 
-/// A row's values: `INSERT_ROW`'s eleven, then for a unique row `UNIQUE_HOLDER`'s twelfth
-/// (replace).
+/// A row's values: `INSERT_ROW`'s thirteen, then for a unique row `UNIQUE_HOLDER`'s
+/// fourteenth (replace).
 pub(crate) struct RowValues<'a> {
-    values: [Value<'a>; 12],
+    values: [Value<'a>; 14],
     unique: bool,
 }
 
@@ -63,6 +63,8 @@ impl<'a> RowValues<'a> {
                 Value::Int(row.max_run_time),
                 Value::Text(concurrency.map(|(key, _)| key.as_str())),
                 Value::Int(concurrency.map(|(_, limit)| *limit)),
+                Value::Int(row.rate.map(|rate| rate.max_starts)),
+                Value::Int(row.rate.map(|rate| rate.period_ms)),
                 Value::Text(unique.map(|u| u.key.as_str())),
                 Value::Bool(unique.is_some_and(|u| u.until_done)),
                 Value::Bool(unique.is_some_and(|u| u.replace)),
@@ -82,7 +84,7 @@ impl<'a> RowValues<'a> {
     fn insert(&self) -> Statement<'_> {
         Statement {
             sql: sql::INSERT_ROW.as_str(),
-            values: &self.values[..11],
+            values: &self.values[..13],
         }
     }
 }

@@ -98,6 +98,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         17,
         include_str!("../../../migrations/sqlite/0017_progress.sql"),
     ),
+    (
+        18,
+        include_str!("../../../migrations/sqlite/0018_rate_limits.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.
@@ -110,6 +114,7 @@ pub(crate) struct SqliteStore {
     shown: String,
     path: PathBuf,
     limited: super::LimitedProbe,
+    refill: super::RateRefill,
 }
 
 /// What a `sqlite:` URL says besides the path.
@@ -149,6 +154,7 @@ impl SqliteStore {
             shown: format!("sqlite:{path}"),
             path: PathBuf::from(path),
             limited: Default::default(),
+            refill: Default::default(),
         })
     }
 

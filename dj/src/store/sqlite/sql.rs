@@ -4,7 +4,9 @@
 
 use std::sync::LazyLock;
 
-use crate::store::filter::{self, failed, key_limit, limits_pick, running, sequence_head};
+use crate::store::filter::{
+    self, failed, key_limit, limits_pick, queue_limits, running, sequence_head,
+};
 
 /// The database's clock as stored text, a literal (`clock!()`), constant within one
 /// statement; `clock!(ready)` is `filter`'s state rule `ready!` by this clock.
@@ -114,14 +116,14 @@ pub(super) const WAKEUPS: &str = "SELECT (SELECT coalesce(max(seq), 0) FROM sqli
 
 /// The one insert of this backend, a row at a time, for every driver: name, handler,
 /// priority, queue, absolute run time (unix seconds) or none, delay in seconds from the
-/// database's now, max_run_time, concurrency key and limit, unique key and whether it is held
-/// until done.
+/// database's now, max_run_time, concurrency key and limit, rate (starts and period), unique
+/// key and whether it is held until done.
 pub(super) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, \
-                                   concurrency_key, concurrency_limit, unique_key, unique_running, \
-                                   created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, {RUN_AT}, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW}) \
+                                   concurrency_key, concurrency_limit, rate_limit, rate_period_ms, \
+                                   unique_key, unique_running, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, {RUN_AT}, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW}, {NOW}) \
          RETURNING id, 0 AS outcome"
     )
 });
@@ -131,12 +133,12 @@ pub(super) const RUN_AT: &str = "CASE WHEN ?5 IS NULL \
      THEN strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', ?6)) \
      ELSE strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch') END";
 
-/// Run before [`INSERT_ROW`] for a unique row, with the same parameters and `?12`
-/// (replace): finds the live row holding the key `?10`, which a replace updates if it is
+/// Run before [`INSERT_ROW`] for a unique row, with the same parameters and `?14`
+/// (replace): finds the live row holding the key `?12`, which a replace updates if it is
 /// still waiting. No row: the key is free, and the insert follows in the same transaction
 /// (this UPDATE took the write lock, so no other insert of the key can come between).
 pub(super) static UNIQUE_HOLDER: LazyLock<String> = LazyLock::new(|| {
-    let replace = "?12 AND locked_at IS NULL";
+    let replace = "?14 AND locked_at IS NULL";
     format!(
         "UPDATE delayed_jobs SET \
              handler = CASE WHEN {replace} THEN ?2 ELSE handler END, \
@@ -146,8 +148,10 @@ pub(super) static UNIQUE_HOLDER: LazyLock<String> = LazyLock::new(|| {
              max_run_time = CASE WHEN {replace} THEN ?7 ELSE max_run_time END, \
              concurrency_key = CASE WHEN {replace} THEN ?8 ELSE concurrency_key END, \
              concurrency_limit = CASE WHEN {replace} THEN ?9 ELSE concurrency_limit END, \
+             rate_limit = CASE WHEN {replace} THEN ?10 ELSE rate_limit END, \
+             rate_period_ms = CASE WHEN {replace} THEN ?11 ELSE rate_period_ms END, \
              updated_at = CASE WHEN {replace} THEN {NOW} ELSE updated_at END \
-         WHERE unique_key = ?10 \
+         WHERE unique_key = ?12 \
          RETURNING id, CASE WHEN {replace} THEN 2 ELSE 1 END AS outcome"
     )
 });
@@ -174,6 +178,8 @@ pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
              SELECT id FROM delayed_jobs \
              WHERE {CLAIMABLE} AND concurrency_key IS NULL \
                AND NOT EXISTS (SELECT 1 FROM dj_queue_limits l WHERE l.queue = delayed_jobs.queue) \
+               AND NOT EXISTS (SELECT 1 FROM dj_rate_limits r \
+                               WHERE r.kind = 'queue' AND r.name = delayed_jobs.queue) \
              ORDER BY priority, run_at \
              LIMIT ?5) \
          RETURNING {COLUMNS}"
@@ -184,6 +190,7 @@ pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
 pub(super) static LIMITED_WORK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+             OR EXISTS (SELECT 1 FROM dj_rate_limits WHERE kind = 'queue') \
              OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
                         AND {ready})",
         ready = clock!(ready),
@@ -191,12 +198,14 @@ pub(super) static LIMITED_WORK: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The claim of limited jobs, as on PostgreSQL: candidates (`?6` at most) ranked per key and
-/// then per queue, each started only within its limits counting the running rows.
+/// then per queue, each started only within its limits counting the running rows and its
+/// rates counting the starts still counting. [`RATE_RECORD`] follows it in its transaction.
 pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+        "WITH lim AS ({lim}), \
          cand AS ( \
              SELECT id, queue, concurrency_key AS ckey, {klim} AS klim, \
+                    rate_limit AS row_rlim, rate_period_ms AS row_rper, \
                     priority, run_at FROM delayed_jobs \
              WHERE {CLAIMABLE} \
                AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) \
@@ -208,17 +217,70 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
                AND {running} GROUP BY 1), \
          qrun AS ( \
              SELECT queue, count(*) AS n FROM delayed_jobs \
-             WHERE queue IN (SELECT queue FROM lim) AND queue IN (SELECT queue FROM cand) \
-               AND {running} GROUP BY 1), \
+             WHERE queue IN (SELECT queue FROM lim WHERE max_running IS NOT NULL) \
+               AND queue IN (SELECT queue FROM cand) AND {running} GROUP BY 1), \
+         kstarted AS ( \
+             SELECT substr(bucket, 5) AS ckey, count(*) AS n FROM dj_rate_starts \
+             WHERE bucket IN (SELECT 'key:' || ckey FROM cand WHERE ckey IS NOT NULL) \
+               AND until > {NOW} GROUP BY bucket), \
+         qstarted AS ( \
+             SELECT substr(bucket, 7) AS queue, count(*) AS n FROM dj_rate_starts \
+             WHERE bucket IN (SELECT 'queue:' || queue FROM lim WHERE qrate IS NOT NULL) \
+               AND until > {NOW} GROUP BY bucket), \
          {pick} \
          UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?1, started_at = NULL, \
              unique_key = CASE WHEN unique_running THEN unique_key END \
          WHERE id IN (SELECT id FROM picked) \
          RETURNING {COLUMNS}",
+        lim = queue_limits!(),
         running = running!(),
         pick = limits_pick!("?5"),
         klim = key_limit!(),
         head = sequence_head!(),
+    )
+});
+
+/// A stored time `?ms` milliseconds after `$at` (SQL expressions).
+macro_rules! plus_ms {
+    ($at:literal, $ms:literal) => {
+        concat!(
+            "strftime('%Y-%m-%d %H:%M:%f', ",
+            $at,
+            ", printf('%+.3f seconds', ",
+            $ms,
+            " / 1000.0))"
+        )
+    };
+}
+
+/// `?1` the ids a limited claim took (a JSON array): each start with a rate counted, one row
+/// per bucket (its key's, its queue's) until its claim time plus the rate's period, as the
+/// PostgreSQL claim's `recorded` does.
+pub(super) const RATE_RECORD: &str = concat!(
+    "INSERT INTO dj_rate_starts (bucket, until) \
+     SELECT 'key:' || j.concurrency_key, ",
+    plus_ms!("j.locked_at", "coalesce(o.period_ms, j.rate_period_ms)"),
+    " FROM delayed_jobs j LEFT JOIN dj_rate_limits o ON o.kind = 'key' AND o.name = j.concurrency_key \
+     WHERE j.id IN (SELECT value FROM json_each(?1)) \
+       AND coalesce(o.max_starts, j.rate_limit) IS NOT NULL \
+     UNION ALL \
+     SELECT 'queue:' || j.queue, ",
+    plus_ms!("j.locked_at", "r.period_ms"),
+    " FROM delayed_jobs j JOIN dj_rate_limits r ON r.kind = 'queue' AND r.name = j.queue \
+     WHERE j.id IN (SELECT value FROM json_each(?1))"
+);
+
+/// When a rate's next start frees up, in seconds from now (see the PostgreSQL backend's).
+pub(super) static RATE_REFILL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (julianday(min(b.until)) - julianday('now')) * 86400.0 FROM ( \
+             SELECT bucket, min(until) AS until FROM dj_rate_starts \
+             WHERE until > {NOW} GROUP BY bucket) AS b \
+         WHERE (b.bucket LIKE 'key:%' AND EXISTS (SELECT 1 FROM delayed_jobs \
+                    WHERE concurrency_key = substr(b.bucket, 5) AND {ready})) \
+            OR (b.bucket LIKE 'queue:%' AND EXISTS (SELECT 1 FROM delayed_jobs \
+                    WHERE queue = substr(b.bucket, 7) AND {ready}))",
+        ready = clock!(ready),
     )
 });
 
@@ -441,6 +503,25 @@ pub(super) static QUEUE_LIMIT_SET: LazyLock<String> = LazyLock::new(|| {
          WHERE dj_queue_limits.max_running <> excluded.max_running"
     )
 });
+/// `?1` kind, `?2` name, `?3` starts, `?4` period in ms.
+pub(super) static RATE_LIMIT_SET: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_rate_limits (kind, name, max_starts, period_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (kind, name) DO UPDATE SET max_starts = excluded.max_starts, \
+             period_ms = excluded.period_ms, set_at = {NOW} \
+         WHERE dj_rate_limits.max_starts <> excluded.max_starts \
+            OR dj_rate_limits.period_ms <> excluded.period_ms"
+    )
+});
+/// `?1` kind, `?2` name.
+pub(super) const RATE_LIMIT_REMOVE: &str =
+    "DELETE FROM dj_rate_limits WHERE kind = ?1 AND name = ?2";
+pub(super) const RATE_LIMITS: &str =
+    "SELECT kind, name, max_starts, period_ms FROM dj_rate_limits ORDER BY kind DESC, name";
+/// The rate limits' starts that no longer count.
+pub(super) static RATE_PRUNE: LazyLock<String> =
+    LazyLock::new(|| format!("DELETE FROM dj_rate_starts WHERE until <= {NOW}"));
+
 /// `?1` queue.
 pub(super) const QUEUE_LIMIT_REMOVE: &str = "DELETE FROM dj_queue_limits WHERE queue = ?1";
 pub(super) const QUEUE_LIMITS: &str =

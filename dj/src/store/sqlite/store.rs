@@ -12,12 +12,12 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
     unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
-    Progress, QueueStats, ScheduleDef, ScheduleRow, WorkerRow,
+    Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
 };
 use crate::stop::StopFlag;
 use crate::store::{
-    claim_order, filter, stored_result, ClaimParams, CronFire, Fail, FailedAttempt, Recorded,
-    Retry, Store, WorkerInfo, VERSION,
+    claim_order, filter, rate_limit_of, stored_result, ClaimParams, CronFire, Fail, FailedAttempt,
+    Recorded, Retry, Store, WorkerInfo, VERSION,
 };
 
 impl Store for SqliteStore {
@@ -80,13 +80,27 @@ impl Store for SqliteStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let mut jobs = if self.limited_work()? {
             let window = (p.limit as i64 * 4).max(100);
-            self.write(|tx| {
-                returning(
+            let (jobs, refill) = self.write(|tx| {
+                let jobs = returning(
                     &mut *tx.prepare_cached(&sql::CLAIM_LIMITED)?,
                     params![p.worker, min, max, queues, p.limit as i64, window],
                     job_row,
-                )
-            })?
+                )?;
+                let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+                if !ids.is_empty() {
+                    tx.prepare_cached(sql::RATE_RECORD)?
+                        .execute([ids_json(&ids)])?;
+                }
+                let refill = if jobs.len() < p.limit {
+                    tx.prepare_cached(&sql::RATE_REFILL)?
+                        .query_row([], |r| r.get::<_, Option<f64>>(0))?
+                } else {
+                    None
+                };
+                Ok((jobs, refill))
+            })?;
+            self.refill.set(refill);
+            jobs
         } else {
             Vec::new()
         };
@@ -461,6 +475,38 @@ impl Store for SqliteStore {
             let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
+    }
+
+    fn rate_limit(&self, scope: &RateScope, rate: Option<StoredRate>) -> Result<bool> {
+        let (kind, name) = (scope.kind(), scope.name());
+        self.run(|conn| {
+            let n = match rate {
+                Some(r) => conn.execute(
+                    &sql::RATE_LIMIT_SET,
+                    params![kind, name, r.max_starts, r.period_ms],
+                )?,
+                None => conn.execute(sql::RATE_LIMIT_REMOVE, params![kind, name])?,
+            };
+            Ok(n > 0)
+        })
+    }
+
+    fn rate_limits(&self) -> Result<Vec<RateLimit>> {
+        self.run(|conn| {
+            let mut statement = conn.prepare_cached(sql::RATE_LIMITS)?;
+            let rows = statement.query_map([], |r| {
+                Ok(rate_limit_of(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn rate_prune(&self) -> Result<u64> {
+        self.run(|conn| Ok(conn.execute(&sql::RATE_PRUNE, [])? as u64))
+    }
+
+    fn rate_refill(&self) -> Option<Duration> {
+        self.refill.wait()
     }
 
     fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {

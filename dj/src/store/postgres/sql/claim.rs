@@ -1,15 +1,17 @@
 //! The claim statements: the plain claims (every queue, listed queues) and the limited
-//! claim (queue limits and concurrency keys), with the pieces they share.
+//! claim (queue limits, concurrency keys and rate limits), with the pieces they share.
 
-use crate::store::filter::{key_limit, limits_pick, ready, running, sequence_head};
+use crate::store::filter::{key_limit, limits_pick, queue_limits, ready, running, sequence_head};
 
-/// The queues no plain claim takes from: paused ones, and limited ones (the limited claim's).
+/// The queues no plain claim takes from: paused ones, and limited or rate-limited ones (the
+/// limited claim's).
 /// An array built once per statement (an InitPlan), so that the claims filter on it instead of
 /// joining the side tables: an anti-join against a never-analyzed (empty) side table made the
 /// planner estimate one row and choose a sequential scan and a sort of the whole backlog.
 macro_rules! excluded_queues {
     () => {
-        "ARRAY(SELECT queue FROM dj_paused_queues UNION ALL SELECT queue FROM dj_queue_limits)"
+        "ARRAY(SELECT queue FROM dj_paused_queues UNION ALL SELECT queue FROM dj_queue_limits \
+               UNION ALL SELECT name FROM dj_rate_limits WHERE kind = 'queue')"
     };
 }
 
@@ -40,11 +42,19 @@ macro_rules! ready_rows {
 }
 
 /// The UPDATE that locks claimed rows `j` for worker `$1` (a unique key held only while the
-/// job waits is freed as it starts), up to its `FROM` or `WHERE`: the same for every claim.
+/// job waits is freed as it starts), up to its `FROM` or `WHERE`: the same for every claim,
+/// at `now()` unless told (`$at`).
 macro_rules! lock_for_worker {
     () => {
-        "UPDATE delayed_jobs AS j SET locked_at = now(), locked_by = $1, started_at = NULL, \
+        lock_for_worker!("now()")
+    };
+    ($at:literal) => {
+        concat!(
+            "UPDATE delayed_jobs AS j SET locked_at = ",
+            $at,
+            ", locked_by = $1, started_at = NULL, \
              unique_key = CASE WHEN j.unique_running THEN j.unique_key END "
+        )
     };
 }
 
@@ -191,7 +201,7 @@ pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
 );
 
 /// The claim of limited jobs (a row with a `concurrency_key`, or of a queue in
-/// `dj_queue_limits`), which the claims above never take. It runs after
+/// `dj_queue_limits` or with a rate in `dj_rate_limits`), which the claims above never take. It runs after
 /// `LIMITED_CLAIM_LOCK` in the same transaction, so limited claims are made one at a time
 /// across the cluster, each counting the running rows it competes with on a snapshot taken
 /// after the previous one committed. Candidates (`cand`, the first `$5` in claim order) come
@@ -203,17 +213,26 @@ pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
 /// planner ran a queue's count again for every candidate. The final UPDATE re-checks each row (READ COMMITTED
 /// re-reads a row changed meanwhile), so a row cancelled or deleted since the candidates were
 /// read is left alone.
+///
+/// Rate limits count starts, not running rows: each claimed row with a rate writes one row to
+/// `dj_rate_starts` per bucket it is in (its key's, its queue's), counting until its claim
+/// time plus the period, in the same statement (`recorded`). The claim time is
+/// `statement_timestamp()`, taken after the lock, both as the rows' `locked_at` and as the
+/// instant the counts are read: a claim's starts never predate the previous claim's.
 macro_rules! limited_claim_sql {
     ($lim_predicate:literal, $queue_predicate:literal) => {
         concat!(
-            "WITH lim AS (SELECT queue, max_running FROM dj_queue_limits), \
+            "WITH lim AS (",
+            queue_limits!(),
+            "), \
              cand AS ( \
-                 SELECT id, queue, ckey, klim, priority, run_at FROM ( \
-                     SELECT c.id, c.queue, c.concurrency_key AS ckey, c.klim, c.priority, c.run_at \
+                 SELECT id, queue, ckey, klim, row_rlim, row_rper, priority, run_at FROM ( \
+                     SELECT c.id, c.queue, c.concurrency_key AS ckey, c.klim, \
+                            c.rate_limit AS row_rlim, c.rate_period_ms AS row_rper, c.priority, c.run_at \
                      FROM lim CROSS JOIN LATERAL ( \
                          SELECT id, queue, concurrency_key, ",
             key_limit!(),
-            " AS klim, priority, run_at \
+            " AS klim, rate_limit, rate_period_ms, priority, run_at \
                          FROM delayed_jobs WHERE queue = lim.queue AND ",
             ready_rows!(),
             " AND ",
@@ -226,7 +245,7 @@ macro_rules! limited_claim_sql {
             " UNION \
                      (SELECT id, queue, concurrency_key, ",
             key_limit!(),
-            ", priority, run_at \
+            ", rate_limit, rate_period_ms, priority, run_at \
                       FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
             ready_rows!(),
             " AND ",
@@ -245,13 +264,46 @@ macro_rules! limited_claim_sql {
              qrun AS MATERIALIZED ( \
                  SELECT lim.queue, r.n FROM lim ",
             running_count!("queue = lim.queue"),
-            " WHERE lim.queue IN (SELECT queue FROM cand)), ",
+            " WHERE lim.max_running IS NOT NULL AND lim.queue IN (SELECT queue FROM cand)), \
+             kstarted AS MATERIALIZED ( \
+                 SELECT k.ckey, s.n FROM (SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL) AS k ",
+            started_count!("'key:' || k.ckey"),
+            "), \
+             qstarted AS MATERIALIZED ( \
+                 SELECT lim.queue, s.n FROM lim ",
+            started_count!("'queue:' || lim.queue"),
+            " WHERE lim.qrate IS NOT NULL AND lim.queue IN (SELECT queue FROM cand)), ",
             limits_pick!("$4"),
-            " ",
-            lock_for_worker!(),
+            ", claimed AS (",
+            lock_for_worker!("statement_timestamp()"),
             "FROM picked WHERE j.id = picked.id AND j.locked_at IS NULL AND j.failed_at IS NULL \
              RETURNING ",
-            claimed_columns!()
+            claimed_columns!(),
+            ", picked.rlim, picked.rper), \
+             recorded AS ( \
+                 INSERT INTO dj_rate_starts (bucket, until) \
+                 SELECT 'key:' || j.concurrency_key, j.locked_at + j.rper * interval '1 millisecond' \
+                 FROM claimed AS j WHERE j.rlim IS NOT NULL \
+                 UNION ALL \
+                 SELECT 'queue:' || j.queue, j.locked_at + l.qper * interval '1 millisecond' \
+                 FROM claimed AS j JOIN lim AS l ON l.queue = j.queue WHERE l.qrate IS NOT NULL) \
+             SELECT ",
+            claimed_columns!(),
+            " FROM claimed AS j"
+        )
+    };
+}
+
+/// The running rows' count above, for rate limits: the starts of bucket `$bucket` still
+/// counting at the claim's time, as `s`, through `dj_rate_starts_bucket`.
+macro_rules! started_count {
+    ($bucket:literal) => {
+        concat!(
+            "CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS n FROM dj_rate_starts \
+                 WHERE bucket = ",
+            $bucket,
+            " AND until > statement_timestamp()) AS s"
         )
     };
 }
@@ -266,13 +318,33 @@ pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!(
     "AND queue = ANY($6::text[])"
 );
 
-/// Whether any limited job may be claimable: a queue limit exists, or a ready row has a key.
+/// Whether any limited job may be claimable: a queue limit or rate exists, or a ready row has
+/// a key.
 pub(crate) const LIMITED_WORK: &str = concat!(
     "SELECT EXISTS (SELECT 1 FROM dj_queue_limits) \
+     OR EXISTS (SELECT 1 FROM dj_rate_limits WHERE kind = 'queue') \
      OR EXISTS (SELECT 1 FROM delayed_jobs WHERE concurrency_key IS NOT NULL \
                 AND ",
     ready!("now()"),
     ")"
+);
+
+/// When a rate's next start frees up, in seconds from now (none: no start is counting): the
+/// earliest `until` among the buckets that still have a ready job waiting. A worker whose
+/// limited claim came back short waits until then rather than its `sleep_delay`. Run after
+/// the limited claim, in its transaction.
+pub(crate) const RATE_REFILL: &str = concat!(
+    "SELECT extract(epoch FROM min(b.until) - clock_timestamp())::float8 FROM ( \
+         SELECT bucket, min(until) AS until FROM dj_rate_starts \
+         WHERE until > statement_timestamp() GROUP BY bucket) AS b \
+     WHERE (b.bucket LIKE 'key:%' AND EXISTS (SELECT 1 FROM delayed_jobs \
+                WHERE concurrency_key = substr(b.bucket, 5) AND ",
+    ready!("now()"),
+    ")) \
+        OR (b.bucket LIKE 'queue:%' AND EXISTS (SELECT 1 FROM delayed_jobs \
+                WHERE queue = substr(b.bucket, 7) AND ",
+    ready!("now()"),
+    "))"
 );
 
 /// [`NO_JIT`]'s text, for statements sent with it.

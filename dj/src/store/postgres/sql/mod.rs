@@ -454,6 +454,33 @@ pub(crate) const QUEUE_LIMITS: Stmt = Stmt {
     types: &[],
 };
 
+/// A rate limit set at run time: kind, name, starts, period in ms.
+pub(crate) const RATE_LIMIT_SET: Stmt = Stmt {
+    sql: "INSERT INTO dj_rate_limits (kind, name, max_starts, period_ms) VALUES ($1, $2, $3, $4) \
+          ON CONFLICT (kind, name) DO UPDATE SET max_starts = EXCLUDED.max_starts, \
+              period_ms = EXCLUDED.period_ms, set_at = now() \
+          WHERE (dj_rate_limits.max_starts, dj_rate_limits.period_ms) \
+                <> (EXCLUDED.max_starts, EXCLUDED.period_ms)",
+    types: &[Type::TEXT, Type::TEXT, Type::INT4, Type::INT4],
+};
+
+pub(crate) const RATE_LIMIT_REMOVE: Stmt = Stmt {
+    sql: "DELETE FROM dj_rate_limits WHERE kind = $1 AND name = $2",
+    types: &[Type::TEXT, Type::TEXT],
+};
+
+pub(crate) const RATE_LIMITS: Stmt = Stmt {
+    sql: "SELECT kind, name, max_starts, period_ms FROM dj_rate_limits \
+          ORDER BY kind DESC, name",
+    types: &[],
+};
+
+/// The rate limits' starts that no longer count.
+pub(crate) const RATE_PRUNE: Stmt = Stmt {
+    sql: "DELETE FROM dj_rate_starts WHERE until <= now()",
+    types: &[],
+};
+
 /// Jobs finished, added to the current minute's counts.
 pub(crate) const THROUGHPUT_ADD: Stmt = Stmt {
     sql: "INSERT INTO dj_throughput AS t (minute, succeeded, failed) \
