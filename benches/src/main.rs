@@ -51,7 +51,7 @@ struct Args {
     /// Work off without the fast lane (every job claimed the ordinary way).
     #[arg(long)]
     no_fast_lane: bool,
-    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-rated, workoff-backlog, waiting, unique, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-rated, workoff-fair, workoff-backlog, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke),
     /// results, transactional.
@@ -154,6 +154,7 @@ const WORKLOADS: &[&str] = &[
     "workoff-limited",
     "workoff-keyed",
     "workoff-rated",
+    "workoff-fair",
     "workoff-backlog",
     "waiting",
     "pickup",
@@ -290,6 +291,17 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 sizes.workoff
             ),
             &mut || workloads::workoff_rated(url, sizes.workoff, worker),
+        )?;
+    }
+    if wanted("workoff-fair") {
+        measure(
+            &mut rows,
+            runs,
+            format!(
+                "work-off {} under fairness keys, 100 tenants, 10 queues (c={c}, read_ahead={ra})",
+                sizes.workoff
+            ),
+            &mut || workloads::workoff_fair(url, sizes.workoff, worker),
         )?;
     }
     if wanted("workoff-backlog") {

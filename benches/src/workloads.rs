@@ -366,6 +366,35 @@ pub fn workoff_rated(url: &str, n: u64, settings: WorkerSettings) -> Result<Figu
     })
 }
 
+/// [`workoff`] with every job under a fairness key (`.fairness_key`: 100 tenants, claimed
+/// round-robin), over ten named queues and three priorities: what the limited claim's walk
+/// of keys costs against the plain claim.
+pub fn workoff_fair(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    const SLICE: u64 = 50_000;
+    let db = setup::fresh_table(url)?;
+    let mut start = 0;
+    while start < n {
+        let end = (start + SLICE).min(n);
+        dj::enqueue_many(
+            &db,
+            (start..end).map(|n| {
+                Noop { n }
+                    .delay()
+                    .queue(format!("q{}", n % 10))
+                    .priority((n % 3) as i32)
+                    .fairness_key(format!("tenant{}", n % 100))
+            }),
+        )?;
+        start = end;
+    }
+    setup::vacuum(url)?;
+    let took = work_off(&db, n, settings)?;
+    Ok(Figure {
+        jobs_per_s: Some(rate(n, took.total)),
+        ..Figure::default()
+    })
+}
+
 /// [`workoff`] with `Worker::new(db)`: every setting dj's default (concurrency 1, the
 /// read-ahead following the pace).
 pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {

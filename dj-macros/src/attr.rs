@@ -33,6 +33,9 @@ pub(crate) struct Attrs {
     pub(crate) concurrency: Option<u32>,
     /// `sequence = "account_id"`: a concurrency key whose jobs run one at a time, in order.
     pub(crate) sequence: Option<KeyFrom>,
+    /// `fairness_key = "tenant_id"`: a key its jobs are claimed round-robin by, with no bound
+    /// on how many run at once.
+    pub(crate) fairness_key: Option<KeyFrom>,
     /// `rate = "20/s"`: starts, and the period in milliseconds.
     pub(crate) rate: Option<(u32, u64)>,
     /// `transactional = true`: the job completes its row in its own transaction.
@@ -56,7 +59,7 @@ pub(crate) enum KeyFrom {
 }
 
 /// Every key, with the example that messages suggest.
-const KEYS: [(&str, &str); 18] = [
+const KEYS: [(&str, &str); 19] = [
     ("name", r#"name = "SendWelcome""#),
     ("aliases", r#"aliases = ["OldName"]"#),
     ("queue", r#"queue = "mail""#),
@@ -69,6 +72,7 @@ const KEYS: [(&str, &str); 18] = [
     ("concurrency_key", r#"concurrency_key = "customer_id""#),
     ("concurrency", "concurrency = 1"),
     ("sequence", r#"sequence = "account_id""#),
+    ("fairness_key", r#"fairness_key = "tenant_id""#),
     ("rate", r#"rate = "20/s""#),
     ("transactional", "transactional = true"),
     ("encrypted", "encrypted = true"),
@@ -78,7 +82,7 @@ const KEYS: [(&str, &str); 18] = [
 ];
 
 /// Names people reach for from other job libraries, and the key they mean.
-const RENAMED: [(&str, &str); 14] = [
+const RENAMED: [(&str, &str); 16] = [
     ("attempts", "max_attempts"),
     ("retries", "max_attempts"),
     ("max_retries", "max_attempts"),
@@ -93,6 +97,8 @@ const RENAMED: [(&str, &str); 14] = [
     ("pri", "priority"),
     ("rate_limit", "rate"),
     ("throttle", "rate"),
+    ("tenant", "fairness_key"),
+    ("fair_key", "fairness_key"),
 ];
 
 impl Attrs {
@@ -214,6 +220,9 @@ impl Settings {
                 .map(|key| attrs.concurrency_key = Some(key)),
             "concurrency" => concurrency(value).map(|limit| attrs.concurrency = Some(limit)),
             "sequence" => key_from(value, "sequence", false).map(|key| attrs.sequence = Some(key)),
+            "fairness_key" => {
+                key_from(value, "fairness_key", false).map(|key| attrs.fairness_key = Some(key))
+            }
             "rate" => rate(value).map(|rate| attrs.rate = Some(rate)),
             "transactional" => flag(value, "transactional").map(|on| attrs.transactional = on),
             "encrypted" => flag(value, "encrypted").map(|on| attrs.encrypted = on),
@@ -276,6 +285,15 @@ pub(crate) fn requires(attrs: &Attrs, errors: &mut Errors, span: proc_macro2::Sp
             span,
             "a job has `sequence` or `concurrency_key`, not both: a sequence is a concurrency \
              key whose jobs run one at a time in enqueue order; keep one",
+        ));
+    }
+    if attrs.fairness_key.is_some() && (attrs.sequence.is_some() || attrs.concurrency_key.is_some())
+    {
+        errors.push(syn::Error::new(
+            span,
+            "a job has one key: `fairness_key`, `concurrency_key` or `sequence`; jobs of every \
+             key are claimed round-robin between keys, so write `concurrency_key` (with \
+             `concurrency = N`) for a key that also limits how many run at once",
         ));
     }
 }

@@ -75,6 +75,7 @@ use proc_macro::TokenStream;
 /// | `unique_until` | `"start"` or `"done"` (with `unique`) | `"start"` |
 /// | `concurrency_key` | fields that make the key, `"customer_id"` | no limit |
 /// | `concurrency` | how many with one key run at once, at least 1 (with `concurrency_key`) | 1, or no bound with `rate` |
+/// | `fairness_key` | fields that make a key (a tenant) whose jobs are claimed round-robin with other keys', bounding nothing (not with `concurrency_key` or `sequence`) | none |
 /// | `rate` | at most so many starts per period, per key (or per type without a key): `"20/s"`, `"100/min"`, `"5/10s"` | no rate |
 /// | `sequence` | fields that make a sequence key: its jobs run one at a time, in enqueue order (not with `concurrency_key`) | none |
 /// | `transactional` | `true`: the job completes its row in its own database transaction (`Context::complete_in`) | `false` |
@@ -138,8 +139,10 @@ use proc_macro::TokenStream;
 /// `unique_until = "done"` when it succeeds or fails for good. `concurrency_key` limits how
 /// many jobs with one key run at once across every worker (`concurrency`, default 1);
 /// `sequence` runs the jobs of one key one at a time in enqueue order (see
-/// `Delayed::sequence`). An enqueue's `.unique(key)`, `.concurrency_key(key, n)` and
-/// `.sequence(key)` override them.
+/// `Delayed::sequence`). Jobs with any of these keys are claimed round-robin between keys;
+/// `fairness_key` is a key that does only that (a tenant whose backlog must not hold the
+/// others back). An enqueue's `.unique(key)`, `.concurrency_key(key, n)`, `.sequence(key)`
+/// and `.fairness_key(key)` override them.
 ///
 /// ```ignore
 /// #[derive(Job, Serialize, Deserialize)]

@@ -89,6 +89,13 @@ fn keyed<J: Job>(
     };
     let concurrency = match concurrency {
         None if rate.is_some() => Some((J::NAME.to_owned(), UNBOUNDED_LIMIT)),
+        Some((key, _)) if key.is_empty() => {
+            return Err(Error::Invalid(format!(
+                "job {}: its key (concurrency, sequence, fairness or rate key) is empty; give \
+                 one that names what it limits, e.g. `customer:42`",
+                J::NAME
+            )))
+        }
         keyed => keyed,
     };
     Ok((concurrency, rate))

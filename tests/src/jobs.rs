@@ -950,6 +950,28 @@ impl Perform for Stamp {
     }
 }
 
+/// A tenant's job, claimed round-robin with other tenants': records `tenant TENANT KEY
+/// CLAIMED STARTED` (see `stamp`).
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+#[job(fairness_key = "tenant")]
+pub struct TenantJob {
+    pub log: String,
+    pub tenant: String,
+    pub key: String,
+}
+
+impl Perform for TenantJob {
+    type Error = std::convert::Infallible;
+    fn perform(&self, ctx: &Context) -> Result<(), Self::Error> {
+        stamp(
+            &self.log,
+            ctx,
+            &format!("tenant {} {}", self.tenant, self.key),
+        );
+        Ok(())
+    }
+}
+
 /// Records `WHAT CLAIMED STARTED`: the job's claim time (the database's, the instant a rate
 /// counts as its start) and the time `perform` began, as unix microseconds.
 fn stamp(log: &str, ctx: &Context, what: &str) {

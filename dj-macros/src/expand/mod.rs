@@ -23,7 +23,11 @@ fn job_impl(ident: &Ident, name: &str, attrs: &Attrs) -> TokenStream {
             }
         }
     });
-    let concurrency_key = attrs.concurrency_key.as_ref().or(attrs.sequence.as_ref());
+    let concurrency_key = attrs
+        .concurrency_key
+        .as_ref()
+        .or(attrs.sequence.as_ref())
+        .or(attrs.fairness_key.as_ref());
     let concurrency = concurrency_key.map(|from| {
         let key = key(from);
         quote! {
@@ -86,7 +90,12 @@ fn options(attrs: &Attrs) -> TokenStream {
     let until_done = attrs
         .unique_until_done
         .then(|| quote!(.unique_until_done()));
-    let concurrency = attrs.concurrency.map(|limit| quote!(.concurrency(#limit)));
+    // A fairness key bounds nothing: as many of its jobs may run at once as there are places.
+    let unbounded = attrs.fairness_key.is_some().then_some(u32::MAX);
+    let concurrency = attrs
+        .concurrency
+        .or(unbounded)
+        .map(|limit| quote!(.concurrency(#limit)));
     let sequence = attrs.sequence.is_some().then(|| quote!(.sequence()));
     let transactional = attrs.transactional.then(|| quote!(.transactional()));
     let encrypted = attrs.encrypted.then(|| quote!(.encrypted()));

@@ -134,6 +134,15 @@ impl<J> Delayed<J> {
         self.options.sequence = Some(key.into());
         self
     }
+    /// A fairness key (a tenant): jobs with a key are claimed round-robin between keys, so
+    /// that one key's backlog does not hold another key's jobs behind it; it bounds nothing
+    /// (as many of its jobs run at once as workers have places). The key is shared by every
+    /// job type that uses it, in the namespace of [`Delayed::concurrency_key`], which it
+    /// replaces (a concurrency key is claimed round-robin too); overrides
+    /// `#[job(fairness_key = ..)]`.
+    pub fn fairness_key(self, key: impl Into<String>) -> Self {
+        self.concurrency_key(key, u32::MAX)
+    }
     /// A rate limit: at most `rate.starts()` jobs of this job's key start in any window of
     /// `rate.period()`, across every worker. The key is its concurrency or sequence key if it
     /// has one, else its type's own (every job of the type); overrides `#[job(rate = ..)]`.

@@ -85,8 +85,10 @@ macro_rules! queue_limits {
 /// at run time for the key (`dj_rate_limits`) replaces the row's. A claim takes at most its
 /// share of a rate's starts, split between the registered workers (rounded up), so that a
 /// refill is spread over the workers that wake for it rather than won by the first. Then the
-/// first `$limit` (the backend's placeholder) in claim order. CTEs `kranked` to `picked`,
-/// which carries each row's rate (`rlim`, `rper`) for recording its start.
+/// first `$limit` (the backend's placeholder) round-robin between keys: every key's first
+/// row, by priority and run_at, then every key's second, and so on (the rows of limited queues
+/// without a key count as one key). CTEs `kranked` to `picked`, which carries each row's rate
+/// (`rlim`, `rper`) for recording its start.
 macro_rules! limits_pick {
     ($limit:literal) => {
         concat!(
@@ -114,7 +116,7 @@ macro_rules! limits_pick {
                      (l.max_running IS NULL OR q.qn + coalesce(r.n, 0) <= l.max_running) \
                      AND (l.qrate IS NULL OR (q.qn + coalesce(s.n, 0) <= l.qrate \
                          AND q.qn <= (l.qrate + share.workers - 1) / share.workers))) \
-                 ORDER BY q.priority, q.run_at LIMIT ",
+                 ORDER BY q.kn, q.priority, q.run_at LIMIT ",
             $limit,
             ")"
         )

@@ -372,7 +372,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Deletes the rate limits' starts that no longer count; returns how many.
     fn rate_prune(&self) -> Result<u64>;
     /// How long until a rate's next start frees up, as the last limited claim that came back
-    /// short read it.
+    /// short read it; told once.
     fn rate_refill(&self) -> Option<Duration>;
     /// Wins a maintenance pass of `task` for `worker` if no pass ran in the last `every`.
     fn maintenance_claim(&self, task: &str, worker: &str, every: Duration) -> Result<bool>;
@@ -461,6 +461,36 @@ pub(crate) fn rate_limit_of(kind: String, name: String, starts: i32, period_ms: 
     }
 }
 
+/// Where the limited claim's walk of keys starts: after the key it served last, the walk
+/// going on from the first key once past the last (keys compared in byte order, as the claims
+/// walk them). Each claim walks a bounded number of keys, so over successive claims the walk
+/// goes round all of them: keys beyond one claim's reach are not starved by those before.
+/// Empty (the walk starts at the first key) after a claim that took no keyed job.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCursor {
+    after: std::sync::Mutex<Option<String>>,
+}
+
+impl KeyCursor {
+    /// The key the next walk starts after.
+    pub(crate) fn cursor(&self) -> Option<String> {
+        self.after.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// What a limited claim took: the last of its keys in the walk's order (those after the
+    /// cursor, then those up to it).
+    pub(crate) fn claimed(&self, jobs: &[JobRow]) {
+        let mut after = self.after.lock().unwrap_or_else(|e| e.into_inner());
+        let walked = |key: &str| (after.as_deref().is_some_and(|c| key <= c), key.to_owned());
+        let last = jobs
+            .iter()
+            .filter_map(|j| j.concurrency_key.as_deref())
+            .map(walked)
+            .max()
+            .map(|(_, key)| key);
+        *after = last;
+    }
+}
+
 /// When a rate limit's next start frees up, as the last limited claim that came back short
 /// read it: a worker with nothing to do waits until then rather than its whole
 /// `sleep_delay` (no NOTIFY says that a rate's window moved on).
@@ -477,12 +507,11 @@ impl RateRefill {
             .map(|d| std::time::Instant::now() + d);
         *self.at.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
-    /// How long until then, if it is still ahead (once it has passed, the next claim reads
-    /// it again).
-    pub(crate) fn wait(&self) -> Option<Duration> {
-        let at = *self.at.lock().unwrap_or_else(|e| e.into_inner());
-        at.and_then(|at| at.checked_duration_since(std::time::Instant::now()))
-            .filter(|wait| !wait.is_zero())
+    /// How long until then (zero if it has passed), once: the next short limited claim
+    /// reads it again, and a value no claim renewed is not waited on twice.
+    pub(crate) fn take(&self) -> Option<Duration> {
+        let at = self.at.lock().unwrap_or_else(|e| e.into_inner()).take();
+        at.map(|at| at.saturating_duration_since(std::time::Instant::now()))
     }
 }
 

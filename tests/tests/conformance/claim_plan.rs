@@ -59,8 +59,8 @@ fn backlog_plans(backend: Backend) {
         .batch_execute(&format!(
             "PREPARE claim(text, int4, int4, int8) AS {}; \
              PREPARE claim_queues(text, int4, int4, int8, text[]) AS {}; \
-             PREPARE claim_limited(text, int4, int4, int8, int8) AS {}; \
-             PREPARE claim_limited_queues(text, int4, int4, int8, int8, text[]) AS {}; \
+             PREPARE claim_limited(text, int4, int4, int8, int8, text) AS {}; \
+             PREPARE claim_limited_queues(text, int4, int4, int8, int8, text, text[]) AS {}; \
              PREPARE claim_from(text, int4, int4, int8, int4, timestamptz) AS {}; \
              PREPARE claim_queues_from(text, int4, int4, int8, text[], int4[], timestamptz[]) AS {}; \
              PREPARE lane(text, int4, int4, int8, text[]) AS {}; \
@@ -138,11 +138,16 @@ fn backlog_plans(backend: Backend) {
             Some(1000),
         ),
         (
-            "claim_limited('me', -2147483648, 2147483647, 100, 400)".to_owned(),
+            "claim_limited('me', -2147483648, 2147483647, 100, 400, NULL)".to_owned(),
             None,
         ),
         (
-            "claim_limited_queues('me', -2147483648, 2147483647, 100, 400, '{q05,q09}')".to_owned(),
+            "claim_limited('me', -2147483648, 2147483647, 100, 400, 'k0500')".to_owned(),
+            None,
+        ),
+        (
+            "claim_limited_queues('me', -2147483648, 2147483647, 100, 400, NULL, '{q05,q09}')"
+                .to_owned(),
             None,
         ),
     ];

@@ -16,6 +16,7 @@ mod deadlines;
 mod encrypted;
 mod enqueue;
 mod failures;
+mod fairness;
 mod hooks;
 mod hosts;
 mod lane;
@@ -98,6 +99,7 @@ fn main() {
         progress::CASES,
         encrypted::CASES,
         rates::CASES,
+        fairness::CASES,
     ]
     .concat();
     let mut trials = Vec::new();

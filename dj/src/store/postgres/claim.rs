@@ -18,7 +18,7 @@ use crate::model::JobRow;
 use crate::store::ClaimParams;
 
 /// The claims' parameters: worker, min and max priority, limit, then (plain claim) queues or
-/// (limited claim) the candidate window and queues.
+/// (limited claim) the candidate window, the key cursor and queues.
 const PLAIN_TYPES: [Type; 5] = [
     Type::TEXT,
     Type::INT4,
@@ -26,12 +26,13 @@ const PLAIN_TYPES: [Type; 5] = [
     Type::INT8,
     Type::TEXT_ARRAY,
 ];
-const LIMITED_TYPES: [Type; 6] = [
+const LIMITED_TYPES: [Type; 7] = [
     Type::TEXT,
     Type::INT4,
     Type::INT4,
     Type::INT8,
     Type::INT8,
+    Type::TEXT,
     Type::TEXT_ARRAY,
 ];
 
@@ -66,8 +67,10 @@ impl PgStore {
             let mut jobs = Vec::new();
             if self.limited.due() && self.look_for_limited(conn).await? {
                 let refill;
-                (jobs, refill) = claim_limited(conn, p, min, max).await?;
+                let cursor = self.keys.cursor();
+                (jobs, refill) = claim_limited(conn, p, min, max, cursor.as_deref()).await?;
                 self.refill.set(refill);
+                self.keys.claimed(&jobs);
             }
             let limit = (p.limit - jobs.len()) as i64;
             if limit > 0 {
@@ -190,24 +193,26 @@ pub(super) async fn every_queue_query(
     conn.query(Sql::Fixed(statement), &types, &params).await
 }
 
-/// The limited claim, in a transaction of its own behind the cluster-wide lock; and when it
-/// came back short, when a rate's next start frees up ([`RATE_REFILL`]), in seconds.
+/// The limited claim, in a transaction of its own behind the cluster-wide lock, of keys from
+/// `cursor` on; and when it came back short, when a rate's next start frees up
+/// ([`RATE_REFILL`]), in seconds.
 async fn claim_limited(
     conn: &mut Session,
     p: &ClaimParams<'_>,
     min: i32,
     max: i32,
+    cursor: Option<&str>,
 ) -> PgResult<(Vec<JobRow>, Option<f64>)> {
     let limit = p.limit as i64;
-    // Candidates read beyond the claim size, so that jobs of keys at their limit do not
-    // hide the startable ones behind them.
+    // Candidates read beyond the claim size (each limited queue's, and keys walked), so that
+    // jobs of keys or queues at their limit do not hide the startable ones behind them.
     let window = (limit * 4).max(100);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&p.worker, &min, &max, &limit, &window, &p.queues];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&p.worker, &min, &max, &limit, &window, &cursor, &p.queues];
     let (sql, n) = if p.queues.is_empty() {
-        (CLAIM_LIMITED, 5)
+        (CLAIM_LIMITED, 6)
     } else {
-        (CLAIM_LIMITED_QUEUES, 6)
+        (CLAIM_LIMITED_QUEUES, 7)
     };
     let tx = conn.transaction().await?;
     tx.batch_execute(LIMITED_CLAIM_LOCK).await?;

@@ -67,6 +67,7 @@ pub(crate) struct PgStore {
     results: Mutex<Option<ResultListener>>,
     limited: super::LimitedProbe,
     refill: super::RateRefill,
+    keys: super::KeyCursor,
     floor: floor::ClaimFloor,
     last_ordinary: lane::LastOrdinary,
 }
@@ -123,6 +124,7 @@ impl PgStore {
             results: Mutex::new(None),
             limited: Default::default(),
             refill: Default::default(),
+            keys: Default::default(),
             floor: Default::default(),
             last_ordinary: Default::default(),
         })

@@ -82,6 +82,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         18,
         include_str!("../../../migrations/postgres/0018_rate_limits.sql"),
     ),
+    (
+        19,
+        include_str!("../../../migrations/postgres/0019_key_heads.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

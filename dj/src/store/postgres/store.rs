@@ -383,7 +383,7 @@ impl Store for PgStore {
     }
 
     fn rate_refill(&self) -> Option<Duration> {
-        self.refill.wait()
+        self.refill.take()
     }
 
     fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {

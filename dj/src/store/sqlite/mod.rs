@@ -102,6 +102,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         18,
         include_str!("../../../migrations/sqlite/0018_rate_limits.sql"),
     ),
+    (
+        19,
+        include_str!("../../../migrations/sqlite/0019_key_heads.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.
@@ -115,6 +119,7 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     limited: super::LimitedProbe,
     refill: super::RateRefill,
+    keys: super::KeyCursor,
 }
 
 /// What a `sqlite:` URL says besides the path.
@@ -155,6 +160,7 @@ impl SqliteStore {
             path: PathBuf::from(path),
             limited: Default::default(),
             refill: Default::default(),
+            keys: Default::default(),
         })
     }
 

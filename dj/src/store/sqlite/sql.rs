@@ -197,23 +197,62 @@ pub(super) static LIMITED_WORK: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The claim of limited jobs, as on PostgreSQL: candidates (`?6` at most) ranked per key and
-/// then per queue, each started only within its limits counting the running rows and its
-/// rates counting the starts still counting. [`RATE_RECORD`] follows it in its transaction.
+/// The claim of limited jobs, as on PostgreSQL: each limited queue's first `?6` candidates,
+/// and the first ready rows of each key (`heads`: one index seek each, from the last), the
+/// keys walked from after `?7` and then (`wrap`) from the first up to `?7`, at most `?6` of
+/// them, one index probe each; ranked per key and then per queue, each started only within
+/// its limits counting the running rows and its rates counting the starts still counting,
+/// taken by priority and within a priority one per key in turn. [`RATE_RECORD`] follows it in
+/// its transaction.
 pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH lim AS ({lim}), \
+        "WITH RECURSIVE lim AS ({lim}), \
+         walk (k, n) AS ( \
+             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
+                     WHERE concurrency_key > coalesce(?7, '') AND failed_at IS NULL), 1 \
+             UNION ALL \
+             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
+                     WHERE concurrency_key > walk.k AND failed_at IS NULL), walk.n + 1 \
+             FROM walk WHERE walk.k IS NOT NULL AND walk.n < ?6), \
+         wrap (k, n) AS ( \
+             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
+                     WHERE concurrency_key IS NOT NULL AND failed_at IS NULL), \
+                    (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 \
+             WHERE ?7 IS NOT NULL \
+             UNION ALL \
+             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
+                     WHERE concurrency_key > wrap.k AND failed_at IS NULL), wrap.n + 1 \
+             FROM wrap WHERE wrap.k IS NOT NULL AND wrap.k < ?7 AND wrap.n < ?6), \
+         keys AS ( \
+             SELECT k FROM walk WHERE k IS NOT NULL \
+             UNION SELECT k FROM wrap WHERE k IS NOT NULL AND k <= ?7 AND n <= ?6), \
+         per_key AS ( \
+             SELECT max(1, (2 * ?5 + count(*) - 1) / max(count(*), 1)) AS n FROM keys), \
+         heads (k, id, priority, run_at, n) AS ( \
+             SELECT keys.k, h.id, h.priority, h.run_at, 1 FROM keys JOIN delayed_jobs h \
+             ON h.id = (SELECT id FROM delayed_jobs \
+                        WHERE concurrency_key = keys.k AND {CLAIMABLE} AND {head} \
+                        ORDER BY priority, run_at, id LIMIT 1) \
+             UNION ALL \
+             SELECT heads.k, h.id, h.priority, h.run_at, heads.n + 1 FROM heads JOIN delayed_jobs h \
+             ON h.id = (SELECT id FROM delayed_jobs \
+                        WHERE concurrency_key = heads.k \
+                          AND (priority, run_at, id) > (heads.priority, heads.run_at, heads.id) \
+                          AND {CLAIMABLE} AND {head} \
+                        ORDER BY priority, run_at, id LIMIT 1) \
+             WHERE heads.n < (SELECT n FROM per_key)), \
          cand AS ( \
              SELECT id, queue, concurrency_key AS ckey, {klim} AS klim, \
                     rate_limit AS row_rlim, rate_period_ms AS row_rper, \
                     priority, run_at FROM delayed_jobs \
-             WHERE {CLAIMABLE} \
-               AND (concurrency_key IS NOT NULL OR queue IN (SELECT queue FROM lim)) \
-               AND {head} \
-             ORDER BY priority, run_at LIMIT ?6), \
+             WHERE id IN ( \
+                 SELECT id FROM delayed_jobs \
+                 WHERE {CLAIMABLE} AND queue IN (SELECT queue FROM lim) AND {head} \
+                 ORDER BY priority, run_at LIMIT ?6) \
+                OR id IN (SELECT id FROM heads)), \
          krun AS ( \
              SELECT concurrency_key AS ckey, count(*) AS n FROM delayed_jobs \
-             WHERE concurrency_key IN (SELECT ckey FROM cand) \
+             WHERE concurrency_key IN (SELECT ckey FROM cand WHERE klim < {unbounded}) \
                AND {running} GROUP BY 1), \
          qrun AS ( \
              SELECT queue, count(*) AS n FROM delayed_jobs \
@@ -237,6 +276,7 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
         pick = limits_pick!("?5"),
         klim = key_limit!(),
         head = sequence_head!(),
+        unbounded = crate::model::UNBOUNDED_LIMIT,
     )
 });
 

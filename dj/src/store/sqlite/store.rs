@@ -80,10 +80,11 @@ impl Store for SqliteStore {
         let max = p.max_priority.unwrap_or(i32::MAX);
         let mut jobs = if self.limited_work()? {
             let window = (p.limit as i64 * 4).max(100);
+            let cursor = self.keys.cursor();
             let (jobs, refill) = self.write(|tx| {
                 let jobs = returning(
                     &mut *tx.prepare_cached(&sql::CLAIM_LIMITED)?,
-                    params![p.worker, min, max, queues, p.limit as i64, window],
+                    params![p.worker, min, max, queues, p.limit as i64, window, cursor],
                     job_row,
                 )?;
                 let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
@@ -100,6 +101,7 @@ impl Store for SqliteStore {
                 Ok((jobs, refill))
             })?;
             self.refill.set(refill);
+            self.keys.claimed(&jobs);
             jobs
         } else {
             Vec::new()
@@ -506,7 +508,7 @@ impl Store for SqliteStore {
     }
 
     fn rate_refill(&self) -> Option<Duration> {
-        self.refill.wait()
+        self.refill.take()
     }
 
     fn throughput_add(&self, succeeded: i64, failed: i64) -> Result<()> {

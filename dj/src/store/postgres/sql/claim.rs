@@ -222,9 +222,36 @@ pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
 macro_rules! limited_claim_sql {
     ($lim_predicate:literal, $queue_predicate:literal) => {
         concat!(
-            "WITH lim AS (",
+            "WITH RECURSIVE lim AS (",
             queue_limits!(),
             "), \
+             walk (k, n) AS ( \
+                 (SELECT concurrency_key COLLATE \"C\", 1 FROM delayed_jobs \
+                  WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
+                    AND concurrency_key COLLATE \"C\" > coalesce($6, '') \
+                  ORDER BY concurrency_key COLLATE \"C\" LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT concurrency_key COLLATE \"C\" FROM delayed_jobs \
+                         WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
+                           AND concurrency_key COLLATE \"C\" > walk.k \
+                         ORDER BY concurrency_key COLLATE \"C\" LIMIT 1), walk.n + 1 \
+                 FROM walk WHERE walk.k IS NOT NULL AND walk.n < $5), \
+             wrap (k, n) AS ( \
+                 (SELECT concurrency_key COLLATE \"C\", (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 \
+                  FROM delayed_jobs \
+                  WHERE $6 IS NOT NULL AND concurrency_key IS NOT NULL AND failed_at IS NULL \
+                  ORDER BY concurrency_key COLLATE \"C\" LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT concurrency_key COLLATE \"C\" FROM delayed_jobs \
+                         WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
+                           AND concurrency_key COLLATE \"C\" > wrap.k \
+                         ORDER BY concurrency_key COLLATE \"C\" LIMIT 1), wrap.n + 1 \
+                 FROM wrap WHERE wrap.k IS NOT NULL AND wrap.k < $6 AND wrap.n < $5), \
+             keys AS MATERIALIZED ( \
+                 SELECT k FROM walk WHERE k IS NOT NULL \
+                 UNION SELECT k FROM wrap WHERE k IS NOT NULL AND k <= $6 AND n <= $5), \
+             per_key AS ( \
+                 SELECT greatest(1, ceil(2.0 * $4 / greatest(count(*), 1)))::int8 AS n FROM keys), \
              cand AS ( \
                  SELECT id, queue, ckey, klim, row_rlim, row_rper, priority, run_at FROM ( \
                      SELECT c.id, c.queue, c.concurrency_key AS ckey, c.klim, \
@@ -243,10 +270,14 @@ macro_rules! limited_claim_sql {
             ") ",
             $lim_predicate,
             " UNION \
-                     (SELECT id, queue, concurrency_key, ",
+                     SELECT c.id, c.queue, c.concurrency_key, c.klim, c.rate_limit, c.rate_period_ms, \
+                            c.priority, c.run_at \
+                     FROM keys CROSS JOIN LATERAL ( \
+                         SELECT id, queue, concurrency_key, ",
             key_limit!(),
-            ", rate_limit, rate_period_ms, priority, run_at \
-                      FROM delayed_jobs WHERE concurrency_key IS NOT NULL AND ",
+            " AS klim, rate_limit, rate_period_ms, priority, run_at \
+                         FROM delayed_jobs \
+                         WHERE concurrency_key IS NOT NULL AND concurrency_key COLLATE \"C\" = keys.k AND ",
             ready_rows!(),
             " AND ",
             sequence_head!(),
@@ -254,11 +285,13 @@ macro_rules! limited_claim_sql {
             paused_queues!(),
             ")) ",
             $queue_predicate,
-            " ORDER BY priority, run_at LIMIT $5)) AS u \
-                 WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1) \
-                 ORDER BY priority, run_at LIMIT $5), \
+            " ORDER BY priority, run_at LIMIT (SELECT n FROM per_key)) AS c) AS u \
+                 WHERE EXISTS (SELECT 1 FROM dj_workers WHERE name = $1)), \
              krun AS MATERIALIZED ( \
-                 SELECT k.ckey, r.n FROM (SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL) AS k ",
+                 SELECT k.ckey, r.n FROM ( \
+                     SELECT DISTINCT ckey FROM cand WHERE ckey IS NOT NULL AND klim < ",
+            unbounded!(),
+            ") AS k ",
             running_count!("concurrency_key = k.ckey"),
             "), \
              qrun AS MATERIALIZED ( \
@@ -294,6 +327,15 @@ macro_rules! limited_claim_sql {
     };
 }
 
+/// The `concurrency_limit` of a key that bounds nothing (a fairness key, or a rate's alone):
+/// its running rows are not counted. `i32::MAX`, as `crate::model::UNBOUNDED_LIMIT`.
+macro_rules! unbounded {
+    () => {
+        "2147483647"
+    };
+}
+const _: () = assert!(crate::model::UNBOUNDED_LIMIT == i32::MAX);
+
 /// The running rows' count above, for rate limits: the starts of bucket `$bucket` still
 /// counting at the claim's time, as `s`, through `dj_rate_starts_bucket`.
 macro_rules! started_count {
@@ -311,11 +353,11 @@ macro_rules! started_count {
 /// The limited claim for a worker of every queue.
 #[doc(hidden)]
 pub const CLAIM_LIMITED: &str = limited_claim_sql!("", "");
-/// The limited claim for a worker of listed queues (`$6`).
+/// The limited claim for a worker of listed queues (`$7`).
 #[doc(hidden)]
 pub const CLAIM_LIMITED_QUEUES: &str = limited_claim_sql!(
-    "AND lim.queue = ANY($6::text[])",
-    "AND queue = ANY($6::text[])"
+    "AND lim.queue = ANY($7::text[])",
+    "AND queue = ANY($7::text[])"
 );
 
 /// Whether any limited job may be claimable: a queue limit or rate exists, or a ready row has
