@@ -1,4 +1,4 @@
--- dj 0019: keyed jobs are claimed round-robin between keys.
+-- dj 0019: keyed jobs are claimed round-robin between keys; priority aging.
 --
 -- The limited claim walks the distinct keys of the keyed rows (a skip scan: the next key after
 -- the last, one index probe each, from where the worker's previous claim stopped) and reads
@@ -12,3 +12,6 @@ CREATE INDEX IF NOT EXISTS delayed_jobs_key_heads
 
 -- The keyed rows in claim order, which the claim no longer reads.
 DROP INDEX IF EXISTS delayed_jobs_keyed_ready;
+
+-- Priority aging (`--priority-aging`), done by one worker at a time.
+INSERT INTO dj_maintenance (task) VALUES ('aging') ON CONFLICT DO NOTHING;

@@ -170,6 +170,10 @@ pub struct WorkArgs {
     /// one worker at a time), e.g. 1d: returns the pages a held MVCC horizon left them.
     #[arg(long, env = "DJ_REINDEX_EVERY", value_name = "DURATION", value_parser = parse_duration)]
     pub reindex_every: Option<Duration>,
+    /// Priority aging, e.g. 10m: jobs ready this long behind better priorities get one step
+    /// better (priority - 1) this often, so that low priorities are not starved.
+    #[arg(long, env = "DJ_PRIORITY_AGING", value_name = "DURATION", value_parser = parse_duration)]
+    pub priority_aging: Option<Duration>,
     /// Serve Prometheus /metrics (this process's attempts, durations and claims, and the
     /// table's gauges) on this address, e.g. 127.0.0.1:9394.
     #[arg(long, env = "DJ_METRICS_BIND", value_name = "ADDR")]
@@ -205,6 +209,7 @@ impl WorkArgs {
             no_cron,
             no_fast_lane,
             reindex_every,
+            priority_aging,
             // A pool's workers each serve on a port the supervisor gives them.
             metrics_bind: _,
         } = self;
@@ -258,6 +263,9 @@ impl WorkArgs {
         if let Some(every) = reindex_every {
             args.extend(["--reindex-every".to_owned(), secs(every)]);
         }
+        if let Some(every) = priority_aging {
+            args.extend(["--priority-aging".to_owned(), secs(every)]);
+        }
         args
     }
 
@@ -307,6 +315,7 @@ impl WorkArgs {
             cron: !self.no_cron,
             fast_lane: !self.no_fast_lane,
             reindex_every: self.reindex_every,
+            priority_aging: self.priority_aging,
         })
     }
 }

@@ -369,6 +369,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn rate_limit(&self, scope: &RateScope, rate: Option<StoredRate>) -> Result<bool>;
     /// Every rate limit set at run time, queues first, then by name.
     fn rate_limits(&self) -> Result<Vec<RateLimit>>;
+    /// Priority aging: up to `batch` jobs ready for longer than `waited` whose priority is
+    /// worse than the best ready one get one step better (priority - 1), the worst priority
+    /// first and within it the longest waiting; returns how many.
+    fn job_age(&self, waited: Duration, batch: i64) -> Result<u64>;
     /// Deletes the rate limits' starts that no longer count; returns how many.
     fn rate_prune(&self) -> Result<u64>;
     /// How long until a rate's next start frees up, as the last limited claim that came back

@@ -113,6 +113,11 @@ pub struct WorkerConfig {
     /// `REINDEX INDEX CONCURRENTLY` (PostgreSQL; `None`, the default: never). After a held
     /// MVCC horizon the indexes keep the pages its dead entries filled; a rebuild returns them.
     pub reindex_every: Option<Duration>,
+    /// Priority aging (`None`, the default: off): every this long, the elected maintenance
+    /// worker raises by one step (priority - 1) the jobs that have been ready this long and
+    /// wait behind a better priority, the most starved first, at most 10,000 a pass; so a
+    /// low priority cannot wait forever behind a stream of higher ones.
+    pub priority_aging: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -139,6 +144,7 @@ impl Default for WorkerConfig {
             cron: true,
             fast_lane: true,
             reindex_every: None,
+            priority_aging: None,
         }
     }
 }
@@ -280,6 +286,9 @@ settings! {
     fast_lane(enabled: bool) => enabled;
     /// Rebuild the table's indexes this often, concurrently, on PostgreSQL (never).
     reindex_every(every: Duration) => Some(every);
+    /// Raise the priority of jobs ready this long behind better priorities by one step, this
+    /// often (never).
+    priority_aging(every: Duration) => Some(every);
 }
 
 impl WorkerConfig {

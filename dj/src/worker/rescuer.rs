@@ -12,6 +12,8 @@
 //!   longer count;
 //! - `reindex`, every `reindex_every` if set (PostgreSQL): the table's indexes rebuilt with
 //!   `REINDEX INDEX CONCURRENTLY`;
+//! - `aging`, every `priority_aging` if set: jobs ready that long behind a better priority
+//!   get one step better, the worst priority first, at most `AGE_MOST` a pass;
 //! - `prune`, every `PRUNE_EVERY`: rows failed for good longer ago than `keep_failed_for` are
 //!   deleted, a batch at a time with a pause between batches, at most `PRUNE_MOST` per pass
 //!   (the next pass goes on), so that a big backlog never holds the table for long.
@@ -70,7 +72,12 @@ fn pass(shared: &Shared) {
             Some(every) => store.maintenance_claim("reindex", &name, every),
             None => Ok(false),
         })
-        .and_then(|won| if won { reindex(shared) } else { Ok(()) });
+        .and_then(|won| if won { reindex(shared) } else { Ok(()) })
+        .and_then(|()| match shared.config.priority_aging {
+            Some(every) => store.maintenance_claim("aging", &name, every),
+            None => Ok(false),
+        })
+        .and_then(|won| if won { age(shared) } else { Ok(()) });
     if let Err(e) = result {
         shared.say_error(format_args!("Error while looking for abandoned jobs: {e}"));
     }
@@ -90,6 +97,34 @@ fn reindex(shared: &Shared) -> crate::Result<()> {
     }
     Ok(())
 }
+
+/// Priority aging: the jobs ready longer than `priority_aging` behind a better priority get
+/// one step better, the worst priority first, a batch at a time, at most [`AGE_MOST`].
+fn age(shared: &Shared) -> crate::Result<()> {
+    let Some(every) = shared.config.priority_aging else {
+        return Ok(());
+    };
+    let store = shared.db.store();
+    let mut total = 0;
+    while total < AGE_MOST && !shared.stop.is_set() {
+        let raised = store.job_age(every, AGE_BATCH)?;
+        total += raised;
+        if raised < AGE_BATCH as u64 {
+            break;
+        }
+    }
+    if total > 0 {
+        shared.say(format_args!(
+            "Raised the priority of {total} job(s) ready for over {} behind better ones",
+            humantime::format_duration(every)
+        ));
+    }
+    Ok(())
+}
+
+/// Jobs one aging statement raises at most, and one pass.
+const AGE_BATCH: i64 = 1_000;
+const AGE_MOST: u64 = 10_000;
 
 /// How often the cluster prunes old failed rows.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);

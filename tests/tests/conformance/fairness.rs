@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use dj::Job;
-use dj_tests::jobs::TenantJob;
+use dj_tests::jobs::{Sleeps, Stamp, TenantJob};
 use dj_tests::support::{Backend, PerformLog, TestDb};
 
 use crate::operations::wait_until;
@@ -20,7 +20,80 @@ pub const CASES: &[Case] = &[
         one_among_fifty_thousand,
     ),
     ("an_empty_key_is_refused_at_enqueue", empty_key),
+    (
+        "priority_aging_raises_a_starved_job_past_a_stream_of_better_ones",
+        aging,
+    ),
 ];
+
+/// A job of priority 5 behind 3,000 of priority 0 on one executor: with `--priority-aging 1s`
+/// it gains a step a second and, at 0 and older than all of them, starts after about five
+/// seconds, with most of the stream still waiting; its row shows the raised priority.
+fn aging(backend: Backend) {
+    let t = TestDb::new(backend, "aging");
+    let log = t.log();
+    let low = Stamp {
+        log: log.path(),
+        key: "low".into(),
+    }
+    .delay()
+    .queue("reports")
+    .priority(5)
+    .enqueue(&t.db)
+    .unwrap();
+    let stream = (0..3_000).map(|i| {
+        Sleeps {
+            log: log.path(),
+            key: i.to_string(),
+            millis: 5,
+            max_run_time_secs: None,
+        }
+        .delay()
+        .queue("reports")
+    });
+    dj::enqueue_many(&t.db, stream).unwrap();
+    let args = [
+        "work",
+        "--priority-aging",
+        "1s",
+        "--heartbeat-timeout",
+        "3s",
+        "--sleep-delay",
+        "0.2",
+    ];
+    let mut workers = [spawn_worker(&t, "w0", &args)];
+    let started = Instant::now();
+    let mut seen = BTreeSet::new();
+    let ran = wait_until(Duration::from_secs(30), || {
+        if let Some(row) = t.db.job(low).unwrap() {
+            seen.insert(row.priority);
+        }
+        log.count_prefix("stamp low ") == 1
+    });
+    let waited = started.elapsed();
+    let behind = t.query_i64("SELECT count(*) FROM delayed_jobs WHERE locked_at IS NULL");
+    stop_workers(&t, &mut workers);
+    assert!(
+        ran,
+        "the starved job did not run\n{}",
+        worker_output(&t, "w0")
+    );
+    println!(
+        "{}: the priority-5 job ran after {waited:?} behind a stream of priority 0 ({behind} \
+         of 3,000 still waiting), its priority seen at {seen:?}",
+        backend.name()
+    );
+    assert!(behind > 1_000, "the stream had drained ({behind} left)");
+    assert!(
+        seen.contains(&3) && seen.contains(&1),
+        "it climbed a step at a time: {seen:?}"
+    );
+    assert!(
+        worker_output(&t, "w0").contains("Raised the priority of 1 job(s)"),
+        "{}",
+        worker_output(&t, "w0")
+    );
+}
 
 /// A key the claims' walk of keys could not reach (they start after the empty string) is
 /// refused, whichever builder gives it; nothing is stored.

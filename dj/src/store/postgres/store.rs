@@ -305,6 +305,10 @@ impl Store for PgStore {
         self.execute(&sql::PRUNE, &[&older_than.as_secs_f64(), &limit])
     }
 
+    fn job_age(&self, waited: Duration, batch: i64) -> Result<u64> {
+        self.execute(&sql::AGE, &[&waited.as_secs_f64(), &batch])
+    }
+
     fn queue_pause(&self, queue: &str, paused: bool) -> Result<bool> {
         let stmt = if paused {
             &sql::QUEUE_PAUSE

@@ -528,6 +528,25 @@ pub(super) static MAINTENANCE_CLAIM: LazyLock<String> = LazyLock::new(|| {
 
 // ---- Queues ----
 
+/// Priority aging, as on PostgreSQL: `?1` seconds a job has been ready, `?2` how many at
+/// most.
+pub(super) static AGE: LazyLock<String> = LazyLock::new(|| {
+    let waited = "strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%.3f seconds', ?1))";
+    format!(
+        "UPDATE delayed_jobs SET priority = priority - 1, updated_at = {NOW} \
+         WHERE id IN ( \
+             SELECT id FROM delayed_jobs \
+             WHERE {waiting} AND run_at <= {waited} \
+               AND priority = ( \
+                   SELECT max(priority) FROM delayed_jobs \
+                   WHERE {waiting} AND run_at <= {waited} \
+                     AND priority > (SELECT min(priority) FROM delayed_jobs WHERE {ready})) \
+             ORDER BY run_at LIMIT ?2)",
+        waiting = filter::waiting!(),
+        ready = clock!(ready),
+    )
+});
+
 /// `?1` queue.
 pub(super) const QUEUE_RESUME: &str = "DELETE FROM dj_paused_queues WHERE queue = ?1";
 /// `?1` queue.

@@ -397,6 +397,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn job_age(&self, waited: Duration, batch: i64) -> Result<u64> {
+        self.run(|conn| {
+            let n = conn
+                .prepare_cached(&sql::AGE)?
+                .execute(params![waited.as_secs_f64(), batch])?;
+            Ok(n as u64)
+        })
+    }
+
     fn job_prune_failed(&self, older_than: Duration, limit: i64) -> Result<u64> {
         self.run(|conn| {
             let n = conn

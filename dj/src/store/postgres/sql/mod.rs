@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use tokio_postgres::types::Type;
 
-use crate::store::filter::{self, failed, ready, running, scheduled};
+use crate::store::filter::{self, failed, ready, running, scheduled, waiting};
 
 pub(crate) mod claim;
 pub(crate) mod insert;
@@ -371,6 +371,33 @@ pub(crate) const NOW: Stmt = Stmt {
 pub(crate) const STATS: Stmt = Stmt {
     sql: JOB_STATS,
     types: &[],
+};
+
+/// Priority aging (`$1`: seconds a job has been ready, `$2`: how many at most): of the worst
+/// priority that has such jobs behind a better ready one, the longest waiting get one step
+/// better. Each read walks `delayed_jobs_ready` (`priority, run_at`) in order: the best
+/// ready priority from its start, the worst eligible one from its end, and that priority's
+/// rows by run_at.
+pub(crate) const AGE: Stmt = Stmt {
+    sql: concat!(
+        "UPDATE delayed_jobs SET priority = priority - 1, updated_at = now() \
+         WHERE id = ANY (ARRAY( \
+             SELECT id FROM delayed_jobs \
+             WHERE ",
+        waiting!(),
+        " AND run_at <= now() - $1 * interval '1 second' \
+               AND priority = ( \
+                   SELECT max(priority) FROM delayed_jobs \
+                   WHERE ",
+        waiting!(),
+        " AND run_at <= now() - $1 * interval '1 second' \
+                     AND priority > (SELECT min(priority) FROM delayed_jobs WHERE ",
+        ready!("now()"),
+        ")) \
+             ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+           AND locked_at IS NULL AND failed_at IS NULL"
+    ),
+    types: &[Type::FLOAT8, Type::INT8],
 };
 
 pub(crate) const PRUNE: Stmt = Stmt {
