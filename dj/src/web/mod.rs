@@ -15,6 +15,8 @@
 mod metrics;
 mod pages;
 mod process;
+mod queues;
+mod view;
 
 pub use process::{merge_exposition, ProcessMetrics};
 
@@ -239,7 +241,7 @@ pub fn router(db: Db, config: WebConfig) -> Result<Router> {
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/{action}", post(pages::job_action))
         .route("/bulk", post(pages::bulk))
-        .route("/queues/rate", post(pages::queue_rate))
+        .route("/queues/{action}", post(queues::queue_action))
         .route("/metrics", get(metrics::metrics))
         .route("/assets/dj.js", get(pages::script))
         .route("/assets/dj.css", get(pages::style))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, Who};
 use crate::model::{Cancel, JobFilter, JobId, JobRow, JobState, Order};
-use crate::model::{QueueStats, Rate, RateLimit, RateScope, ScheduleRow, WorkerRow};
+use crate::model::{QueueStats, RateLimit, RateScope, ScheduleRow, WorkerRow};
 use crate::time::rfc3339;
 
 /// Rows on one page of a listing.
@@ -40,11 +40,14 @@ pub(super) fn templates() -> minijinja::Environment<'static> {
         env.add_template(name, source)
             .expect("dj's own templates parse");
     }
+    env.add_function("when", |time: String, now: String| {
+        super::view::when(&time, &now)
+    });
     env
 }
 
 /// A page or an error page: what a handler returns.
-type Page = Result<Response, Refusal>;
+pub(super) type Page = Result<Response, Refusal>;
 
 /// An error page, boxed (a response is large, and most results are not errors).
 pub(super) struct Refusal(Box<Response>);
@@ -55,7 +58,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn refuse(app: &App, status: StatusCode, message: &str) -> Refusal {
+pub(super) fn refuse(app: &App, status: StatusCode, message: &str) -> Refusal {
     Refusal(Box::new(error_page(app, status, message)))
 }
 
@@ -104,7 +107,7 @@ pub(super) fn error_page(app: &App, status: StatusCode, message: &str) -> Respon
 }
 
 /// Runs a database call on a blocking thread.
-async fn db<T: Send + 'static>(
+pub(super) async fn db<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&crate::Db) -> crate::Result<T> + Send + 'static,
 ) -> Result<T, Refusal> {
@@ -122,11 +125,6 @@ async fn db<T: Send + 'static>(
             &format!("the database call panicked: {e}"),
         )),
     }
-}
-
-fn age(now: SystemTime, then: SystemTime) -> String {
-    let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
-    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string() + " ago"
 }
 
 #[derive(Serialize)]
@@ -175,9 +173,10 @@ async fn overview_context(app: &Arc<App>) -> Result<minijinja::Value, Refusal> {
         title => "overview",
         queues => queue_views(&overview),
         totals => totals,
-        workers => worker_views(now, &overview.workers),
+        workers => worker_views(&overview.workers),
         schedules => schedule_views(&overview.schedules),
         throughput => throughput_view(now, &overview.throughput),
+        chart => chart_view(now, &overview.throughput),
         now => rfc3339(now),
     })
 }
@@ -193,6 +192,12 @@ fn throughput_view(now: SystemTime, throughput: &[(SystemTime, i64, i64)]) -> mi
             .map(|(minute, s, f)| context! { minute => rfc3339(*minute), succeeded => s, failed => f })
             .collect::<Vec<_>>(),
     }
+}
+
+/// The last hour's attempts per minute as the overview's bar chart.
+fn chart_view(now: SystemTime, throughput: &[(SystemTime, i64, i64)]) -> minijinja::Value {
+    let (bars, peak) = super::view::throughput_bars(now, throughput);
+    context! { bars => bars, peak => peak, minutes => super::view::CHART_MINUTES }
 }
 
 /// Jobs by state over every queue; a state no queue has counts 0.
@@ -248,7 +253,7 @@ fn queue_views(overview: &Overview) -> Vec<QueueView> {
         .collect()
 }
 
-fn worker_views(now: SystemTime, workers: &[WorkerRow]) -> Vec<minijinja::Value> {
+fn worker_views(workers: &[WorkerRow]) -> Vec<minijinja::Value> {
     workers
         .iter()
         .map(|w| {
@@ -257,8 +262,8 @@ fn worker_views(now: SystemTime, workers: &[WorkerRow]) -> Vec<minijinja::Value>
                 host => w.host,
                 queues => w.queues.clone().unwrap_or_else(|| "all".into()),
                 running => w.running,
-                heartbeat => age(now, w.heartbeat_at),
-                started => age(now, w.started_at),
+                heartbeat => rfc3339(w.heartbeat_at),
+                started => rfc3339(w.started_at),
             }
         })
         .collect()
@@ -634,6 +639,7 @@ pub(super) async fn jobs(State(app): State<Arc<App>>, Query(query): Query<ListQu
         filter => query.filter,
         search => search,
         notice => query.notice,
+        now => rfc3339(now),
     };
     let template = if query.fragment.is_some() {
         "jobs_body.html"
@@ -783,6 +789,7 @@ pub(super) async fn job(
         handler => handler,
         actions => actions(state),
         notice => query.notice,
+        now => rfc3339(now),
     };
     render(&app, "job.html", ctx)
 }
@@ -793,7 +800,7 @@ pub(super) struct ActionForm {
     csrf: String,
 }
 
-fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {
+pub(super) fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {
     use subtle::ConstantTimeEq as _;
     if bool::from(given.as_bytes().ct_eq(app.csrf.as_bytes())) {
         Ok(())
@@ -807,7 +814,7 @@ fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {
 }
 
 /// A redirect (303) to `path` (which ends in `?` or `&`) with a notice to show there.
-fn see(app: &App, path: &str, notice: &str) -> Response {
+pub(super) fn see(app: &App, path: &str, notice: &str) -> Response {
     let notice = serde_urlencoded::to_string([("notice", notice)]).unwrap_or_default();
     Redirect::to(&format!("{}{path}{notice}", app.config.base_path)).into_response()
 }
@@ -855,46 +862,6 @@ pub(super) async fn job_action(
         return Ok(see(&app, "/jobs?", &notice));
     }
     Ok(see(&app, &format!("/jobs/{id}?"), &notice))
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct RateForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    queue: String,
-    #[serde(default)]
-    rate: String,
-}
-
-/// Sets or removes a queue's rate limit (the overview's form): `rate` is `STARTS/PERIOD` or
-/// `none`.
-pub(super) async fn queue_rate(
-    State(app): State<Arc<App>>,
-    Extension(who): Extension<Who>,
-    Form(form): Form<RateForm>,
-) -> Page {
-    check_csrf(&app, &form.csrf)?;
-    let queue = form.queue.trim().to_owned();
-    let rate = match form.rate.trim() {
-        "none" | "" => None,
-        text => Some(
-            text.parse::<Rate>()
-                .map_err(|e| refuse(&app, StatusCode::BAD_REQUEST, &format!("rate: {e}")))?,
-        ),
-    };
-    crate::validate::queue_name(Some(&queue))
-        .map_err(|e| refuse(&app, StatusCode::BAD_REQUEST, &e.to_string()))?;
-    let name = queue.clone();
-    let changed = db(&app, move |db| db.rate_limit_queue(&name, rate)).await?;
-    let notice = match (rate, changed) {
-        (Some(rate), true) => format!("queue {queue}: at most {rate} starts"),
-        (Some(rate), false) => format!("queue {queue}: at most {rate} starts (unchanged)"),
-        (None, true) => format!("queue {queue}: rate limit removed"),
-        (None, false) => format!("queue {queue}: had no rate limit"),
-    };
-    tracing::info!(target: "dj::web", "{} set the rate of queue {queue}: {notice}", who.0);
-    Ok(see(&app, "/?", &notice))
 }
 
 #[derive(Debug, Deserialize)]

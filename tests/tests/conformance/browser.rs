@@ -20,7 +20,7 @@ use crate::web::{client, Web};
 use crate::Case;
 
 pub const CASES: &[Case] = &[(
-    "browser_overview_retry_all_matching_job_page_escaping_live_updates_and_queue_rates",
+    "browser_overview_controls_chart_times_dark_mode_retry_all_job_page_and_live_updates",
     browser,
 )];
 
@@ -156,6 +156,20 @@ impl Browser {
         );
     }
 
+    /// Clicks `css` from a script, in one run: for a button in a table the page replaces
+    /// every 2 s, which a click through WebDriver could find and then lose.
+    fn click_now(&self, css: &str) {
+        let clicked = self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({
+                "script": "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;",
+                "args": [css],
+            }),
+        );
+        assert_eq!(clicked, json!(true), "no element {css} to click");
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call(
@@ -285,6 +299,85 @@ fn browser(backend: Backend) {
     let notice = b.wait_text("#notice", wait, |t| t.contains("removed"));
     assert_eq!(notice, "queue mail: rate limit removed");
     assert!(t.db.rate_limits().unwrap().is_empty());
+
+    // Pause and resume from the queue's row: the notice, the badge, the stored state.
+    b.click_now("tr[data-queue='mail'] button.pause");
+    let notice = b.wait_text("#notice", wait, |t| t.contains("paused"));
+    assert_eq!(notice, "queue mail: paused");
+    let badge = b.wait_text("tr[data-queue='mail'] .badge.paused", wait, |t| {
+        !t.is_empty()
+    });
+    assert_eq!(badge, "paused");
+    assert_eq!(t.db.paused_queues().unwrap(), vec!["mail".to_owned()]);
+    b.click_now("tr[data-queue='mail'] button.resume");
+    let notice = b.wait_text("#notice", wait, |t| t.contains("resumed"));
+    assert_eq!(notice, "queue mail: resumed");
+    assert!(t.db.paused_queues().unwrap().is_empty());
+
+    // A limit on running jobs from its form.
+    b.type_into("#queue-limit input[name='queue']", "mail");
+    b.type_into("#queue-limit input[name='max_running']", "3");
+    b.click("#queue-limit button");
+    let notice = b.wait_text("#notice", wait, |t| t.contains("running"));
+    assert_eq!(notice, "queue mail: at most 3 running");
+    let badge = b.wait_text("tr[data-queue='mail'] .badge.limit", wait, |t| {
+        !t.is_empty()
+    });
+    assert_eq!(badge, "at most 3 running");
+    assert_eq!(t.db.queue_limits().unwrap(), vec![("mail".to_owned(), 3)]);
+
+    // The last hour's chart: a bar for this minute's failed attempts, titled with its
+    // counts; the busiest minute's total.
+    let chart = b.script(
+        "const bars = [...document.querySelectorAll('#throughput-chart g')]; \
+         const failed = bars.filter(g => g.querySelector('rect.failed')); \
+         return [bars.length, failed.length, failed.length && failed[failed.length - 1].querySelector('title').textContent];",
+    );
+    assert_eq!(chart[0], json!(60), "{chart}");
+    assert!(chart[1].as_u64().unwrap() >= 1, "{chart}");
+    let title = chart[2].as_str().unwrap();
+    assert!(
+        title.contains(" succeeded, ") && title.contains(" failed"),
+        "{title}"
+    );
+    let peak: i64 = b.text("#chart-peak").parse().unwrap();
+    assert!(
+        peak >= 3,
+        "the busiest minute had the 3 failed attempts: {peak}"
+    );
+
+    // Times say how long ago, with the exact time on hover.
+    let when = b.script(
+        "const t = document.querySelector('#per-minute time[title]'); \
+         return t && [t.innerText, t.getAttribute('title'), t.getAttribute('datetime')];",
+    );
+    let relative = when[0].as_str().unwrap();
+    assert!(
+        relative == "just now" || relative.ends_with(" ago"),
+        "{when}"
+    );
+    assert!(
+        when[1].as_str().unwrap().ends_with('Z') && when[1] == when[2],
+        "{when}"
+    );
+
+    // Dark when the system asks for it.
+    let background = |b: &Browser| {
+        b.script("return getComputedStyle(document.body).backgroundColor;")
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(background(&b), "rgb(255, 255, 255)");
+    b.call(
+        reqwest::Method::POST,
+        "/goog/cdp/execute",
+        json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        }),
+    );
+    assert_eq!(background(&b), "rgb(22, 24, 29)");
 
     // Filter failed jobs by queue, retry all matching, confirm: they are ready.
     b.go(&format!("{}/jobs", web.url));
