@@ -313,19 +313,25 @@ pub fn unique_enqueue(url: &str, n: u64) -> Result<Vec<Figure>, BoxError> {
 /// [`workoff`] with every job under a per-key limit (`.concurrency_key`) too high to bind,
 /// spread over 100 keys: what the limited claim costs for keyed jobs.
 pub fn workoff_keyed(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
+    keyed_workoff(url, n, settings, |n, job| {
+        job.concurrency_key(format!("key{}", n % 100), 1_000_000)
+    })
+}
+
+/// `n` no-op jobs, each made by `make` from its number and `.delay()`, enqueued 50,000 at a
+/// time, then worked off as [`workoff`] does.
+fn keyed_workoff(
+    url: &str,
+    n: u64,
+    settings: WorkerSettings,
+    make: impl Fn(u64, dj::Delayed<Noop>) -> dj::Delayed<Noop>,
+) -> Result<Figure, BoxError> {
     const SLICE: u64 = 50_000;
     let db = setup::fresh_table(url)?;
     let mut start = 0;
     while start < n {
         let end = (start + SLICE).min(n);
-        dj::enqueue_many(
-            &db,
-            (start..end).map(|n| {
-                Noop { n }
-                    .delay()
-                    .concurrency_key(format!("key{}", n % 100), 1_000_000)
-            }),
-        )?;
+        dj::enqueue_many(&db, (start..end).map(|n| make(n, Noop { n }.delay())))?;
         start = end;
     }
     setup::vacuum(url)?;
@@ -340,29 +346,11 @@ pub fn workoff_keyed(url: &str, n: u64, settings: WorkerSettings) -> Result<Figu
 /// queues and three priorities: what counting and recording the starts costs the limited
 /// claim.
 pub fn workoff_rated(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
-    const SLICE: u64 = 50_000;
-    let db = setup::fresh_table(url)?;
     let limit = dj::Rate::per_second(1_000_000)?;
-    let mut start = 0;
-    while start < n {
-        let end = (start + SLICE).min(n);
-        dj::enqueue_many(
-            &db,
-            (start..end).map(|n| {
-                Noop { n }
-                    .delay()
-                    .queue(format!("q{}", n % 10))
-                    .priority((n % 3) as i32)
-                    .rate_key(format!("key{}", n % 100), limit)
-            }),
-        )?;
-        start = end;
-    }
-    setup::vacuum(url)?;
-    let took = work_off(&db, n, settings)?;
-    Ok(Figure {
-        jobs_per_s: Some(rate(n, took.total)),
-        ..Figure::default()
+    keyed_workoff(url, n, settings, |n, job| {
+        job.queue(format!("q{}", n % 10))
+            .priority((n % 3) as i32)
+            .rate_key(format!("key{}", n % 100), limit)
     })
 }
 
@@ -370,28 +358,10 @@ pub fn workoff_rated(url: &str, n: u64, settings: WorkerSettings) -> Result<Figu
 /// round-robin), over ten named queues and three priorities: what the limited claim's walk
 /// of keys costs against the plain claim.
 pub fn workoff_fair(url: &str, n: u64, settings: WorkerSettings) -> Result<Figure, BoxError> {
-    const SLICE: u64 = 50_000;
-    let db = setup::fresh_table(url)?;
-    let mut start = 0;
-    while start < n {
-        let end = (start + SLICE).min(n);
-        dj::enqueue_many(
-            &db,
-            (start..end).map(|n| {
-                Noop { n }
-                    .delay()
-                    .queue(format!("q{}", n % 10))
-                    .priority((n % 3) as i32)
-                    .fairness_key(format!("tenant{}", n % 100))
-            }),
-        )?;
-        start = end;
-    }
-    setup::vacuum(url)?;
-    let took = work_off(&db, n, settings)?;
-    Ok(Figure {
-        jobs_per_s: Some(rate(n, took.total)),
-        ..Figure::default()
+    keyed_workoff(url, n, settings, |n, job| {
+        job.queue(format!("q{}", n % 10))
+            .priority((n % 3) as i32)
+            .fairness_key(format!("tenant{}", n % 100))
     })
 }
 

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use dj::Job;
 use dj_tests::jobs::{Sleeps, Stamp, TenantJob};
-use dj_tests::support::{Backend, PerformLog, TestDb};
+use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
 use crate::processes::{spawn_worker, stop_workers, worker_output};
+use crate::rates::{now_micros, stamps};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
@@ -125,27 +126,6 @@ fn empty_key(backend: Backend) {
         }
     }
     assert_eq!(t.db.count_jobs(&dj::JobFilter::default()).unwrap(), 0);
-}
-
-/// `(claimed, started)` of the log's lines that start with `prefix`, in microseconds.
-fn stamps(log: &PerformLog, prefix: &str) -> Vec<(i64, i64)> {
-    log.lines()
-        .iter()
-        .filter(|l| l.starts_with(prefix))
-        .map(|l| {
-            let mut fields = l.rsplit(' ');
-            let started = fields.next().unwrap().parse().unwrap();
-            let claimed = fields.next().unwrap().parse().unwrap();
-            (claimed, started)
-        })
-        .collect()
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
 }
 
 /// Tenant A's 50,000 jobs in one queue with mixed priorities are under way on two workers

@@ -25,9 +25,9 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-/// A job's stamps from the log: `(claimed, started)` in microseconds, for lines starting
-/// with `prefix`.
-fn stamps(log: &PerformLog, prefix: &str) -> Vec<(i64, i64)> {
+/// A job's stamps from the log (`dj_tests::jobs`' `stamp`): `(claimed, started)` in
+/// microseconds, for lines starting with `prefix`.
+pub fn stamps(log: &PerformLog, prefix: &str) -> Vec<(i64, i64)> {
     let mut stamps: Vec<(i64, i64)> = log
         .lines()
         .iter()
@@ -299,7 +299,7 @@ fn set_at_run_time(backend: Backend) {
     }
 }
 
-fn now_micros() -> i64 {
+pub fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
