@@ -300,8 +300,10 @@ fn set_at_run_time(backend: Backend) {
 }
 
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
+    micros(std::time::SystemTime::now())
+}
+
+/// A time as unix microseconds, as the stamps are.
+pub fn micros(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
 }

@@ -297,18 +297,37 @@ fn read_only_and_credentials(backend: Backend) {
         let html = page.text().unwrap();
         assert!(html.contains("id=\"read-only\""));
         assert!(!html.contains("name=\"csrf\""), "no action form at all");
+        let overview = http.get(format!("{}/", web.url)).send().unwrap();
+        let overview = overview.text().unwrap();
+        assert!(
+            overview.contains("tr data-queue=\"mail\"") && !overview.contains("name=\"csrf\""),
+            "no queue control either"
+        );
         let id = t.db.jobs(&JobFilter::default()).unwrap()[0].id;
-        for path in [format!("/jobs/{id}/retry"), "/bulk".to_owned()] {
+        let paths = [
+            format!("/jobs/{id}/retry"),
+            "/bulk".to_owned(),
+            "/queues/pause".to_owned(),
+            "/queues/rate".to_owned(),
+        ];
+        for path in paths {
             let refused = http
                 .post(format!("{}{path}", web.url))
                 .header("Origin", &web.url)
-                .form(&[("action", "retry"), ("confirm", "yes")])
+                .form(&[
+                    ("action", "retry"),
+                    ("confirm", "yes"),
+                    ("queue", "mail"),
+                    ("rate", "1/s"),
+                ])
                 .send()
                 .unwrap();
             assert_eq!(refused.status(), 403, "{path}");
             assert!(refused.text().unwrap().contains("read-only"));
         }
         assert!(t.db.job(id).unwrap().unwrap().failed_at.is_some());
+        assert!(t.db.paused_queues().unwrap().is_empty());
+        assert!(t.db.rate_limits().unwrap().is_empty());
     }
     {
         let web = Web::start(&t, "auth", &["--auth", "admin:s3cret"]);
