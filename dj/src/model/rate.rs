@@ -15,7 +15,8 @@ use crate::rules::rate::{check_rate, parse_rate};
 /// use std::time::Duration;
 /// let rate: dj::Rate = "100/min".parse()?;
 /// assert_eq!(rate, dj::Rate::new(100, Duration::from_secs(60))?);
-/// assert_eq!(rate.to_string(), "100/1m");
+/// assert_eq!(rate.to_string(), "100/min");
+/// assert_eq!("5/10s".parse::<dj::Rate>()?.to_string(), "5/10s");
 /// # Ok::<(), dj::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,10 +81,25 @@ impl FromStr for Rate {
     }
 }
 
+/// As written: `20/s`, `100/min`, `1000/h`, `5/d` for one unit, else the period in dj's
+/// duration grammar (`5/10s`, `3/500ms`); it parses back to the same rate.
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let period = humantime::format_duration(self.period);
-        write!(f, "{}/{period}", self.starts)
+        let unit = match self.period.as_millis() {
+            1_000 => "s",
+            60_000 => "min",
+            3_600_000 => "h",
+            86_400_000 => "d",
+            _ => {
+                return write!(
+                    f,
+                    "{}/{}",
+                    self.starts,
+                    humantime::format_duration(self.period)
+                )
+            }
+        };
+        write!(f, "{}/{unit}", self.starts)
     }
 }
 

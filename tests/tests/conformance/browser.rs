@@ -280,9 +280,9 @@ fn browser(backend: Backend) {
     b.type_into("#queue-rate input[name='rate']", "12/min");
     b.click("#queue-rate button");
     let notice = b.wait_text("#notice", wait, |t| t.contains("at most"));
-    assert_eq!(notice, "queue mail: at most 12/1m starts");
+    assert_eq!(notice, "queue mail: at most 12/min starts");
     let badge = b.wait_text("tr[data-queue='mail'] .badge.rate", wait, |t| !t.is_empty());
-    assert_eq!(badge, "at most 12/1m starts");
+    assert_eq!(badge, "at most 12/min starts");
     let rates = t.db.rate_limits().unwrap();
     assert_eq!(rates.len(), 1, "{rates:?}");
     assert_eq!(rates[0].scope, dj::RateScope::Queue("mail".into()));

@@ -217,11 +217,11 @@ fn set_at_run_time(backend: Backend) {
             .clone()
             .unwrap();
     let set = stdout(&dj(&t, &["rate", "--key", &key, "4/s"]));
-    assert!(set.contains("at most 4/1s starts"), "{set}");
+    assert!(set.contains("at most 4/s starts"), "{set}");
     let listed = stdout(&dj(&t, &["rate"]));
     assert!(
-        listed.contains("queue bulk: at most 10/1s starts")
-            && listed.contains(&format!("key {key}: at most 4/1s starts")),
+        listed.contains("queue bulk: at most 10/s starts")
+            && listed.contains(&format!("key {key}: at most 4/s starts")),
         "{listed}"
     );
 
