@@ -208,21 +208,15 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE lim AS ({lim}), \
          walk (k, n) AS ( \
-             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
-                     WHERE concurrency_key > coalesce(?7, '') AND failed_at IS NULL), 1 \
+             SELECT {next_cursor}, 1 \
              UNION ALL \
-             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
-                     WHERE concurrency_key > walk.k AND failed_at IS NULL), walk.n + 1 \
-             FROM walk WHERE walk.k IS NOT NULL AND walk.n < ?6), \
+             SELECT {next_walk}, walk.n + 1 FROM walk WHERE walk.k IS NOT NULL AND walk.n < ?6), \
          wrap (k, n) AS ( \
-             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
-                     WHERE concurrency_key IS NOT NULL AND failed_at IS NULL), \
-                    (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 \
+             SELECT {next_first}, (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 \
              WHERE ?7 IS NOT NULL \
              UNION ALL \
-             SELECT (SELECT min(concurrency_key) FROM delayed_jobs \
-                     WHERE concurrency_key > wrap.k AND failed_at IS NULL), wrap.n + 1 \
-             FROM wrap WHERE wrap.k IS NOT NULL AND wrap.k < ?7 AND wrap.n < ?6), \
+             SELECT {next_wrap}, wrap.n + 1 FROM wrap \
+             WHERE wrap.k IS NOT NULL AND wrap.k < ?7 AND wrap.n < ?6), \
          keys AS ( \
              SELECT k FROM walk WHERE k IS NOT NULL \
              UNION SELECT k FROM wrap WHERE k IS NOT NULL AND k <= ?7 AND n <= ?6), \
@@ -277,8 +271,21 @@ pub(super) static CLAIM_LIMITED: LazyLock<String> = LazyLock::new(|| {
         klim = key_limit!(),
         head = sequence_head!(),
         unbounded = crate::model::UNBOUNDED_LIMIT,
+        next_cursor = next_key("coalesce(?7, '')"),
+        next_walk = next_key("walk.k"),
+        next_first = next_key("''"),
+        next_wrap = next_key("wrap.k"),
     )
 });
+
+/// The key after `after` (an SQL expression) among the keys of rows not failed for good, or
+/// null: one probe of `delayed_jobs_key_heads`. Every key is longer than `''`.
+fn next_key(after: &str) -> String {
+    format!(
+        "(SELECT min(concurrency_key) FROM delayed_jobs \
+          WHERE concurrency_key > {after} AND failed_at IS NULL)"
+    )
+}
 
 /// A stored time `?ms` milliseconds after `$at` (SQL expressions).
 macro_rules! plus_ms {

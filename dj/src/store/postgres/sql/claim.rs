@@ -226,27 +226,21 @@ macro_rules! limited_claim_sql {
             queue_limits!(),
             "), \
              walk (k, n) AS ( \
-                 (SELECT concurrency_key COLLATE \"C\", 1 FROM delayed_jobs \
-                  WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
-                    AND concurrency_key COLLATE \"C\" > coalesce($6, '') \
-                  ORDER BY concurrency_key COLLATE \"C\" LIMIT 1) \
+                 SELECT ",
+            next_key!("coalesce($6, '')"),
+            ", 1 \
                  UNION ALL \
-                 SELECT (SELECT concurrency_key COLLATE \"C\" FROM delayed_jobs \
-                         WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
-                           AND concurrency_key COLLATE \"C\" > walk.k \
-                         ORDER BY concurrency_key COLLATE \"C\" LIMIT 1), walk.n + 1 \
-                 FROM walk WHERE walk.k IS NOT NULL AND walk.n < $5), \
+                 SELECT ",
+            next_key!("walk.k"),
+            ", walk.n + 1 FROM walk WHERE walk.k IS NOT NULL AND walk.n < $5), \
              wrap (k, n) AS ( \
-                 (SELECT concurrency_key COLLATE \"C\", (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 \
-                  FROM delayed_jobs \
-                  WHERE $6 IS NOT NULL AND concurrency_key IS NOT NULL AND failed_at IS NULL \
-                  ORDER BY concurrency_key COLLATE \"C\" LIMIT 1) \
+                 SELECT ",
+            next_key!("''"),
+            ", (SELECT count(*) FROM walk WHERE k IS NOT NULL) + 1 WHERE $6 IS NOT NULL \
                  UNION ALL \
-                 SELECT (SELECT concurrency_key COLLATE \"C\" FROM delayed_jobs \
-                         WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
-                           AND concurrency_key COLLATE \"C\" > wrap.k \
-                         ORDER BY concurrency_key COLLATE \"C\" LIMIT 1), wrap.n + 1 \
-                 FROM wrap WHERE wrap.k IS NOT NULL AND wrap.k < $6 AND wrap.n < $5), \
+                 SELECT ",
+            next_key!("wrap.k"),
+            ", wrap.n + 1 FROM wrap WHERE wrap.k IS NOT NULL AND wrap.k < $6 AND wrap.n < $5), \
              keys AS MATERIALIZED ( \
                  SELECT k FROM walk WHERE k IS NOT NULL \
                  UNION SELECT k FROM wrap WHERE k IS NOT NULL AND k <= $6 AND n <= $5), \
@@ -323,6 +317,20 @@ macro_rules! limited_claim_sql {
              SELECT ",
             claimed_columns!(),
             " FROM claimed AS j"
+        )
+    };
+}
+
+/// The key after `$after` (a text expression) in byte order among the keys of rows not failed
+/// for good, or null: one probe of `delayed_jobs_key_heads`. Every key is longer than `''`.
+macro_rules! next_key {
+    ($after:literal) => {
+        concat!(
+            "(SELECT concurrency_key COLLATE \"C\" FROM delayed_jobs \
+              WHERE concurrency_key IS NOT NULL AND failed_at IS NULL \
+                AND concurrency_key COLLATE \"C\" > ",
+            $after,
+            " ORDER BY concurrency_key COLLATE \"C\" LIMIT 1)"
         )
     };
 }
