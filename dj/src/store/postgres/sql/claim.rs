@@ -39,6 +39,12 @@ macro_rules! ready_rows {
     () => {
         concat!(ready!("now()"), " AND priority >= $2 AND priority <= $3")
     };
+    (statement) => {
+        concat!(
+            ready!("statement_timestamp()"),
+            " AND priority >= $2 AND priority <= $3"
+        )
+    };
 }
 
 /// The UPDATE that locks claimed rows `j` for worker `$1` (a unique key held only while the
@@ -218,7 +224,9 @@ pub const CLAIM_QUEUES_FROM: &str = listed_queues_claim!(
 /// `dj_rate_starts` per bucket it is in (its key's, its queue's), counting until its claim
 /// time plus the period, in the same statement (`recorded`). The claim time is
 /// `statement_timestamp()`, taken after the lock, both as the rows' `locked_at` and as the
-/// instant the counts are read: a claim's starts never predate the previous claim's.
+/// instant the counts are read: a claim's starts never predate the previous claim's. Rows are
+/// ready by that clock too, not by the transaction's start (`now()`, before the lock's wait):
+/// a job enqueued while the claim waited for the lock is the claim's to take.
 macro_rules! limited_claim_sql {
     ($lim_predicate:literal, $queue_predicate:literal) => {
         concat!(
@@ -255,7 +263,7 @@ macro_rules! limited_claim_sql {
             key_limit!(),
             " AS klim, rate_limit, rate_period_ms, priority, run_at \
                          FROM delayed_jobs WHERE queue = lim.queue AND ",
-            ready_rows!(),
+            ready_rows!(statement),
             " AND ",
             sequence_head!(),
             " ORDER BY priority, run_at LIMIT $5) AS c \
@@ -272,7 +280,7 @@ macro_rules! limited_claim_sql {
             " AS klim, rate_limit, rate_period_ms, priority, run_at \
                          FROM delayed_jobs \
                          WHERE concurrency_key IS NOT NULL AND concurrency_key COLLATE \"C\" = keys.k AND ",
-            ready_rows!(),
+            ready_rows!(statement),
             " AND ",
             sequence_head!(),
             " AND (queue IS NULL OR queue <> ALL (",
