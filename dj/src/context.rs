@@ -247,6 +247,28 @@ impl Context {
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
         Ok(())
     }
+    /// The result that step `step` of this job's workflow recorded ([`Context::set_result`]),
+    /// as a `T`: a workflow step reads its dependencies' outputs this way. Errors: this job
+    /// is no workflow step or its workflow has no step `step` ([`crate::Error::Invalid`]),
+    /// that step has not succeeded or recorded nothing ([`crate::Error::NoResult`],
+    /// [`crate::Error::JobFailed`]), or its value is not a `T`. Not in `dj::testing`'s
+    /// inline mode, which stores nothing.
+    pub fn dependency_result<T: serde::de::DeserializeOwned>(
+        &self,
+        step: &str,
+    ) -> crate::Result<T> {
+        let job = &self.job;
+        let no_step = || {
+            crate::Error::Invalid(format!(
+                "job {} (id={}) read the result of step `{step}`, but it is not a step of a \
+                 workflow that has a step by that name",
+                job.name, job.id
+            ))
+        };
+        let db = self.db.as_ref().ok_or_else(no_step)?;
+        let id = (db.store().workflow_dependency(job.id, step)?).ok_or_else(no_step)?;
+        db.job_result(id)?.value(id)
+    }
     /// The recorded result, taken.
     pub(crate) fn take_result(&self) -> Option<String> {
         self.result.lock().unwrap_or_else(|e| e.into_inner()).take()

@@ -103,6 +103,11 @@ thread_local! {
     static INLINE: Cell<Option<InlineRunner>> = const { Cell::new(None) };
 }
 
+/// This thread's inline runner, if `dj::testing`'s inline mode is on.
+pub(crate) fn inline_runner() -> Option<InlineRunner> {
+    INLINE.with(Cell::get)
+}
+
 /// Installs (or, with `None`, removes) this thread's inline runner.
 pub(crate) fn set_inline(runner: Option<InlineRunner>) {
     INLINE.with(|inline| inline.set(runner));

@@ -129,6 +129,7 @@ mod validate;
 pub mod web;
 #[doc(hidden)] // its public types are re-exported below; the rest are internals
 pub mod worker;
+mod workflow;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -149,12 +150,14 @@ pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored}
 pub use model::{
     Attempt, Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState,
     Missed, OnDuplicate, Order, Progress, QueueStats, Rate, RateLimit, RateScope, ScheduleRow,
-    WorkerRow, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES, MAX_PROGRESS_MESSAGE_BYTES,
+    StepInfo, StepState, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
+    WorkflowState, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES, MAX_PROGRESS_MESSAGE_BYTES,
 };
 pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;
 pub use validate::MAX_QUEUE_NAME;
 pub use worker::{Event, JobOutcome, Report, Worker, WorkerConfig};
+pub use workflow::{Workflow, WorkflowStep};
 
 /// The old name of [`WorkerConfig`].
 #[deprecated(

@@ -36,7 +36,10 @@ impl Db {
                 None => JobResult::Pending,
             });
         }
-        Ok(self.store().result_get(id)?.unwrap_or(JobResult::Gone))
+        if let Some(result) = self.store().result_get(id)? {
+            return Ok(result);
+        }
+        Ok(self.held_step_result(id)?.unwrap_or(JobResult::Gone))
     }
 
     /// Blocks until job `id` has finished (see [`Db::job_result`]) or `timeout` has passed,

@@ -1007,3 +1007,38 @@ impl Perform for Charge {
         Ok(())
     }
 }
+
+/// A workflow step with an output: records `square N` and sets its result to N².
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct SquareStep {
+    pub log: String,
+    pub n: i64,
+}
+
+impl Perform for SquareStep {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), dj::Error> {
+        record(&self.log, &format!("square {}", self.n));
+        ctx.set_result(&(self.n * self.n))
+    }
+}
+
+/// A workflow step that reads its dependencies' outputs: records `sum S`, the sum of the
+/// results of the steps named in `steps`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct SumOf {
+    pub log: String,
+    pub steps: Vec<String>,
+}
+
+impl Perform for SumOf {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), dj::Error> {
+        let mut sum = 0i64;
+        for step in &self.steps {
+            sum += ctx.dependency_result::<i64>(step)?;
+        }
+        record(&self.log, &format!("sum {sum}"));
+        ctx.set_result(&sum)
+    }
+}

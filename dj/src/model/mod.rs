@@ -13,6 +13,7 @@ mod rate;
 mod result;
 mod schedule;
 mod stats;
+mod workflow;
 
 pub(crate) use attempt::kept_error;
 pub use attempt::{Attempt, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES};
@@ -34,3 +35,7 @@ pub use schedule::{Missed, ScheduleRow};
 #[cfg(feature = "cli")]
 pub(crate) use stats::throughput_within;
 pub use stats::{Cancel, QueueStats, WorkerRow};
+pub(crate) use workflow::{NewStep, NewWorkflow};
+pub use workflow::{
+    StepInfo, StepState, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
+};

@@ -192,6 +192,24 @@ pub(crate) fn delete(d: &Dialect, filter: &JobFilter) -> Statement {
     }
 }
 
+/// The workflow steps among the rows a [`delete`] with the same filter removes, named in
+/// `dj_workflow_deletes` first (in its transaction), so that the workflow counts them as
+/// cancelled rather than succeeded.
+pub(crate) fn delete_marks(d: &Dialect, filter: &JobFilter) -> Statement {
+    let (clause, values) = where_clause(d, filter);
+    let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
+    Statement {
+        sql: format!(
+            "INSERT INTO dj_workflow_deletes (job_id) SELECT id FROM delayed_jobs{clause}{joiner} \
+             workflow_id IS NOT NULL"
+        ),
+        values,
+    }
+}
+
+/// What [`delete_marks`] wrote, removed after the delete.
+pub(crate) const DELETE_MARKS_CLEAR: &str = "DELETE FROM dj_workflow_deletes";
+
 /// A change made to every matching row that it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {

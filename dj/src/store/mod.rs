@@ -5,9 +5,11 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
+use crate::model::NewWorkflow;
 use crate::model::{
     Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, Rate,
-    RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
+    RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState, StoredRate, WorkerRow,
+    WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
 };
 use crate::stop::StopFlag;
 
@@ -357,6 +359,18 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Cancels a job: a waiting one fails for good as "cancelled" at once; for a running one
     /// a request is stored for its worker.
     fn job_cancel(&self, id: JobId) -> Result<Cancel>;
+    /// Inserts a workflow in one transaction: every step's row, the waiting ones held apart,
+    /// and the links between them.
+    fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun>;
+    /// A workflow and its steps.
+    fn workflow_get(&self, id: WorkflowId) -> Result<Option<WorkflowInfo>>;
+    /// Cancels a running workflow's waiting steps and marks it cancelled; returns its ready
+    /// steps, for the caller to cancel one by one.
+    fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)>;
+    /// The job id of step `step` of the workflow that job `job` is a step of.
+    fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>>;
+    /// The state of the workflow step whose job is `job`, if it is one.
+    fn workflow_step_state(&self, job: JobId) -> Result<Option<StepState>>;
     /// Which of these running jobs have a cancel request.
     fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>>;
     /// Deletes cancel requests whose job is no longer running; returns how many.

@@ -255,7 +255,7 @@ fn migrate_twice(backend: Backend) {
     let t = TestDb::unmigrated(backend, "migrate");
     assert_eq!(
         t.db.migrate().unwrap(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
     );
     assert_eq!(t.db.migrate().unwrap(), Vec::<u32>::new());
 }

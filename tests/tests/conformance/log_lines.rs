@@ -176,7 +176,7 @@ fn unset_database_url(backend: Backend) {
 fn migrate_quiet(backend: Backend) {
     let t = TestDb::unmigrated(backend, "migrate_quiet");
     for expected in [
-        "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]",
+        "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]",
         "up to date",
     ] {
         let out = dj(&t, &["migrate"]);

@@ -41,6 +41,7 @@ mod transactional;
 mod unique;
 mod wakeups;
 mod web;
+mod workflows;
 
 use dj_tests::support::{postgres_available, postgres_base_url, Backend};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -94,6 +95,7 @@ fn main() {
         sql_enqueue::CASES,
         results::CASES,
         sequences::CASES,
+        workflows::CASES,
         transactional::CASES,
         attempts::CASES,
         progress::CASES,

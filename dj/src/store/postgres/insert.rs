@@ -272,6 +272,16 @@ pub(crate) async fn insert<X: Atomic>(
     Ok(out)
 }
 
+/// Inserts `rows` through `exec`, which is in a transaction with other statements of its
+/// caller's (a workflow's insert).
+pub(crate) async fn insert_within<X: Executor>(
+    exec: &mut X,
+    rows: &[NewJob],
+    shape: Shape,
+) -> Result<Vec<EnqueueOutcome>, X::Error> {
+    InsertPlan::new(rows, shape).run_steps(exec).await
+}
+
 /// Runs a sync adapter's insert: its futures never wait (the library blocks instead), so one
 /// poll completes them, outside any async runtime.
 pub(crate) fn blocking<T>(future: impl Future<Output = T>) -> T {

@@ -39,6 +39,7 @@ mod schema;
 mod sql;
 mod store;
 mod targets;
+mod workflow;
 
 pub(crate) use schema::schema_sql;
 #[doc(hidden)]

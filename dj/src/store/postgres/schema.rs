@@ -86,6 +86,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         19,
         include_str!("../../../migrations/postgres/0019_key_heads.sql"),
     ),
+    (
+        20,
+        include_str!("../../../migrations/postgres/0020_workflows.sql"),
+    ),
 ];
 
 /// The schema SQL, as `schema` prints it.

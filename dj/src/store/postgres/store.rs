@@ -14,8 +14,9 @@ use super::PgStore;
 use crate::error::Result;
 use crate::io;
 use crate::model::{
-    Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, Progress,
-    QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
+    Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, NewWorkflow,
+    Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState, StoredRate,
+    WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -246,12 +247,22 @@ impl Store for PgStore {
         Ok(self.query_built(&statement.sql, &statement)?[0].get(0))
     }
 
+    /// The workflow steps among the rows are named first, so that their workflows count
+    /// them as cancelled (see [`filter::delete_marks`]).
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let marks = filter::delete_marks(&DIALECT, filter);
         let statement = filter::delete(&DIALECT, filter);
         self.run(async |conn: &mut Session| {
+            let tx = conn.transaction().await?;
+            let (types, params) = (rows::types(&marks), rows::params(&marks));
+            tx.execute(Sql::Built(&marks.sql), &types, &params).await?;
             let (types, params) = (rows::types(&statement), rows::params(&statement));
-            conn.execute(Sql::Built(&statement.sql), &types, &params)
-                .await
+            let n = tx.execute(Sql::Built(&statement.sql), &types, &params);
+            let n = n.await?;
+            tx.execute(Sql::Fixed(filter::DELETE_MARKS_CLEAR), &[], &[])
+                .await?;
+            tx.commit().await?;
+            Ok(n)
         })
     }
 
@@ -337,6 +348,26 @@ impl Store for PgStore {
         } else {
             Cancel::NotFound
         })
+    }
+
+    fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun> {
+        PgStore::workflow_insert(self, workflow)
+    }
+
+    fn workflow_get(&self, id: WorkflowId) -> Result<Option<WorkflowInfo>> {
+        PgStore::workflow_get(self, id)
+    }
+
+    fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
+        PgStore::workflow_cancel(self, id)
+    }
+
+    fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
+        PgStore::workflow_dependency(self, job, step)
+    }
+
+    fn workflow_step_state(&self, job: JobId) -> Result<Option<StepState>> {
+        PgStore::workflow_step_state(self, job)
     }
 
     fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {

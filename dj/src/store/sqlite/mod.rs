@@ -23,6 +23,7 @@ mod sql;
 mod store;
 mod targets;
 mod wakeups;
+mod workflow;
 
 use connect::{typed_error, Manager, Synchronous};
 #[cfg(feature = "diesel-sqlite")]
@@ -105,6 +106,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (
         19,
         include_str!("../../../migrations/sqlite/0019_key_heads.sql"),
+    ),
+    (
+        20,
+        include_str!("../../../migrations/sqlite/0020_workflows.sql"),
     ),
 ];
 

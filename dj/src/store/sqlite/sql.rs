@@ -350,9 +350,11 @@ pub(super) static RETRY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `?1` id, `?2` worker: the row's name if it was deleted.
-pub(super) const FAIL_DELETE: &str =
-    "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2 RETURNING name";
+/// `?1` id, `?2` worker: the row's name, if the worker holds it.
+pub(super) const HELD_NAME: &str = "SELECT name FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2";
+
+/// `?1` id, `?2` worker: the row deleted.
+pub(super) const FAIL_DELETE: &str = "DELETE FROM delayed_jobs WHERE id = ?1 AND locked_by = ?2";
 
 /// `?1` id, `?2` worker: a finished job's row deleted, its name returned (none: the worker
 /// no longer holds it).

@@ -12,7 +12,8 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
     unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
-    Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StoredRate, WorkerRow,
+    NewWorkflow, Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState,
+    StoredRate, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -264,17 +265,21 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             record_attempts(tx, worker, &FailedAttempt::of_fails(fails))?;
+            let mut held = tx.prepare_cached(sql::HELD_NAME)?;
             let mut delete = tx.prepare_cached(sql::FAIL_DELETE)?;
             let mut keep = tx.prepare_cached(&sql::FAIL_KEEP)?;
             let mut result = tx.prepare_cached(&sql::RESULT_KEEP)?;
             for f in fails {
                 if f.destroy {
-                    let name: Option<String> = delete
+                    let name: Option<String> = held
                         .query_row(params![f.id, worker], |row| row.get(0))
                         .optional()?;
+                    // The failure is kept before the row goes, so that the delete's trigger
+                    // counts a workflow step as failed, not succeeded.
                     if let Some(name) = name {
                         let error = Some(&f.last_error);
                         result.execute(params![f.id, name, "failed", None::<String>, error])?;
+                        delete.execute(params![f.id, worker])?;
                     }
                 } else {
                     keep.execute(params![f.id, f.attempts, f.last_error, worker])?;
@@ -333,9 +338,17 @@ impl Store for SqliteStore {
         self.run(|conn| conn.query_row(&statement.sql, params(&statement), |r| r.get(0)))
     }
 
+    /// The workflow steps among the rows are named first, so that their workflows count
+    /// them as cancelled (see [`filter::delete_marks`]).
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
+        let marks = filter::delete_marks(&DIALECT, filter);
         let statement = filter::delete(&DIALECT, filter);
-        self.run(|conn| Ok(conn.execute(&statement.sql, params(&statement))? as u64))
+        self.write(|tx| {
+            tx.execute(&marks.sql, params(&marks))?;
+            let n = tx.execute(&statement.sql, params(&statement))?;
+            tx.execute(filter::DELETE_MARKS_CLEAR, [])?;
+            Ok(n as u64)
+        })
     }
 
     /// Every change makes rows claimable: idle workers are woken.
@@ -456,6 +469,26 @@ impl Store for SqliteStore {
                 }
             })
         })
+    }
+
+    fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun> {
+        SqliteStore::workflow_insert(self, workflow)
+    }
+
+    fn workflow_get(&self, id: WorkflowId) -> Result<Option<WorkflowInfo>> {
+        SqliteStore::workflow_get(self, id)
+    }
+
+    fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
+        SqliteStore::workflow_cancel(self, id)
+    }
+
+    fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
+        SqliteStore::workflow_dependency(self, job, step)
+    }
+
+    fn workflow_step_state(&self, job: JobId) -> Result<Option<StepState>> {
+        SqliteStore::workflow_step_state(self, job)
     }
 
     fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
