@@ -51,7 +51,7 @@ struct Args {
     /// Work off without the fast lane (every job claimed the ordinary way).
     #[arg(long)]
     no_fast_lane: bool,
-    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-rated, workoff-fair, workoff-backlog, waiting, unique, pickup, bulk,
+    /// Only these workloads (comma-separated): workoff, workoff-default, workoff-limited, workoff-keyed, workoff-rated, workoff-fair, workoff-backlog, workflow, waiting, unique, pickup, bulk,
     /// single, async-single, async-workoff, rss, logged, sqlite-enqueue, sqlite-workoff,
     /// pgbouncer (with --pgbouncer-url), horizon, soak (only when named, or with --smoke),
     /// results, transactional.
@@ -106,6 +106,8 @@ pub struct Sizes {
     /// How long `soak` runs and how often it prints, unless `--soak-minutes` says otherwise.
     soak_length: Duration,
     soak_interval: Duration,
+    /// Steps of the `workflow` workload's workflows.
+    workflow: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -124,6 +126,7 @@ const FULL: Sizes = Sizes {
     horizon: 50_000,
     soak_length: Duration::from_secs(600),
     soak_interval: Duration::from_secs(60),
+    workflow: 20_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -142,6 +145,7 @@ const SMOKE: Sizes = Sizes {
     horizon: 1_000,
     soak_length: Duration::from_secs(15),
     soak_interval: Duration::from_secs(5),
+    workflow: 500,
 };
 
 /// Rounds of the `horizon` workload.
@@ -172,6 +176,7 @@ const WORKLOADS: &[&str] = &[
     "soak",
     "results",
     "transactional",
+    "workflow",
 ];
 
 /// Concurrency of the memory workload, as the issue states it.
@@ -302,6 +307,22 @@ fn bench(args: &Args) -> Result<(), BoxError> {
                 sizes.workoff
             ),
             &mut || workloads::workoff_fair(url, sizes.workoff, worker),
+        )?;
+    }
+    if wanted("workflow") {
+        let n = sizes.workflow;
+        measure_each(
+            &mut rows,
+            runs,
+            vec![
+                format!("enqueue_many {n} plain jobs"),
+                format!("work-off {n} plain jobs (c={c}, read_ahead={ra})"),
+                format!("enqueue a workflow of {n} independent steps"),
+                format!("work-off a workflow of {n} independent steps (c={c}, read_ahead={ra})"),
+                format!("enqueue a fan-out workflow, 1 then {} after it", n - 1),
+                format!("work-off a fan-out workflow of {n} steps (c={c}, read_ahead={ra})"),
+            ],
+            &mut || workloads::workflow(url, n, worker),
         )?;
     }
     if wanted("workoff-backlog") {

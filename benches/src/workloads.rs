@@ -365,6 +365,39 @@ pub fn workoff_fair(url: &str, n: u64, settings: WorkerSettings) -> Result<Figur
     })
 }
 
+/// What a dependency costs: `n` no-ops enqueued with `enqueue_many` and worked off, against
+/// the same `n` as the steps of one workflow, enqueued in one call: `n` independent steps,
+/// and a fan-out (one step, then `n - 1` after it, each released by the first one's
+/// completion). Returns the enqueue rate then the work-off rate of each, in that order.
+pub fn workflow(url: &str, n: u64, settings: WorkerSettings) -> Result<Vec<Figure>, BoxError> {
+    let per_s = |took: Duration| Figure {
+        jobs_per_s: Some(rate(n, took)),
+        ..Figure::default()
+    };
+    let mut figures = Vec::new();
+    for shape in ["plain", "independent", "fan-out"] {
+        let db = setup::fresh_table(url)?;
+        let started = Instant::now();
+        if shape == "plain" {
+            dj::enqueue_many(&db, (0..n).map(|n| Noop { n }))?;
+        } else {
+            let mut workflow = dj::Workflow::new(shape);
+            workflow.step("0", Noop { n: 0 });
+            for n in 1..n {
+                let step = workflow.step(n.to_string(), Noop { n });
+                if shape == "fan-out" {
+                    step.after(["0"]);
+                }
+            }
+            workflow.enqueue(&db)?;
+        }
+        figures.push(per_s(started.elapsed()));
+        setup::vacuum(url)?;
+        figures.push(per_s(work_off(&db, n, settings)?.total));
+    }
+    Ok(figures)
+}
+
 /// [`workoff`] with `Worker::new(db)`: every setting dj's default (concurrency 1, the
 /// read-ahead following the pace).
 pub fn workoff_default(url: &str, n: u64) -> Result<Figure, BoxError> {

@@ -94,6 +94,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod batch;
 mod block;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -135,6 +136,7 @@ mod workflow;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use batch::{Batch, BatchRun};
 #[cfg(feature = "tokio")]
 pub use complete::CompleteAsyncTarget;
 pub use complete::CompleteTarget;
@@ -150,8 +152,9 @@ pub use job::{Job, JobError, JobOptions, Message, Perform, PerformAsync, Stored}
 pub use model::{
     Attempt, Cancel, Delayed, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, JobState,
     Missed, OnDuplicate, Order, Progress, QueueStats, Rate, RateLimit, RateScope, ScheduleRow,
-    StepInfo, StepState, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
-    WorkflowState, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES, MAX_PROGRESS_MESSAGE_BYTES,
+    StepInfo, StepRuns, StepState, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo,
+    WorkflowRun, WorkflowState, MAX_ATTEMPTS_KEPT, MAX_ATTEMPT_ERROR_BYTES,
+    MAX_PROGRESS_MESSAGE_BYTES,
 };
 pub use setup::{Setup, StateFn};
 pub use stop::StopFlag;

@@ -14,8 +14,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::model::{
-    Delayed, JobId, JobResult, NewJob, NewStep, NewWorkflow, StepState, WorkflowCancel, WorkflowId,
-    WorkflowInfo, WorkflowRun,
+    Delayed, JobId, JobResult, NewJob, NewStep, NewWorkflow, StepRuns, StepState, WorkflowCancel,
+    WorkflowId, WorkflowInfo, WorkflowRun,
 };
 
 /// A workflow being built: named steps, each a job, each running after the steps it names.
@@ -79,7 +79,7 @@ pub struct WorkflowStep {
     name: String,
     row: Result<NewJob>,
     after: Vec<String>,
-    run_anyway: bool,
+    runs: StepRuns,
 }
 
 impl WorkflowStep {
@@ -99,7 +99,15 @@ impl WorkflowStep {
     /// clean-up), once every dependency has finished. Without it, a dependency's failure
     /// cancels this step and the steps after it.
     pub fn run_anyway(&mut self) -> &mut Self {
-        self.run_anyway = true;
+        self.runs = StepRuns::Finished;
+        self
+    }
+
+    /// Runs this step once every dependency has finished, only if one of them failed for
+    /// good or was cancelled (an alert, a compensation: a batch's on-discard callback); if
+    /// all succeeded, it is skipped. A failure does not cancel it.
+    pub fn only_if_failed(&mut self) -> &mut Self {
+        self.runs = StepRuns::Failed;
         self
     }
 }
@@ -124,7 +132,7 @@ impl Workflow {
             name: name.into(),
             row: job.into().into_row(),
             after: Vec::new(),
-            run_anyway: false,
+            runs: StepRuns::Succeeded,
         });
         self.steps.last_mut().expect("a step was just added")
     }
@@ -217,10 +225,14 @@ impl Workflow {
                 name: step.name,
                 row,
                 after,
-                run_anyway: step.run_anyway,
+                runs: step.runs,
             });
         }
-        Ok(NewWorkflow { name, steps })
+        Ok(NewWorkflow {
+            name,
+            steps,
+            batch: false,
+        })
     }
 }
 
@@ -290,7 +302,13 @@ fn perform_inline(
     let mut ok = vec![false; links.len()];
     for i in order {
         let step = &workflow.steps[i];
-        if step.run_anyway || step.after.iter().all(|&d| ok[d]) {
+        let failed = step.after.iter().any(|&d| !ok[d]);
+        let runs = match step.runs {
+            StepRuns::Succeeded => !failed,
+            StepRuns::Finished => true,
+            StepRuns::Failed => failed,
+        };
+        if runs {
             ok[i] = perform(&step.row, Some(db.clone())).is_ok();
         }
     }
@@ -308,6 +326,12 @@ impl Db {
         self.store().workflow_get(id)
     }
 
+    /// The newest `limit` workflows, newest first, without their steps (their counts only):
+    /// what the dashboard lists. Finished ones stay until the workers' `result_retention`.
+    pub fn workflows(&self, limit: i64) -> Result<Vec<WorkflowInfo>> {
+        self.store().workflow_list(limit)
+    }
+
     /// Cancels workflow `id`: its waiting steps are cancelled, its ready ones dequeued (they
     /// fail for good as "cancelled"), and its running ones asked to stop
     /// ([`crate::Context::is_cancelled`]). A step already running may still finish.
@@ -317,6 +341,14 @@ impl Db {
             self.cancel(job)?;
         }
         Ok(outcome)
+    }
+
+    /// Runs workflow `id`'s unsuccessful steps again: its failed steps are retried (attempts
+    /// reset) and its cancelled steps wait again on their dependencies, in one transaction;
+    /// the workflow is running again. Returns how many steps that concerned (`None`: no such
+    /// workflow). A step whose row is gone (deleted, or destroyed on failure) stays failed.
+    pub fn retry_workflow(&self, id: WorkflowId) -> Result<Option<u64>> {
+        self.store().workflow_retry(id)
     }
 
     /// What became of a held workflow step, which has no row yet: pending while it waits,

@@ -2,6 +2,8 @@
 //! the titles it read. To run offline, [`serve_feeds`] starts a small HTTP server on
 //! 127.0.0.1 that serves sample feeds.
 
+pub mod report;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

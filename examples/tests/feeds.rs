@@ -65,3 +65,32 @@ fn a_broken_feed_is_retried_with_its_error() {
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].attempts, 1);
 }
+
+#[test]
+fn the_report_workflow_fetches_transforms_each_feed_and_reports() {
+    use dj_examples::report::{report_workflow, FeedSummary, Report};
+    let (db, _dir) = temp_db("report");
+    let base = serve_feeds(3).unwrap();
+    let urls = (0..3).map(|i| format!("{base}/feeds/{i}.xml")).collect();
+    let run = report_workflow(urls).enqueue(&db).unwrap();
+    let done = dj::Worker::new(db.clone())
+        .concurrency(2)
+        .work_off(100)
+        .unwrap();
+    assert_eq!((done.succeeded, done.failed), (5, 0), "{done:?}");
+    let workflow = db.workflow(run.id).unwrap().unwrap();
+    assert_eq!(workflow.state, dj::WorkflowState::Succeeded);
+    let summary: FeedSummary = db
+        .job_result(run.step("transform-1").unwrap())
+        .unwrap()
+        .value(0)
+        .unwrap();
+    assert_eq!((summary.feed, summary.titles), (1, 3));
+    let report: Report = db
+        .job_result(run.step("report").unwrap())
+        .unwrap()
+        .value(0)
+        .unwrap();
+    assert_eq!((report.feeds, report.titles), (3, 9));
+    assert!(report.words >= report.titles, "{report:?}");
+}

@@ -1,13 +1,17 @@
 -- dj 0020: workflows (see the PostgreSQL schema for what each table and column means). SQLite
 -- triggers have no variables, so a finished step is written to dj_workflow_events, whose
 -- trigger does the work in statements that each read what the one before wrote, and then
--- deletes the event; 'cancelling' and 'releasing' are steps' states only inside that
--- trigger. One writer at a time: no two steps finish at once.
+-- deletes the event; 'cancelling' is a step's state only inside that trigger. A step is
+-- released by a trigger of its own, whenever it is left waiting on nothing. One writer at a
+-- time: no two steps finish at once.
 ALTER TABLE delayed_jobs ADD COLUMN workflow_id INTEGER;
+CREATE INDEX IF NOT EXISTS delayed_jobs_workflow ON delayed_jobs (workflow_id)
+    WHERE workflow_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS dj_workflows (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL DEFAULT 'workflow' CHECK (kind IN ('workflow', 'batch')),
     state       TEXT    NOT NULL DEFAULT 'running'
                         CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
     steps       INTEGER NOT NULL,
@@ -25,9 +29,11 @@ CREATE TABLE IF NOT EXISTS dj_workflow_steps (
     step         TEXT    NOT NULL,
     state        TEXT    NOT NULL
                          CHECK (state IN ('waiting', 'ready', 'succeeded', 'failed', 'cancelled',
-                                          'cancelling', 'releasing')),
+                                          'skipped', 'cancelling')),
+    runs         TEXT    NOT NULL DEFAULT 'succeeded'
+                         CHECK (runs IN ('succeeded', 'finished', 'failed')),
     waiting_on   INTEGER NOT NULL DEFAULT 0,
-    run_anyway   INTEGER NOT NULL DEFAULT 0,
+    failed_deps  INTEGER NOT NULL DEFAULT 0,
     cancelled_by INTEGER,
     finished_at  TEXT,
     UNIQUE (workflow_id, step)
@@ -57,6 +63,44 @@ CREATE TABLE IF NOT EXISTS dj_workflow_events (
     ok          INTEGER NOT NULL
 );
 
+-- A waiting step with nothing left to wait on moves into delayed_jobs, ready now (or at its
+-- own later run_at). Explicit ids do not move delayed_jobs' AUTOINCREMENT counter, which idle
+-- workers watch, so the release moves dj_wakeups.
+CREATE TRIGGER IF NOT EXISTS dj_workflow_release
+AFTER UPDATE OF waiting_on, state ON dj_workflow_steps
+WHEN NEW.state = 'waiting' AND NEW.waiting_on <= 0
+     AND NOT (NEW.runs = 'failed' AND NEW.failed_deps = 0)
+BEGIN
+    UPDATE dj_held_jobs
+    SET run_at = max(run_at, strftime('%Y-%m-%d %H:%M:%f', 'now')),
+        updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+    WHERE id = NEW.job_id;
+    INSERT INTO delayed_jobs SELECT * FROM dj_held_jobs WHERE id = NEW.job_id;
+    DELETE FROM dj_held_jobs WHERE id = NEW.job_id;
+    UPDATE dj_wakeups SET n = n + 1;
+    UPDATE dj_workflow_steps SET state = 'ready' WHERE job_id = NEW.job_id;
+END;
+
+-- A step that runs only after a failure, left waiting on nothing with none failed, is skipped:
+-- finished without running.
+CREATE TRIGGER IF NOT EXISTS dj_workflow_skip
+AFTER UPDATE OF waiting_on, state ON dj_workflow_steps
+WHEN NEW.state = 'waiting' AND NEW.waiting_on <= 0 AND NEW.runs = 'failed'
+     AND NEW.failed_deps = 0
+BEGIN
+    UPDATE dj_workflow_steps
+    SET state = 'skipped', finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+    WHERE job_id = NEW.job_id;
+    UPDATE dj_workflows
+    SET pending = pending - 1,
+        state = CASE WHEN state = 'running' AND pending = 1
+                     THEN CASE WHEN failed = 0 THEN 'succeeded' ELSE 'failed' END
+                     ELSE state END,
+        finished_at = CASE WHEN pending = 1 THEN strftime('%Y-%m-%d %H:%M:%f', 'now')
+                           ELSE finished_at END
+    WHERE id = NEW.workflow_id;
+END;
+
 -- A step that was ready (its row in delayed_jobs) finished: succeeded (NEW.ok) or not.
 CREATE TRIGGER IF NOT EXISTS dj_workflow_event AFTER INSERT ON dj_workflow_events
 BEGIN
@@ -66,7 +110,7 @@ BEGIN
     WHERE job_id = NEW.job_id;
 
     -- A failure cancels the waiting steps that depend on it, directly or through other
-    -- waiting steps, except those that run anyway.
+    -- waiting steps, except those that run anyway or only after a failure.
     UPDATE dj_workflow_steps
     SET state = 'cancelling', cancelled_by = NEW.job_id,
         finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
@@ -74,50 +118,36 @@ BEGIN
         WITH RECURSIVE reached (id) AS (
             SELECT e.job_id FROM dj_workflow_edges e
             JOIN dj_workflow_steps s ON s.job_id = e.job_id
-            WHERE e.depends_on = NEW.job_id AND s.state = 'waiting' AND NOT s.run_anyway
+            WHERE e.depends_on = NEW.job_id AND s.state = 'waiting' AND s.runs = 'succeeded'
             UNION
             SELECT e.job_id FROM reached r
             JOIN dj_workflow_edges e ON e.depends_on = r.id
             JOIN dj_workflow_steps s ON s.job_id = e.job_id
-            WHERE s.state = 'waiting' AND NOT s.run_anyway
+            WHERE s.state = 'waiting' AND s.runs = 'succeeded'
         )
         SELECT id FROM reached);
 
-    -- The dependants that count these as finished: all of a success's; only those that run
-    -- anyway of a failure's and of the steps it cancelled.
+    -- The dependants that count these as finished: all of a success's; of a failure's and of
+    -- the steps it cancelled, those that run anyway or only after a failure. Those left
+    -- waiting on nothing are released (dj_workflow_release) or skipped (dj_workflow_skip).
     UPDATE dj_workflow_steps
-    SET waiting_on = waiting_on - (
+    SET failed_deps = failed_deps + CASE WHEN NEW.ok THEN 0 ELSE (
+            SELECT count(*) FROM dj_workflow_edges e
+            WHERE e.job_id = dj_workflow_steps.job_id
+              AND (e.depends_on = NEW.job_id OR e.depends_on IN (
+                  SELECT c.job_id FROM dj_workflow_steps c
+                  WHERE c.workflow_id = NEW.workflow_id AND c.state = 'cancelling'))) END,
+        waiting_on = waiting_on - (
         SELECT count(*) FROM dj_workflow_edges e
         WHERE e.job_id = dj_workflow_steps.job_id
           AND (e.depends_on = NEW.job_id OR e.depends_on IN (
               SELECT c.job_id FROM dj_workflow_steps c
               WHERE c.workflow_id = NEW.workflow_id AND c.state = 'cancelling')))
-    WHERE state = 'waiting' AND (NEW.ok OR run_anyway) AND job_id IN (
+    WHERE state = 'waiting' AND (NEW.ok OR runs <> 'succeeded') AND job_id IN (
         SELECT e.job_id FROM dj_workflow_edges e
         WHERE e.depends_on = NEW.job_id OR e.depends_on IN (
             SELECT c.job_id FROM dj_workflow_steps c
             WHERE c.workflow_id = NEW.workflow_id AND c.state = 'cancelling'));
-
-    -- Release the steps with nothing left to wait on: ready now (or at their own later run_at).
-    UPDATE dj_workflow_steps SET state = 'releasing'
-    WHERE workflow_id = NEW.workflow_id AND state = 'waiting' AND waiting_on <= 0;
-    UPDATE dj_held_jobs
-    SET run_at = max(run_at, strftime('%Y-%m-%d %H:%M:%f', 'now')),
-        updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
-    WHERE id IN (SELECT job_id FROM dj_workflow_steps
-                 WHERE workflow_id = NEW.workflow_id AND state = 'releasing');
-    INSERT INTO delayed_jobs SELECT * FROM dj_held_jobs
-    WHERE id IN (SELECT job_id FROM dj_workflow_steps
-                 WHERE workflow_id = NEW.workflow_id AND state = 'releasing');
-    DELETE FROM dj_held_jobs
-    WHERE id IN (SELECT job_id FROM dj_workflow_steps
-                 WHERE workflow_id = NEW.workflow_id AND state = 'releasing');
-    -- Explicit ids do not move delayed_jobs' AUTOINCREMENT counter, which idle workers watch.
-    UPDATE dj_wakeups SET n = n + 1
-    WHERE EXISTS (SELECT 1 FROM dj_workflow_steps
-                  WHERE workflow_id = NEW.workflow_id AND state = 'releasing');
-    UPDATE dj_workflow_steps SET state = 'ready'
-    WHERE workflow_id = NEW.workflow_id AND state = 'releasing';
 
     UPDATE dj_workflows
     SET pending = pending - 1 - (SELECT count(*) FROM dj_workflow_steps

@@ -75,6 +75,9 @@ pub enum Command {
     /// Cancel a job: a waiting one fails at once as "cancelled" (kept; `retry` undoes it), a
     /// running one is stopped by its worker within a second.
     Cancel(CancelArgs),
+    /// Show a workflow: its state and each step's; with --cancel or --retry, act on it
+    /// first.
+    Workflow(WorkflowArgs),
     /// Limit a queue to N running jobs at once across every worker (`none` removes the
     /// limit; without N, list the limits).
     Limit(LimitArgs),
@@ -332,6 +335,9 @@ pub struct FilterArgs {
     /// Only this job name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Only the steps of this workflow (those with a row: held steps have none yet).
+    #[arg(long)]
+    pub workflow: Option<i64>,
 }
 
 impl FilterArgs {
@@ -340,6 +346,7 @@ impl FilterArgs {
             state: self.state,
             queue: self.queue.clone(),
             name: self.name.clone(),
+            workflow: self.workflow,
             ..JobFilter::default()
         }
     }
@@ -455,6 +462,23 @@ pub struct CancelArgs {
     /// The job's id.
     pub id: i64,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workflow`: which workflow, and what to do to it.
+#[derive(Debug, Clone, Args)]
+pub struct WorkflowArgs {
+    /// The workflow's id (`Workflow::enqueue` returns it).
+    pub id: i64,
+    /// Cancel it: waiting steps are cancelled, ready ones dequeued, running ones asked to
+    /// stop.
+    #[arg(long, conflicts_with = "retry")]
+    pub cancel: bool,
+    /// Retry it: failed steps run again, cancelled ones wait on their dependencies again.
+    #[arg(long)]
+    pub retry: bool,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,6 +7,7 @@ mod inspect;
 pub(crate) mod output;
 mod pidfile;
 mod supervisor;
+mod workflows;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -98,6 +99,7 @@ pub fn run<M>(cli: Cli, state: impl StateFn<M>) -> Result<ExitCode> {
         Command::Pause(args) => admin::pause(&db()?, &args, true),
         Command::Resume(args) => admin::pause(&db()?, &args, false),
         Command::Cancel(args) => admin::cancel(&db()?, &args),
+        Command::Workflow(args) => workflows::workflow(&db()?, &args),
         Command::Limit(args) => admin::limit(&db()?, &args),
         Command::Rate(args) => admin::rate(&db()?, &args),
         Command::Cron(args) => admin::cron(&db()?, &args),

@@ -18,6 +18,8 @@ pub struct JobFilter {
     pub ids: Option<std::ops::RangeInclusive<JobId>>,
     /// Rows locked by this worker name.
     pub locked_by: Option<String>,
+    /// The rows of this workflow's steps (those in `delayed_jobs`: held steps have none yet).
+    pub workflow: Option<super::WorkflowId>,
     /// At most this many rows (listings only).
     pub limit: Option<i64>,
     /// Skip this many rows first (listings with a limit only: pages).

@@ -35,7 +35,8 @@ pub use schedule::{Missed, ScheduleRow};
 #[cfg(feature = "cli")]
 pub(crate) use stats::throughput_within;
 pub use stats::{Cancel, QueueStats, WorkerRow};
-pub(crate) use workflow::{NewStep, NewWorkflow};
+pub use workflow::StepRuns;
+pub(crate) use workflow::{NewStep, NewWorkflow, BATCH_CALLBACKS};
 pub use workflow::{
     StepInfo, StepState, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
 };

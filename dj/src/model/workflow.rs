@@ -8,7 +8,7 @@
 //!      │                                          │
 //!      │ (a dependency failed; or cancel)          └────▶ failed ──(retry)──▶ ready
 //!      ▼
-//!   cancelled
+//!   cancelled                 (only_if_failed, and none failed) ──▶ skipped
 //! ```
 
 use std::time::SystemTime;
@@ -24,6 +24,22 @@ pub type WorkflowId = i64;
 pub(crate) struct NewWorkflow {
     pub(crate) name: String,
     pub(crate) steps: Vec<NewStep>,
+    /// A [`crate::Batch`]: its callbacks are the steps named in [`BATCH_CALLBACKS`].
+    pub(crate) batch: bool,
+}
+
+/// The names of a batch's callback steps.
+pub(crate) const BATCH_CALLBACKS: [&str; 3] = ["on_success", "on_complete", "on_discard"];
+
+impl NewWorkflow {
+    /// As `dj_workflows.kind` stores it.
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.batch {
+            "batch"
+        } else {
+            "workflow"
+        }
+    }
 }
 
 /// One step of a [`NewWorkflow`].
@@ -33,7 +49,40 @@ pub(crate) struct NewStep {
     pub(crate) row: NewJob,
     /// Positions in [`NewWorkflow::steps`], each at most once.
     pub(crate) after: Vec<usize>,
-    pub(crate) run_anyway: bool,
+    pub(crate) runs: StepRuns,
+}
+
+/// When a step runs, once its dependencies have finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepRuns {
+    /// If every dependency succeeded (the default); a failure cancels it.
+    #[default]
+    Succeeded,
+    /// Once every dependency has finished, however ([`crate::WorkflowStep::run_anyway`]).
+    Finished,
+    /// Once every dependency has finished, only if one failed or was cancelled; skipped
+    /// otherwise ([`crate::WorkflowStep::only_if_failed`]).
+    Failed,
+}
+
+impl StepRuns {
+    /// As stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StepRuns::Succeeded => "succeeded",
+            StepRuns::Finished => "finished",
+            StepRuns::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> StepRuns {
+        match text {
+            "finished" => StepRuns::Finished,
+            "failed" => StepRuns::Failed,
+            _ => StepRuns::Succeeded,
+        }
+    }
 }
 
 impl NewWorkflow {
@@ -111,6 +160,8 @@ pub enum StepState {
     Failed,
     /// It never ran: a dependency failed, the workflow was cancelled, or its row was deleted.
     Cancelled,
+    /// It never ran: it runs only after a failure ([`StepRuns::Failed`]), and none failed.
+    Skipped,
 }
 
 impl StepState {
@@ -120,6 +171,7 @@ impl StepState {
             "ready" => StepState::Ready,
             "succeeded" => StepState::Succeeded,
             "failed" => StepState::Failed,
+            "skipped" => StepState::Skipped,
             _ => StepState::Cancelled,
         }
     }
@@ -132,6 +184,7 @@ impl StepState {
             StepState::Succeeded => "succeeded",
             StepState::Failed => "failed",
             StepState::Cancelled => "cancelled",
+            StepState::Skipped => "skipped",
         }
     }
 }
@@ -143,6 +196,9 @@ pub struct WorkflowInfo {
     pub id: WorkflowId,
     /// The name it was given.
     pub name: String,
+    /// A [`crate::Batch`] (its callbacks are the steps `on_success`, `on_complete` and
+    /// `on_discard`), not a [`crate::Workflow`].
+    pub batch: bool,
     /// Its state.
     pub state: WorkflowState,
     /// Steps not yet finished.
@@ -172,8 +228,8 @@ pub struct StepInfo {
     pub after: Vec<String>,
     /// Dependencies it still waits on.
     pub waiting_on: i32,
-    /// Whether it runs even when a dependency failed.
-    pub run_anyway: bool,
+    /// When it runs, once its dependencies have finished.
+    pub runs: StepRuns,
     /// The step whose failure cancelled it, if one did.
     pub cancelled_by: Option<String>,
 }

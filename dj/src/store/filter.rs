@@ -289,6 +289,9 @@ fn where_clause(d: &Dialect, filter: &JobFilter) -> (String, Vec<Value>) {
     if let Some(worker) = &filter.locked_by {
         bind("locked_by", Value::Text(worker.clone()));
     }
+    if let Some(workflow) = filter.workflow {
+        bind("workflow_id", Value::Int(workflow));
+    }
     if let Some(ids) = &filter.ids {
         values.push(Value::Int(*ids.start()));
         values.push(Value::Int(*ids.end()));

@@ -9,7 +9,7 @@ use crate::model::NewWorkflow;
 use crate::model::{
     Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, QueueStats, Rate,
     RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState, StoredRate, WorkerRow,
-    WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
+    WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
 };
 use crate::stop::StopFlag;
 
@@ -39,6 +39,24 @@ pub(crate) struct Options {
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) application_name: Option<String>,
     pub(crate) listen_url: Option<String>,
+}
+
+/// Why jobs cannot be added to workflow `id` (its `kind` and `state`; `fired` of its
+/// callbacks have fired or were cancelled), if they cannot.
+pub(crate) fn batch_closed(id: WorkflowId, kind: &str, state: &str, fired: i64) -> Option<String> {
+    if kind != "batch" {
+        return Some(format!(
+            "workflow {id} is not a batch: a workflow's steps are all given at enqueue"
+        ));
+    }
+    if state != "running" || fired > 0 {
+        return Some(format!(
+            "batch {id} is {}: its callbacks have fired or it was cancelled, so it takes no \
+             more jobs; start a new batch",
+            if state == "running" { "closing" } else { state }
+        ));
+    }
+    None
 }
 
 /// One firing of a schedule (see [`Store::cron_fire`]).
@@ -367,6 +385,17 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Cancels a running workflow's waiting steps and marks it cancelled; returns its ready
     /// steps, for the caller to cancel one by one.
     fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)>;
+    /// Retries a workflow's failed steps and puts back its cancelled ones, in one
+    /// transaction: how many steps that concerned (`None`: no such workflow).
+    fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>>;
+    /// The newest `limit` workflows, without their steps.
+    fn workflow_list(&self, limit: i64) -> Result<Vec<WorkflowInfo>>;
+    /// How many workflows are in each state (finished ones until pruned).
+    fn workflow_counts(&self) -> Result<Vec<(WorkflowState, i64)>>;
+    /// Deletes up to `limit` workflows finished more than `older_than` ago, with their steps.
+    fn workflow_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
+    /// Adds jobs to open batch `id` (a refusal, saying why, if it is no open batch).
+    fn batch_add(&self, id: WorkflowId, rows: &[NewJob]) -> Result<Vec<JobId>>;
     /// The job id of step `step` of the workflow that job `job` is a step of.
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>>;
     /// The state of the workflow step whose job is `job`, if it is one.

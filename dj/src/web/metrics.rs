@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::model::JobState;
+use crate::model::{JobState, WorkflowState};
 
 /// A label value, escaped as the text format requires (backslash, double quote, newline).
 pub(crate) fn label(value: &str) -> String {
@@ -36,10 +36,11 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
         // The registrations alone (`Db::workers` also counts each worker's locked rows, a
         // scan of the table a scrape does not need: it reports how many are alive).
         tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::Error>((db.stats()?, db.store().worker_list()?))
+            let store = db.store();
+            Ok::<_, crate::Error>((db.stats()?, store.worker_list()?, store.workflow_counts()?))
         })
         .await;
-    let (stats, workers) = match read {
+    let (stats, workers, workflows) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => {
             return (
@@ -80,6 +81,24 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
             out,
             "dj_oldest_ready_age_seconds{{queue=\"{queue}\"}} {age}"
         );
+    }
+    out.push_str(
+        "# HELP dj_workflows Workflows by state (finished ones until the result retention prunes them).\n",
+    );
+    out.push_str("# TYPE dj_workflows gauge\n");
+    for state in [
+        WorkflowState::Running,
+        WorkflowState::Succeeded,
+        WorkflowState::Failed,
+        WorkflowState::Cancelled,
+    ] {
+        let n: i64 = (workflows.iter())
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| n)
+            .sum();
+        let name = serde_json::to_value(state).expect("a state serializes");
+        let name = name.as_str().unwrap_or_default();
+        let _ = writeln!(out, "dj_workflows{{state=\"{name}\"}} {n}");
     }
     out.push_str("# HELP dj_workers_alive Workers registered in dj_workers.\n");
     out.push_str("# TYPE dj_workers_alive gauge\n");

@@ -17,6 +17,7 @@ mod pages;
 mod process;
 mod queues;
 mod view;
+mod workflows;
 
 pub use process::{merge_exposition, ProcessMetrics};
 
@@ -242,6 +243,9 @@ pub fn router(db: Db, config: WebConfig) -> Result<Router> {
         .route("/jobs/{id}/{action}", post(pages::job_action))
         .route("/bulk", post(pages::bulk))
         .route("/queues/{action}", post(queues::queue_action))
+        .route("/workflows", get(workflows::workflows))
+        .route("/workflows/{id}", get(workflows::workflow))
+        .route("/workflows/{id}/{action}", post(workflows::workflow_action))
         .route("/metrics", get(metrics::metrics))
         .route("/assets/dj.js", get(pages::script))
         .route("/assets/dj.css", get(pages::style))

@@ -36,6 +36,8 @@ pub(super) fn templates() -> minijinja::Environment<'static> {
         ("job.html", include_str!("templates/job.html")),
         ("confirm.html", include_str!("templates/confirm.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("workflows.html", include_str!("templates/workflows.html")),
+        ("workflow.html", include_str!("templates/workflow.html")),
     ] {
         env.add_template(name, source)
             .expect("dj's own templates parse");
@@ -62,7 +64,7 @@ pub(super) fn refuse(app: &App, status: StatusCode, message: &str) -> Refusal {
     Refusal(Box::new(error_page(app, status, message)))
 }
 
-fn render(app: &App, name: &str, ctx: minijinja::Value) -> Page {
+pub(super) fn render(app: &App, name: &str, ctx: minijinja::Value) -> Page {
     let base = context! {
         base => app.config.base_path,
         read_only => app.config.read_only,
@@ -681,7 +683,7 @@ fn pages(total: i64) -> i64 {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct JobQuery {
-    notice: Option<String>,
+    pub(super) notice: Option<String>,
 }
 
 /// The actions a job in `state` offers.
@@ -798,6 +800,12 @@ pub(super) async fn job(
 pub(super) struct ActionForm {
     #[serde(default)]
     csrf: String,
+}
+
+impl ActionForm {
+    pub(super) fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 pub(super) fn check_csrf(app: &App, given: &str) -> Result<(), Refusal> {

@@ -145,6 +145,9 @@ fn prune(shared: &Shared) -> crate::Result<()> {
     prune_in_batches(shared, "failed attempts of jobs gone", results, |batch| {
         store.attempt_prune(results, batch)
     })?;
+    prune_in_batches(shared, "workflows finished", results, |batch| {
+        store.workflow_prune(results, batch)
+    })?;
     let orphans = store.progress_prune()?;
     if orphans > 0 {
         shared.say(format_args!("Pruned the progress of {orphans} job(s) gone"));

@@ -7,6 +7,7 @@
 mod async_enqueue;
 mod async_jobs;
 mod attempts;
+mod batches;
 mod browser;
 mod chaos;
 mod claim_plan;
@@ -96,6 +97,7 @@ fn main() {
         results::CASES,
         sequences::CASES,
         workflows::CASES,
+        batches::CASES,
         transactional::CASES,
         attempts::CASES,
         progress::CASES,

@@ -99,7 +99,7 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 /// The CSRF token from a page's forms.
-fn csrf(html: &str) -> String {
+pub fn csrf(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with the token")

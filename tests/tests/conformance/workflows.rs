@@ -12,7 +12,9 @@ use dj_tests::jobs::{Record, SquareStep, Step, SumOf};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
+use crate::pause::cli;
 use crate::processes::{spawn_worker, stop_workers, worker_output};
+use crate::web::{client, csrf, Web};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
@@ -39,6 +41,10 @@ pub const CASES: &[Case] = &[
     (
         "a_workflow_with_a_cycle_an_unknown_step_or_a_name_twice_is_refused_and_nothing_written",
         refused_workflows,
+    ),
+    (
+        "a_workflow_is_shown_cancelled_and_retried_from_the_cli_and_the_dashboard",
+        cli_and_dashboard,
     ),
 ];
 
@@ -213,6 +219,32 @@ fn failure_cancels_dependants(backend: Backend) {
     );
     assert_eq!(log.count("start wf 2"), 2);
     assert!(t.db.job(b).unwrap().unwrap().failed_at.is_some());
+
+    // With b fixed (its stored arguments changed, as a deploy would change its code), the
+    // workflow's retry reruns b and puts c and d back to wait: all of them run, in order.
+    t.exec(&format!(
+        "UPDATE delayed_jobs SET handler = replace(handler, '\"fail\":2', '\"fail\":0') \
+         WHERE id = {b}"
+    ));
+    assert_eq!(t.db.retry_workflow(run.id).unwrap(), Some(3));
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.pending, info.failed),
+        (WorkflowState::Running, 3, 0)
+    );
+    assert_eq!(info.step("c").unwrap().state, StepState::Waiting);
+    assert_eq!(info.step("c").unwrap().cancelled_by, None);
+    let report = dj::Worker::new(t.db.clone()).work_off(10).unwrap();
+    assert_eq!((report.succeeded, report.failed), (3, 0), "{report:?}");
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.pending, info.failed),
+        (WorkflowState::Succeeded, 0, 0)
+    );
+    let lines = log.lines();
+    let at = |line: &str| lines.iter().position(|l| l == line).unwrap();
+    assert!(at("end wf 3") < at("start wf 4"), "d after c: {lines:?}");
+    assert_eq!(t.db.retry_workflow(-1).unwrap(), None);
 }
 
 /// A step that fails for good under `destroy_failed_jobs` leaves no row, and an operator's
@@ -403,4 +435,114 @@ fn refused_workflows(backend: Backend) {
     };
     assert_eq!(columns("dj_held_jobs"), columns("delayed_jobs"));
     assert!(columns("delayed_jobs") >= 24);
+}
+
+/// `worker workflow ID` prints the steps (and `--json` them), `--retry` and `--cancel` act;
+/// the dashboard lists the workflow, shows its steps, and retries it through a form that
+/// needs the CSRF token, which a read-only dashboard neither shows nor accepts.
+fn cli_and_dashboard(backend: Backend) {
+    let t = TestDb::new(backend, "workflow_surface");
+    let log = t.log();
+    let path = log.path();
+    let mut workflow = Workflow::new("nightly <report>");
+    workflow.step("fetch", step(&path, 1, 0));
+    workflow.step("parse", step(&path, 2, 2)).after(["fetch"]);
+    workflow.step("store", step(&path, 3, 0)).after(["parse"]);
+    workflow
+        .step("notify", step(&path, 4, 0))
+        .after(["store"])
+        .run_anyway();
+    let run = workflow.enqueue(&t.db).unwrap();
+    let id = run.id.to_string();
+    dj::Worker::new(t.db.clone()).work_off(10).unwrap();
+
+    let text = cli(&t, &["workflow", &id]);
+    assert!(
+        text.contains("Failed, 0 of 4 step(s) pending, 2 failed or cancelled"),
+        "{text}"
+    );
+    let store_line = text.lines().find(|l| l.contains(" store ")).unwrap();
+    assert!(
+        store_line.contains("cancelled") && store_line.contains("`parse` failed"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&t, &["workflow", &id, "--json"])).unwrap();
+    assert_eq!(json["workflow"]["state"], "failed");
+    assert_eq!(json["workflow"]["steps"][3]["name"], "notify");
+    assert_eq!(json["workflow"]["steps"][3]["state"], "succeeded");
+    assert_eq!(json["workflow"]["steps"][1]["after"][0], "fetch");
+    let rows: serde_json::Value =
+        serde_json::from_str(&cli(&t, &["jobs", "--workflow", &id, "--json"])).unwrap();
+    assert_eq!(rows["jobs"].as_array().map(Vec::len), Some(1), "{rows}");
+
+    let web = Web::start(&t, "web", &[]);
+    let http = client();
+    let list = http
+        .get(format!("{}/workflows", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(list.contains(&format!("data-workflow=\"{id}\"")), "{list}");
+    assert!(list.contains("nightly &lt;report&gt;"), "escaped: {list}");
+    let page = http
+        .get(format!("{}/workflows/{id}", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("<span class=\"badge step-cancelled\">cancelled</span>"),
+        "{page}"
+    );
+    let refused = http
+        .post(format!("{}/workflows/{id}/retry", web.url))
+        .header("Origin", &web.url)
+        .form(&[("csrf", "forged")])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let done = http
+        .post(format!("{}/workflows/{id}/retry", web.url))
+        .header("Origin", &web.url)
+        .form(&[("csrf", csrf(&page))])
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains(&format!("/workflows/{id}?notice=retried")),
+        "{location}"
+    );
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert_eq!((info.state, info.pending), (WorkflowState::Running, 2));
+    drop(web);
+
+    let read_only = Web::start(&t, "read-only", &["--read-only"]);
+    let page = http
+        .get(format!("{}/workflows/{id}", read_only.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!page.contains("workflow-cancel"), "{page}");
+    let refused = http
+        .post(format!("{}/workflows/{id}/cancel", read_only.url))
+        .header("Origin", &read_only.url)
+        .form(&[("csrf", "any")])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    drop(read_only);
+
+    let text = cli(&t, &["workflow", &id, "--cancel"]);
+    assert!(
+        text.starts_with(&format!("Workflow {id}: cancelled")),
+        "{text}"
+    );
+    assert_eq!(
+        t.db.workflow(run.id).unwrap().unwrap().state,
+        WorkflowState::Cancelled
+    );
 }

@@ -16,7 +16,7 @@ use crate::io;
 use crate::model::{
     Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob, NewWorkflow,
     Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState, StoredRate,
-    WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
+    WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -360,6 +360,26 @@ impl Store for PgStore {
 
     fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
         PgStore::workflow_cancel(self, id)
+    }
+
+    fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>> {
+        PgStore::workflow_retry(self, id)
+    }
+
+    fn workflow_list(&self, limit: i64) -> Result<Vec<WorkflowInfo>> {
+        PgStore::workflow_list(self, limit)
+    }
+
+    fn workflow_counts(&self) -> Result<Vec<(WorkflowState, i64)>> {
+        PgStore::workflow_counts(self)
+    }
+
+    fn workflow_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        PgStore::workflow_prune(self, older_than, limit)
+    }
+
+    fn batch_add(&self, id: WorkflowId, rows: &[NewJob]) -> Result<Vec<JobId>> {
+        PgStore::batch_add(self, id, rows)
     }
 
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {

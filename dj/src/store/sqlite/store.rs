@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::model::{
     unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
     NewWorkflow, Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState,
-    StoredRate, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun,
+    StoredRate, WorkerRow, WorkflowCancel, WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
 };
 use crate::stop::StopFlag;
 use crate::store::{
@@ -481,6 +481,26 @@ impl Store for SqliteStore {
 
     fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
         SqliteStore::workflow_cancel(self, id)
+    }
+
+    fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>> {
+        SqliteStore::workflow_retry(self, id)
+    }
+
+    fn workflow_list(&self, limit: i64) -> Result<Vec<WorkflowInfo>> {
+        SqliteStore::workflow_list(self, limit)
+    }
+
+    fn workflow_counts(&self) -> Result<Vec<(WorkflowState, i64)>> {
+        SqliteStore::workflow_counts(self)
+    }
+
+    fn workflow_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        SqliteStore::workflow_prune(self, older_than, limit)
+    }
+
+    fn batch_add(&self, id: WorkflowId, rows: &[NewJob]) -> Result<Vec<JobId>> {
+        SqliteStore::batch_add(self, id, rows)
     }
 
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
