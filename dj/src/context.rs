@@ -269,6 +269,15 @@ impl Context {
         let id = (db.store().workflow_dependency(job.id, step)?).ok_or_else(no_step)?;
         db.job_result(id)?.value(id)
     }
+    /// The workflow or batch this job is a step of, if any: a batch's job adds more jobs to
+    /// its own batch with `ctx.db()` and [`Db::add_to_batch`] (its batch is open while it
+    /// runs). `None` inline (`dj::testing`).
+    pub fn workflow_id(&self) -> crate::Result<Option<crate::WorkflowId>> {
+        match &self.db {
+            Some(db) => db.store().workflow_of(self.job.id),
+            None => Ok(None),
+        }
+    }
     /// The recorded result, taken.
     pub(crate) fn take_result(&self) -> Option<String> {
         self.result.lock().unwrap_or_else(|e| e.into_inner()).take()

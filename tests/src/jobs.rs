@@ -1042,3 +1042,30 @@ impl Perform for SumOf {
         ctx.set_result(&sum)
     }
 }
+
+/// A batch job that adds `more` jobs like itself (with `more - 1`) to its own batch, then
+/// records `grew KEY`.
+#[derive(Debug, Clone, Job, Serialize, Deserialize)]
+pub struct Grows {
+    pub log: String,
+    pub key: String,
+    pub more: u32,
+}
+
+impl Perform for Grows {
+    type Error = dj::Error;
+    fn perform(&self, ctx: &Context) -> Result<(), dj::Error> {
+        if self.more > 0 {
+            let batch = ctx.workflow_id()?.expect("a batch's job");
+            let db = ctx.db().expect("a worker's job");
+            let children = (0..self.more).map(|i| Grows {
+                log: self.log.clone(),
+                key: format!("{}.{i}", self.key),
+                more: self.more - 1,
+            });
+            db.add_to_batch(batch, children)?;
+        }
+        record(&self.log, &format!("grew {}", self.key));
+        Ok(())
+    }
+}

@@ -396,6 +396,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn workflow_prune(&self, older_than: Duration, limit: i64) -> Result<u64>;
     /// Adds jobs to open batch `id` (a refusal, saying why, if it is no open batch).
     fn batch_add(&self, id: WorkflowId, rows: &[NewJob]) -> Result<Vec<JobId>>;
+    /// The workflow that job `job` is a step of.
+    fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>>;
     /// The job id of step `step` of the workflow that job `job` is a step of.
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>>;
     /// The state of the workflow step whose job is `job`, if it is one.

@@ -7,7 +7,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use dj::{Batch, Error, Job, JobFilter, StepState, WorkflowState};
-use dj_tests::jobs::{Gated, Record, Step};
+use dj_tests::jobs::{Gated, Grows, Record, Step};
 use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
@@ -224,6 +224,30 @@ fn added_over_time(backend: Backend) {
     assert_eq!(log.count("perform complete"), 1);
     let info = t.db.workflow(run.id).unwrap().unwrap();
     assert_eq!(info.state, WorkflowState::Succeeded);
+
+    // A job adds to its own batch while it runs: 1 + 2 + 2×1 jobs, then the callback.
+    let mut batch = Batch::new("tree");
+    batch.add(Grows {
+        log: path.clone(),
+        key: "root".into(),
+        more: 2,
+    });
+    batch.on_success(record(&path, "tree done"));
+    let tree = batch.enqueue(&t.db).unwrap();
+    let report = dj::Worker::new(t.db.clone()).work_off(20).unwrap();
+    assert_eq!((report.succeeded, report.failed), (6, 0), "{report:?}");
+    let lines = log.lines();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("grew ")).count(), 5);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("perform tree done"),
+        "{lines:?}"
+    );
+    let info = t.db.workflow(tree.id).unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.steps.len()),
+        (WorkflowState::Succeeded, 6)
+    );
 
     match t.db.add_to_batch(run.id, [step(&path, 9, 0)]) {
         Err(Error::Invalid(message)) => {

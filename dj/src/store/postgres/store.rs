@@ -382,6 +382,10 @@ impl Store for PgStore {
         PgStore::batch_add(self, id, rows)
     }
 
+    fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>> {
+        PgStore::workflow_of(self, job)
+    }
+
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
         PgStore::workflow_dependency(self, job, step)
     }

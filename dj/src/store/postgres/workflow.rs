@@ -126,6 +126,8 @@ const DEPENDENCY: &str = "SELECT d.job_id FROM dj_workflow_steps me \
      JOIN dj_workflow_steps d ON d.workflow_id = me.workflow_id AND d.step = $2 \
      WHERE me.job_id = $1";
 
+const WORKFLOW_OF: &str = "SELECT workflow_id FROM dj_workflow_steps WHERE job_id = $1";
+
 const STEP_STATE: &str = "SELECT state FROM dj_workflow_steps WHERE job_id = $1";
 
 impl PgStore {
@@ -414,6 +416,15 @@ impl PgStore {
             let types = [Type::INT8, Type::TEXT];
             let rows = conn
                 .query(Sql::Unnamed(DEPENDENCY), &types, &[&job, &step])
+                .await?;
+            Ok(rows.first().map(|r| r.get(0)))
+        })
+    }
+
+    pub(super) fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>> {
+        self.run(async |conn: &mut Session| {
+            let rows = conn
+                .query(Sql::Unnamed(WORKFLOW_OF), &[Type::INT8], &[&job])
                 .await?;
             Ok(rows.first().map(|r| r.get(0)))
         })

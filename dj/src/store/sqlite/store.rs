@@ -503,6 +503,10 @@ impl Store for SqliteStore {
         SqliteStore::batch_add(self, id, rows)
     }
 
+    fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>> {
+        SqliteStore::workflow_of(self, job)
+    }
+
     fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
         SqliteStore::workflow_dependency(self, job, step)
     }

@@ -135,6 +135,8 @@ const DEPENDENCY: &str = "SELECT d.job_id FROM dj_workflow_steps me \
      JOIN dj_workflow_steps d ON d.workflow_id = me.workflow_id AND d.step = ?2 \
      WHERE me.job_id = ?1";
 
+const WORKFLOW_OF: &str = "SELECT workflow_id FROM dj_workflow_steps WHERE job_id = ?1";
+
 const STEP_STATE: &str = "SELECT state FROM dj_workflow_steps WHERE job_id = ?1";
 
 impl SqliteStore {
@@ -374,6 +376,10 @@ impl SqliteStore {
             conn.query_row(DEPENDENCY, params![job, step], |r| r.get(0))
                 .optional()
         })
+    }
+
+    pub(super) fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>> {
+        self.run(|conn| conn.query_row(WORKFLOW_OF, [job], |r| r.get(0)).optional())
     }
 
     pub(super) fn workflow_step_state(&self, job: JobId) -> Result<Option<StepState>> {
