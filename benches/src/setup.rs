@@ -45,7 +45,8 @@ pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
     let mut client = connect(url)?;
     client.batch_execute(
         "DROP TABLE IF EXISTS delayed_jobs, dj_schema_migrations, dj_workers, dj_maintenance, \
-         dj_paused_queues, dj_queue_limits, dj_cancels, dj_lanes;",
+         dj_paused_queues, dj_queue_limits, dj_cancels, dj_lanes, dj_workflow_edges, \
+         dj_workflow_steps, dj_workflows, dj_held_jobs, dj_workflow_deletes;",
     )?;
     let db = dj::Db::open(url)?;
     db.migrate()?;

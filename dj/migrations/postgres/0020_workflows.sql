@@ -109,78 +109,133 @@ BEGIN
     RETURN skipped;
 END $$;
 
--- Step p_job of workflow p_workflow finished: succeeded (p_ok) or not (failed for good,
--- cancelled or deleted). Its dependants count it; those with nothing left to wait on are
--- released. On a failure, the waiting steps that depend on it (directly or through other
--- waiting steps) are cancelled, except those that run anyway or only after a failure, which
--- count it as finished (and failed).
-CREATE OR REPLACE FUNCTION dj_workflow_step_finished(p_job bigint, p_workflow bigint, p_ok boolean)
+-- Steps p_jobs of workflow p_workflow finished: each succeeded (p_oks) or not (failed for
+-- good, cancelled or deleted). Their dependants count them; those with nothing left to wait
+-- on are released. On a failure, the waiting steps that depend on it (directly or through
+-- other waiting steps) are cancelled, except those that run anyway or only after a failure,
+-- which count it as finished (and failed). Steps not ready (already counted) are ignored.
+CREATE OR REPLACE FUNCTION dj_workflow_finish(p_workflow bigint, p_jobs bigint[], p_oks boolean[])
 RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    was text;
-    finished bigint[];
+    ok_ids bigint[];
+    failed_ids bigint[];
     doomed bigint[];
     counted bigint[];
     skipped integer := 0;
 BEGIN
-    -- One workflow's changes, one at a time.
+    -- One workflow's changes, one transaction at a time.
     PERFORM 1 FROM dj_workflows WHERE id = p_workflow FOR UPDATE;
-    SELECT state INTO was FROM dj_workflow_steps WHERE job_id = p_job;
-    IF was IS DISTINCT FROM 'ready' THEN
+    WITH given AS (
+        SELECT * FROM unnest(p_jobs, p_oks) AS g(id, ok)
+    ),
+    done AS (
+        UPDATE dj_workflow_steps s
+        SET state = CASE WHEN g.ok THEN 'succeeded' ELSE 'failed' END, finished_at = now()
+        FROM given g
+        WHERE s.job_id = g.id AND s.state = 'ready'
+        RETURNING s.job_id, g.ok
+    )
+    SELECT coalesce(array_agg(job_id) FILTER (WHERE ok), '{}'),
+           coalesce(array_agg(job_id) FILTER (WHERE NOT ok), '{}')
+    INTO ok_ids, failed_ids FROM done;
+    IF cardinality(ok_ids) + cardinality(failed_ids) = 0 THEN
         RETURN;
     END IF;
-    UPDATE dj_workflow_steps
-    SET state = CASE WHEN p_ok THEN 'succeeded' ELSE 'failed' END, finished_at = now()
-    WHERE job_id = p_job;
-    finished := ARRAY[p_job];
     doomed := '{}';
-    IF NOT p_ok THEN
-        WITH RECURSIVE reached (id) AS (
-            SELECT e.job_id FROM dj_workflow_edges e
+    IF cardinality(failed_ids) > 0 THEN
+        -- Each with the failed step it was reached from (its cancelled_by).
+        WITH RECURSIVE reached (id, origin) AS (
+            SELECT e.job_id, e.depends_on FROM dj_workflow_edges e
             JOIN dj_workflow_steps s ON s.job_id = e.job_id
-            WHERE e.depends_on = p_job AND s.state = 'waiting' AND s.runs = 'succeeded'
+            WHERE e.depends_on = ANY (failed_ids) AND s.state = 'waiting' AND s.runs = 'succeeded'
             UNION
-            SELECT e.job_id FROM reached r
+            SELECT e.job_id, r.origin FROM reached r
             JOIN dj_workflow_edges e ON e.depends_on = r.id
             JOIN dj_workflow_steps s ON s.job_id = e.job_id
             WHERE s.state = 'waiting' AND s.runs = 'succeeded'
         ),
         cancelled AS (
-            UPDATE dj_workflow_steps SET state = 'cancelled', cancelled_by = p_job,
-                finished_at = now()
-            WHERE job_id IN (SELECT id FROM reached)
-            RETURNING job_id
+            UPDATE dj_workflow_steps s SET state = 'cancelled', finished_at = now(),
+                cancelled_by = r.origin
+            FROM (SELECT id, min(origin) AS origin FROM reached GROUP BY id) AS r
+            WHERE s.job_id = r.id
+            RETURNING s.job_id
         )
         SELECT coalesce(array_agg(job_id), '{}') INTO doomed FROM cancelled;
-        finished := finished || doomed;
     END IF;
     -- The dependants that count these as finished: all of a success's; of a failure's and of
     -- the steps it cancelled, those that run anyway or only after a failure.
     WITH counting AS (
-        SELECT e.job_id, count(*) AS n FROM dj_workflow_edges e
-        WHERE e.depends_on = ANY (finished)
+        SELECT e.job_id,
+               count(*) FILTER (WHERE e.depends_on = ANY (ok_ids)) AS oks,
+               count(*) FILTER (WHERE NOT e.depends_on = ANY (ok_ids)) AS fails
+        FROM dj_workflow_edges e
+        WHERE e.depends_on = ANY (ok_ids || failed_ids || doomed)
         GROUP BY e.job_id
     ),
     counted_now AS (
-        UPDATE dj_workflow_steps s SET waiting_on = s.waiting_on - c.n,
-            failed_deps = s.failed_deps + CASE WHEN p_ok THEN 0 ELSE c.n END
+        UPDATE dj_workflow_steps s
+        SET waiting_on = s.waiting_on - c.oks
+                - CASE WHEN s.runs = 'succeeded' THEN 0 ELSE c.fails END,
+            failed_deps = s.failed_deps + c.fails
         FROM counting c
-        WHERE s.job_id = c.job_id AND s.state = 'waiting' AND (p_ok OR s.runs <> 'succeeded')
+        WHERE s.job_id = c.job_id AND s.state = 'waiting'
         RETURNING s.job_id
     )
     SELECT array_agg(job_id) INTO counted FROM counted_now;
     IF counted IS NOT NULL THEN
         skipped := dj_workflow_release(counted);
     END IF;
-    UPDATE dj_workflows
-    SET pending = pending - 1 - cardinality(doomed) - skipped,
-        failed = failed + CASE WHEN p_ok THEN 0 ELSE 1 END + cardinality(doomed),
+    UPDATE dj_workflows AS w
+    SET pending = w.pending - n.finished,
+        failed = w.failed + n.failures,
         state = CASE
-            WHEN state <> 'running' OR pending - 1 - cardinality(doomed) - skipped > 0 THEN state
-            WHEN failed + CASE WHEN p_ok THEN 0 ELSE 1 END + cardinality(doomed) = 0 THEN 'succeeded'
+            WHEN w.state <> 'running' OR w.pending - n.finished > 0 THEN w.state
+            WHEN w.failed + n.failures = 0 THEN 'succeeded'
             ELSE 'failed' END,
-        finished_at = CASE WHEN pending - 1 - cardinality(doomed) - skipped = 0 THEN now() END
-    WHERE id = p_workflow;
+        finished_at = CASE WHEN w.pending - n.finished = 0 THEN now() END
+    FROM (SELECT cardinality(ok_ids) + cardinality(failed_ids) + cardinality(doomed) + skipped
+                     AS finished,
+                 cardinality(failed_ids) + cardinality(doomed) AS failures) AS n
+    WHERE w.id = p_workflow;
+END $$;
+
+-- A step's row finished: noted in this transaction's own list (a temporary table, emptied at
+-- commit), which the statement's end hands to dj_workflow_finish once per workflow. A
+-- statement that finishes many steps of one workflow (a worker's batched completion) then
+-- changes its rows once, not once per step.
+CREATE OR REPLACE FUNCTION dj_workflow_note(p_job bigint, p_workflow bigint, p_ok boolean)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF to_regclass('pg_temp.dj_workflow_finished') IS NULL THEN
+        CREATE TEMPORARY TABLE dj_workflow_finished (
+            job_id bigint, workflow_id bigint, ok boolean
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+    INSERT INTO pg_temp.dj_workflow_finished VALUES (p_job, p_workflow, p_ok);
+    PERFORM set_config('dj.workflow_noted', 'on', true);
+END $$;
+
+-- At a statement's end: the steps it finished, per workflow in id order (so that two
+-- transactions take two workflows' rows in the same order). A statement that finished none
+-- (every statement without a workflow's row) only reads a setting.
+CREATE OR REPLACE FUNCTION dj_workflow_flush() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    w record;
+BEGIN
+    IF current_setting('dj.workflow_noted', true) IS DISTINCT FROM 'on' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('dj.workflow_noted', '', true);
+    FOR w IN
+        WITH taken AS (DELETE FROM pg_temp.dj_workflow_finished RETURNING *)
+        SELECT workflow_id, array_agg(job_id) AS jobs, array_agg(ok) AS oks
+        FROM taken GROUP BY workflow_id ORDER BY workflow_id
+    LOOP
+        PERFORM dj_workflow_finish(w.workflow_id, w.jobs, w.oks);
+    END LOOP;
+    RETURN NULL;
 END $$;
 
 -- A failed step made ready again (`retry`): it is pending once more. The steps its failure
@@ -205,7 +260,7 @@ END $$;
 CREATE OR REPLACE FUNCTION dj_workflow_row_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM dj_workflow_step_finished(OLD.id, OLD.workflow_id,
+    PERFORM dj_workflow_note(OLD.id, OLD.workflow_id,
         NOT EXISTS (SELECT 1 FROM dj_results WHERE job_id = OLD.id AND state = 'failed')
         AND NOT EXISTS (SELECT 1 FROM dj_workflow_deletes WHERE job_id = OLD.id));
     RETURN NULL;
@@ -216,7 +271,7 @@ CREATE OR REPLACE FUNCTION dj_workflow_row_failed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.failed_at IS NOT NULL THEN
-        PERFORM dj_workflow_step_finished(NEW.id, NEW.workflow_id, false);
+        PERFORM dj_workflow_note(NEW.id, NEW.workflow_id, false);
     ELSE
         PERFORM dj_workflow_step_retried(NEW.id, NEW.workflow_id);
     END IF;
@@ -235,12 +290,22 @@ CREATE TRIGGER dj_workflow_deleted
     FOR EACH ROW WHEN (OLD.workflow_id IS NOT NULL AND OLD.failed_at IS NULL)
     EXECUTE FUNCTION dj_workflow_row_deleted();
 
+DROP TRIGGER IF EXISTS dj_workflow_deleted_flush ON delayed_jobs;
+CREATE TRIGGER dj_workflow_deleted_flush
+    AFTER DELETE ON delayed_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION dj_workflow_flush();
+
 DROP TRIGGER IF EXISTS dj_workflow_failed ON delayed_jobs;
 CREATE TRIGGER dj_workflow_failed
     AFTER UPDATE OF failed_at ON delayed_jobs
     FOR EACH ROW WHEN (NEW.workflow_id IS NOT NULL
                        AND (OLD.failed_at IS NULL) <> (NEW.failed_at IS NULL))
     EXECUTE FUNCTION dj_workflow_row_failed();
+
+DROP TRIGGER IF EXISTS dj_workflow_failed_flush ON delayed_jobs;
+CREATE TRIGGER dj_workflow_failed_flush
+    AFTER UPDATE OF failed_at ON delayed_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION dj_workflow_flush();
 
 -- Finished workflows older than the workers' result retention are pruned by the elected
 -- maintenance worker with their steps, edges and held rows.

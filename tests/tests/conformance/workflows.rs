@@ -13,7 +13,9 @@ use dj_tests::support::{Backend, TestDb};
 
 use crate::operations::wait_until;
 use crate::pause::cli;
-use crate::processes::{spawn_worker, stop_workers, worker_output};
+use crate::processes::{
+    signal, spawn_bin_at, spawn_worker, stop_workers, wait_exit, worker_output, WORKER,
+};
 use crate::web::{client, csrf, Web};
 use crate::Case;
 
@@ -45,6 +47,10 @@ pub const CASES: &[Case] = &[
     (
         "a_workflow_is_shown_cancelled_and_retried_from_the_cli_and_the_dashboard",
         cli_and_dashboard,
+    ),
+    (
+        "a_workflow_worked_through_sigkills_and_killed_backends_loses_no_step",
+        killed_workers,
     ),
 ];
 
@@ -544,5 +550,120 @@ fn cli_and_dashboard(backend: Backend) {
     assert_eq!(
         t.db.workflow(run.id).unwrap().unwrap().state,
         WorkflowState::Cancelled
+    );
+}
+
+/// root → 40 steps → join → 40 steps → last, 400 ms each, worked by one process at a time
+/// that is killed (SIGKILL) after 1.5 s, 8 times, with every backend of the workers
+/// terminated in between on PostgreSQL; then one worker finishes. Every step succeeded, the
+/// workflow too, nothing is left held, and no step started before one of its dependencies
+/// had ended.
+fn killed_workers(backend: Backend) {
+    let t = TestDb::new(backend, "workflow_chaos");
+    let log = t.log();
+    let path = log.path();
+    let mut deps: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut workflow = Workflow::new("chaos");
+    let slow = |seq: u32| Step {
+        log: path.clone(),
+        key: "wf".into(),
+        seq,
+        millis: 400,
+        fail: 0,
+    };
+    workflow.step("s0", slow(0));
+    for i in 1..=40 {
+        workflow.step(format!("s{i}"), slow(i)).after(["s0"]);
+        deps.insert(i, vec![0]);
+    }
+    workflow
+        .step("s41", slow(41))
+        .after((1..=40).map(|i| format!("s{i}")));
+    deps.insert(41, (1..=40).collect());
+    for i in 42..=81 {
+        workflow.step(format!("s{i}"), slow(i)).after(["s41"]);
+        deps.insert(i, vec![41]);
+    }
+    workflow
+        .step("s82", slow(82))
+        .after((42..=81).map(|i| format!("s{i}")));
+    deps.insert(82, (42..=81).collect());
+    let run = workflow.enqueue(&t.db).unwrap();
+
+    let app = format!("dj_wf_chaos_{}", std::process::id());
+    let url = match backend {
+        Backend::Postgres => format!("{}&application_name={app}", t.url),
+        Backend::Sqlite => t.url.clone(),
+    };
+    let args = [
+        "work",
+        "--concurrency",
+        "4",
+        "--sleep-delay",
+        "0.2",
+        "--heartbeat-timeout",
+        "3s",
+    ];
+    let finished = || t.db.workflow(run.id).unwrap().unwrap().state != WorkflowState::Running;
+    for round in 0..8 {
+        if finished() {
+            break;
+        }
+        let label = format!("k{round}");
+        let mut w = spawn_bin_at(WORKER, &t, &label, &url, &args);
+        std::thread::sleep(Duration::from_millis(750));
+        if backend == Backend::Postgres {
+            t.pg_client()
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1",
+                    &[&app],
+                )
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(750));
+        signal(&w, libc::SIGKILL);
+        wait_exit(&mut w, Duration::from_secs(10));
+    }
+    let mut last = vec![spawn_worker(&t, "last", &args)];
+    let done = wait_until(Duration::from_secs(120), finished);
+    // TERM only once it is up (a TERM before its handlers are installed would kill it).
+    wait_until(Duration::from_secs(20), || {
+        worker_output(&t, "last").contains("Starting job worker")
+    });
+    stop_workers(&t, &mut last);
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert!(
+        done,
+        "not finished: {info:?}\n{}",
+        worker_output(&t, "last")
+    );
+    assert_eq!(
+        (info.state, info.pending, info.failed),
+        (WorkflowState::Succeeded, 0, 0)
+    );
+    assert!(info.steps.iter().all(|s| s.state == StepState::Succeeded));
+    assert_eq!(t.query_i64("SELECT count(*) FROM dj_held_jobs"), 0);
+    assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
+
+    let lines = log.lines();
+    let first = |event: &str, seq: u32| {
+        let line = format!("{event} wf {seq}");
+        lines.iter().position(|l| *l == line)
+    };
+    for (seq, deps) in &deps {
+        let start = first("start", *seq).unwrap_or_else(|| panic!("step {seq} never started"));
+        for dep in deps {
+            let ended = first("end", *dep).unwrap();
+            assert!(
+                start > ended,
+                "step {seq} started before its dependency {dep} ended"
+            );
+        }
+    }
+    let starts = lines.iter().filter(|l| l.starts_with("start wf")).count();
+    eprintln!(
+        "{}: 83 steps, {starts} starts through the kills",
+        backend.name()
     );
 }
