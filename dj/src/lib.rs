@@ -84,7 +84,7 @@
 //! | 2 store | `store` | the `Store` trait and its parameter structs; the PostgreSQL and SQLite backends |
 //! | 3 db | `db`, `results` | [`Db`], the handle an application holds; reading and awaiting jobs' results |
 //! | 4 jobs | `job`, `context`, `complete`, `crypt`, `progress`, `trace`, `registry`, `handler`, `row`, `setup`, `__private` | the job traits, the context and what it completes in and reports to, the registry, the stored-handler format, how a job becomes a row |
-//! | 5 enqueue | `enqueue`, `enqueue_async`, `cron` | enqueueing, recurring jobs |
+//! | 5 enqueue | `enqueue`, `enqueue_async`, `cron`, `workflow`, `batch` | enqueueing, recurring jobs, workflows and batches |
 //! | 6 worker | `worker` | the worker's roles: producer, executor, completer, rescuer, ... |
 //! | 7 apps | `testing`, `cli`, `web` | what applications and operators run |
 //!

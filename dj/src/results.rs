@@ -11,7 +11,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::db::Db;
 use crate::error::Result;
-use crate::model::{JobId, JobResult};
+use crate::model::{JobId, JobResult, StepState};
 
 /// How often a wait looks when notifications wake it.
 const LOOK_EVERY_LISTENING: Duration = Duration::from_millis(500);
@@ -72,6 +72,19 @@ impl Db {
             };
             crate::io::InRuntime::new(wait.sleep(pause)).await;
         }
+    }
+
+    /// What became of a held workflow step, which has no row yet: pending while it waits,
+    /// failed once cancelled. `None` if `id` is no workflow step, or a step that has a row.
+    pub(crate) fn held_step_result(&self, id: JobId) -> Result<Option<JobResult>> {
+        Ok(match self.store().workflow_step_state(id)? {
+            Some(StepState::Waiting) => Some(JobResult::Pending),
+            Some(StepState::Cancelled) => Some(JobResult::Failed {
+                error: "cancelled: a step it runs after failed, or its workflow was cancelled"
+                    .into(),
+            }),
+            _ => None,
+        })
     }
 }
 

@@ -14,8 +14,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::model::{
-    Delayed, JobId, JobResult, NewJob, NewStep, NewWorkflow, StepRuns, StepState, WorkflowCancel,
-    WorkflowId, WorkflowInfo, WorkflowRun,
+    Delayed, NewJob, NewStep, NewWorkflow, StepRuns, WorkflowCancel, WorkflowId, WorkflowInfo,
+    WorkflowRun, WorkflowState,
 };
 
 /// A workflow being built: named steps, each a job, each running after the steps it names.
@@ -332,6 +332,12 @@ impl Db {
         self.store().workflow_list(limit)
     }
 
+    /// How many workflows (batches included) are in each state, finished ones until the
+    /// workers' `result_retention` prunes them: what `/metrics` reports as `dj_workflows`.
+    pub fn workflow_counts(&self) -> Result<Vec<(WorkflowState, i64)>> {
+        self.store().workflow_counts()
+    }
+
     /// Cancels workflow `id`: its waiting steps are cancelled, its ready ones dequeued (they
     /// fail for good as "cancelled"), and its running ones asked to stop
     /// ([`crate::Context::is_cancelled`]). A step already running may still finish.
@@ -349,19 +355,6 @@ impl Db {
     /// workflow). A step whose row is gone (deleted, or destroyed on failure) stays failed.
     pub fn retry_workflow(&self, id: WorkflowId) -> Result<Option<u64>> {
         self.store().workflow_retry(id)
-    }
-
-    /// What became of a held workflow step, which has no row yet: pending while it waits,
-    /// failed once cancelled. `None` if `id` is no workflow step, or a step that has a row.
-    pub(crate) fn held_step_result(&self, id: JobId) -> Result<Option<JobResult>> {
-        Ok(match self.store().workflow_step_state(id)? {
-            Some(StepState::Waiting) => Some(JobResult::Pending),
-            Some(StepState::Cancelled) => Some(JobResult::Failed {
-                error: "cancelled: a step it runs after failed, or its workflow was cancelled"
-                    .into(),
-            }),
-            _ => None,
-        })
     }
 }
 

@@ -37,7 +37,7 @@ async fn table_metrics(db: crate::Db, process: Option<&super::ProcessMetrics>) -
         // scan of the table a scrape does not need: it reports how many are alive).
         tokio::task::spawn_blocking(move || {
             let store = db.store();
-            Ok::<_, crate::Error>((db.stats()?, store.worker_list()?, store.workflow_counts()?))
+            Ok::<_, crate::Error>((db.stats()?, store.worker_list()?, db.workflow_counts()?))
         })
         .await;
     let (stats, workers, workflows) = match read {

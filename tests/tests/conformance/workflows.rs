@@ -298,7 +298,8 @@ fn destroyed_and_deleted_steps(backend: Backend) {
     );
 }
 
-/// Three squares, then a step that adds their results up, read by step name.
+/// Three squares, then a step that adds their results up, read by step name; enqueued from
+/// async code.
 fn dependency_results(backend: Backend) {
     let t = TestDb::new(backend, "workflow_results");
     let log = t.log();
@@ -312,7 +313,12 @@ fn dependency_results(backend: Backend) {
         steps: parts.clone(),
     };
     workflow.step("sum", sum).after(&parts);
-    let run = workflow.enqueue(&t.db).unwrap();
+    // Enqueued from an async app: inside a current-thread runtime, without blocking it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = runtime.block_on(workflow.enqueue_async(&t.db)).unwrap();
     let report = dj::Worker::new(t.db.clone()).work_off(10).unwrap();
     assert_eq!(report.succeeded, 4, "{report:?}");
     assert_eq!(log.count("sum 14"), 1, "{:?}", log.lines());
@@ -484,6 +490,9 @@ fn cli_and_dashboard(backend: Backend) {
 
     let web = Web::start(&t, "web", &[]);
     let http = client();
+    let metrics = http.get(format!("{}/metrics", web.url)).send().unwrap().text().unwrap();
+    assert!(metrics.contains("dj_workflows{state=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("dj_workflows{state=\"running\"} 0"), "{metrics}");
     let list = http
         .get(format!("{}/workflows", web.url))
         .send()
