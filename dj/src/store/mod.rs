@@ -14,6 +14,7 @@ use crate::model::{
 use crate::stop::StopFlag;
 
 pub(crate) mod filter;
+pub(crate) mod workflow;
 
 /// The id an insert returns, as diesel's `sql_query` loads it (both backends).
 #[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]

@@ -490,9 +490,20 @@ fn cli_and_dashboard(backend: Backend) {
 
     let web = Web::start(&t, "web", &[]);
     let http = client();
-    let metrics = http.get(format!("{}/metrics", web.url)).send().unwrap().text().unwrap();
-    assert!(metrics.contains("dj_workflows{state=\"failed\"} 1"), "{metrics}");
-    assert!(metrics.contains("dj_workflows{state=\"running\"} 0"), "{metrics}");
+    let metrics = http
+        .get(format!("{}/metrics", web.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("dj_workflows{state=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dj_workflows{state=\"running\"} 0"),
+        "{metrics}"
+    );
     let list = http
         .get(format!("{}/workflows", web.url))
         .send()

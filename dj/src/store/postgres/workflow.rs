@@ -10,13 +10,14 @@ use super::sql::{waking, DIALECT};
 use super::{rows, PgStore};
 use crate::error::Result;
 use crate::model::{
-    JobFilter, JobId, JobState, NewJob, NewWorkflow, StepInfo, StepRuns, StepState, WorkflowCancel,
-    WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState, BATCH_CALLBACKS,
+    JobId, NewJob, NewWorkflow, StepInfo, StepRuns, StepState, WorkflowCancel, WorkflowId,
+    WorkflowInfo, WorkflowRun, WorkflowState, BATCH_CALLBACKS,
 };
-use crate::store::{batch_closed, filter};
-
-const WORKFLOW_INSERT: &str =
-    "INSERT INTO dj_workflows (name, kind, steps, pending) VALUES ($1, $3, $2, $2) RETURNING id";
+use crate::store::batch_closed;
+use crate::store::workflow::{
+    retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE, WORKFLOW_INSERT,
+    WORKFLOW_OF,
+};
 
 /// The steps that wait move from delayed_jobs, where the one insert algorithm put them, to
 /// the held rows, before any of them names its workflow (so the delete trigger skips them).
@@ -34,14 +35,6 @@ const EDGES_INSERT: &str = "INSERT INTO dj_workflow_edges (depends_on, job_id) \
 
 const WORKFLOW_GET: &str = "SELECT name, state, pending, failed, created_at, finished_at, kind \
      FROM dj_workflows WHERE id = $1";
-
-const STEPS_GET: &str = "SELECT s.step, s.job_id, s.state, s.waiting_on, s.runs, c.step \
-     FROM dj_workflow_steps s LEFT JOIN dj_workflow_steps c ON c.job_id = s.cancelled_by \
-     WHERE s.workflow_id = $1 ORDER BY s.job_id";
-
-const EDGES_GET: &str = "SELECT e.job_id, d.step FROM dj_workflow_edges e \
-     JOIN dj_workflow_steps d ON d.job_id = e.depends_on \
-     WHERE d.workflow_id = $1 ORDER BY e.job_id, e.depends_on";
 
 /// Locks the workflow's row, as every step's finish does, so that no step finishes while
 /// the cancel looks at them.
@@ -89,8 +82,6 @@ const RETRY_RELEASE: &str = "UPDATE dj_workflows SET pending = pending - dj_work
 const LIST: &str = "SELECT id, name, state, pending, failed, created_at, finished_at, kind \
      FROM dj_workflows ORDER BY id DESC LIMIT $1";
 
-const COUNTS: &str = "SELECT state, count(*) FROM dj_workflows GROUP BY state";
-
 /// Up to `$2` workflows finished more than `$1` seconds ago, with their steps (by the
 /// foreign key), links and held rows.
 const PRUNE: &str = "WITH old AS ( \
@@ -122,14 +113,6 @@ const BATCH_CALLBACKS_WAIT: &str = "UPDATE dj_workflow_steps SET waiting_on = wa
 const BATCH_GROW: &str =
     "UPDATE dj_workflows SET steps = steps + $2, pending = pending + $2 WHERE id = $1";
 
-const DEPENDENCY: &str = "SELECT d.job_id FROM dj_workflow_steps me \
-     JOIN dj_workflow_steps d ON d.workflow_id = me.workflow_id AND d.step = $2 \
-     WHERE me.job_id = $1";
-
-const WORKFLOW_OF: &str = "SELECT workflow_id FROM dj_workflow_steps WHERE job_id = $1";
-
-const STEP_STATE: &str = "SELECT state FROM dj_workflow_steps WHERE job_id = $1";
-
 impl PgStore {
     pub(super) fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun> {
         let rows: Vec<_> = workflow.steps.iter().map(|s| s.row.clone()).collect();
@@ -139,8 +122,8 @@ impl PgStore {
             let id: WorkflowId = tx
                 .query(
                     Sql::Unnamed(WORKFLOW_INSERT),
-                    &[Type::TEXT, Type::INT4, Type::TEXT],
-                    &[&workflow.name, &total, &workflow.kind()],
+                    &[Type::TEXT, Type::TEXT, Type::INT4],
+                    &[&workflow.name, &workflow.kind(), &total],
                 )
                 .await?[0]
                 .get(0);
@@ -271,12 +254,7 @@ impl PgStore {
     /// Retries the workflow's failed steps and puts back the ones cancelled and still held,
     /// in one transaction; `None` if there is no such workflow.
     pub(super) fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>> {
-        let failed = JobFilter {
-            workflow: Some(id),
-            state: Some(JobState::Failed),
-            ..JobFilter::default()
-        };
-        let retry = filter::update(&DIALECT, &failed, filter::Change::RetryNow);
+        let retry = retry_failed(&DIALECT, id);
         let retry_sql = format!(waking!("{}"), retry.sql);
         self.run(async |conn: &mut Session| {
             let tx = conn.transaction().await?;

@@ -10,13 +10,14 @@ use super::sql::DIALECT;
 use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{
-    JobFilter, JobId, JobState, NewJob, NewWorkflow, StepInfo, StepRuns, StepState, WorkflowCancel,
-    WorkflowId, WorkflowInfo, WorkflowRun, WorkflowState,
+    JobId, NewJob, NewWorkflow, StepInfo, StepRuns, StepState, WorkflowCancel, WorkflowId,
+    WorkflowInfo, WorkflowRun, WorkflowState,
 };
-use crate::store::{batch_closed, filter};
-
-const WORKFLOW_INSERT: &str =
-    "INSERT INTO dj_workflows (name, kind, steps, pending) VALUES (?1, ?3, ?2, ?2) RETURNING id";
+use crate::store::batch_closed;
+use crate::store::workflow::{
+    retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE, WORKFLOW_INSERT,
+    WORKFLOW_OF,
+};
 
 /// The steps that wait move to the held rows before any of them names its workflow (so the
 /// delete trigger skips them).
@@ -36,14 +37,6 @@ const EDGE_INSERT: &str = "INSERT INTO dj_workflow_edges (depends_on, job_id) VA
 const WORKFLOW_GET: &str = "SELECT name, state, pending, failed, \
          unixepoch(created_at, 'subsec'), unixepoch(finished_at, 'subsec'), kind \
      FROM dj_workflows WHERE id = ?1";
-
-const STEPS_GET: &str = "SELECT s.step, s.job_id, s.state, s.waiting_on, s.runs, c.step \
-     FROM dj_workflow_steps s LEFT JOIN dj_workflow_steps c ON c.job_id = s.cancelled_by \
-     WHERE s.workflow_id = ?1 ORDER BY s.job_id";
-
-const EDGES_GET: &str = "SELECT e.job_id, d.step FROM dj_workflow_edges e \
-     JOIN dj_workflow_steps d ON d.job_id = e.depends_on \
-     WHERE d.workflow_id = ?1 ORDER BY e.job_id, e.depends_on";
 
 const STATE_GET: &str = "SELECT state FROM dj_workflows WHERE id = ?1";
 
@@ -83,8 +76,6 @@ const RETRY_RESTORE: &str = "UPDATE dj_workflow_steps SET state = 'waiting', \
 const LIST: &str = "SELECT id, name, state, pending, failed, \
          unixepoch(created_at, 'subsec'), unixepoch(finished_at, 'subsec'), kind \
      FROM dj_workflows ORDER BY id DESC LIMIT ?1";
-
-const COUNTS: &str = "SELECT state, count(*) FROM dj_workflows GROUP BY state";
 
 /// The workflows a prune removes: up to `?2` finished more than `?1` seconds ago.
 macro_rules! pruned {
@@ -131,14 +122,6 @@ const BATCH_CALLBACKS_WAIT: &str = "UPDATE dj_workflow_steps SET waiting_on = wa
 const BATCH_GROW: &str =
     "UPDATE dj_workflows SET steps = steps + ?2, pending = pending + ?2 WHERE id = ?1";
 
-const DEPENDENCY: &str = "SELECT d.job_id FROM dj_workflow_steps me \
-     JOIN dj_workflow_steps d ON d.workflow_id = me.workflow_id AND d.step = ?2 \
-     WHERE me.job_id = ?1";
-
-const WORKFLOW_OF: &str = "SELECT workflow_id FROM dj_workflow_steps WHERE job_id = ?1";
-
-const STEP_STATE: &str = "SELECT state FROM dj_workflow_steps WHERE job_id = ?1";
-
 impl SqliteStore {
     pub(super) fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun> {
         let rows: Vec<_> = workflow.steps.iter().map(|s| s.row.clone()).collect();
@@ -146,7 +129,7 @@ impl SqliteStore {
         self.write(|tx| {
             let id: WorkflowId = tx.query_row(
                 WORKFLOW_INSERT,
-                params![workflow.name, total, workflow.kind()],
+                params![workflow.name, workflow.kind(), total],
                 |r| r.get(0),
             )?;
             let ids: Vec<JobId> = (insert::rusqlite(tx, &rows)?.into_iter())
@@ -260,12 +243,7 @@ impl SqliteStore {
     /// Retries the workflow's failed steps and puts back the ones cancelled and still held,
     /// in one transaction; `None` if there is no such workflow.
     pub(super) fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>> {
-        let failed = JobFilter {
-            workflow: Some(id),
-            state: Some(JobState::Failed),
-            ..JobFilter::default()
-        };
-        let retry = filter::update(&DIALECT, &failed, filter::Change::RetryNow);
+        let retry = retry_failed(&DIALECT, id);
         let mut found = true;
         let changed = self.waking(|tx| {
             let state: Option<String> = tx.query_row(STATE_GET, [id], |r| r.get(0)).optional()?;
