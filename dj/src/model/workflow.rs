@@ -95,6 +95,15 @@ impl NewWorkflow {
         }
     }
 
+    /// The steps' job ids (`ids`, in step order) split into those ready at once and those
+    /// held until their dependencies finish.
+    pub(crate) fn ready_and_held(&self, ids: &[JobId]) -> (Vec<JobId>, Vec<JobId>) {
+        let (ready, held): (Vec<_>, Vec<_>) = (self.steps.iter().zip(ids))
+            .partition(|(step, _)| Self::initial_state(step) == StepState::Ready);
+        let ids = |pairs: Vec<(&NewStep, &JobId)>| pairs.into_iter().map(|(_, &id)| id).collect();
+        (ids(ready), ids(held))
+    }
+
     /// The dependency edges as `(depends_on, step)` positions.
     pub(crate) fn edges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         (self.steps.iter().enumerate())

@@ -132,16 +132,11 @@ impl PgStore {
                 .into_iter()
                 .map(|outcome| outcome.id())
                 .collect();
-            let (mut ready, mut held) = (Vec::new(), Vec::new());
+            let (ready, held) = workflow.ready_and_held(&ids);
             let (mut names, mut states, mut waiting, mut runs) = (vec![], vec![], vec![], vec![]);
-            for (step, &job) in workflow.steps.iter().zip(&ids) {
-                let state = NewWorkflow::initial_state(step);
-                match state {
-                    StepState::Ready => ready.push(job),
-                    _ => held.push(job),
-                }
+            for step in &workflow.steps {
                 names.push(step.name.as_str());
-                states.push(state.as_str());
+                states.push(NewWorkflow::initial_state(step).as_str());
                 waiting.push(step.after.len() as i32);
                 runs.push(step.runs.as_str());
             }

@@ -135,14 +135,10 @@ impl SqliteStore {
             let ids: Vec<JobId> = (insert::rusqlite(tx, &rows)?.into_iter())
                 .map(|outcome| outcome.id())
                 .collect();
-            let (mut ready, mut held) = (Vec::new(), Vec::new());
+            let (ready, held) = workflow.ready_and_held(&ids);
             let mut step_insert = tx.prepare_cached(STEP_INSERT)?;
             for (step, &job) in workflow.steps.iter().zip(&ids) {
                 let state = NewWorkflow::initial_state(step);
-                match state {
-                    StepState::Ready => ready.push(job),
-                    _ => held.push(job),
-                }
                 let waiting = step.after.len() as i64;
                 let runs = step.runs.as_str();
                 let values = params![id, job, step.name, state.as_str(), waiting, runs];
