@@ -3,7 +3,9 @@
 //! filtered update.
 
 use super::filter::{self, Dialect};
-use crate::model::{JobFilter, JobState, WorkflowId};
+use std::collections::HashMap;
+
+use crate::model::{JobFilter, JobId, JobState, StepInfo, WorkflowId};
 
 /// `$1` name, `$2` kind, `$3` step count: the new workflow's id.
 pub(crate) const WORKFLOW_INSERT: &str =
@@ -34,6 +36,23 @@ pub(crate) const WORKFLOW_OF: &str = "SELECT workflow_id FROM dj_workflow_steps 
 
 /// Workflows by state.
 pub(crate) const COUNTS: &str = "SELECT state, count(*) FROM dj_workflows GROUP BY state";
+
+/// Gives each step the names of the steps it runs after, from [`EDGES_GET`]'s rows
+/// (`(step's job id, dependency's name)`, in order): one look-up per link, whatever the
+/// workflow's size.
+pub(crate) fn attach_edges(
+    steps: &mut [StepInfo],
+    edges: impl IntoIterator<Item = (JobId, String)>,
+) {
+    let at: HashMap<JobId, usize> = (steps.iter().enumerate())
+        .map(|(i, step)| (step.job_id, i))
+        .collect();
+    for (job, dependency) in edges {
+        if let Some(&i) = at.get(&job) {
+            steps[i].after.push(dependency);
+        }
+    }
+}
 
 /// A workflow retry's update of its failed rows: `retry`'s, for the rows of workflow `id`.
 pub(crate) fn retry_failed(d: &Dialect, id: WorkflowId) -> filter::Statement {

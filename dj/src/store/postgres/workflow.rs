@@ -15,8 +15,8 @@ use crate::model::{
 };
 use crate::store::batch_closed;
 use crate::store::workflow::{
-    retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE, WORKFLOW_INSERT,
-    WORKFLOW_OF,
+    attach_edges, retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE,
+    WORKFLOW_INSERT, WORKFLOW_OF,
 };
 
 /// The steps that wait move from delayed_jobs, where the one insert algorithm put them, to
@@ -203,12 +203,7 @@ impl PgStore {
                     cancelled_by: r.get(5),
                 })
                 .collect();
-            for edge in &edges {
-                let job: JobId = edge.get(0);
-                if let Some(step) = steps.iter_mut().find(|s| s.job_id == job) {
-                    step.after.push(edge.get(1));
-                }
-            }
+            attach_edges(&mut steps, edges.iter().map(|e| (e.get(0), e.get(1))));
             Ok(Some(WorkflowInfo {
                 id,
                 name: head.get(0),

@@ -15,8 +15,8 @@ use crate::model::{
 };
 use crate::store::batch_closed;
 use crate::store::workflow::{
-    retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE, WORKFLOW_INSERT,
-    WORKFLOW_OF,
+    attach_edges, retry_failed, COUNTS, DEPENDENCY, EDGES_GET, STEPS_GET, STEP_STATE,
+    WORKFLOW_INSERT, WORKFLOW_OF,
 };
 
 /// The steps that wait move to the held rows before any of them names its workflow (so the
@@ -197,11 +197,7 @@ impl SqliteStore {
                 .prepare(EDGES_GET)?
                 .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            for (job, dep) in edges {
-                if let Some(step) = steps.iter_mut().find(|s| s.job_id == job) {
-                    step.after.push(dep);
-                }
-            }
+            attach_edges(&mut steps, edges);
             Ok(Some(WorkflowInfo {
                 id,
                 name,
