@@ -234,7 +234,12 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     );
     if postgres {
         setup::create_database(url)?;
-        println!("PostgreSQL: {url}");
+        let server = if setup::mysql_url(url).is_some() {
+            "MySQL"
+        } else {
+            "PostgreSQL"
+        };
+        println!("{server}: {url}");
         for (name, value) in setup::server_settings(url)? {
             println!("  {name} = {value}");
         }

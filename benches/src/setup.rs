@@ -1,6 +1,7 @@
-//! The benchmark's own databases: on PostgreSQL, created on the server if missing, and a
-//! fresh `delayed_jobs` table (dj's migration) before every workload, so no run inherits
-//! another's dead rows; on SQLite, a fresh file in a new directory for every run.
+//! The benchmark's own databases: on PostgreSQL (or MySQL/MariaDB, with a `mysql://` URL),
+//! created on the server if missing, and a fresh `delayed_jobs` table (dj's migration) before
+//! every workload, so no run inherits another's dead rows; on SQLite, a fresh file in a new
+//! directory for every run.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,6 +16,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Creates the database `url` names unless it exists, by connecting to the server's
 /// `postgres` database.
 pub fn create_database(url: &str) -> Result<(), BoxError> {
+    if let Some(mysql) = mysql_url(url) {
+        return mysql::create_database(&mysql);
+    }
     let config = postgres::Config::from_str(url)?;
     let name = config
         .get_dbname()
@@ -42,6 +46,12 @@ pub fn connect(url: &str) -> Result<Client, BoxError> {
 /// `CHECKPOINT`, so that the dirty pages a previous workload left are not written during the
 /// next one's timing.
 pub fn fresh_table(url: &str) -> Result<dj::Db, BoxError> {
+    if let Some(mysql) = mysql_url(url) {
+        mysql::drop_tables(&mysql)?;
+        let db = dj::Db::open(url)?;
+        db.migrate()?;
+        return Ok(db);
+    }
     let mut client = connect(url)?;
     client.batch_execute(
         "DROP TABLE IF EXISTS delayed_jobs, dj_schema_migrations, dj_workers, dj_maintenance, \
@@ -89,6 +99,9 @@ pub fn enqueue_in_slices<J: dj::Job>(
 }
 
 pub fn vacuum(url: &str) -> Result<(), BoxError> {
+    if let Some(mysql) = mysql_url(url) {
+        return mysql::analyze(&mysql);
+    }
     let mut client = connect(url)?;
     // Two statements: VACUUM cannot share the implicit transaction of a multi-statement query.
     client.batch_execute("VACUUM ANALYZE delayed_jobs")?;
@@ -98,6 +111,9 @@ pub fn vacuum(url: &str) -> Result<(), BoxError> {
 
 /// Rows left in the table.
 pub fn count(url: &str) -> Result<i64, BoxError> {
+    if let Some(mysql) = mysql_url(url) {
+        return mysql::count(&mysql);
+    }
     Ok(connect(url)?
         .query_one("SELECT count(*) FROM delayed_jobs", &[])?
         .get(0))
@@ -105,6 +121,9 @@ pub fn count(url: &str) -> Result<i64, BoxError> {
 
 /// Server settings that bear on the figures, for the report.
 pub fn server_settings(url: &str) -> Result<Vec<(String, String)>, BoxError> {
+    if let Some(mysql) = mysql_url(url) {
+        return mysql::server_settings(&mysql);
+    }
     let mut client = connect(url)?;
     let mut out = vec![(
         "server_version".to_owned(),
@@ -188,5 +207,77 @@ impl SqliteFile {
 impl Drop for SqliteFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `mysql://` URL the benchmark's own SQL uses, if `url` names a MySQL server.
+pub fn mysql_url(url: &str) -> Option<String> {
+    url.strip_prefix("mysql://")
+        .or_else(|| url.strip_prefix("mariadb://"))
+        .map(|rest| format!("mysql://{rest}"))
+}
+
+/// The same steps on MySQL / MariaDB.
+mod mysql {
+    use mysql::prelude::Queryable;
+
+    use super::BoxError;
+
+    fn connect(url: &str) -> Result<mysql::Conn, BoxError> {
+        Ok(mysql::Conn::new(mysql::Opts::from_url(url)?)?)
+    }
+
+    pub fn create_database(url: &str) -> Result<(), BoxError> {
+        let opts = mysql::Opts::from_url(url)?;
+        let name = opts
+            .get_db_name()
+            .ok_or("the benchmark URL must name a database")?
+            .to_owned();
+        let server = mysql::OptsBuilder::from_opts(opts).db_name(None::<String>);
+        let mut admin = mysql::Conn::new(server)?;
+        admin.query_drop(format!(
+            "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            name.replace('`', "``")
+        ))?;
+        Ok(())
+    }
+
+    /// Drops every table of the benchmark's database (all of them are dj's).
+    pub fn drop_tables(url: &str) -> Result<(), BoxError> {
+        let mut conn = connect(url)?;
+        let tables: Vec<String> = conn.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )?;
+        conn.query_drop("SET FOREIGN_KEY_CHECKS = 0")?;
+        for table in tables {
+            conn.query_drop(format!("DROP TABLE `{}`", table.replace('`', "``")))?;
+        }
+        conn.query_drop("DROP PROCEDURE IF EXISTS dj_enqueue")?;
+        Ok(())
+    }
+
+    /// Fresh statistics for the claim's plan (InnoDB has no VACUUM).
+    pub fn analyze(url: &str) -> Result<(), BoxError> {
+        connect(url)?.query_drop("ANALYZE TABLE delayed_jobs")?;
+        Ok(())
+    }
+
+    pub fn count(url: &str) -> Result<i64, BoxError> {
+        let n: Option<i64> = connect(url)?.query_first("SELECT count(*) FROM delayed_jobs")?;
+        Ok(n.unwrap_or_default())
+    }
+
+    pub fn server_settings(url: &str) -> Result<Vec<(String, String)>, BoxError> {
+        let mut conn = connect(url)?;
+        let mut out: Vec<(String, String)> = Vec::new();
+        let version: Option<String> = conn.query_first("SELECT VERSION()")?;
+        out.push(("version".to_owned(), version.unwrap_or_default()));
+        let rows: Vec<(String, String)> = conn.query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_flush_log_at_trx_commit', \
+             'sync_binlog', 'log_bin', 'innodb_buffer_pool_size', 'innodb_log_file_size', \
+             'transaction_isolation', 'tx_isolation')",
+        )?;
+        out.extend(rows);
+        Ok(out)
     }
 }

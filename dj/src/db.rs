@@ -100,18 +100,21 @@ impl DbBuilder {
     /// The `Db`, connecting lazily (on first use), as [`Db::open`].
     pub fn open(self) -> Result<Db> {
         let url = self.url.trim();
-        let store: Arc<dyn Store> = if url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-        {
-            open_postgres(url, &self.options)?
-        } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            open_sqlite(rest, &self.options)?
-        } else {
-            return Err(Error::BadUrl {
-                url: url.to_owned(),
-                reason: "the scheme must be `postgres://`, `postgresql://` or `sqlite:`".to_owned(),
-            });
-        };
+        let store: Arc<dyn Store> =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                open_postgres(url, &self.options)?
+            } else if let Some(rest) = url.strip_prefix("sqlite:") {
+                open_sqlite(rest, &self.options)?
+            } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+                open_mysql(url, &self.options)?
+            } else {
+                return Err(Error::BadUrl {
+                    url: url.to_owned(),
+                    reason: "the scheme must be `postgres://`, `postgresql://`, `mysql://` or \
+                         `sqlite:`"
+                        .to_owned(),
+                });
+            };
         Ok(Db {
             store,
             url: url.into(),
@@ -587,6 +590,12 @@ pub fn schema_sql(url: &str) -> Result<String> {
         #[cfg(not(feature = "sqlite"))]
         return Err(Error::BackendDisabled { backend: "sqlite" });
     }
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        #[cfg(feature = "mysql")]
+        return Ok(crate::store::mysql::schema_sql());
+        #[cfg(not(feature = "mysql"))]
+        return Err(Error::BackendDisabled { backend: "mysql" });
+    }
     Db::open(url).map(|_| String::new())
 }
 
@@ -609,6 +618,23 @@ fn open_sqlite(rest: &str, options: &Options) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(crate::store::sqlite::SqliteStore::open(
         rest, options,
     )?))
+}
+
+#[cfg(feature = "mysql")]
+fn open_mysql(url: &str, options: &Options) -> Result<Arc<dyn Store>> {
+    // The driver reads `mysql://`; `mariadb://` is the same server protocol.
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    Ok(Arc::new(crate::store::mysql::MysqlStore::open(
+        &url, options,
+    )?))
+}
+
+#[cfg(not(feature = "mysql"))]
+fn open_mysql(_url: &str, _options: &Options) -> Result<Arc<dyn Store>> {
+    Err(Error::BackendDisabled { backend: "mysql" })
 }
 
 #[cfg(not(feature = "sqlite"))]

@@ -184,6 +184,28 @@ mod diesel_sqlite_targets {
     }
 }
 
+#[cfg(feature = "mysql")]
+mod mysql_targets {
+    use super::*;
+    use crate::store::mysql as my;
+
+    impl sealed::Sealed for &mut mysql::Transaction<'_> {}
+    /// Inside the caller's transaction: the rows exist only if it commits.
+    impl EnqueueTarget for &mut mysql::Transaction<'_> {
+        fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+            my::insert_in_transaction(self, rows)
+        }
+    }
+    impl sealed::Sealed for &mut mysql::Conn {}
+    /// On the caller's connection, with no transaction of its open: several rows get one
+    /// transaction of their own.
+    impl EnqueueTarget for &mut mysql::Conn {
+        fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+            my::insert_on_conn(self, rows)
+        }
+    }
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite_targets {
     use super::*;

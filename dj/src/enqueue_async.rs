@@ -169,6 +169,25 @@ mod sqlx_postgres_targets {
     }
 }
 
+#[cfg(feature = "sqlx-mysql")]
+mod sqlx_mysql_targets {
+    use super::*;
+    use crate::store::mysql as my;
+
+    impl sealed::Sealed for &mut sqlx::MySqlConnection {}
+    impl EnqueueAsyncTarget for &mut sqlx::MySqlConnection {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+            my::insert_sqlx(self, &rows).await
+        }
+    }
+    impl sealed::Sealed for &mut sqlx::Transaction<'_, sqlx::MySql> {}
+    impl EnqueueAsyncTarget for &mut sqlx::Transaction<'_, sqlx::MySql> {
+        async fn insert_jobs_async(self, rows: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+            my::insert_sqlx(self, &rows).await
+        }
+    }
+}
+
 #[cfg(feature = "sqlx-sqlite")]
 mod sqlx_sqlite_targets {
     use super::*;

@@ -12,7 +12,7 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     /// `DATABASE_URL` (or `--database-url`) is not a URL dj understands.
-    #[error("invalid database url `{url}`: {reason}; write `postgres://user@host/db` or `sqlite:path/to/file.db`")]
+    #[error("invalid database url `{url}`: {reason}; write `postgres://user@host/db`, `mysql://user@host/db` or `sqlite:path/to/file.db`")]
     BadUrl {
         /// The URL, with any password hidden.
         url: String,
@@ -47,7 +47,7 @@ pub enum Error {
         "this build of dj has no {backend} backend; enable the `{backend}` cargo feature of `dj`"
     )]
     BackendDisabled {
-        /// `postgres` or `sqlite`: also the feature's name.
+        /// `postgres`, `sqlite` or `mysql`: also the feature's name.
         backend: &'static str,
     },
     /// Two job types registered one name.
@@ -132,8 +132,16 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The MySQL / MariaDB backend failed.
+    #[cfg(feature = "mysql")]
+    #[error("mysql: {0}")]
+    Mysql(#[from] mysql::Error),
     /// The caller's sqlx connection failed.
-    #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+    #[cfg(any(
+        feature = "sqlx-postgres",
+        feature = "sqlx-sqlite",
+        feature = "sqlx-mysql"
+    ))]
     #[error("sqlx: {0}")]
     Sqlx(sqlx::Error),
     /// The caller's diesel connection failed.
@@ -253,13 +261,19 @@ impl Error {
 }
 
 /// A sqlx error, with a missing table named as [`Error::MissingTable`].
-#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-sqlite",
+    feature = "sqlx-mysql"
+))]
 pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
     let missing = match &e {
         sqlx::Error::Database(db) => {
-            // PostgreSQL's undefined table and column; SQLite's words for the same.
-            matches!(db.code().as_deref(), Some("42P01" | "42703"))
-                || db.message().starts_with("no such table")
+            // PostgreSQL's undefined table and column, MySQL's; SQLite's words for the same.
+            matches!(
+                db.code().as_deref(),
+                Some("42P01" | "42703" | "42S02" | "42S22")
+            ) || db.message().starts_with("no such table")
                 || db.message().contains("has no column named")
         }
         _ => false,
@@ -293,6 +307,7 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
 #[cfg(any(
     feature = "sqlx-postgres",
     feature = "sqlx-sqlite",
+    feature = "sqlx-mysql",
     feature = "diesel-postgres",
     feature = "diesel-sqlite"
 ))]

@@ -136,6 +136,9 @@ pub(crate) struct Dialect {
     pub placeholder: fn(usize) -> String,
     /// The function giving the position of a substring (0: absent), `strpos` or `instr`.
     pub position: &'static str,
+    /// Whether placeholders are bare `?`s bound in order (MySQL), so that a value used
+    /// twice is bound twice; numbered ones (`$1`, `?1`) are bound once.
+    pub positional: bool,
 }
 
 /// A value to bind.
@@ -303,9 +306,16 @@ fn where_clause(d: &Dialect, filter: &JobFilter) -> (String, Vec<Value>) {
     }
     if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
         values.push(Value::Text(text.to_lowercase()));
-        let (p, position) = ((d.placeholder)(values.len()), d.position);
+        let p = (d.placeholder)(values.len());
+        let again = if d.positional {
+            values.push(Value::Text(text.to_lowercase()));
+            (d.placeholder)(values.len())
+        } else {
+            p.clone()
+        };
+        let position = d.position;
         parts.push(format!(
-            "({position}(lower(handler), {p}) > 0 OR {position}(lower(coalesce(last_error, '')), {p}) > 0)"
+            "({position}(lower(handler), {p}) > 0 OR {position}(lower(coalesce(last_error, '')), {again}) > 0)"
         ));
     }
     if parts.is_empty() {
@@ -323,6 +333,7 @@ mod tests {
         position: "strpos",
         now: "now()",
         placeholder: |n| format!("${n}"),
+        positional: false,
     };
 
     #[test]

@@ -25,11 +25,48 @@ pub(crate) struct InsertedId {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub(crate) outcome: i32,
 }
+#[cfg(feature = "mysql")]
+pub(crate) mod mysql;
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// The output of an insert on a blocking library, whose statements are ready futures: it is
+/// done in one poll.
+#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+pub(crate) fn blocking<T>(insert: impl std::future::Future<Output = T>) -> T {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(insert).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("a blocking library's statements never wait"),
+    }
+}
+
+/// A database URL as dj shows it: `scheme://user:secret@host/db` becomes
+/// `scheme://user:***@host/db`.
+pub(crate) fn hide_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    // The user part ends at the host's `@`, before any path or query (which may hold another
+    // URL: `listen_url`).
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
 
 /// What a [`crate::DbBuilder`] sets, for the backend to apply over the URL's keys.
 #[derive(Debug, Clone, Default, PartialEq)]

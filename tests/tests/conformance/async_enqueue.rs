@@ -195,6 +195,7 @@ fn sqlx_transaction(backend: Backend) {
                         .unwrap();
                     sqlx_cases(t, flavour, &mut conn).await;
                 }
+                Backend::Mysql => dj_tests::support::not_on_mysql(),
             }
             assert_eq!(count(t), 4, "{flavour}");
             let rows = t.db.jobs(&JobFilter::default()).unwrap();
@@ -386,6 +387,7 @@ fn diesel_transaction(backend: Backend) {
                 diesel::SqliteConnection::establish(t.sqlite_path().to_str().unwrap()).unwrap();
             diesel_cases(&t, &mut conn);
         }
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     }
 }
 

@@ -211,12 +211,15 @@ fn bounded_and_pruned(backend: Backend) {
     let ago = |what: &str| match t.backend {
         Backend::Postgres => format!("now() - interval '{what}'"),
         Backend::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{what}')"),
+        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {what}"),
     };
     let series = match t.backend {
         Backend::Postgres => "SELECT g FROM generate_series(1000001, 1002500) AS g".to_owned(),
-        Backend::Sqlite => "WITH RECURSIVE s(g) AS (SELECT 1000001 UNION ALL SELECT g + 1 \
-                            FROM s WHERE g < 1002500) SELECT g FROM s"
-            .to_owned(),
+        Backend::Sqlite | Backend::Mysql => {
+            "WITH RECURSIVE s(g) AS (SELECT 1000001 UNION ALL SELECT g + 1 \
+             FROM s WHERE g < 1002500) SELECT g FROM s"
+                .to_owned()
+        }
     };
     t.exec(&format!(
         "INSERT INTO dj_attempts (job_id, attempt, worker, started_at, finished_at, error) \

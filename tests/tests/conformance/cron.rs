@@ -84,6 +84,10 @@ fn every_second(backend: Backend) {
             "SELECT CAST(substr(ran_by, instr(ran_by, 'pid:') + 4) AS INTEGER) \
              FROM dj_maintenance WHERE task = 'cron'"
         }
+        Backend::Mysql => {
+            "SELECT CAST(substring_index(ran_by, 'pid:', -1) AS SIGNED) \
+             FROM dj_maintenance WHERE task = 'cron'"
+        }
     });
     let killed = workers
         .iter()
@@ -168,6 +172,7 @@ fn missed(backend: Backend) {
     t.exec(match backend {
         Backend::Postgres => "UPDATE dj_cron SET next_fire_at = '2020-01-01 00:00:00+00'",
         Backend::Sqlite => "UPDATE dj_cron SET next_fire_at = '2020-01-01 00:00:00.000'",
+        Backend::Mysql => "UPDATE dj_cron SET next_fire_at = '2020-01-01 00:00:00'",
     });
     let mut worker = spawn_worker(&t, "w", &["work", "--sleep-delay", "0.2"]);
     assert!(

@@ -99,6 +99,14 @@ fn pool_exhausted(backend: Backend) {
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
             Blocker::Sqlite(conn)
         }
+        Backend::Mysql => {
+            use mysql::prelude::Queryable;
+            let mut conn = t.mysql_conn();
+            conn.query_drop("BEGIN").unwrap();
+            conn.query_drop("SELECT id FROM delayed_jobs FOR UPDATE")
+                .unwrap();
+            Blocker::Mysql(conn)
+        }
     };
     let holder = {
         let db = db.clone();
@@ -129,6 +137,7 @@ fn pool_exhausted(backend: Backend) {
 enum Blocker {
     Postgres(postgres::Client),
     Sqlite(rusqlite::Connection),
+    Mysql(mysql::Conn),
 }
 
 impl Drop for Blocker {
@@ -136,6 +145,7 @@ impl Drop for Blocker {
         match self {
             Blocker::Postgres(client) => client.batch_execute("COMMIT").unwrap(),
             Blocker::Sqlite(conn) => conn.execute_batch("COMMIT").unwrap(),
+            Blocker::Mysql(conn) => mysql::prelude::Queryable::query_drop(conn, "COMMIT").unwrap(),
         }
     }
 }

@@ -73,6 +73,12 @@ fn rolled_back(backend: Backend) {
             job.delay().enqueue(&tx).unwrap();
             tx.rollback().unwrap();
         }
+        Backend::Mysql => {
+            let mut conn = t.mysql_conn();
+            let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+            job.delay().enqueue(&mut tx).unwrap();
+            tx.rollback().unwrap();
+        }
     }
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
     assert_eq!(serial(&t).work_off(10).unwrap().succeeded, 0);
@@ -98,6 +104,13 @@ fn committed(backend: Backend) {
             let mut conn = rusqlite::Connection::open(t.sqlite_path()).unwrap();
             let tx = conn.transaction().unwrap();
             let id = job.delay().enqueue(&tx).unwrap();
+            tx.commit().unwrap();
+            id
+        }
+        Backend::Mysql => {
+            let mut conn = t.mysql_conn();
+            let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+            let id = job.delay().enqueue(&mut tx).unwrap();
             tx.commit().unwrap();
             id
         }
@@ -160,6 +173,13 @@ fn enqueue_many_all_or_none(backend: Backend) {
             assert_eq!(ids.len(), 7_000);
             tx.rollback().unwrap();
         }
+        Backend::Mysql => {
+            let mut conn = t.mysql_conn();
+            let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+            let ids = dj::enqueue_many(&mut tx, (0..7_000).map(job)).unwrap();
+            assert_eq!(ids.len(), 7_000);
+            tx.rollback().unwrap();
+        }
     }
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
 }
@@ -204,6 +224,7 @@ pub fn now_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Postgres => "now()",
         Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        Backend::Mysql => "UTC_TIMESTAMP(6)",
     }
 }
 
@@ -262,14 +283,20 @@ fn migrate_twice(backend: Backend) {
 
 fn bad_url(_backend: Backend) {
     for url in [
-        "mysql://localhost/db",
+        "mongodb://localhost/db",
         "sqlite:",
         "postgres://host:notaport/db",
+        "mysql://localhost",
+        "mysql://localhost/db?statement_timeout=0",
+        "mysql://localhost:notaport/db",
     ] {
         let err = dj::Db::open(url).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("invalid database url"), "{url}: {text}");
     }
-    let text = dj::Db::open("mysql://x").unwrap_err().to_string();
-    assert!(text.contains("sqlite:"), "{text}");
+    let text = dj::Db::open("redis://x").unwrap_err().to_string();
+    assert!(
+        text.contains("sqlite:") && text.contains("mysql://"),
+        "{text}"
+    );
 }

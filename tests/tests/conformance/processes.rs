@@ -150,6 +150,7 @@ fn exactly_once(backend: Backend) {
     let (processes, per_process) = match backend {
         Backend::Postgres => (4, 2_000),
         Backend::Sqlite => (3, 3_000),
+        Backend::Mysql => (4, 2_000),
     };
     let t = TestDb::new(backend, "exactlyonce");
     let log = t.log();

@@ -268,16 +268,19 @@ fn pruned(backend: Backend) {
     let ago = |what: &str| match t.backend {
         Backend::Postgres => format!("now() - interval '{what}'"),
         Backend::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{what}')"),
+        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {what}"),
     };
     let series = match t.backend {
         Backend::Postgres => "SELECT g FROM generate_series(1, 2500) AS g".to_owned(),
-        Backend::Sqlite => "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s \
-                            WHERE g < 2500) SELECT g FROM s"
-            .to_owned(),
+        Backend::Sqlite | Backend::Mysql => {
+            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s \
+             WHERE g < 2500) SELECT g FROM s"
+                .to_owned()
+        }
     };
     let one = match t.backend {
         Backend::Postgres => "'1'::jsonb",
-        Backend::Sqlite => "'1'",
+        Backend::Sqlite | Backend::Mysql => "'1'",
     };
     t.exec(&format!(
         "INSERT INTO dj_results (job_id, name, state, value, finished_at) \

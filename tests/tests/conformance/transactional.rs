@@ -64,6 +64,7 @@ fn native(backend: Backend) -> &'static str {
     match backend {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "rusqlite",
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     }
 }
 
@@ -95,6 +96,7 @@ fn effects(t: &TestDb) -> HashMap<String, i64> {
         Backend::Postgres => (t.pg_client().query(sql, &[]).unwrap().iter())
             .map(|r| (r.get(0), r.get(1)))
             .collect(),
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     }
 }
 
@@ -143,6 +145,7 @@ fn every_driver(backend: Backend) {
     let (sync, not_sync): (&[&str], &[&str]) = match backend {
         Backend::Postgres => (&["postgres", "diesel"], &["tokio-postgres", "sqlx"]),
         Backend::Sqlite => (&["rusqlite", "diesel"], &["sqlx"]),
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     };
     let mut ids: Vec<(i64, String)> = Vec::new();
     let mut rolled_back = Vec::new();
@@ -312,6 +315,7 @@ fn killed_every_2s(backend: Backend) {
     let (n, millis) = match backend {
         Backend::Postgres => (3_000, 20),
         Backend::Sqlite => (1_500, 10),
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     };
     let keys: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     let jobs = keys.iter().enumerate().map(|(i, key)| {

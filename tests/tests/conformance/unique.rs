@@ -266,6 +266,16 @@ fn many_and_transaction(backend: Backend) {
             assert!(job().enqueue_outcome(&tx).unwrap().is_duplicate());
             tx.rollback().unwrap();
         }
+        Backend::Mysql => {
+            let mut conn = t.mysql_conn();
+            let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+            assert!(matches!(
+                job().enqueue_outcome(&mut tx).unwrap(),
+                EnqueueOutcome::Inserted(_)
+            ));
+            assert!(job().enqueue_outcome(&mut tx).unwrap().is_duplicate());
+            tx.rollback().unwrap();
+        }
     }
     assert!(matches!(
         job().enqueue_outcome(&t.db).unwrap(),

@@ -444,6 +444,7 @@ fn refused_workflows(backend: Backend) {
                 ordered("delayed_jobs")
             ))
         }
+        Backend::Mysql => dj_tests::support::not_on_mysql(),
     };
     assert_eq!(columns("dj_held_jobs"), columns("delayed_jobs"));
     assert!(columns("delayed_jobs") >= 24);
@@ -613,7 +614,7 @@ fn killed_workers(backend: Backend) {
     let app = format!("dj_wf_chaos_{}", std::process::id());
     let url = match backend {
         Backend::Postgres => format!("{}&application_name={app}", t.url),
-        Backend::Sqlite => t.url.clone(),
+        Backend::Sqlite | Backend::Mysql => t.url.clone(),
     };
     let args = [
         "work",

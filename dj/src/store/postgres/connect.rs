@@ -146,28 +146,7 @@ pub(crate) fn missing_table(e: tokio_postgres::Error, database: &str) -> Error {
     }
 }
 
-pub(crate) fn hide_password(url: &str) -> String {
-    // postgres://user:secret@host/db -> postgres://user:***@host/db
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    // The user part ends at the host's `@`, before any path or query (which may hold another
-    // URL: `listen_url`).
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
-}
+pub(crate) use crate::store::hide_password;
 
 /// The URL as dj shows it: its password hidden, and `listen_url`'s, decoded.
 pub(crate) fn shown_url(url: &str) -> String {

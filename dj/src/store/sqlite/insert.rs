@@ -7,8 +7,6 @@
 //! connection or transaction go through the same adapter (see `targets` for sqlx and diesel).
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, CachedStatement, Connection, Row};
@@ -129,14 +127,7 @@ async fn row_outcome<E: Execute>(
     Ok(EnqueueOutcome::from_code(id, code))
 }
 
-/// The output of an insert on a blocking library, whose statements are ready futures: it is
-/// done in one poll.
-pub(crate) fn blocking<T>(insert: impl Future<Output = T>) -> T {
-    match pin!(insert).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("a blocking library's statements never wait"),
-    }
-}
+pub(crate) use crate::store::blocking;
 
 /// Inserts rows on a rusqlite connection, the pool's or the caller's. With no transaction
 /// open, statements that must be atomic get one of their own (`BEGIN IMMEDIATE`), and an `Ok`

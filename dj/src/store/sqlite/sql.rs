@@ -52,6 +52,7 @@ pub(super) const DIALECT: filter::Dialect = filter::Dialect {
     now: NOW,
     placeholder: |n| format!("?{n}"),
     position: "instr",
+    positional: false,
 };
 
 // ---- Opening and migrating ----

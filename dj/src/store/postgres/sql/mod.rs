@@ -23,6 +23,7 @@ pub(crate) const DIALECT: filter::Dialect = filter::Dialect {
     now: "now()",
     placeholder: |n| format!("${n}"),
     position: "strpos",
+    positional: false,
 };
 
 pub(crate) const COLUMNS: &str = "id, priority, attempts, handler, last_error, run_at, locked_at, failed_at, \

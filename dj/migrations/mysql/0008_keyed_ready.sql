@@ -1,0 +1,11 @@
+-- dj 0008: an index for the limited claim, on the other backends: keyed rows (a
+-- concurrency_key) in claim order, (priority, run_at) WHERE concurrency_key IS NOT NULL AND
+-- failed_at IS NULL. MySQL has no partial index, and no full index orders the keyed rows
+-- by priority without holding every unkeyed row too, so nothing is added here. The index
+-- went out of use with 0019 (which drops it elsewhere), whose delayed_jobs_key_heads serves
+-- the limited claim on MySQL as well.
+--
+-- MySQL's limited claim counts running rows and then locks its picks in one transaction,
+-- which READ COMMITTED does not make atomic against another claim: limited claims take
+-- this row's lock first, one at a time (claims of unlimited rows never take it).
+INSERT IGNORE INTO dj_maintenance (task) VALUES ('limited_claim');

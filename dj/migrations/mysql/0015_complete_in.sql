@@ -1,0 +1,11 @@
+-- dj 0015: PostgreSQL's 0015 adds dj_complete(), the function a job's own transaction calls to
+-- complete its row (`Context::complete_in`). On MySQL, as on SQLite, dj sends the same steps
+-- as statements through the caller's connection, in its transaction: lock the worker's
+-- dj_workers row (a locking read, so the worker is not declared dead before the commit),
+-- delete the job's row only WHERE id = ? AND locked_by = worker, keep a recorded result in
+-- dj_results, and fail (so that the caller rolls back) if no row was deleted. A stored
+-- procedure would not do: an error raised in it undoes only its own statement on MySQL, not
+-- the caller's transaction, and the workflow bookkeeping that follows a step's completion is
+-- dj's Rust code on MySQL (see 0020), which a procedure would bypass. Nothing changes here;
+-- the number is kept so that the backends count their migrations alike.
+DO 0;

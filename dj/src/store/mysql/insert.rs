@@ -1,0 +1,300 @@
+//! The insert, one algorithm for every driver library (the `mysql` crate, which the pool uses
+//! too, and sqlx's MySQL). A row is one `INSERT`, its id the connection's last insert id. A
+//! unique row's insert meets the unique index when a live row holds its key (MySQL has no
+//! partial index and no `ON CONFLICT ... WHERE`): the holder is then read, locked, and
+//! replaced if the row asks for it and the holder still waits. Several rows, or a unique one,
+//! run in one transaction, or in a savepoint inside the caller's. A library's adapter
+//! ([`Execute`]) only runs one statement.
+
+use std::future::Future;
+
+use mysql::prelude::Queryable;
+use mysql::TxOpts;
+
+use super::connect::is_duplicate;
+use super::sql;
+use crate::model::{EnqueueOutcome, NewJob};
+
+/// How often a unique row is tried when its holder goes away between the insert that met it
+/// and the look-up (the holder finished in between): each time the key was free again.
+const UNIQUE_TRIES: usize = 5;
+
+/// Whether inserting `rows` takes more than one statement (see the SQLite backend's).
+pub(crate) fn atomic(rows: &[NewJob]) -> bool {
+    rows.len() > 1 || rows.iter().any(|row| row.unique.is_some())
+}
+
+/// A value an insert binds, with the type every library binds it as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i32>),
+    BigInt(i64),
+    Real(Option<f64>),
+    Bool(bool),
+}
+
+/// A row's insert values, in `INSERT_ROW`'s order.
+fn insert_values(row: &NewJob) -> [Value<'_>; 13] {
+    let (at, delay) = row.run_at.values();
+    let concurrency = row.concurrency.as_ref();
+    let unique = row.unique.as_ref();
+    [
+        Value::Text(Some(row.name)),
+        Value::Text(Some(&row.handler)),
+        Value::Int(Some(row.priority)),
+        Value::Text(row.queue.as_deref()),
+        Value::Real(at),
+        Value::Real(Some(delay)),
+        Value::Int(row.max_run_time),
+        Value::Text(concurrency.map(|(key, _)| key.as_str())),
+        Value::Int(concurrency.map(|(_, limit)| *limit)),
+        Value::Int(row.rate.map(|rate| rate.max_starts)),
+        Value::Int(row.rate.map(|rate| rate.period_ms)),
+        Value::Text(unique.map(|u| u.key.as_str())),
+        Value::Bool(unique.is_some_and(|u| u.until_done)),
+    ]
+}
+
+/// What a driver library does for an insert.
+pub(crate) trait Execute {
+    type Error;
+    /// Runs an `INSERT`: the new row's id, or `None` when it met a unique index.
+    fn insert(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = Result<Option<i64>, Self::Error>>;
+    /// Runs a query giving the first row's id and flag, if any.
+    fn first(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = Result<Option<(i64, bool)>, Self::Error>>;
+    /// Runs a statement that returns no rows.
+    fn run(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Inserts `rows` in order, inside whatever transaction [`atomic`] asks for.
+pub(crate) async fn rows<E: Execute>(
+    exec: &mut E,
+    rows: &[NewJob],
+) -> Result<Vec<EnqueueOutcome>, E::Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(row_outcome(exec, row).await?);
+    }
+    Ok(out)
+}
+
+async fn row_outcome<E: Execute>(exec: &mut E, row: &NewJob) -> Result<EnqueueOutcome, E::Error> {
+    let values = insert_values(row);
+    let Some(unique) = &row.unique else {
+        return match exec.insert(sql::INSERT_ROW.as_str(), &values).await? {
+            Some(id) => Ok(EnqueueOutcome::Inserted(id)),
+            // No unique index applies to a row without a key.
+            None => unreachable!("a row without a unique key met a unique index"),
+        };
+    };
+    let mut tries = 0;
+    loop {
+        if let Some(id) = exec.insert(sql::INSERT_ROW.as_str(), &values).await? {
+            return Ok(EnqueueOutcome::Inserted(id));
+        }
+        let key = [Value::Text(Some(&unique.key))];
+        let Some((id, waiting)) = exec.first(sql::UNIQUE_HOLDER, &key).await? else {
+            // The holder finished between the insert and the look-up: the key is free.
+            tries += 1;
+            if tries < UNIQUE_TRIES {
+                continue;
+            }
+            return Ok(EnqueueOutcome::Duplicate(0));
+        };
+        if !(unique.replace && waiting) {
+            return Ok(EnqueueOutcome::Duplicate(id));
+        }
+        // handler .. rate period (the insert's second to eleventh), then the holder.
+        let mut replace: Vec<Value<'_>> = values[1..11].to_vec();
+        replace.push(Value::BigInt(id));
+        exec.run(sql::UNIQUE_REPLACE.as_str(), &replace).await?;
+        return Ok(EnqueueOutcome::Replaced(id));
+    }
+}
+
+/// Inserts rows on a `mysql` connection with no transaction open (the pool's, or the
+/// caller's `Conn`): statements that must be atomic get a transaction of their own, and `Ok`
+/// means committed.
+pub(crate) fn on_conn(
+    conn: &mut mysql::Conn,
+    rows: &[NewJob],
+) -> mysql::Result<Vec<EnqueueOutcome>> {
+    if !atomic(rows) {
+        return crate::store::blocking(self::rows(&mut Mysql(conn), rows));
+    }
+    let mut tx = conn.start_transaction(TxOpts::default())?;
+    let out = crate::store::blocking(self::rows(&mut Mysql(&mut tx), rows))?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Inserts rows inside a transaction: the store's own (a schedule's firing), as they are.
+pub(super) fn within(
+    tx: &mut mysql::Transaction<'_>,
+    rows: &[NewJob],
+) -> mysql::Result<Vec<EnqueueOutcome>> {
+    crate::store::blocking(self::rows(&mut Mysql(tx), rows))
+}
+
+/// Inserts rows inside the caller's `mysql` transaction, in a savepoint, so that a failed
+/// batch leaves nothing there and the caller's transaction goes on; the rows exist only if
+/// the caller commits.
+pub(crate) fn in_callers(
+    tx: &mut mysql::Transaction<'_>,
+    rows: &[NewJob],
+) -> mysql::Result<Vec<EnqueueOutcome>> {
+    if !atomic(rows) {
+        return within(tx, rows);
+    }
+    tx.query_drop(sql::SAVEPOINT)?;
+    match within(tx, rows) {
+        Ok(out) => {
+            tx.query_drop(sql::RELEASE)?;
+            Ok(out)
+        }
+        Err(e) => {
+            let _ = tx.query_drop(sql::ROLLBACK_TO);
+            Err(e)
+        }
+    }
+}
+
+/// The `mysql` crate's adapter: prepared statements (cached by the connection).
+struct Mysql<'c, Q>(&'c mut Q);
+
+impl<Q: Queryable> Execute for Mysql<'_, Q> {
+    type Error = mysql::Error;
+    fn insert(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = mysql::Result<Option<i64>>> {
+        let ran = match self.0.exec_iter(sql, params(values)) {
+            Ok(result) => Ok(result.last_insert_id().map(|id| id as i64)),
+            Err(e) if is_duplicate(&e) => Ok(None),
+            Err(e) => Err(e),
+        };
+        std::future::ready(ran)
+    }
+    fn first(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = mysql::Result<Option<(i64, bool)>>> {
+        std::future::ready(self.0.exec_first(sql, params(values)))
+    }
+    fn run(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+    ) -> impl Future<Output = mysql::Result<()>> {
+        std::future::ready(self.0.exec_drop(sql, params(values)))
+    }
+}
+
+fn params(values: &[Value<'_>]) -> Vec<mysql::Value> {
+    (values.iter())
+        .map(|v| match *v {
+            Value::Text(t) => mysql::Value::from(t),
+            Value::Int(n) => mysql::Value::from(n),
+            Value::BigInt(n) => mysql::Value::from(n),
+            Value::Real(x) => mysql::Value::from(x),
+            Value::Bool(b) => mysql::Value::from(b),
+        })
+        .collect()
+}
+
+#[cfg(feature = "sqlx-mysql")]
+pub(crate) use self::sqlx_target::insert_sqlx;
+
+#[cfg(feature = "sqlx-mysql")]
+mod sqlx_target {
+    use super::*;
+
+    /// Inserts rows through the caller's sqlx connection (or the connection of its
+    /// transaction); atomic statements in one transaction of their own, or a savepoint inside
+    /// the caller's (sqlx's `begin` opens whichever fits).
+    pub(crate) async fn insert_sqlx(
+        conn: &mut sqlx::MySqlConnection,
+        rows: &[NewJob],
+    ) -> crate::error::Result<Vec<EnqueueOutcome>> {
+        use sqlx::Connection as _;
+        let inserted = if atomic(rows) {
+            let mut tx = conn.begin().await.map_err(crate::error::from_sqlx)?;
+            match self::rows(&mut Sqlx(&mut tx), rows).await {
+                Ok(out) => tx.commit().await.map(|()| out),
+                Err(e) => Err(e),
+            }
+        } else {
+            self::rows(&mut Sqlx(conn), rows).await
+        };
+        inserted.map_err(crate::error::from_sqlx)
+    }
+
+    struct Sqlx<'c>(&'c mut sqlx::MySqlConnection);
+
+    fn bound<'q>(
+        sql: &'q str,
+        values: &[Value<'q>],
+    ) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = match *value {
+                Value::Text(t) => query.bind(t),
+                Value::Int(n) => query.bind(n),
+                Value::BigInt(n) => query.bind(n),
+                Value::Real(x) => query.bind(x),
+                Value::Bool(b) => query.bind(b),
+            };
+        }
+        query
+    }
+
+    impl Execute for Sqlx<'_> {
+        type Error = sqlx::Error;
+        async fn insert(
+            &mut self,
+            sql: &'static str,
+            values: &[Value<'_>],
+        ) -> sqlx::Result<Option<i64>> {
+            match bound(sql, values).execute(&mut *self.0).await {
+                Ok(done) => Ok(Some(done.last_insert_id() as i64)),
+                // ER_DUP_ENTRY (SQLSTATE 23000 covers other constraints too).
+                Err(sqlx::Error::Database(db))
+                    if db
+                        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|e| e.number() == 1062) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        async fn first(
+            &mut self,
+            sql: &'static str,
+            values: &[Value<'_>],
+        ) -> sqlx::Result<Option<(i64, bool)>> {
+            use sqlx::Row as _;
+            let row = bound(sql, values).fetch_optional(&mut *self.0).await?;
+            row.map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? != 0)))
+                .transpose()
+        }
+        async fn run(&mut self, sql: &'static str, values: &[Value<'_>]) -> sqlx::Result<()> {
+            bound(sql, values).execute(&mut *self.0).await.map(drop)
+        }
+    }
+}
