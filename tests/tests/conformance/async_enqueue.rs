@@ -195,7 +195,10 @@ fn sqlx_transaction(backend: Backend) {
                         .unwrap();
                     sqlx_cases(t, flavour, &mut conn).await;
                 }
-                Backend::Mysql => dj_tests::support::not_on_mysql(),
+                Backend::Mysql => {
+                    let mut conn = sqlx::MySqlConnection::connect(&t.url).await.unwrap();
+                    sqlx_cases(t, flavour, &mut conn).await;
+                }
             }
             assert_eq!(count(t), 4, "{flavour}");
             let rows = t.db.jobs(&JobFilter::default()).unwrap();

@@ -211,7 +211,8 @@ fn bounded_and_pruned(backend: Backend) {
     let ago = |what: &str| match t.backend {
         Backend::Postgres => format!("now() - interval '{what}'"),
         Backend::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{what}')"),
-        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {what}"),
+        // MySQL's units are singular: `INTERVAL 3 DAY`.
+        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {}", what.trim_end_matches('s')),
     };
     let series = match t.backend {
         Backend::Postgres => "SELECT g FROM generate_series(1000001, 1002500) AS g".to_owned(),

@@ -47,7 +47,8 @@ fn fail(t: &TestDb, ids: &[i64], ago: &str) {
     let at = match t.backend {
         Backend::Postgres => format!("now() - interval '{ago}'"),
         Backend::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{ago}')"),
-        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {ago}"),
+        // MySQL's units are singular: `INTERVAL 20 DAY`.
+        Backend::Mysql => format!("UTC_TIMESTAMP(6) - INTERVAL {}", ago.trim_end_matches('s')),
     };
     t.exec(&format!(
         "UPDATE delayed_jobs SET failed_at = {at}, attempts = 25 WHERE id IN ({list})"

@@ -156,10 +156,18 @@ impl Manage for Manager {
         // `max_statement_time` bounds every statement; MySQL's `max_execution_time` only
         // reads, so there a statement is bounded by the lock wait and the socket.
         let lock_wait = statement.as_secs().clamp(1, 3600);
+        // The limited claim's walk of keys recurses once per key it looks at (up to four
+        // times a claim's size), past both servers' default bound of 1,000.
         let deadline = if mariadb {
-            format!(", max_statement_time = {:.3}", statement.as_secs_f64())
+            format!(
+                ", max_statement_time = {:.3}, max_recursive_iterations = 1000000",
+                statement.as_secs_f64()
+            )
         } else {
-            format!(", max_execution_time = {}", statement.as_millis().max(1))
+            format!(
+                ", max_execution_time = {}, cte_max_recursion_depth = 1000000",
+                statement.as_millis().max(1)
+            )
         };
         // READ COMMITTED: each statement sees what committed before it, and an insert takes
         // no gap locks, so that claims and enqueues do not deadlock over index gaps.

@@ -106,7 +106,12 @@ async fn row_outcome<E: Execute>(exec: &mut E, row: &NewJob) -> Result<EnqueueOu
             return Ok(EnqueueOutcome::Inserted(id));
         }
         let key = [Value::Text(Some(&unique.key))];
-        let Some((id, waiting)) = exec.first(sql::UNIQUE_HOLDER, &key).await? else {
+        let holder = if unique.replace {
+            sql::UNIQUE_HOLDER_LOCKED
+        } else {
+            sql::UNIQUE_HOLDER
+        };
+        let Some((id, waiting)) = exec.first(holder, &key).await? else {
             // The holder finished between the insert and the look-up: the key is free.
             tries += 1;
             if tries < UNIQUE_TRIES {

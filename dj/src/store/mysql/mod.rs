@@ -120,6 +120,10 @@ pub(crate) struct MysqlStore {
     limited: super::LimitedProbe,
     refill: super::RateRefill,
     keys: super::KeyCursor,
+    /// The wake-up number the last claim read before choosing its rows (`i64::MIN`: none
+    /// yet), where an idle worker's wait starts: a change committed between that claim and
+    /// the wait still wakes it.
+    seen: std::sync::atomic::AtomicI64,
 }
 
 impl MysqlStore {
@@ -134,6 +138,7 @@ impl MysqlStore {
             limited: Default::default(),
             refill: Default::default(),
             keys: Default::default(),
+            seen: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -164,11 +169,27 @@ impl MysqlStore {
                 Ok(out)
             });
             match ran {
-                Err(e) if connect::is_deadlock(&e) && tries < 5 => tries += 1,
+                Err(e) if connect::is_deadlock(&e) && tries < DEADLOCK_TRIES => {
+                    tries += 1;
+                    deadlock_pause(tries);
+                }
                 other => return other,
             }
         }
     }
+}
+
+/// How often a transaction InnoDB chose as a deadlock's victim runs again.
+const DEADLOCK_TRIES: u32 = 20;
+
+/// A short wait before running a deadlock's victim again, growing and spread (by the clock's
+/// nanoseconds), so that the transactions that met do not meet again at once.
+fn deadlock_pause(tries: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let ms = u64::from(nanos % (tries.min(10) * 5 + 1));
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 /// Runs `sql` and gives the rows it changed.

@@ -132,8 +132,13 @@ pub(super) const RELEASE: &str = "RELEASE SAVEPOINT dj_enqueue";
 pub(super) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT dj_enqueue";
 
 /// The run time an insert binds: `?` absolute (unix seconds) or none, then `?` seconds from
-/// now.
-const RUN_AT: &str = concat!("coalesce(FROM_UNIXTIME(?), ", from_now!(), ")");
+/// now. Counted from the epoch as a `DATETIME`, not by `FROM_UNIXTIME`, which reads the
+/// session's time zone: a caller's connection may not be in UTC as dj's own are.
+const RUN_AT: &str = concat!(
+    "coalesce(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL ROUND(? * 1000000) MICROSECOND, ",
+    from_now!(),
+    ")"
+);
 
 /// The one insert: name, handler, priority, queue, absolute run time or none, delay, max run
 /// time, concurrency key and limit, rate (starts, period), unique key, held until done.
@@ -146,8 +151,14 @@ pub(super) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The live row holding unique key `?`, locked: its id and whether it is still waiting.
+/// The live row holding unique key `?`: its id and whether it is still waiting. A plain
+/// read: the insert that met the key already holds a shared lock on it, and many enqueues of
+/// one key asking for the row's exclusive lock on top would deadlock each other.
 pub(super) const UNIQUE_HOLDER: &str =
+    "SELECT id, locked_at IS NULL FROM delayed_jobs WHERE unique_key = ?";
+
+/// [`UNIQUE_HOLDER`], locked, for a replace.
+pub(super) const UNIQUE_HOLDER_LOCKED: &str =
     "SELECT id, locked_at IS NULL FROM delayed_jobs WHERE unique_key = ? FOR UPDATE";
 
 /// A waiting holder replaced by the new row's values: handler, priority, queue, run time

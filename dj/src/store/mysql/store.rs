@@ -75,13 +75,16 @@ impl Store for MysqlStore {
         self.run(|conn| Ok(time(conn.query_first(sql::NOW_SECS)?.unwrap_or_default())))
     }
 
-    /// A deadlock (two unique enqueues of one key meeting in the index) runs the insert
-    /// again: InnoDB rolled it back whole.
+    /// A deadlock (replacing enqueues of one key meeting at its row) runs the insert again,
+    /// after a short random wait: InnoDB rolled it back whole.
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
         let mut tries = 0;
         loop {
             match self.run(|conn| insert::on_conn(conn, rows)) {
-                Err(e) if super::connect::is_deadlock(&e) && tries < 5 => tries += 1,
+                Err(e) if super::connect::is_deadlock(&e) && tries < super::DEADLOCK_TRIES => {
+                    tries += 1;
+                    super::deadlock_pause(tries);
+                }
                 other => return other,
             }
         }
@@ -107,6 +110,9 @@ impl Store for MysqlStore {
                     .is_none()
                 {
                     return Ok(Vec::new());
+                }
+                if let Some(n) = tx.query_first::<i64, _>(sql::WAKEUPS)? {
+                    self.seen.store(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 let ids: Vec<JobId> = tx.exec(&pick, values.clone())?;
                 lock_rows(tx, p.worker, &ids)

@@ -3,6 +3,7 @@
 //! run now, unlock, release or resumed queue moves the `dj_wakeups` counter in its own
 //! transaction), read every `WAKEUP_POLL` by an idle worker: two index look-ups, no write.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -37,14 +38,22 @@ impl MysqlStore {
             .flatten()
     }
 
-    /// Reads the wake-up number every `WAKEUP_POLL`: true as soon as it moves, false after
-    /// `timeout` or once `stop` is set.
+    /// Reads the wake-up number every `WAKEUP_POLL`: true as soon as it moves from the one
+    /// the last claim read (so that a change between that claim and this wait counts), false
+    /// after `timeout` or once `stop` is set.
     pub(super) fn wait(&self, timeout: Duration, stop: &StopFlag) -> bool {
         let deadline = Instant::now() + timeout;
-        let Some(seen) = self.wakeups() else {
+        let claimed = self.seen.swap(i64::MIN, Ordering::Relaxed);
+        let Some(seen) = (claimed != i64::MIN)
+            .then_some(claimed)
+            .or_else(|| self.wakeups())
+        else {
             stop.sleep(timeout);
             return false;
         };
+        if self.wakeups().is_some_and(|now| now != seen) {
+            return true;
+        }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || stop.is_set() {
