@@ -130,7 +130,8 @@ impl DbBuilder {
 }
 
 impl Db {
-    /// Opens `postgres://...` (or `postgresql://...`) or `sqlite:path[?synchronous=full]`.
+    /// Opens `postgres://...` (or `postgresql://...`), `mysql://...` (or `mariadb://...`,
+    /// with feature `mysql`) or `sqlite:path[?synchronous=full]`.
     /// Nothing is connected until first use; [`Db::builder`] sets the pool and deadlines and
     /// can connect at once.
     pub fn open(url: &str) -> Result<Db> {

@@ -119,7 +119,8 @@ pub(crate) mod sealed {
 
 /// Where a job can be enqueued: `&Db`, or an open transaction or connection of a backend
 /// (`&mut postgres::Transaction`, `&mut postgres::Client`, `&rusqlite::Connection`,
-/// `&rusqlite::Transaction`; with feature `diesel-postgres` or `diesel-sqlite`,
+/// `&rusqlite::Transaction`; with feature `mysql`, `&mut mysql::Transaction` and
+/// `&mut mysql::Conn`; with feature `diesel-postgres` or `diesel-sqlite`,
 /// `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection`, inside whatever diesel
 /// transaction is open on it).
 pub trait EnqueueTarget: sealed::Sealed {

@@ -19,8 +19,8 @@ use crate::model::{Delayed, EnqueueOutcome, JobId, NewJob};
 
 /// Where a job can be enqueued from async code: `&Db`; with feature `sqlx-postgres`,
 /// `&mut sqlx::Transaction<'_, sqlx::Postgres>` and `&mut sqlx::PgConnection`; with
-/// `sqlx-sqlite`, the same for `sqlx::Sqlite` / `sqlx::SqliteConnection`; with
-/// `tokio-postgres`, `&tokio_postgres::Transaction<'_>` and `&tokio_postgres::Client`.
+/// `sqlx-sqlite`, the same for `sqlx::Sqlite` / `sqlx::SqliteConnection`; with `sqlx-mysql`,
+/// for `sqlx::MySql` / `sqlx::MySqlConnection`; with `tokio-postgres`, `&tokio_postgres::Transaction<'_>` and `&tokio_postgres::Client`.
 pub trait EnqueueAsyncTarget: sealed::Sealed + Send {
     #[doc(hidden)]
     fn insert_jobs_async(

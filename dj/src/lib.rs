@@ -64,11 +64,12 @@
 //! |---|---|---|
 //! | `postgres` | yes | the PostgreSQL backend (tokio-postgres) |
 //! | `sqlite` | yes | the SQLite backend (rusqlite, bundled) |
+//! | `mysql` | no | the MySQL / MariaDB backend (the `mysql` crate); `enqueue` onto `&mut mysql::Transaction` and `&mut mysql::Conn` |
 //! | `cli` | yes | `dj::main!()`, the worker binary's command line and log output (clap, tracing-subscriber) |
 //! | `web` | yes | the dashboard and `/metrics` (`worker web`, `dj::web::router`; axum, minijinja); implies `cli` |
 //! | `tokio` | no | [`Delayed::enqueue_async`] and [`enqueue_many_async`] onto `&Db` |
 //! | `tokio-postgres` | no | async enqueue onto `&tokio_postgres::Client` / `Transaction` |
-//! | `sqlx-postgres`, `sqlx-sqlite` | no | async enqueue onto sqlx transactions and connections |
+//! | `sqlx-postgres`, `sqlx-sqlite`, `sqlx-mysql` | no | async enqueue onto sqlx transactions and connections |
 //! | `diesel-postgres`, `diesel-sqlite` | no | `enqueue` onto diesel connections, in their transaction |
 //!
 //! ## Layers

@@ -21,7 +21,7 @@ pub use delayed::Delayed;
 pub(crate) use delayed::RowOptions;
 pub use filter::{JobFilter, Order};
 pub use job_row::{JobRow, JobState};
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) use new_job::unix_secs;
 pub(crate) use new_job::{stored_key, RunAt, Unique, SEQUENCE_LIMIT, UNBOUNDED_LIMIT};
 pub use new_job::{EnqueueOutcome, JobId, NewJob, OnDuplicate};

@@ -34,7 +34,8 @@ pub enum EnqueueOutcome {
 
 impl EnqueueOutcome {
     /// What every backend's insert returns beside each id: 0 inserted, 1 a duplicate of the
-    /// job holding the key, 2 that job replaced.
+    /// job holding the key, 2 that job replaced (MySQL's insert tells them apart itself).
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
     pub(crate) fn from_code(id: JobId, code: i32) -> Self {
         match code {
             0 => EnqueueOutcome::Inserted(id),

@@ -46,6 +46,7 @@ pub(crate) fn blocking<T>(insert: impl std::future::Future<Output = T>) -> T {
 
 /// A database URL as dj shows it: `scheme://user:secret@host/db` becomes
 /// `scheme://user:***@host/db`.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn hide_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
@@ -81,6 +82,7 @@ pub(crate) struct Options {
 
 /// Why jobs cannot be added to workflow `id` (its `kind` and `state`; `fired` of its
 /// callbacks have fired or were cancelled), if they cannot.
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))] // MySQL: not yet
 pub(crate) fn batch_closed(id: WorkflowId, kind: &str, state: &str, fired: i64) -> Option<String> {
     if kind != "batch" {
         return Some(format!(
@@ -131,6 +133,7 @@ pub(crate) struct ClaimParams<'a> {
 /// the statement checks), and the recorded result.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))] // MySQL: not yet
 pub struct Completion<'a> {
     pub(crate) id: JobId,
     pub(crate) worker: &'a str,
@@ -536,7 +539,10 @@ impl LimitedProbe {
 }
 
 /// A rate limit as `dj_rate_limits` stores it: kind, name, starts, period in ms.
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) fn rate_limit_of(kind: String, name: String, starts: i32, period_ms: i32) -> RateLimit {
     let scope = match kind.as_str() {
         "queue" => RateScope::Queue(name),
@@ -609,7 +615,10 @@ pub(crate) fn claim_order(jobs: &mut [JobRow]) {
 }
 
 /// Every migration's SQL in order: what `schema` prints.
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) fn schema_of(migrations: &[(u32, &str)]) -> String {
     migrations
         .iter()
