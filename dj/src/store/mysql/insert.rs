@@ -19,6 +19,10 @@ use crate::model::{EnqueueOutcome, NewJob};
 /// and the look-up (the holder finished in between): each time the key was free again.
 const UNIQUE_TRIES: usize = 5;
 
+/// The most rows one multi-row `INSERT` carries (13 values each, far below MySQL's 65,535
+/// placeholders and a default `max_allowed_packet` for payloads of a few kB).
+const ROWS_PER_INSERT: usize = 500;
+
 /// Whether inserting `rows` takes more than one statement (see the SQLite backend's).
 pub(crate) fn atomic(rows: &[NewJob]) -> bool {
     rows.len() > 1 || rows.iter().any(|row| row.unique.is_some())
@@ -59,34 +63,69 @@ fn insert_values(row: &NewJob) -> [Value<'_>; 13] {
 /// What a driver library does for an insert.
 pub(crate) trait Execute {
     type Error;
-    /// Runs an `INSERT`: the new row's id, or `None` when it met a unique index.
+    /// Runs an `INSERT`: the (first) new row's id, or `None` when it met a unique index.
     fn insert(
         &mut self,
-        sql: &'static str,
+        sql: &str,
         values: &[Value<'_>],
     ) -> impl Future<Output = Result<Option<i64>, Self::Error>>;
-    /// Runs a query giving the first row's id and flag, if any.
+    /// Runs a query giving the first row's two integers, if any.
     fn first(
         &mut self,
         sql: &'static str,
         values: &[Value<'_>],
-    ) -> impl Future<Output = Result<Option<(i64, bool)>, Self::Error>>;
+    ) -> impl Future<Output = Result<Option<(i64, i64)>, Self::Error>>;
     /// Runs a statement that returns no rows.
     fn run(
         &mut self,
         sql: &'static str,
         values: &[Value<'_>],
     ) -> impl Future<Output = Result<(), Self::Error>>;
+    /// The step between the ids of one multi-row insert's rows, if they are consecutive
+    /// (`sql::ID_NUMBERING`: lock mode 0 or 1); `None` under lock mode 2.
+    fn id_step(&mut self) -> impl Future<Output = Result<Option<i64>, Self::Error>> {
+        async move {
+            let numbering = self.first(sql::ID_NUMBERING, &[]).await?;
+            Ok(numbering.and_then(|(mode, step)| (mode <= 1).then_some(step)))
+        }
+    }
 }
 
-/// Inserts `rows` in order, inside whatever transaction [`atomic`] asks for.
+/// Inserts `rows` in order, inside whatever transaction [`atomic`] asks for. Where the
+/// server numbers a multi-row insert's rows consecutively, runs of rows without a unique key
+/// go in one statement per [`ROWS_PER_INSERT`], their ids counted from the first.
 pub(crate) async fn rows<E: Execute>(
     exec: &mut E,
     rows: &[NewJob],
 ) -> Result<Vec<EnqueueOutcome>, E::Error> {
     let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(row_outcome(exec, row).await?);
+    let step = if rows.len() > 1 {
+        exec.id_step().await?
+    } else {
+        None
+    };
+    let mut rest = rows;
+    while let Some(row) = rest.first() {
+        let run = rest
+            .iter()
+            .take(ROWS_PER_INSERT)
+            .take_while(|r| r.unique.is_none())
+            .count();
+        match step {
+            Some(step) if run > 1 => {
+                let values: Vec<Value<'_>> = rest[..run].iter().flat_map(insert_values).collect();
+                let first = exec.insert(&sql::insert_rows(run), &values).await?;
+                let first = first.unwrap_or_else(|| {
+                    unreachable!("rows without a unique key met a unique index")
+                });
+                out.extend((0..run as i64).map(|i| EnqueueOutcome::Inserted(first + i * step)));
+                rest = &rest[run..];
+            }
+            _ => {
+                out.push(row_outcome(exec, row).await?);
+                rest = &rest[1..];
+            }
+        }
     }
     Ok(out)
 }
@@ -119,7 +158,7 @@ async fn row_outcome<E: Execute>(exec: &mut E, row: &NewJob) -> Result<EnqueueOu
             }
             return Ok(EnqueueOutcome::Duplicate(0));
         };
-        if !(unique.replace && waiting) {
+        if !(unique.replace && waiting != 0) {
             return Ok(EnqueueOutcome::Duplicate(id));
         }
         // handler .. rate period (the insert's second to eleventh), then the holder.
@@ -184,7 +223,7 @@ impl<Q: Queryable> Execute for Mysql<'_, Q> {
     type Error = mysql::Error;
     fn insert(
         &mut self,
-        sql: &'static str,
+        sql: &str,
         values: &[Value<'_>],
     ) -> impl Future<Output = mysql::Result<Option<i64>>> {
         let ran = match self.0.exec_iter(sql, params(values)) {
@@ -198,7 +237,7 @@ impl<Q: Queryable> Execute for Mysql<'_, Q> {
         &mut self,
         sql: &'static str,
         values: &[Value<'_>],
-    ) -> impl Future<Output = mysql::Result<Option<(i64, bool)>>> {
+    ) -> impl Future<Output = mysql::Result<Option<(i64, i64)>>> {
         std::future::ready(self.0.exec_first(sql, params(values)))
     }
     fn run(
@@ -270,11 +309,7 @@ mod sqlx_target {
 
     impl Execute for Sqlx<'_> {
         type Error = sqlx::Error;
-        async fn insert(
-            &mut self,
-            sql: &'static str,
-            values: &[Value<'_>],
-        ) -> sqlx::Result<Option<i64>> {
+        async fn insert(&mut self, sql: &str, values: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
             match bound(sql, values).execute(&mut *self.0).await {
                 Ok(done) => Ok(Some(done.last_insert_id() as i64)),
                 // ER_DUP_ENTRY (SQLSTATE 23000 covers other constraints too).
@@ -292,10 +327,10 @@ mod sqlx_target {
             &mut self,
             sql: &'static str,
             values: &[Value<'_>],
-        ) -> sqlx::Result<Option<(i64, bool)>> {
+        ) -> sqlx::Result<Option<(i64, i64)>> {
             use sqlx::Row as _;
             let row = bound(sql, values).fetch_optional(&mut *self.0).await?;
-            row.map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? != 0)))
+            row.map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
                 .transpose()
         }
         async fn run(&mut self, sql: &'static str, values: &[Value<'_>]) -> sqlx::Result<()> {

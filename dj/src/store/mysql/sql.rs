@@ -142,14 +142,25 @@ const RUN_AT: &str = concat!(
 
 /// The one insert: name, handler, priority, queue, absolute run time or none, delay, max run
 /// time, concurrency key and limit, rate (starts, period), unique key, held until done.
-pub(super) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
+pub(super) static INSERT_ROW: LazyLock<String> = LazyLock::new(|| insert_rows(1));
+
+/// [`INSERT_ROW`] for `n` rows in one statement, their values one row after another.
+pub(super) fn insert_rows(n: usize) -> String {
+    let row = format!("(?, ?, ?, ?, {RUN_AT}, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW})");
     format!(
         "INSERT INTO delayed_jobs (name, handler, priority, queue, run_at, max_run_time, \
                                    concurrency_key, concurrency_limit, rate_limit, rate_period_ms, \
                                    unique_key, unique_running, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, {RUN_AT}, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW})"
+         VALUES {}",
+        vec![row; n].join(", ")
     )
-});
+}
+
+/// How the server numbers the rows of one multi-row insert: InnoDB's `autoinc_lock_mode`
+/// (0 or 1: consecutively; 2: possibly interleaved with other inserts) and the step between
+/// ids.
+pub(super) const ID_NUMBERING: &str =
+    "SELECT CAST(@@innodb_autoinc_lock_mode AS SIGNED), CAST(@@auto_increment_increment AS SIGNED)";
 
 /// The live row holding unique key `?`: its id and whether it is still waiting. A plain
 /// read: the insert that met the key already holds a shared lock on it, and many enqueues of
