@@ -33,6 +33,72 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// A value a blocking backend's insert binds (SQLite, MySQL), with the type every driver
+/// library binds it as.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+pub(crate) enum Value<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i32>),
+    Real(Option<f64>),
+    Bool(bool),
+}
+
+/// A row's values in the order of SQLite's and MySQL's one insert (`INSERT_ROW`): name,
+/// handler, priority, queue, absolute run time (unix seconds) or none, delay in seconds from
+/// the database's now, max_run_time, concurrency key and limit, rate (starts and period),
+/// unique key and whether it is held until done.
+#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+pub(crate) fn insert_values(row: &NewJob) -> [Value<'_>; 13] {
+    let (at, delay) = row.run_at.values();
+    let concurrency = row.concurrency.as_ref();
+    let unique = row.unique.as_ref();
+    [
+        Value::Text(Some(row.name)),
+        Value::Text(Some(&row.handler)),
+        Value::Int(Some(row.priority)),
+        Value::Text(row.queue.as_deref()),
+        Value::Real(at),
+        Value::Real(Some(delay)),
+        Value::Int(row.max_run_time),
+        Value::Text(concurrency.map(|(key, _)| key.as_str())),
+        Value::Int(concurrency.map(|(_, limit)| *limit)),
+        Value::Int(row.rate.map(|rate| rate.max_starts)),
+        Value::Int(row.rate.map(|rate| rate.period_ms)),
+        Value::Text(unique.map(|u| u.key.as_str())),
+        Value::Bool(unique.is_some_and(|u| u.until_done)),
+    ]
+}
+
+/// How an idle worker waits on a backend without LISTEN (SQLite, MySQL): `read` gives the
+/// backend's wake-up number (a number that moves whenever rows may have become claimable),
+/// read every `poll` after `seen`: true as soon as it differs from `seen`, false after
+/// `timeout` or once `stop` is set. With no `seen` (the number cannot be read) it sleeps.
+#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+pub(crate) fn wait_for_wakeup(
+    seen: Option<i64>,
+    read: impl Fn() -> Option<i64>,
+    poll: Duration,
+    timeout: Duration,
+    stop: &StopFlag,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let Some(seen) = seen else {
+        stop.sleep(timeout);
+        return false;
+    };
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stop.is_set() {
+            return false;
+        }
+        stop.sleep(left.min(poll));
+        if read().is_some_and(|now| now != seen) {
+            return !stop.is_set();
+        }
+    }
+}
+
 /// The output of an insert on a blocking library, whose statements are ready futures: it is
 /// done in one poll.
 #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
@@ -535,6 +601,17 @@ impl LimitedProbe {
     pub(crate) fn found(&self, any: bool) {
         let mut none_since = self.none_since.lock().unwrap_or_else(|e| e.into_inner());
         *none_since = (!any).then(std::time::Instant::now);
+    }
+    /// Runs `look` if it is due (a blocking backend's one query), and keeps what it found;
+    /// false when not due.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn look(&self, look: impl FnOnce() -> Result<bool>) -> Result<bool> {
+        if !self.due() {
+            return Ok(false);
+        }
+        let any = look()?;
+        self.found(any);
+        Ok(any)
     }
 }
 

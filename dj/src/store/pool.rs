@@ -25,6 +25,31 @@ pub(crate) struct PoolLimits {
     pub(crate) timeout: Duration,
 }
 
+/// How long dj waits for a database server (PostgreSQL, MySQL). Set in the URL
+/// (`?connect_timeout=5&statement_timeout=30s`, beside the pool's `pool_size` and
+/// `pool_timeout`); dj takes its own keys out before the driver reads the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) struct Limits {
+    /// Connecting, TLS and the login handshake together (a driver's own connect timeout
+    /// bounds only the socket).
+    pub(crate) connect: Duration,
+    /// One operation of dj's: a statement, or the statements of one transaction.
+    pub(crate) statement: Duration,
+    /// Connections one `Db` keeps open (a PostgreSQL worker's LISTEN connection is apart).
+    pub(crate) pool: PoolLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect: Duration::from_secs(5),
+            statement: Duration::from_secs(30),
+            pool: PoolLimits::default(),
+        }
+    }
+}
+
 impl Default for PoolLimits {
     fn default() -> Self {
         PoolLimits {

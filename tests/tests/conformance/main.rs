@@ -77,12 +77,6 @@ const MYSQL_PENDING: &[&str] = &[
     "complete_in_from_a_type_not_marked_transactional_fails_saying_what_to_add",
     "a_worker_declared_dead_cannot_commit_its_transactional_job",
     "chaos_transactional_jobs_killed_every_2s_leave_every_effect_exactly_once",
-    // Enqueue from SQL: migration 0010's `dj_enqueue` procedure is there; the cases still
-    // speak the others' forms (a view to insert into, a function to select).
-    "sql_enqueued_jobs_are_the_rows_enqueue_makes",
-    "sql_enqueue_refuses_what_enqueue_refuses",
-    "sql_enqueue_of_several_rows_is_all_or_none",
-    "a_trigger_enqueues_a_job_an_idle_worker_runs",
     // A rate of 20 a second across three workers starts about 11 a second on MySQL: the
     // workers claim later than the rate's refill says (under investigation).
     "a_rate_of_20_a_second_holds_across_three_workers_for_30_seconds",

@@ -1,7 +1,7 @@
-//! Enqueue from SQL (migration 0010): the `dj_enqueue` view on both backends, and
-//! PostgreSQL's `dj_enqueue` and `dj_enqueue_many` functions. Rows made there are the rows
-//! dj's enqueue makes, refused where dj's enqueue refuses, all or none, and they wake an idle
-//! worker.
+//! Enqueue from SQL (migration 0010): the `dj_enqueue` view on PostgreSQL and SQLite, the
+//! `dj_enqueue` procedure on MySQL (which has no view to insert into), and PostgreSQL's
+//! `dj_enqueue` and `dj_enqueue_many` functions. Rows made there are the rows dj's enqueue
+//! makes, refused where dj's enqueue refuses, all or none, and they wake an idle worker.
 
 use std::time::Duration;
 
@@ -42,8 +42,48 @@ fn sql(t: &TestDb, text: &str) -> Result<(), String> {
                 Some(db) => db.message().to_owned(),
                 None => e.to_string(),
             }),
-        Backend::Mysql => dj_tests::support::not_on_mysql(),
+        Backend::Mysql => {
+            dj_tests::support::mysql_script(&mut t.mysql_conn(), text).map_err(|e| match e {
+                mysql::Error::MySqlError(e) => e.message,
+                e => e.to_string(),
+            })
+        }
     }
+}
+
+/// Enqueues `rows` from SQL, each the values (SQL expressions) of `columns` (`job`, `args`,
+/// `queue`, `priority`, `max_run_time`), in one statement: an `INSERT` into the `dj_enqueue`
+/// view, or on MySQL a `CALL` of the `dj_enqueue` procedure per row in one transaction
+/// (which a failed call leaves uncommitted, and the connection's end rolls back).
+fn enqueue_sql(t: &TestDb, columns: &[&str], rows: &[&[&str]]) -> Result<(), String> {
+    if t.backend != Backend::Mysql {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|row| format!("({})", row.join(", ")))
+            .collect();
+        return sql(
+            t,
+            &format!(
+                "INSERT INTO dj_enqueue ({}) VALUES {}",
+                columns.join(", "),
+                values.join(", ")
+            ),
+        );
+    }
+    let parameters = ["job", "args", "queue", "priority", "run_at", "max_run_time"];
+    let calls: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let value =
+                |name: &str| (columns.iter().position(|c| *c == name)).map_or("NULL", |i| row[i]);
+            let arguments: Vec<&str> = parameters.iter().map(|p| value(p)).collect();
+            format!("CALL dj_enqueue({}, @dj_id)", arguments.join(", "))
+        })
+        .collect();
+    sql(
+        t,
+        &format!("START TRANSACTION; {}; COMMIT", calls.join("; ")),
+    )
 }
 
 /// A SQL string literal of `text`.
@@ -77,13 +117,11 @@ fn same_rows(backend: Backend) {
         .enqueue(&t.db)
         .unwrap();
     let args = serde_json::to_string(&job).unwrap();
-    sql(
+    let (name, args) = (literal(RecordsInfo::NAME), literal(&args));
+    enqueue_sql(
         &t,
-        &format!(
-            "INSERT INTO dj_enqueue (job, args, queue, priority) VALUES ({}, {}, 'mail', 7)",
-            literal(RecordsInfo::NAME),
-            literal(&args)
-        ),
+        &["job", "args", "queue", "priority"],
+        &[&[&name, &args, "'mail'", "7"]],
     )
     .unwrap();
     let rows = t.db.jobs(&JobFilter::default()).unwrap();
@@ -98,14 +136,8 @@ fn same_rows(backend: Backend) {
         log: log.path(),
         key: "from-sql".into(),
     };
-    sql(
-        &t,
-        &format!(
-            "INSERT INTO dj_enqueue (job, args) VALUES ('Record', {})",
-            literal(&serde_json::to_string(&record).unwrap())
-        ),
-    )
-    .unwrap();
+    let args = literal(&serde_json::to_string(&record).unwrap());
+    enqueue_sql(&t, &["job", "args"], &[&["'Record'", &args]]).unwrap();
     let report = serial(&t).work_off(10).unwrap();
     assert_eq!(report.succeeded, 3, "{report:?}");
     assert_eq!(log.count("info mail 7"), 2, "{:?}", log.lines());
@@ -141,13 +173,7 @@ fn same_refusals(backend: Backend) {
     let mut accepted = 0;
     for name in &names {
         let by_rust = job.clone().delay().queue(name.as_str()).enqueue(&t.db);
-        let by_sql = sql(
-            &t,
-            &format!(
-                "INSERT INTO dj_enqueue (job, queue) VALUES ('Record', {})",
-                literal(name)
-            ),
-        );
+        let by_sql = enqueue_sql(&t, &["job", "queue"], &[&["'Record'", &literal(name)]]);
         assert_eq!(
             by_rust.is_ok(),
             by_sql.is_ok(),
@@ -167,32 +193,18 @@ fn same_refusals(backend: Backend) {
         "{{\"log\": \"{}\", \"key\": \"big\"}}",
         "x".repeat(dj::MAX_HANDLER_BYTES)
     );
-    let refusals = [
-        ("INSERT INTO dj_enqueue (job) VALUES ('')", "needs its name"),
-        (
-            "INSERT INTO dj_enqueue (job) VALUES (NULL)",
-            "needs its name",
-        ),
-        (
-            "INSERT INTO dj_enqueue (job, max_run_time) VALUES ('Record', 0)",
-            "max_run_time",
-        ),
-        (
-            &format!(
-                "INSERT INTO dj_enqueue (job, args) VALUES ('Record', {})",
-                literal(&big)
-            ),
-            "1048576",
-        ),
+    let big = literal(&big);
+    let refusals: [(&[&str], &[&str], &str); 4] = [
+        (&["job"], &["''"], "needs its name"),
+        (&["job"], &["NULL"], "needs its name"),
+        (&["job", "max_run_time"], &["'Record'", "0"], "max_run_time"),
+        (&["job", "args"], &["'Record'", &big], "1048576"),
     ];
-    for (text, says) in refusals {
-        let err = sql(&t, text).unwrap_err();
-        assert!(err.contains(says), "{}: {err}", &text[..text.len().min(80)]);
+    for (columns, row, says) in refusals {
+        let err = enqueue_sql(&t, columns, &[row]).unwrap_err();
+        assert!(err.contains(says), "{columns:?}: {err}");
     }
-    let bad_json = sql(
-        &t,
-        "INSERT INTO dj_enqueue (job, args) VALUES ('Record', '{bad')",
-    );
+    let bad_json = enqueue_sql(&t, &["job", "args"], &[&["'Record'", "'{bad'"]]);
     assert!(bad_json.is_err(), "bad JSON was stored");
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), stored);
 }
@@ -200,16 +212,27 @@ fn same_refusals(backend: Backend) {
 /// Several rows in one INSERT: one bad row and none is stored; all good, all are.
 fn all_or_none(backend: Backend) {
     let t = TestDb::new(backend, "sql_all_or_none");
-    let err = sql(
+    let columns = ["job", "queue"];
+    let err = enqueue_sql(
         &t,
-        "INSERT INTO dj_enqueue (job, queue) VALUES ('Record', 'a'), ('Record', 'b'), ('Record', 'c,d')",
+        &columns,
+        &[
+            &["'Record'", "'a'"],
+            &["'Record'", "'b'"],
+            &["'Record'", "'c,d'"],
+        ],
     )
     .unwrap_err();
     assert!(err.contains("invalid queue name"), "{err}");
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 0);
-    sql(
+    enqueue_sql(
         &t,
-        "INSERT INTO dj_enqueue (job, queue) VALUES ('Record', 'a'), ('Record', 'b'), ('Record', 'c')",
+        &columns,
+        &[
+            &["'Record'", "'a'"],
+            &["'Record'", "'b'"],
+            &["'Record'", "'c'"],
+        ],
     )
     .unwrap();
     assert_eq!(t.db.count_jobs(&JobFilter::default()).unwrap(), 3);
@@ -242,7 +265,14 @@ fn trigger_example(backend: Backend) {
                  VALUES ('Record', json_object('log', {log_path}, 'key', NEW.email), 'mail');
              END;"
         ),
-        Backend::Mysql => dj_tests::support::not_on_mysql(),
+        // One statement as the trigger's body: no BEGIN ... END, which a client's statement
+        // splitting would cut at its `;`.
+        Backend::Mysql => format!(
+            "CREATE TABLE signups (id BIGINT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(255) NOT NULL);
+             CREATE TRIGGER signups_welcome AFTER INSERT ON signups FOR EACH ROW
+                 CALL dj_enqueue('Record', JSON_OBJECT('log', {log_path}, 'key', NEW.email),
+                                 'mail', NULL, NULL, NULL, @dj_id);"
+        ),
     };
     sql(&t, &setup).unwrap();
     let mut w = spawn_worker(

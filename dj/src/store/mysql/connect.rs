@@ -8,7 +8,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
 use crate::error::{Error, Result};
-use crate::store::pool::{Manage, PoolLimits};
+use crate::store::pool::{Limits, Manage, PoolLimits};
 use crate::store::Options;
 
 /// MySQL's error codes dj tells apart.
@@ -27,24 +27,6 @@ mod code {
     pub(super) const READ_ONLY: [u16; 2] = [1290, 1792];
     /// MariaDB's ER_STATEMENT_TIMEOUT and MySQL's ER_QUERY_TIMEOUT; ER_LOCK_WAIT_TIMEOUT.
     pub(super) const TIMEOUT: [u16; 3] = [1969, 3024, 1205];
-}
-
-/// How long dj waits for the server, from the URL or the [`crate::DbBuilder`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Limits {
-    pub(super) connect: Duration,
-    pub(super) statement: Duration,
-    pub(super) pool: PoolLimits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connect: Duration::from_secs(5),
-            statement: Duration::from_secs(30),
-            pool: PoolLimits::default(),
-        }
-    }
 }
 
 /// Opens the pool's connections.
@@ -171,12 +153,12 @@ impl Manage for Manager {
         };
         // READ COMMITTED: each statement sees what committed before it, and an insert takes
         // no gap locks, so that claims and enqueues do not deadlock over index gaps.
-        conn.query_drop(format!(
+        let session = format!(
             "SET time_zone = '+00:00', innodb_lock_wait_timeout = {lock_wait}{deadline}, \
                  sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'; \
              SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
-        ))
-        .map_err(|e| typed_error(e, &self.shown))?;
+        );
+        super::run_script(&mut conn, &session).map_err(|e| typed_error(e, &self.shown))?;
         Ok(Session {
             conn,
             broken: false,

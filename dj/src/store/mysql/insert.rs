@@ -28,37 +28,7 @@ pub(crate) fn atomic(rows: &[NewJob]) -> bool {
     rows.len() > 1 || rows.iter().any(|row| row.unique.is_some())
 }
 
-/// A value an insert binds, with the type every library binds it as.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Value<'a> {
-    Text(Option<&'a str>),
-    Int(Option<i32>),
-    BigInt(i64),
-    Real(Option<f64>),
-    Bool(bool),
-}
-
-/// A row's insert values, in `INSERT_ROW`'s order.
-fn insert_values(row: &NewJob) -> [Value<'_>; 13] {
-    let (at, delay) = row.run_at.values();
-    let concurrency = row.concurrency.as_ref();
-    let unique = row.unique.as_ref();
-    [
-        Value::Text(Some(row.name)),
-        Value::Text(Some(&row.handler)),
-        Value::Int(Some(row.priority)),
-        Value::Text(row.queue.as_deref()),
-        Value::Real(at),
-        Value::Real(Some(delay)),
-        Value::Int(row.max_run_time),
-        Value::Text(concurrency.map(|(key, _)| key.as_str())),
-        Value::Int(concurrency.map(|(_, limit)| *limit)),
-        Value::Int(row.rate.map(|rate| rate.max_starts)),
-        Value::Int(row.rate.map(|rate| rate.period_ms)),
-        Value::Text(unique.map(|u| u.key.as_str())),
-        Value::Bool(unique.is_some_and(|u| u.until_done)),
-    ]
-}
+use crate::store::{insert_values, Value};
 
 /// What a driver library does for an insert.
 pub(crate) trait Execute {
@@ -161,9 +131,9 @@ async fn row_outcome<E: Execute>(exec: &mut E, row: &NewJob) -> Result<EnqueueOu
         if !(unique.replace && waiting != 0) {
             return Ok(EnqueueOutcome::Duplicate(id));
         }
-        // handler .. rate period (the insert's second to eleventh), then the holder.
+        // handler .. rate period (the insert's second to eleventh), then the key.
         let mut replace: Vec<Value<'_>> = values[1..11].to_vec();
-        replace.push(Value::BigInt(id));
+        replace.push(values[11]);
         exec.run(sql::UNIQUE_REPLACE.as_str(), &replace).await?;
         return Ok(EnqueueOutcome::Replaced(id));
     }
@@ -254,7 +224,6 @@ fn params(values: &[Value<'_>]) -> Vec<mysql::Value> {
         .map(|v| match *v {
             Value::Text(t) => mysql::Value::from(t),
             Value::Int(n) => mysql::Value::from(n),
-            Value::BigInt(n) => mysql::Value::from(n),
             Value::Real(x) => mysql::Value::from(x),
             Value::Bool(b) => mysql::Value::from(b),
         })
@@ -299,7 +268,6 @@ mod sqlx_target {
             query = match *value {
                 Value::Text(t) => query.bind(t),
                 Value::Int(n) => query.bind(n),
-                Value::BigInt(n) => query.bind(n),
                 Value::Real(x) => query.bind(x),
                 Value::Bool(b) => query.bind(b),
             };

@@ -192,6 +192,19 @@ fn deadlock_pause(tries: u32) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
+/// Runs a script of several statements (a migration), reading every statement's result: an
+/// error of any of them is returned. (The driver's `query_drop` reads only the first's and
+/// drops the others', their errors with them.)
+fn run_script(q: &mut impl Queryable, script: &str) -> mysql::Result<()> {
+    let mut result = q.query_iter(script)?;
+    while let Some(set) = result.iter() {
+        for row in set {
+            row?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `sql` and gives the rows it changed.
 fn changed(
     q: &mut impl Queryable,

@@ -174,13 +174,13 @@ pub(super) const UNIQUE_HOLDER_LOCKED: &str =
 
 /// A waiting holder replaced by the new row's values: handler, priority, queue, run time
 /// (two values, as the insert's), max run time, concurrency key and limit, rate (two), then
-/// the holder's id.
+/// the unique key it holds.
 pub(super) static UNIQUE_REPLACE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE delayed_jobs SET handler = ?, priority = ?, queue = ?, run_at = {RUN_AT}, \
              max_run_time = ?, concurrency_key = ?, concurrency_limit = ?, rate_limit = ?, \
              rate_period_ms = ?, updated_at = {NOW} \
-         WHERE id = ? AND locked_at IS NULL"
+         WHERE unique_key = ? AND locked_at IS NULL"
     )
 });
 

@@ -51,7 +51,7 @@ impl Store for MysqlStore {
                     if done.contains(&version) {
                         continue;
                     }
-                    conn.query_drop(migration)?;
+                    super::run_script(conn, migration)?;
                     conn.exec_drop(sql::MIGRATION_APPLIED, (version,))?;
                     applied.push(version);
                 }
@@ -607,13 +607,10 @@ impl MysqlStore {
     /// Whether any limited job may be claimable: looked for at most once a second while none
     /// is found (see [`crate::store::LimitedProbe`]).
     fn limited_work(&self) -> Result<bool> {
-        if !self.limited.due() {
-            return Ok(false);
-        }
-        let any = self.run(|conn| conn.query_first::<bool, _>(sql::LIMITED_WORK))?;
-        let any = any.unwrap_or(false);
-        self.limited.found(any);
-        Ok(any)
+        self.limited.look(|| {
+            let any = self.run(|conn| conn.query_first::<bool, _>(sql::LIMITED_WORK))?;
+            Ok(any.unwrap_or(false))
+        })
     }
 
     /// The limited claim (see `sql::claim_limited_pick`): its turn, the worker's liveness,

@@ -4,13 +4,14 @@
 //! transaction), read every `WAKEUP_POLL` by an idle worker: two index look-ups, no write.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
 
 use super::{sql, MysqlStore};
 use crate::error::Result;
 use crate::stop::StopFlag;
+use crate::store::wait_for_wakeup;
 
 /// How often an idle MySQL worker reads the wake-up number.
 const WAKEUP_POLL: Duration = Duration::from_millis(50);
@@ -42,27 +43,14 @@ impl MysqlStore {
     /// the last claim read (so that a change between that claim and this wait counts), false
     /// after `timeout` or once `stop` is set.
     pub(super) fn wait(&self, timeout: Duration, stop: &StopFlag) -> bool {
-        let deadline = Instant::now() + timeout;
         let claimed = self.seen.swap(i64::MIN, Ordering::Relaxed);
-        let Some(seen) = (claimed != i64::MIN)
-            .then_some(claimed)
-            .or_else(|| self.wakeups())
-        else {
-            stop.sleep(timeout);
-            return false;
-        };
-        if self.wakeups().is_some_and(|now| now != seen) {
+        if claimed == i64::MIN {
+            let seen = self.wakeups();
+            return wait_for_wakeup(seen, || self.wakeups(), WAKEUP_POLL, timeout, stop);
+        }
+        if self.wakeups().is_some_and(|now| now != claimed) {
             return true;
         }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || stop.is_set() {
-                return false;
-            }
-            stop.sleep(left.min(WAKEUP_POLL));
-            if self.wakeups().is_some_and(|now| now != seen) {
-                return !stop.is_set();
-            }
-        }
+        wait_for_wakeup(Some(claimed), || self.wakeups(), WAKEUP_POLL, timeout, stop)
     }
 }

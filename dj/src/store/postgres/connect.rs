@@ -1,37 +1,11 @@
 //! Connecting: the URL's own keys (limits, pooling), percent-decoding, the URL as dj shows
 //! it (passwords hidden), and the driver error that means "no such table".
 
-use std::time::Duration;
-
 use tokio_postgres::error::SqlState;
 
 use super::pool::Statements;
 use crate::error::Error;
-use crate::store::pool::PoolLimits;
-
-/// How long dj waits for the server. Set in the URL (`?connect_timeout=5&statement_timeout=30s`,
-/// beside the pool's `pool_size` and `pool_timeout`); dj takes its own keys out before the
-/// driver reads the rest.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Limits {
-    /// Connecting, TLS and the login handshake together (the driver's own `connect_timeout`
-    /// bounds only the socket).
-    pub(crate) connect: Duration,
-    /// One operation of dj's: a statement, or the statements of one transaction.
-    pub(crate) statement: Duration,
-    /// Connections one `Db` keeps open (a worker's LISTEN connection is apart).
-    pub(crate) pool: PoolLimits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connect: Duration::from_secs(5),
-            statement: Duration::from_secs(30),
-            pool: PoolLimits::default(),
-        }
-    }
-}
+pub(crate) use crate::store::pool::Limits;
 
 /// How dj goes through a connection pooler such as PgBouncer: the URL's `pooler` (or
 /// `pgbouncer`) and `listen_url` keys.

@@ -22,14 +22,7 @@ pub(crate) fn atomic(rows: &[NewJob]) -> bool {
     rows.len() > 1 || rows.iter().any(|row| row.unique.is_some())
 }
 
-/// A value an insert binds, with the type every library binds it as.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Value<'a> {
-    Text(Option<&'a str>),
-    Int(Option<i32>),
-    Real(Option<f64>),
-    Bool(bool),
-}
+pub(crate) use crate::store::Value;
 
 /// One statement to run: its SQL and its values, `?1` first.
 #[derive(Debug, Clone, Copy)]
@@ -47,24 +40,24 @@ pub(crate) struct RowValues<'a> {
 
 impl<'a> RowValues<'a> {
     pub(crate) fn of(row: &'a NewJob) -> Self {
-        let (at, delay) = row.run_at.values();
-        let concurrency = row.concurrency.as_ref();
         let unique = row.unique.as_ref();
+        let [name, handler, priority, queue, at, delay, max_run_time, key, limit, starts, period, unique_key, until_done] =
+            crate::store::insert_values(row);
         RowValues {
             values: [
-                Value::Text(Some(row.name)),
-                Value::Text(Some(&row.handler)),
-                Value::Int(Some(row.priority)),
-                Value::Text(row.queue.as_deref()),
-                Value::Real(at),
-                Value::Real(Some(delay)),
-                Value::Int(row.max_run_time),
-                Value::Text(concurrency.map(|(key, _)| key.as_str())),
-                Value::Int(concurrency.map(|(_, limit)| *limit)),
-                Value::Int(row.rate.map(|rate| rate.max_starts)),
-                Value::Int(row.rate.map(|rate| rate.period_ms)),
-                Value::Text(unique.map(|u| u.key.as_str())),
-                Value::Bool(unique.is_some_and(|u| u.until_done)),
+                name,
+                handler,
+                priority,
+                queue,
+                at,
+                delay,
+                max_run_time,
+                key,
+                limit,
+                starts,
+                period,
+                unique_key,
+                until_done,
                 Value::Bool(unique.is_some_and(|u| u.replace)),
             ],
             unique: unique.is_some(),

@@ -679,15 +679,12 @@ impl SqliteStore {
     /// Whether any limited job may be claimable: looked for at most once a second while none
     /// is found (see [`crate::store::LimitedProbe`]).
     fn limited_work(&self) -> Result<bool> {
-        if !self.limited.due() {
-            return Ok(false);
-        }
-        let any = self.run(|conn| {
-            conn.prepare_cached(&sql::LIMITED_WORK)?
-                .query_row([], |r| r.get(0))
-        })?;
-        self.limited.found(any);
-        Ok(any)
+        self.limited.look(|| {
+            self.run(|conn| {
+                conn.prepare_cached(&sql::LIMITED_WORK)?
+                    .query_row([], |r| r.get(0))
+            })
+        })
     }
 }
 

@@ -3,11 +3,12 @@
 //! retry, run now, unlock, release or resumed queue moves the `dj_wakeups` counter in its
 //! own transaction), read every `WAKEUP_POLL` by an idle worker.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{sql, SqliteStore};
 use crate::error::Result;
 use crate::stop::StopFlag;
+use crate::store::wait_for_wakeup;
 
 /// How often an idle SQLite worker reads the `dj_wakeups` counter.
 const WAKEUP_POLL: Duration = Duration::from_millis(100);
@@ -41,20 +42,7 @@ impl SqliteStore {
     /// Reads the wake-up number every `WAKEUP_POLL` (two rows, no write): true as soon as it
     /// moves, false after `timeout` or once `stop` is set.
     pub(super) fn wait(&self, timeout: Duration, stop: &StopFlag) -> bool {
-        let deadline = Instant::now() + timeout;
-        let Some(seen) = self.wakeups() else {
-            stop.sleep(timeout);
-            return false;
-        };
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || stop.is_set() {
-                return false;
-            }
-            stop.sleep(left.min(WAKEUP_POLL));
-            if self.wakeups().is_some_and(|now| now != seen) {
-                return !stop.is_set();
-            }
-        }
+        let seen = self.wakeups();
+        wait_for_wakeup(seen, || self.wakeups(), WAKEUP_POLL, timeout, stop)
     }
 }
