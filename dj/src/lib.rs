@@ -49,7 +49,7 @@
 //!   (`postgres://...` or `sqlite:path`), size it with [`Db::builder`], clone it freely.
 //! - **Enqueue** with `job.delay()` ([`Delayed`]): options, then `.enqueue(&db)` (or the
 //!   caller's own transaction), [`enqueue_many`] for many at once, and, with feature `tokio`,
-//!   [`Delayed::enqueue_async`] and [`enqueue_many_async`].
+//!   `Delayed::enqueue_async` and `enqueue_many_async`.
 //! - A **[`Worker`]** claims and performs jobs with delayed_job's semantics (priorities,
 //!   `run_at`, retries with backoff, `max_run_time`), heartbeats in `dj_workers`, and tells a
 //!   watching program what it does ([`Worker::on_event`]). Its log lines go through
@@ -67,7 +67,7 @@
 //! | `mysql` | no | the MySQL / MariaDB backend (the `mysql` crate); `enqueue` onto `&mut mysql::Transaction` and `&mut mysql::Conn` |
 //! | `cli` | yes | `dj::main!()`, the worker binary's command line and log output (clap, tracing-subscriber) |
 //! | `web` | yes | the dashboard and `/metrics` (`worker web`, `dj::web::router`; axum, minijinja); implies `cli` |
-//! | `tokio` | no | [`Delayed::enqueue_async`] and [`enqueue_many_async`] onto `&Db` |
+//! | `tokio` | no | `Delayed::enqueue_async` and `enqueue_many_async` onto `&Db` |
 //! | `tokio-postgres` | no | async enqueue onto `&tokio_postgres::Client` / `Transaction` |
 //! | `sqlx-postgres`, `sqlx-sqlite`, `sqlx-mysql` | no | async enqueue onto sqlx transactions and connections |
 //! | `diesel-postgres`, `diesel-sqlite` | no | `enqueue` onto diesel connections, in their transaction |
