@@ -160,21 +160,28 @@ impl MysqlStore {
         &self,
         mut f: impl FnMut(&mut mysql::Transaction<'_>) -> mysql::Result<T>,
     ) -> Result<T> {
-        let mut tries = 0;
-        loop {
-            let ran = self.run(|conn| {
+        retry_deadlocks(|| {
+            self.run(|conn| {
                 let mut tx = conn.start_transaction(TxOpts::default())?;
                 let out = f(&mut tx)?;
                 tx.commit()?;
                 Ok(out)
-            });
-            match ran {
-                Err(e) if connect::is_deadlock(&e) && tries < DEADLOCK_TRIES => {
-                    tries += 1;
-                    deadlock_pause(tries);
-                }
-                other => return other,
+            })
+        })
+    }
+}
+
+/// Runs `attempt` (one whole transaction) again while InnoDB picks it as a deadlock's victim,
+/// up to [`DEADLOCK_TRIES`] times, after a short spread wait each time.
+fn retry_deadlocks<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(e) if connect::is_deadlock(&e) && tries < DEADLOCK_TRIES => {
+                tries += 1;
+                deadlock_pause(tries);
             }
+            other => return other,
         }
     }
 }

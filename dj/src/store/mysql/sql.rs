@@ -216,18 +216,19 @@ pub(super) fn queue_list(n: usize) -> String {
     }
 }
 
-/// The claim of rows `{ids}` for worker `?`.
+/// The claim of rows `{ids}` for worker `?`, those still waiting: the plain claim's were
+/// chosen `FOR UPDATE` and are; the limited claim's choice read them without a lock.
 pub(super) fn claim_lock(ids: &str) -> String {
     format!(
         "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?, started_at = NULL, \
              unique_key = CASE WHEN unique_running THEN unique_key END \
-         WHERE id IN ({ids})"
+         WHERE id IN ({ids}) AND locked_at IS NULL AND failed_at IS NULL"
     )
 }
 
-/// Rows `{ids}`, every column.
-pub(super) fn rows_of(ids: &str) -> String {
-    format!("SELECT {COLUMNS} FROM delayed_jobs WHERE id IN ({ids})")
+/// Rows `{ids}` that worker `?` holds, every column.
+pub(super) fn held_rows(ids: &str) -> String {
+    format!("SELECT {COLUMNS} FROM delayed_jobs WHERE id IN ({ids}) AND locked_by = ?")
 }
 
 /// Whether any limited job may be claimable.
@@ -343,21 +344,6 @@ pub(super) fn claim_limited_pick(queues: usize) -> String {
         next_first = next_key("''"),
         next_wrap = next_key("wrap.k"),
     )
-}
-
-/// The limited claim's lock of its picks `{ids}` for worker `?` (rows still waiting: the
-/// choice read them without locking).
-pub(super) fn claim_lock_limited(ids: &str) -> String {
-    format!(
-        "UPDATE delayed_jobs SET locked_at = {NOW}, locked_by = ?, started_at = NULL, \
-             unique_key = CASE WHEN unique_running THEN unique_key END \
-         WHERE id IN ({ids}) AND locked_at IS NULL AND failed_at IS NULL"
-    )
-}
-
-/// Rows `{ids}` that worker `?` holds, every column.
-pub(super) fn held_rows(ids: &str) -> String {
-    format!("SELECT {COLUMNS} FROM delayed_jobs WHERE id IN ({ids}) AND locked_by = ?")
 }
 
 /// The starts with a rate of the rows `{ids}` a limited claim took, one row per bucket (its

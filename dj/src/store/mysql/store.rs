@@ -78,16 +78,7 @@ impl Store for MysqlStore {
     /// A deadlock (replacing enqueues of one key meeting at its row) runs the insert again,
     /// after a short random wait: InnoDB rolled it back whole.
     fn job_insert_many(&self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
-        let mut tries = 0;
-        loop {
-            match self.run(|conn| insert::on_conn(conn, rows)) {
-                Err(e) if super::connect::is_deadlock(&e) && tries < super::DEADLOCK_TRIES => {
-                    tries += 1;
-                    super::deadlock_pause(tries);
-                }
-                other => return other,
-            }
-        }
+        super::retry_deadlocks(|| self.run(|conn| insert::on_conn(conn, rows)))
     }
 
     /// Limited jobs first (their limits bound how many), then the rest with the room left.
@@ -640,19 +631,10 @@ impl MysqlStore {
                 return Ok((Vec::new(), None));
             }
             let ids: Vec<JobId> = tx.exec(&pick, params.clone())?;
-            let mut jobs = Vec::new();
-            if !ids.is_empty() {
-                let list = id_list(&ids);
-                tx.exec_drop(sql::claim_lock_limited(&list), (p.worker,))?;
-                let rows: Vec<mysql::Row> = tx.exec(sql::held_rows(&list), (p.worker,))?;
-                jobs = rows
-                    .into_iter()
-                    .map(job_row)
-                    .collect::<mysql::Result<_>>()?;
-                let taken: Vec<JobId> = jobs.iter().map(|j: &JobRow| j.id).collect();
-                if !taken.is_empty() {
-                    tx.query_drop(sql::rate_record(&id_list(&taken)))?;
-                }
+            let jobs = lock_rows(tx, p.worker, &ids)?;
+            if !jobs.is_empty() {
+                let taken: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+                tx.query_drop(sql::rate_record(&id_list(&taken)))?;
             }
             let refill = if jobs.len() < p.limit {
                 tx.query_first::<Option<f64>, _>(sql::RATE_REFILL.as_str())?
@@ -668,7 +650,7 @@ impl MysqlStore {
     }
 }
 
-/// Locks rows `ids` (chosen and row-locked by this transaction) for `worker` and reads them.
+/// Locks the chosen rows `ids` that still wait for `worker` and reads those it now holds.
 fn lock_rows(
     tx: &mut mysql::Transaction<'_>,
     worker: &str,
@@ -679,7 +661,7 @@ fn lock_rows(
     }
     let list = id_list(ids);
     tx.exec_drop(sql::claim_lock(&list), (worker,))?;
-    let rows: Vec<mysql::Row> = tx.query(sql::rows_of(&list))?;
+    let rows: Vec<mysql::Row> = tx.exec(sql::held_rows(&list), (worker,))?;
     rows.into_iter().map(job_row).collect()
 }
 
