@@ -101,6 +101,8 @@ pub struct TestDb {
     schema: Option<String>,
     /// The MySQL database made for this test.
     mysql_database: Option<String>,
+    /// The MySQL users made for this test (see [`TestDb::mysql_user_url`]).
+    mysql_users: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestDb {
@@ -171,6 +173,7 @@ impl TestDb {
             dir,
             schema,
             mysql_database,
+            mysql_users: Default::default(),
         }
     }
 
@@ -216,6 +219,44 @@ impl TestDb {
     }
 
     /// A direct MySQL connection to the test database, in UTC as dj's own are.
+    /// A URL for this test's MySQL database as user `user`, made now with every right on it
+    /// (and on nothing else), so that a case can end its processes' connections by user, as
+    /// PostgreSQL's cases do by application name; dropped with the database.
+    pub fn mysql_user_url(&self, user: &str) -> String {
+        use mysql::prelude::Queryable;
+        let database = self
+            .mysql_database
+            .as_deref()
+            .expect("a MySQL test database");
+        let mut conn = self.mysql_conn();
+        conn.query_drop(format!("CREATE USER IF NOT EXISTS '{user}'@'%'"))
+            .expect("create the user");
+        conn.query_drop(format!(
+            "GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'"
+        ))
+        .expect("grant it the test database");
+        self.mysql_users.lock().unwrap().push(user.to_owned());
+        let url = self.url.replacen("://root@", &format!("://{user}@"), 1);
+        assert_ne!(url, self.url, "the test URL names user root: {}", self.url);
+        url
+    }
+
+    /// Ends every connection of MySQL user `user` (see [`TestDb::mysql_user_url`]): how many.
+    pub fn mysql_kill_user(&self, user: &str) -> usize {
+        use mysql::prelude::Queryable;
+        let mut conn = self.mysql_conn();
+        let ids: Vec<u64> = conn
+            .exec(
+                "SELECT id FROM information_schema.processlist WHERE user = ?",
+                (user,),
+            )
+            .expect("list the user's connections");
+        // A connection may end by itself between the list and its kill.
+        (ids.iter())
+            .filter(|id| conn.query_drop(format!("KILL CONNECTION {id}")).is_ok())
+            .count()
+    }
+
     pub fn mysql_conn(&self) -> mysql::Conn {
         use mysql::prelude::Queryable;
         let mut conn = mysql::Conn::new(mysql::Opts::from_url(&self.url).expect("a mysql url"))
@@ -271,6 +312,9 @@ impl Drop for TestDb {
             use mysql::prelude::Queryable;
             if let Ok(mut admin) = mysql_admin() {
                 let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {database}"));
+                for user in self.mysql_users.lock().unwrap().iter() {
+                    let _ = admin.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"));
+                }
             }
         }
         if !std::thread::panicking() {

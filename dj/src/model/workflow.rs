@@ -11,9 +11,6 @@
 //!   cancelled                 (only_if_failed, and none failed) ──▶ skipped
 //! ```
 
-// The MySQL backend stores no workflows yet: with it alone, what only the others read is unused.
-#![cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
-
 use std::time::SystemTime;
 
 use super::{JobId, NewJob};

@@ -200,7 +200,8 @@ pub(crate) fn delete(d: &Dialect, filter: &JobFilter) -> Statement {
 /// The workflow steps among the rows a [`delete`] with the same filter removes, named in
 /// `dj_workflow_deletes` first (in its transaction), so that the workflow counts them as
 /// cancelled rather than succeeded.
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))] // MySQL: not yet
+// MySQL names the steps it deletes itself (`unfailed_steps`).
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
 pub(crate) fn delete_marks(d: &Dialect, filter: &JobFilter) -> Statement {
     let (clause, values) = where_clause(d, filter);
     let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
@@ -214,8 +215,37 @@ pub(crate) fn delete_marks(d: &Dialect, filter: &JobFilter) -> Statement {
 }
 
 /// What [`delete_marks`] wrote, removed after the delete.
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))] // MySQL: not yet
+// MySQL names the steps it deletes itself (`unfailed_steps`).
+#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
 pub(crate) const DELETE_MARKS_CLEAR: &str = "DELETE FROM dj_workflow_deletes";
+
+/// The workflow steps among the rows a [`delete`] with the same filter removes that have not
+/// failed (those it finishes, as not succeeded), locked, in id order: MySQL's delete finishes
+/// them itself, having no trigger to.
+#[cfg(feature = "mysql")]
+pub(crate) fn unfailed_steps(d: &Dialect, filter: &JobFilter) -> Statement {
+    steps_where(d, filter, "failed_at IS NULL")
+}
+
+/// The failed workflow steps among the rows an [`update`] with [`Change::RetryNow`] and the
+/// same filter retries, locked, in id order (MySQL's retry counts them pending again).
+#[cfg(feature = "mysql")]
+pub(crate) fn failed_steps(d: &Dialect, filter: &JobFilter) -> Statement {
+    steps_where(d, filter, "failed_at IS NOT NULL AND locked_at IS NULL")
+}
+
+#[cfg(feature = "mysql")]
+fn steps_where(d: &Dialect, filter: &JobFilter, condition: &str) -> Statement {
+    let (clause, values) = where_clause(d, filter);
+    let joiner = if clause.is_empty() { " WHERE" } else { " AND" };
+    Statement {
+        sql: format!(
+            "SELECT id FROM delayed_jobs{clause}{joiner} workflow_id IS NOT NULL AND {condition} \
+             ORDER BY id FOR UPDATE"
+        ),
+        values,
+    }
+}
 
 /// A change made to every matching row that it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,6 @@
-//! The workflow statements both backends send as they are (SQLite numbers `$N` parameters in
-//! the order they first appear, so each text names them in increasing order), and the retry's
-//! filtered update.
-
-// The MySQL backend stores no workflows yet.
-#![cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+//! The workflow statements the backends send as they are (SQLite numbers `$N` parameters in
+//! the order they first appear, so each text names them in increasing order; MySQL reads
+//! each `$N` as a bare `?`), and the retry's filtered update.
 
 use super::filter::{self, Dialect};
 use std::collections::HashMap;

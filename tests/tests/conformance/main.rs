@@ -58,20 +58,6 @@ pub type Case = (&'static str, fn(Backend));
 /// The shared cases the MySQL backend does not pass yet (reported as ignored on it): the
 /// work left on it, by what it needs.
 const MYSQL_PENDING: &[&str] = &[
-    // Workflows and batches: their step bookkeeping, which the other backends do in
-    // triggers that MySQL cannot have (a trigger cannot write the table that fired it), done
-    // by the backend in the completing transactions.
-    "a_1000_step_diamond_workflow_over_4_processes_runs_every_step_once_in_dependency_order",
-    "a_failed_step_cancels_its_dependants_and_steps_that_run_anyway_still_run",
-    "a_step_that_fails_under_destroy_failed_jobs_or_is_deleted_is_not_counted_a_success",
-    "a_workflow_step_reads_its_dependencies_results",
-    "cancelling_a_workflow_stops_its_waiting_and_ready_steps",
-    "a_workflow_with_a_cycle_an_unknown_step_or_a_name_twice_is_refused_and_nothing_written",
-    "a_workflow_is_shown_cancelled_and_retried_from_the_cli_and_the_dashboard",
-    "a_workflow_worked_through_sigkills_and_killed_backends_loses_no_step",
-    "a_batchs_callbacks_fire_on_success_on_complete_and_on_discard_as_its_jobs_end",
-    "the_last_jobs_of_two_batches_finishing_together_in_two_processes_fire_each_callback_once",
-    "jobs_added_to_an_open_batch_are_waited_for_and_a_finished_batch_takes_no_more",
     // Transactional completion (`complete_in`) through the mysql crate and sqlx.
     "transactional_jobs_commit_effect_and_completion_together_through_every_driver",
     "complete_in_from_a_type_not_marked_transactional_fails_saying_what_to_add",

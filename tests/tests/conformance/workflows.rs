@@ -444,7 +444,21 @@ fn refused_workflows(backend: Backend) {
                 ordered("delayed_jobs")
             ))
         }
-        Backend::Mysql => dj_tests::support::not_on_mysql(),
+        Backend::Mysql => {
+            let ordered = |of: &str| {
+                format!(
+                    "SELECT column_name, column_type, \
+                         row_number() OVER (ORDER BY ordinal_position) AS n \
+                     FROM information_schema.columns \
+                     WHERE table_name = '{of}' AND table_schema = DATABASE()"
+                )
+            };
+            t.query_i64(&format!(
+                "SELECT count(*) FROM ({}) c JOIN ({}) d USING (n, column_name, column_type)",
+                ordered(table),
+                ordered("delayed_jobs")
+            ))
+        }
     };
     assert_eq!(columns("dj_held_jobs"), columns("delayed_jobs"));
     assert!(columns("delayed_jobs") >= 24);
@@ -576,9 +590,9 @@ fn cli_and_dashboard(backend: Backend) {
 
 /// root → 40 steps → join → 40 steps → last, 400 ms each, worked by one process at a time
 /// that is killed (SIGKILL) after 1.5 s, 8 times, with every backend of the workers
-/// terminated in between on PostgreSQL; then one worker finishes. Every step succeeded, the
-/// workflow too, nothing is left held, and no step started before one of its dependencies
-/// had ended.
+/// terminated in between on PostgreSQL and MySQL; then one worker finishes. Every step
+/// succeeded, the workflow too, nothing is left held, and no step started before one of its
+/// dependencies had ended.
 fn killed_workers(backend: Backend) {
     let t = TestDb::new(backend, "workflow_chaos");
     let log = t.log();
@@ -614,7 +628,8 @@ fn killed_workers(backend: Backend) {
     let app = format!("dj_wf_chaos_{}", std::process::id());
     let url = match backend {
         Backend::Postgres => format!("{}&application_name={app}", t.url),
-        Backend::Sqlite | Backend::Mysql => t.url.clone(),
+        Backend::Mysql => t.mysql_user_url(&app),
+        Backend::Sqlite => t.url.clone(),
     };
     let args = [
         "work",
@@ -626,6 +641,7 @@ fn killed_workers(backend: Backend) {
         "3s",
     ];
     let finished = || t.db.workflow(run.id).unwrap().unwrap().state != WorkflowState::Running;
+    let mut ended = 0;
     for round in 0..8 {
         if finished() {
             break;
@@ -633,15 +649,18 @@ fn killed_workers(backend: Backend) {
         let label = format!("k{round}");
         let mut w = spawn_bin_at(WORKER, &t, &label, &url, &args);
         std::thread::sleep(Duration::from_millis(750));
-        if backend == Backend::Postgres {
-            t.pg_client()
+        ended += match backend {
+            Backend::Postgres => t
+                .pg_client()
                 .execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1",
+                         WHERE application_name = $1",
                     &[&app],
                 )
-                .unwrap();
-        }
+                .unwrap() as usize,
+            Backend::Mysql => t.mysql_kill_user(&app),
+            Backend::Sqlite => 0,
+        };
         std::thread::sleep(Duration::from_millis(750));
         signal(&w, libc::SIGKILL);
         wait_exit(&mut w, Duration::from_secs(10));
@@ -684,7 +703,10 @@ fn killed_workers(backend: Backend) {
     }
     let starts = lines.iter().filter(|l| l.starts_with("start wf")).count();
     eprintln!(
-        "{}: 83 steps, {starts} starts through the kills",
+        "{}: 83 steps, {starts} starts through the kills, {ended} connections ended",
         backend.name()
     );
+    if backend != Backend::Sqlite {
+        assert!(ended > 0, "no worker connection was ended");
+    }
 }

@@ -25,6 +25,7 @@ mod rows;
 mod sql;
 mod store;
 mod wakeups;
+mod workflow;
 
 use connect::Manager;
 

@@ -378,14 +378,17 @@ pub(super) static RATE_REFILL: LazyLock<String> = LazyLock::new(|| {
 
 // ---- Outcomes: ids written into the text, the worker bound ----
 
-/// `?` worker.
+/// `?` worker. Workflow steps are left for a delete of their own, with their finish.
 pub(super) fn complete(ids: &str) -> String {
-    format!("DELETE FROM delayed_jobs WHERE id IN ({ids}) AND locked_by = ?")
+    format!(
+        "DELETE FROM delayed_jobs WHERE id IN ({ids}) AND locked_by = ? AND workflow_id IS NULL"
+    )
 }
 
-/// `?` id, `?` worker: the row's name, locked, if the worker holds it.
-pub(super) const HELD_NAME: &str =
-    "SELECT name FROM delayed_jobs WHERE id = ? AND locked_by = ? FOR UPDATE";
+/// `?` id, `?` worker: the row's name and whether it is a workflow's step, locked, if the
+/// worker holds it.
+pub(super) const HELD_NAME: &str = "SELECT name, workflow_id IS NOT NULL FROM delayed_jobs \
+     WHERE id = ? AND locked_by = ? FOR UPDATE";
 
 /// `?` id, `?` worker.
 pub(super) const DELETE_HELD: &str = "DELETE FROM delayed_jobs WHERE id = ? AND locked_by = ?";

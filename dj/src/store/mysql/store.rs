@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 use mysql::prelude::Queryable;
 use mysql::Value;
 
-use super::insert;
 use super::rows::{self, col, id_list, job_row, params, time};
 use super::sql::{self, DIALECT};
 use super::{changed, MysqlStore};
-use crate::error::{Error, Result};
+use super::{insert, workflow};
+use crate::error::Result;
 use crate::model::{
     unix_secs, Attempt, Cancel, EnqueueOutcome, JobFilter, JobId, JobResult, JobRow, NewJob,
     NewWorkflow, Progress, QueueStats, RateLimit, RateScope, ScheduleDef, ScheduleRow, StepState,
@@ -21,13 +21,6 @@ use crate::store::{
     claim_order, filter, rate_limit_of, stored_result, ClaimParams, CronFire, Fail, FailedAttempt,
     Recorded, Retry, Store, WorkerInfo, VERSION,
 };
-
-/// The error of what this backend does not do yet.
-fn not_yet(what: &str) -> Error {
-    Error::Invalid(format!(
-        "{what} are not supported on MySQL/MariaDB yet; use PostgreSQL or SQLite for them"
-    ))
-}
 
 impl Store for MysqlStore {
     fn describe(&self) -> String {
@@ -117,7 +110,20 @@ impl Store for MysqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        self.run(|conn| conn.exec_drop(sql::complete(&id_list(ids)), (worker,)))
+        let n = self.run(|conn| changed(conn, &sql::complete(&id_list(ids)), (worker,)))?;
+        if n == ids.len() as u64 {
+            return Ok(());
+        }
+        // Workflow steps (or rows no longer held): one by one, each step finished with its
+        // delete.
+        self.write(|tx| {
+            for &id in ids {
+                if changed(tx, sql::DELETE_HELD, (id, worker))? == 1 {
+                    workflow::finish(tx, id, true)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn job_complete_recorded(&self, worker: &str, recorded: &[Recorded]) -> Result<()> {
@@ -126,13 +132,16 @@ impl Store for MysqlStore {
         }
         self.write(|tx| {
             for r in recorded {
-                let name: Option<String> = tx.exec_first(sql::HELD_NAME, (r.id, worker))?;
-                if let Some(name) = name {
+                let held: Option<(String, bool)> = tx.exec_first(sql::HELD_NAME, (r.id, worker))?;
+                if let Some((name, step)) = held {
                     tx.exec_drop(sql::DELETE_HELD, (r.id, worker))?;
                     tx.exec_drop(
                         sql::RESULT_KEEP.as_str(),
                         (r.id, name, "succeeded", &r.value, None::<String>),
                     )?;
+                    if step {
+                        workflow::finish(tx, r.id, true)?;
+                    }
                 }
             }
             Ok(())
@@ -242,17 +251,24 @@ impl Store for MysqlStore {
             record_attempts(tx, worker, &FailedAttempt::of_fails(fails))?;
             for f in fails {
                 if f.destroy {
-                    let name: Option<String> = tx.exec_first(sql::HELD_NAME, (f.id, worker))?;
-                    if let Some(name) = name {
+                    let held: Option<(String, bool)> =
+                        tx.exec_first(sql::HELD_NAME, (f.id, worker))?;
+                    if let Some((name, step)) = held {
                         let error = Some(&f.last_error);
                         tx.exec_drop(
                             sql::RESULT_KEEP.as_str(),
                             (f.id, name, "failed", None::<String>, error),
                         )?;
                         tx.exec_drop(sql::DELETE_HELD, (f.id, worker))?;
+                        if step {
+                            workflow::finish(tx, f.id, false)?;
+                        }
                     }
                 } else {
-                    tx.exec_drop(sql::FAIL_KEEP, (f.attempts, &f.last_error, f.id, worker))?;
+                    let values = (f.attempts, &f.last_error, f.id, worker);
+                    if changed(tx, sql::FAIL_KEEP, values)? == 1 {
+                        workflow::finish(tx, f.id, false)?;
+                    }
                 }
             }
             Ok(())
@@ -310,14 +326,18 @@ impl Store for MysqlStore {
         })
     }
 
+    /// The workflow steps among the rows are finished with it, as not succeeded.
     fn job_delete(&self, filter: &JobFilter) -> Result<u64> {
-        let statement = filter::delete(&DIALECT, filter);
-        self.run(|conn| changed(conn, &statement.sql, params(&statement)))
+        self.write(|tx| workflow::delete_steps(tx, filter))
     }
 
-    /// Every change makes rows claimable: idle workers are woken.
+    /// Every change makes rows claimable: idle workers are woken. A retry counts the failed
+    /// workflow steps among the rows as pending again.
     fn job_update(&self, filter: &JobFilter, change: filter::Change) -> Result<u64> {
         let statement = filter::update(&DIALECT, filter, change);
+        if change == filter::Change::RetryNow {
+            return self.waking(|tx| workflow::retry_steps(tx, filter, &statement));
+        }
         self.waking(|tx| changed(tx, &statement.sql, params(&statement)))
     }
 
@@ -391,54 +411,55 @@ impl Store for MysqlStore {
                 }
                 Some(false) => {
                     tx.exec_drop(sql::CANCEL_DEQUEUE, (id,))?;
+                    workflow::finish(tx, id, false)?;
                     Cancel::Dequeued
                 }
             })
         })
     }
 
-    fn workflow_insert(&self, _workflow: &NewWorkflow) -> Result<WorkflowRun> {
-        Err(not_yet("workflows and batches"))
+    fn workflow_insert(&self, workflow: &NewWorkflow) -> Result<WorkflowRun> {
+        MysqlStore::workflow_insert(self, workflow)
     }
 
-    fn workflow_get(&self, _id: WorkflowId) -> Result<Option<WorkflowInfo>> {
-        Ok(None)
+    fn workflow_get(&self, id: WorkflowId) -> Result<Option<WorkflowInfo>> {
+        MysqlStore::workflow_get(self, id)
     }
 
-    fn workflow_cancel(&self, _id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
-        Err(not_yet("workflows and batches"))
+    fn workflow_cancel(&self, id: WorkflowId) -> Result<(WorkflowCancel, Vec<JobId>)> {
+        MysqlStore::workflow_cancel(self, id)
     }
 
-    fn workflow_retry(&self, _id: WorkflowId) -> Result<Option<u64>> {
-        Ok(None)
+    fn workflow_retry(&self, id: WorkflowId) -> Result<Option<u64>> {
+        MysqlStore::workflow_retry(self, id)
     }
 
-    fn workflow_list(&self, _limit: i64) -> Result<Vec<WorkflowInfo>> {
-        Ok(Vec::new())
+    fn workflow_list(&self, limit: i64) -> Result<Vec<WorkflowInfo>> {
+        MysqlStore::workflow_list(self, limit)
     }
 
     fn workflow_counts(&self) -> Result<Vec<(WorkflowState, i64)>> {
-        Ok(Vec::new())
+        MysqlStore::workflow_counts(self)
     }
 
-    fn workflow_prune(&self, _older_than: Duration, _limit: i64) -> Result<u64> {
-        Ok(0)
+    fn workflow_prune(&self, older_than: Duration, limit: i64) -> Result<u64> {
+        MysqlStore::workflow_prune(self, older_than, limit)
     }
 
-    fn batch_add(&self, _id: WorkflowId, _rows: &[NewJob]) -> Result<Vec<JobId>> {
-        Err(not_yet("workflows and batches"))
+    fn batch_add(&self, id: WorkflowId, rows: &[NewJob]) -> Result<Vec<JobId>> {
+        MysqlStore::batch_add(self, id, rows)
     }
 
-    fn workflow_of(&self, _job: JobId) -> Result<Option<WorkflowId>> {
-        Ok(None)
+    fn workflow_of(&self, job: JobId) -> Result<Option<WorkflowId>> {
+        MysqlStore::workflow_of(self, job)
     }
 
-    fn workflow_dependency(&self, _job: JobId, _step: &str) -> Result<Option<JobId>> {
-        Ok(None)
+    fn workflow_dependency(&self, job: JobId, step: &str) -> Result<Option<JobId>> {
+        MysqlStore::workflow_dependency(self, job, step)
     }
 
-    fn workflow_step_state(&self, _job: JobId) -> Result<Option<StepState>> {
-        Ok(None)
+    fn workflow_step_state(&self, job: JobId) -> Result<Option<StepState>> {
+        MysqlStore::workflow_step_state(self, job)
     }
 
     fn job_cancel_requested(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
