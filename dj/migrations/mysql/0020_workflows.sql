@@ -2,7 +2,7 @@
 -- together in one transaction (`dj::Workflow`). See the PostgreSQL schema for what each table
 -- and column means.
 --
--- Where MySQL differs: the tables and indexes only, no triggers. On the other backends
+-- Where MySQL differs: no triggers. On the other backends
 -- triggers on delayed_jobs do the step bookkeeping (a step's row deleted or failed for good
 -- finishes the step, counts it for its dependants, cancels or skips those it dooms, moves
 -- those left waiting on nothing from dj_held_jobs into delayed_jobs, and updates the
@@ -10,10 +10,11 @@
 -- write a table that the statement firing it uses (error 1442), and releasing a step is an
 -- insert into delayed_jobs made while a DELETE or UPDATE of delayed_jobs finishes another.
 -- MySQL triggers are also per row only, with no WHEN and no UPDATE OF, so any trigger on
--- delayed_jobs would run for every row of every claim. So on MySQL dj's Rust code does the
--- bookkeeping itself, in the same transaction as the completion, failure, cancel, delete or
--- retry that finishes the step, taking the workflow's dj_workflows row first (FOR UPDATE,
--- several workflows in id order), as the PostgreSQL triggers do.
+-- delayed_jobs would run for every row of every claim. So on MySQL the bookkeeping is the
+-- procedures at the end of this file, which dj CALLs in the same transaction as the
+-- completion, failure, cancel, delete or retry that finishes the step (on the worker's own
+-- connection, or on the caller's for a transactional job), each taking the workflow's
+-- dj_workflows row first (FOR UPDATE), as the PostgreSQL triggers do.
 
 CREATE TABLE IF NOT EXISTS dj_workflows (
     id          BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -31,8 +32,8 @@ CREATE TABLE IF NOT EXISTS dj_workflows (
     INDEX dj_workflows_finished (finished_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
--- state 'cancelling' is SQLite's, a step's state only inside its bookkeeping trigger;
--- allowed here too, for Rust bookkeeping that marks a failure's dependants in steps.
+-- state 'cancelling' is SQLite's, a step's state only inside its bookkeeping trigger; allowed
+-- here so that the three schemas accept the same states (the procedures never write it).
 CREATE TABLE IF NOT EXISTS dj_workflow_steps (
     job_id       BIGINT       NOT NULL PRIMARY KEY,
     workflow_id  BIGINT       NOT NULL,
@@ -108,8 +109,8 @@ CREATE TABLE IF NOT EXISTS dj_workflow_deletes (
     job_id BIGINT NOT NULL PRIMARY KEY
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC;
 
--- SQLite's dj_workflow_events (the queue its triggers work through) is not made: the Rust
--- bookkeeping knows which steps it finishes. Finished workflows older than the workers'
+-- SQLite's dj_workflow_events (the queue its triggers work through) is not made: the caller
+-- of the procedures knows which steps it finishes. Finished workflows older than the workers'
 -- result retention are pruned by the elected maintenance worker with their steps (by the
 -- foreign key), edges and held rows.
 

@@ -426,11 +426,23 @@ pub(super) const RETRY: &str = concat!(
      WHERE id = ? AND locked_by = ?"
 );
 
+/// The failure kept, for rows that are (or are not) workflow steps.
+macro_rules! fail_keep {
+    ($steps:literal) => {
+        concat!(
+            "UPDATE delayed_jobs SET attempts = ?, last_error = ?, \
+                 failed_at = UTC_TIMESTAMP(6), unique_key = NULL, locked_at = NULL, \
+                 locked_by = NULL, updated_at = UTC_TIMESTAMP(6) \
+             WHERE id = ? AND locked_by = ? AND ",
+            $steps
+        )
+    };
+}
+
 /// `?` attempts, `?` error, `?` id, `?` worker.
-pub(super) const FAIL_KEEP: &str =
-    "UPDATE delayed_jobs SET attempts = ?, last_error = ?, failed_at = UTC_TIMESTAMP(6), \
-         unique_key = NULL, locked_at = NULL, locked_by = NULL, updated_at = UTC_TIMESTAMP(6) \
-     WHERE id = ? AND locked_by = ?";
+pub(super) const FAIL_KEEP: &str = fail_keep!("workflow_id IS NULL");
+/// [`FAIL_KEEP`] for a workflow's step, which its finish follows.
+pub(super) const FAIL_KEEP_STEP: &str = fail_keep!("workflow_id IS NOT NULL");
 
 /// A failed attempt recorded in the history, if worker `?` still holds job `?`: `?` job,
 /// `?` attempt, `?` worker, `?` seconds it ran (NULL: from the recorded start), `?` again,
@@ -636,8 +648,8 @@ pub(super) const RATE_PRUNE: &str = "DELETE FROM dj_rate_starts WHERE `until` <=
 // ---- Cancels ----
 
 /// `?` id: whether the live row is running (none: no such live row), locked.
-pub(super) const CANCEL_RUNNING: &str =
-    "SELECT locked_at IS NOT NULL FROM delayed_jobs WHERE id = ? AND failed_at IS NULL FOR UPDATE";
+pub(super) const CANCEL_RUNNING: &str = "SELECT locked_at IS NOT NULL, workflow_id IS NOT NULL \
+     FROM delayed_jobs WHERE id = ? AND failed_at IS NULL FOR UPDATE";
 /// `?` id.
 pub(super) const CANCEL_REQUEST: &str = "INSERT IGNORE INTO dj_cancels (job_id) VALUES (?)";
 /// `?` id.

@@ -266,7 +266,9 @@ impl Store for MysqlStore {
                     }
                 } else {
                     let values = (f.attempts, &f.last_error, f.id, worker);
-                    if changed(tx, sql::FAIL_KEEP, values)? == 1 {
+                    if changed(tx, sql::FAIL_KEEP, values)? == 0
+                        && changed(tx, sql::FAIL_KEEP_STEP, values)? == 1
+                    {
                         workflow::finish(tx, f.id, false)?;
                     }
                 }
@@ -402,16 +404,18 @@ impl Store for MysqlStore {
 
     fn job_cancel(&self, id: JobId) -> Result<Cancel> {
         self.write(|tx| {
-            let running: Option<bool> = tx.exec_first(sql::CANCEL_RUNNING, (id,))?;
-            Ok(match running {
+            let row: Option<(bool, bool)> = tx.exec_first(sql::CANCEL_RUNNING, (id,))?;
+            Ok(match row {
                 None => Cancel::NotFound,
-                Some(true) => {
+                Some((true, _)) => {
                     tx.exec_drop(sql::CANCEL_REQUEST, (id,))?;
                     Cancel::Requested
                 }
-                Some(false) => {
+                Some((false, step)) => {
                     tx.exec_drop(sql::CANCEL_DEQUEUE, (id,))?;
-                    workflow::finish(tx, id, false)?;
+                    if step {
+                        workflow::finish(tx, id, false)?;
+                    }
                     Cancel::Dequeued
                 }
             })
