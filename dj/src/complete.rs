@@ -24,6 +24,10 @@ mod sealed {
     impl Sealed for &mut sqlx::Transaction<'_, sqlx::Postgres> {}
     #[cfg(feature = "sqlx-sqlite")]
     impl Sealed for &mut sqlx::Transaction<'_, sqlx::Sqlite> {}
+    #[cfg(feature = "mysql")]
+    impl Sealed for &mut mysql::Transaction<'_> {}
+    #[cfg(feature = "sqlx-mysql")]
+    impl Sealed for &mut sqlx::Transaction<'_, sqlx::MySql> {}
 }
 
 /// A completion about to be sent, owning what [`Completion`] borrows.
@@ -44,9 +48,10 @@ impl Pending {
 }
 
 /// A transaction a job can complete its row in ([`crate::Context::complete_in`]):
-/// `&mut postgres::Transaction` and `&rusqlite::Transaction`; with feature `diesel-postgres`
-/// or `diesel-sqlite`, `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection` inside
-/// the diesel transaction open on it.
+/// `&mut postgres::Transaction` and `&rusqlite::Transaction`; with feature `mysql`,
+/// `&mut mysql::Transaction`; with feature `diesel-postgres` or `diesel-sqlite`,
+/// `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection` inside the diesel
+/// transaction open on it.
 pub trait CompleteTarget: sealed::Sealed {
     #[doc(hidden)]
     fn complete_job(&mut self, done: &Completion<'_>) -> Result<()>;
@@ -80,10 +85,18 @@ impl CompleteTarget for &mut diesel::SqliteConnection {
     }
 }
 
+#[cfg(feature = "mysql")]
+impl CompleteTarget for &mut mysql::Transaction<'_> {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::mysql::complete::complete_mysql(self, done)
+    }
+}
+
 /// A transaction an async job can complete its row in
 /// ([`crate::Context::complete_in_async`]): with feature `tokio-postgres`,
-/// `&tokio_postgres::Transaction`; with `sqlx-postgres` or `sqlx-sqlite`,
-/// `&mut sqlx::Transaction<'_, sqlx::Postgres>` or `&mut sqlx::Transaction<'_, sqlx::Sqlite>`.
+/// `&tokio_postgres::Transaction`; with `sqlx-postgres`, `sqlx-sqlite` or `sqlx-mysql`,
+/// `&mut sqlx::Transaction<'_, sqlx::Postgres>`, `&mut sqlx::Transaction<'_, sqlx::Sqlite>` or
+/// `&mut sqlx::Transaction<'_, sqlx::MySql>`.
 #[cfg(feature = "tokio")]
 pub trait CompleteAsyncTarget: sealed::Sealed + Send {
     #[doc(hidden)]
@@ -111,5 +124,12 @@ impl CompleteAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Postgres> {
 impl CompleteAsyncTarget for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn complete_job_async(self, done: Completion<'_>) -> Result<()> {
         crate::store::sqlite::complete::complete_sqlx(self, &done).await
+    }
+}
+
+#[cfg(feature = "sqlx-mysql")]
+impl CompleteAsyncTarget for &mut sqlx::Transaction<'_, sqlx::MySql> {
+    async fn complete_job_async(self, done: Completion<'_>) -> Result<()> {
+        crate::store::mysql::complete::complete_sqlx(self, &done).await
     }
 }

@@ -662,11 +662,11 @@ pub mod ending {
 }
 
 /// The table [`Deposit`] and `async_deposit` write their effects to, for a test to create.
-pub const CREATE_EFFECTS: &str = "CREATE TABLE effects (key text NOT NULL)";
+pub const CREATE_EFFECTS: &str = "CREATE TABLE effects (effect text NOT NULL)";
 
 /// A job with an exactly-once effect: records `perform KEY` (outside any transaction), then,
-/// in one transaction on the job's database through `driver` (`postgres`, `rusqlite` or
-/// `diesel`), inserts `KEY` into `effects`, completes its row with `complete_in` (its result:
+/// in one transaction on the job's database through `driver` (`postgres`, `rusqlite`,
+/// `mysql` or `diesel`), inserts `KEY` into `effects`, completes its row with `complete_in` (its result:
 /// `KEY`), sleeps `millis` with the transaction still open, and commits. Its first perform
 /// first sleeps `hold_ms` (before the transaction) and ends as `ending` says. A refused
 /// completion records `refused KEY: ERROR`.
@@ -697,6 +697,7 @@ impl Perform for Deposit {
             "postgres" => self.with_postgres(ctx, ending),
             "rusqlite" => self.with_rusqlite(ctx, ending),
             "diesel" => self.with_diesel(ctx, ending),
+            "mysql" => self.with_mysql(ctx, ending),
             other => return Err(JobError::permanent(format!("no driver {other}"))),
         };
         if let Err(e) = sent {
@@ -720,7 +721,7 @@ impl Deposit {
     fn with_postgres(&self, ctx: &Context, ending: u8) -> Result<(), BoxError> {
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
         let mut tx = client.transaction()?;
-        tx.execute("INSERT INTO effects (key) VALUES ($1)", &[&self.key])?;
+        tx.execute("INSERT INTO effects (effect) VALUES ($1)", &[&self.key])?;
         ctx.complete_in(&mut tx)?;
         self.hold();
         if ending != ending::ROLL_BACK {
@@ -733,8 +734,21 @@ impl Deposit {
         let mut conn = rusqlite::Connection::open(sqlite_path(&self.url))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("INSERT INTO effects (key) VALUES (?1)", [&self.key])?;
+        tx.execute("INSERT INTO effects (effect) VALUES (?1)", [&self.key])?;
         ctx.complete_in(&tx)?;
+        self.hold();
+        if ending != ending::ROLL_BACK {
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn with_mysql(&self, ctx: &Context, ending: u8) -> Result<(), BoxError> {
+        use mysql::prelude::Queryable;
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url(&self.url)?)?;
+        let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+        tx.exec_drop("INSERT INTO effects (effect) VALUES (?)", (&self.key,))?;
+        ctx.complete_in(&mut tx)?;
         self.hold();
         if ending != ending::ROLL_BACK {
             tx.commit()?;
@@ -751,7 +765,7 @@ impl Deposit {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;
                 conn.immediate_transaction(|conn| -> Result<(), BoxError> {
-                    diesel::sql_query("INSERT INTO effects (key) VALUES (?)")
+                    diesel::sql_query("INSERT INTO effects (effect) VALUES (?)")
                         .bind::<Text, _>(&self.key)
                         .execute(conn)?;
                     ctx.complete_in(&mut *conn)?;
@@ -765,7 +779,7 @@ impl Deposit {
             None => {
                 let mut conn = diesel::PgConnection::establish(&self.url)?;
                 conn.transaction(|conn| -> Result<(), BoxError> {
-                    diesel::sql_query("INSERT INTO effects (key) VALUES ($1)")
+                    diesel::sql_query("INSERT INTO effects (effect) VALUES ($1)")
                         .bind::<Text, _>(&self.key)
                         .execute(conn)?;
                     ctx.complete_in(&mut *conn)?;
@@ -790,7 +804,7 @@ pub fn sqlite_path(url: &str) -> &str {
 }
 
 /// The async form of [`Deposit`] (commits always), through `tokio-postgres` or sqlx (on
-/// PostgreSQL or SQLite, as the URL says).
+/// PostgreSQL, MySQL or SQLite, as the URL says).
 #[dj::job(transactional = true)]
 pub async fn async_deposit(
     ctx: &Context,
@@ -801,7 +815,7 @@ pub async fn async_deposit(
 ) -> Result<(), JobError> {
     record(&log, &format!("perform {key}"));
     ctx.set_result(&key)?;
-    let insert = "INSERT INTO effects (key) VALUES ($1)";
+    let insert = "INSERT INTO effects (effect) VALUES ($1)";
     match (driver.as_str(), url.strip_prefix("sqlite:")) {
         ("tokio-postgres", None) => {
             let (mut client, connection) =
@@ -813,6 +827,17 @@ pub async fn async_deposit(
             tx.commit().await?;
             drop(client);
             let _ = connection.await;
+        }
+        ("sqlx", None) if url.starts_with("mysql:") => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::MySqlConnection::connect(&url).await?;
+            let mut tx = conn.begin().await?;
+            sqlx::query("INSERT INTO effects (effect) VALUES (?)")
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            ctx.complete_in_async(&mut tx).await?;
+            tx.commit().await?;
         }
         ("sqlx", None) => {
             use sqlx::Connection as _;
@@ -844,6 +869,12 @@ pub fn completes_untagged(ctx: &Context, url: String) -> Result<(), JobError> {
             let mut conn = rusqlite::Connection::open(path)?;
             let tx = conn.transaction()?;
             ctx.complete_in(&tx).map_err(JobError::permanent)?;
+            tx.commit()?;
+        }
+        None if url.starts_with("mysql:") => {
+            let mut conn = mysql::Conn::new(mysql::Opts::from_url(&url)?)?;
+            let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+            ctx.complete_in(&mut tx).map_err(JobError::permanent)?;
             tx.commit()?;
         }
         None => {

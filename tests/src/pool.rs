@@ -73,7 +73,7 @@ pub async fn pool_deposit(
     crate::support::record(&log, &format!("perform {key}"));
     let pool = ctx.state::<PgPool>();
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO effects (key) SELECT $1 FROM pg_sleep($2)")
+    sqlx::query("INSERT INTO effects (effect) SELECT $1 FROM pg_sleep($2)")
         .bind(&key)
         .bind(millis as f64 / 1000.0)
         .execute(&mut *tx)

@@ -5,7 +5,7 @@
 -- delete the job's row only WHERE id = ? AND locked_by = worker, keep a recorded result in
 -- dj_results, and fail (so that the caller rolls back) if no row was deleted. A stored
 -- procedure would not do: an error raised in it undoes only its own statement on MySQL, not
--- the caller's transaction, and the workflow bookkeeping that follows a step's completion is
--- dj's Rust code on MySQL (see 0020), which a procedure would bypass. Nothing changes here;
+-- the caller's transaction. A step's completion is followed, in the same transaction, by
+-- 0020's dj_workflow_finish. Nothing changes here;
 -- the number is kept so that the backends count their migrations alike.
 DO 0;

@@ -58,11 +58,6 @@ pub type Case = (&'static str, fn(Backend));
 /// The shared cases the MySQL backend does not pass yet (reported as ignored on it): the
 /// work left on it, by what it needs.
 const MYSQL_PENDING: &[&str] = &[
-    // Transactional completion (`complete_in`) through the mysql crate and sqlx.
-    "transactional_jobs_commit_effect_and_completion_together_through_every_driver",
-    "complete_in_from_a_type_not_marked_transactional_fails_saying_what_to_add",
-    "a_worker_declared_dead_cannot_commit_its_transactional_job",
-    "chaos_transactional_jobs_killed_every_2s_leave_every_effect_exactly_once",
     // A rate of 20 a second across three workers starts about 11 a second on MySQL: the
     // workers claim later than the rate's refill says (under investigation).
     "a_rate_of_20_a_second_holds_across_three_workers_for_30_seconds",

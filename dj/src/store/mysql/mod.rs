@@ -19,6 +19,7 @@ use mysql::{Conn, TxOpts};
 use super::pool::Pool;
 use crate::error::Result;
 
+pub(crate) mod complete;
 mod connect;
 mod insert;
 mod rows;
