@@ -58,9 +58,6 @@ pub type Case = (&'static str, fn(Backend));
 /// The shared cases the MySQL backend does not pass yet (reported as ignored on it): the
 /// work left on it, by what it needs.
 const MYSQL_PENDING: &[&str] = &[
-    // A rate of 20 a second across three workers starts about 11 a second on MySQL: the
-    // workers claim later than the rate's refill says (under investigation).
-    "a_rate_of_20_a_second_holds_across_three_workers_for_30_seconds",
     // diesel's MySQL backend links the C client library (libmysqlclient); dj's async
     // enqueue in the caller's transaction goes through sqlx's MySQL driver instead.
     "enqueue_onto_a_diesel_transaction_exists_only_if_it_commits",

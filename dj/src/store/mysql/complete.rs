@@ -21,10 +21,7 @@ fn not_held(done: &Completion<'_>) -> Error {
 }
 
 /// Through a `mysql` crate transaction.
-pub(crate) fn complete_mysql(
-    tx: &mut mysql::Transaction<'_>,
-    done: &Completion<'_>,
-) -> Result<()> {
+pub(crate) fn complete_mysql(tx: &mut mysql::Transaction<'_>, done: &Completion<'_>) -> Result<()> {
     use mysql::prelude::Queryable;
     let sent = (|| -> mysql::Result<bool> {
         if tx
