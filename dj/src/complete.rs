@@ -28,6 +28,8 @@ mod sealed {
     impl Sealed for &mut mysql::Transaction<'_> {}
     #[cfg(feature = "sqlx-mysql")]
     impl Sealed for &mut sqlx::Transaction<'_, sqlx::MySql> {}
+    #[cfg(feature = "diesel-mysql")]
+    impl Sealed for &mut diesel::MysqlConnection {}
 }
 
 /// A completion about to be sent, owning what [`Completion`] borrows.
@@ -49,9 +51,9 @@ impl Pending {
 
 /// A transaction a job can complete its row in ([`crate::Context::complete_in`]):
 /// `&mut postgres::Transaction` and `&rusqlite::Transaction`; with feature `mysql`,
-/// `&mut mysql::Transaction`; with feature `diesel-postgres` or `diesel-sqlite`,
-/// `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection` inside the diesel
-/// transaction open on it.
+/// `&mut mysql::Transaction`; with feature `diesel-postgres`, `diesel-sqlite` or
+/// `diesel-mysql`, `&mut diesel::PgConnection`, `&mut diesel::SqliteConnection` or
+/// `&mut diesel::MysqlConnection` inside the diesel transaction open on it.
 pub trait CompleteTarget: sealed::Sealed {
     #[doc(hidden)]
     fn complete_job(&mut self, done: &Completion<'_>) -> Result<()>;
@@ -89,6 +91,13 @@ impl CompleteTarget for &mut diesel::SqliteConnection {
 impl CompleteTarget for &mut mysql::Transaction<'_> {
     fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
         crate::store::mysql::complete::complete_mysql(self, done)
+    }
+}
+
+#[cfg(feature = "diesel-mysql")]
+impl CompleteTarget for &mut diesel::MysqlConnection {
+    fn complete_job(&mut self, done: &Completion<'_>) -> Result<()> {
+        crate::store::mysql::complete::complete_diesel(self, done)
     }
 }
 

@@ -120,9 +120,9 @@ pub(crate) mod sealed {
 /// Where a job can be enqueued: `&Db`, or an open transaction or connection of a backend
 /// (`&mut postgres::Transaction`, `&mut postgres::Client`, `&rusqlite::Connection`,
 /// `&rusqlite::Transaction`; with feature `mysql`, `&mut mysql::Transaction` and
-/// `&mut mysql::Conn`; with feature `diesel-postgres` or `diesel-sqlite`,
-/// `&mut diesel::PgConnection` or `&mut diesel::SqliteConnection`, inside whatever diesel
-/// transaction is open on it).
+/// `&mut mysql::Conn`; with feature `diesel-postgres`, `diesel-sqlite` or `diesel-mysql`,
+/// `&mut diesel::PgConnection`, `&mut diesel::SqliteConnection` or
+/// `&mut diesel::MysqlConnection`, inside whatever diesel transaction is open on it).
 pub trait EnqueueTarget: sealed::Sealed {
     #[doc(hidden)]
     fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>>;
@@ -181,6 +181,18 @@ mod diesel_sqlite_targets {
     impl EnqueueTarget for &mut diesel::SqliteConnection {
         fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
             crate::store::sqlite::insert_diesel(self, rows)
+        }
+    }
+}
+
+#[cfg(feature = "diesel-mysql")]
+mod diesel_mysql_targets {
+    use super::*;
+
+    impl sealed::Sealed for &mut diesel::MysqlConnection {}
+    impl EnqueueTarget for &mut diesel::MysqlConnection {
+        fn insert_jobs(&mut self, rows: &[NewJob]) -> Result<Vec<EnqueueOutcome>> {
+            crate::store::mysql::insert_diesel(self, rows)
         }
     }
 }

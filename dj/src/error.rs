@@ -145,7 +145,11 @@ pub enum Error {
     #[error("sqlx: {0}")]
     Sqlx(sqlx::Error),
     /// The caller's diesel connection failed.
-    #[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
+    #[cfg(any(
+        feature = "diesel-postgres",
+        feature = "diesel-sqlite",
+        feature = "diesel-mysql"
+    ))]
     #[error("diesel: {0}")]
     Diesel(diesel::result::Error),
     /// The database did not answer within the wait allowed for it.
@@ -285,7 +289,11 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
 }
 
 /// A diesel error, with a missing table named as [`Error::MissingTable`].
-#[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
+#[cfg(any(
+    feature = "diesel-postgres",
+    feature = "diesel-sqlite",
+    feature = "diesel-mysql"
+))]
 pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
     let missing = match &e {
         diesel::result::Error::DatabaseError(_, info) => {
@@ -293,12 +301,17 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
             (message.starts_with("relation ") && message.ends_with("does not exist"))
                 || message.starts_with("no such table")
                 || message.contains("does not exist") && message.starts_with("column ")
+                // MySQL's ER_NO_SUCH_TABLE and ER_BAD_FIELD_ERROR.
+                || (message.starts_with("Table ") && message.ends_with("doesn't exist"))
+                || message.starts_with("Unknown column ")
         }
         _ => false,
     };
-    // SQLite's words for SQLITE_FULL (diesel keeps no error code).
+    // SQLite's words for SQLITE_FULL, MySQL's for ER_RECORD_FILE_FULL (diesel keeps no error
+    // code).
     let full = matches!(&e, diesel::result::Error::DatabaseError(_, info)
-        if info.message() == "database or disk is full");
+        if info.message() == "database or disk is full"
+            || (info.message().starts_with("The table ") && info.message().ends_with(" is full")));
     callers_error(missing, full, || Error::Diesel(e))
 }
 
@@ -309,7 +322,8 @@ pub(crate) fn from_diesel(e: diesel::result::Error) -> Error {
     feature = "sqlx-sqlite",
     feature = "sqlx-mysql",
     feature = "diesel-postgres",
-    feature = "diesel-sqlite"
+    feature = "diesel-sqlite",
+    feature = "diesel-mysql"
 ))]
 fn callers_error(missing: bool, full: bool, other: impl FnOnce() -> Error) -> Error {
     if missing {

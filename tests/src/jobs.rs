@@ -776,6 +776,20 @@ impl Deposit {
                     }
                 })
             }
+            None if self.url.starts_with("mysql:") => {
+                let mut conn = diesel::MysqlConnection::establish(&self.url)?;
+                conn.transaction(|conn| -> Result<(), BoxError> {
+                    diesel::sql_query("INSERT INTO effects (effect) VALUES (?)")
+                        .bind::<Text, _>(&self.key)
+                        .execute(conn)?;
+                    ctx.complete_in(&mut *conn)?;
+                    self.hold();
+                    match ending {
+                        ending::ROLL_BACK => Err(ROLLED_BACK.into()),
+                        _ => Ok(()),
+                    }
+                })
+            }
             None => {
                 let mut conn = diesel::PgConnection::establish(&self.url)?;
                 conn.transaction(|conn| -> Result<(), BoxError> {

@@ -383,12 +383,6 @@ fn append(path: &Path, line: &str) {
         .expect("write the perform log");
 }
 
-/// For a case's backend-specific step that the MySQL backend does not have yet: such cases
-/// are listed as pending in the conformance runner and do not run there.
-pub fn not_on_mysql() -> ! {
-    panic!("this case does not run on MySQL yet: it is listed as pending in conformance/main.rs")
-}
-
 /// Runs a MySQL script of several statements, reading every statement's result, so that an
 /// error of any of them is returned (the driver's `query_drop` reads only the first's).
 pub fn mysql_script(conn: &mut mysql::Conn, script: &str) -> mysql::Result<()> {

@@ -16,7 +16,7 @@ use crate::stop::StopFlag;
 pub(crate) mod filter;
 pub(crate) mod workflow;
 
-/// The id an insert returns, as diesel's `sql_query` loads it (both backends).
+/// The id an insert returns, as diesel's `sql_query` loads it (PostgreSQL, SQLite).
 #[cfg(any(feature = "diesel-postgres", feature = "diesel-sqlite"))]
 #[derive(diesel::QueryableByName)]
 pub(crate) struct InsertedId {

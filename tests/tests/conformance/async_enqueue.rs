@@ -390,7 +390,10 @@ fn diesel_transaction(backend: Backend) {
                 diesel::SqliteConnection::establish(t.sqlite_path().to_str().unwrap()).unwrap();
             diesel_cases(&t, &mut conn);
         }
-        Backend::Mysql => dj_tests::support::not_on_mysql(),
+        Backend::Mysql => {
+            let mut conn = diesel::MysqlConnection::establish(&t.url).unwrap();
+            diesel_cases(&t, &mut conn);
+        }
     }
 }
 

@@ -1,11 +1,8 @@
 //! The conformance suite: every case runs on every backend (the backend is a parameter), so a
-//! behaviour difference between PostgreSQL and SQLite is a test failure.
+//! behaviour difference between PostgreSQL, SQLite and MySQL is a test failure.
 //!
 //! When no PostgreSQL (or MySQL) server answers, its cases are reported as ignored, except
 //! under `CI=true`, where an unreachable server fails them: CI always runs every backend.
-//!
-//! The MySQL backend is new: the shared cases it does not pass yet are listed in
-//! [`MYSQL_PENDING`] and reported as ignored on it, so that the list is the work left.
 
 mod async_enqueue;
 mod async_jobs;
@@ -54,14 +51,6 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 /// A case: a name and a function of the backend.
 pub type Case = (&'static str, fn(Backend));
-
-/// The shared cases the MySQL backend does not pass yet (reported as ignored on it): the
-/// work left on it, by what it needs.
-const MYSQL_PENDING: &[&str] = &[
-    // diesel's MySQL backend links the C client library (libmysqlclient); dj's async
-    // enqueue in the caller's transaction goes through sqlx's MySQL driver instead.
-    "enqueue_onto_a_diesel_transaction_exists_only_if_it_commits",
-];
 
 fn main() {
     // Several cases panic on purpose inside jobs (dj catches it); print one line, not a
@@ -164,8 +153,7 @@ fn main() {
         };
         for &(name, case) in shared.iter().chain(&only_here) {
             let unreachable = server.clone();
-            let pending = backend == Backend::Mysql && MYSQL_PENDING.contains(&name);
-            let ignored = pending || (unreachable.is_some() && !in_ci);
+            let ignored = unreachable.is_some() && !in_ci;
             let trial = Trial::test(format!("{}::{name}", backend.name()), move || {
                 if let Some((server, reason)) = unreachable {
                     return Err(Failed::from(format!(

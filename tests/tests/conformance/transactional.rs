@@ -149,8 +149,7 @@ fn every_driver(backend: Backend) {
     let (sync, not_sync): (&[&str], &[&str]) = match backend {
         Backend::Postgres => (&["postgres", "diesel"], &["tokio-postgres", "sqlx"]),
         Backend::Sqlite => (&["rusqlite", "diesel"], &["sqlx"]),
-        // dj's MySQL drivers (diesel's MySQL backend links the C client library).
-        Backend::Mysql => (&["mysql"], &["sqlx"]),
+        Backend::Mysql => (&["mysql", "diesel"], &["sqlx"]),
     };
     let mut ids: Vec<(i64, String)> = Vec::new();
     let mut rolled_back = Vec::new();

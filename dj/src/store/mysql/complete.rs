@@ -1,5 +1,5 @@
 //! Transactional completion through the caller's own MySQL transaction, one adapter per driver
-//! library (the `mysql` crate, sqlx): each sends the same statements, migration 0015's steps
+//! library (the `mysql` crate, sqlx, diesel): each sends the same statements, migration 0015's steps
 //! (the worker's registration locked for share, so that it is not declared dead before the
 //! commit; the job's row locked and deleted only while that worker holds it; a recorded result
 //! kept), and a step's finish (0020's procedure) after them. A row not held is
@@ -107,6 +107,69 @@ pub(crate) async fn complete_sqlx(
             .execute(&mut *conn)
             .await
             .map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+/// Through a diesel connection, inside the diesel transaction open on it.
+#[cfg(feature = "diesel-mysql")]
+pub(crate) fn complete_diesel(
+    conn: &mut diesel::MysqlConnection,
+    done: &Completion<'_>,
+) -> Result<()> {
+    use crate::error::from_diesel;
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+    use diesel::RunQueryDsl as _;
+
+    #[derive(diesel::QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Bool)]
+        step: bool,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Alive {
+        #[diesel(sql_type = BigInt)]
+        #[allow(dead_code)] // read to know that the row is there
+        alive: i64,
+    }
+    let alive: Vec<Alive> = diesel::sql_query(WORKER_ALIVE)
+        .bind::<Text, _>(done.worker)
+        .load(conn)
+        .map_err(from_diesel)?;
+    if alive.is_empty() {
+        return Err(not_held(done));
+    }
+    let held: Vec<Held> = diesel::sql_query(HELD_NAME)
+        .bind::<BigInt, _>(done.id)
+        .bind::<Text, _>(done.worker)
+        .load(conn)
+        .map_err(from_diesel)?;
+    let Some(Held { name, step }) = held.into_iter().next() else {
+        return Err(not_held(done));
+    };
+    diesel::sql_query(DELETE_HELD)
+        .bind::<BigInt, _>(done.id)
+        .bind::<Text, _>(done.worker)
+        .execute(conn)
+        .map_err(from_diesel)?;
+    if let Some(value) = done.value {
+        diesel::sql_query(RESULT_KEEP.as_str())
+            .bind::<BigInt, _>(done.id)
+            .bind::<Text, _>(name)
+            .bind::<Text, _>("succeeded")
+            .bind::<Nullable<Text>, _>(Some(value))
+            .bind::<Nullable<Text>, _>(None::<String>)
+            .execute(conn)
+            .map_err(from_diesel)?;
+    }
+    if step {
+        diesel::sql_query(FINISH)
+            .bind::<BigInt, _>(done.id)
+            .bind::<Bool, _>(true)
+            .execute(conn)
+            .map_err(from_diesel)?;
     }
     Ok(())
 }

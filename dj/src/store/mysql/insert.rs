@@ -1,5 +1,5 @@
 //! The insert, one algorithm for every driver library (the `mysql` crate, which the pool uses
-//! too, and sqlx's MySQL). A row is one `INSERT`, its id the connection's last insert id. A
+//! too, sqlx's MySQL and diesel's). A row is one `INSERT`, its id the connection's last insert id. A
 //! unique row's insert meets the unique index when a live row holds its key (MySQL has no
 //! partial index and no `ON CONFLICT ... WHERE`): the holder is then read, locked, and
 //! replaced if the row asks for it and the holder still waits. Several rows, or a unique one,
@@ -39,7 +39,8 @@ pub(crate) trait Execute {
         sql: &str,
         values: &[Value<'_>],
     ) -> impl Future<Output = Result<Option<i64>, Self::Error>>;
-    /// Runs a query giving the first row's two integers, if any.
+    /// Runs a query giving the first row's two integers, if any (named `a` and `b`, which
+    /// diesel reads them by).
     fn first(
         &mut self,
         sql: &'static str,
@@ -303,6 +304,107 @@ mod sqlx_target {
         }
         async fn run(&mut self, sql: &'static str, values: &[Value<'_>]) -> sqlx::Result<()> {
             bound(sql, values).execute(&mut *self.0).await.map(drop)
+        }
+    }
+}
+
+#[cfg(feature = "diesel-mysql")]
+pub(crate) use self::diesel_target::insert_diesel;
+
+#[cfg(feature = "diesel-mysql")]
+mod diesel_target {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
+    use diesel::RunQueryDsl as _;
+
+    /// Inserts rows through the caller's diesel connection; atomic statements in a
+    /// transaction of their own, or a savepoint inside the caller's (diesel's `transaction`
+    /// opens whichever fits).
+    pub(crate) fn insert_diesel(
+        conn: &mut diesel::MysqlConnection,
+        rows: &[NewJob],
+    ) -> crate::error::Result<Vec<EnqueueOutcome>> {
+        use diesel::Connection as _;
+        let each = |conn: &mut diesel::MysqlConnection| {
+            crate::store::blocking(self::rows(&mut Diesel(conn), rows))
+        };
+        let inserted = if atomic(rows) {
+            conn.transaction(each)
+        } else {
+            each(conn)
+        };
+        inserted.map_err(crate::error::from_diesel)
+    }
+
+    struct Diesel<'c>(&'c mut diesel::MysqlConnection);
+
+    #[derive(diesel::QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = BigInt)]
+        a: i64,
+        #[diesel(sql_type = BigInt)]
+        b: i64,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+
+    fn bound<'q>(
+        sql: &'q str,
+        values: &[Value<'q>],
+    ) -> diesel::query_builder::BoxedSqlQuery<
+        'q,
+        diesel::mysql::Mysql,
+        diesel::query_builder::SqlQuery,
+    > {
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+        for value in values {
+            query = match *value {
+                Value::Text(t) => query.bind::<Nullable<Text>, _>(t),
+                Value::Int(n) => query.bind::<Nullable<Integer>, _>(n),
+                Value::Real(x) => query.bind::<Nullable<Double>, _>(x),
+                Value::Bool(b) => query.bind::<Bool, _>(b),
+            };
+        }
+        query
+    }
+
+    impl Execute for Diesel<'_> {
+        type Error = DieselError;
+        async fn insert(
+            &mut self,
+            sql: &str,
+            values: &[Value<'_>],
+        ) -> diesel::QueryResult<Option<i64>> {
+            match bound(sql, values).execute(&mut *self.0) {
+                Ok(_) => {
+                    let id: Inserted =
+                        diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS id")
+                            .get_result(&mut *self.0)?;
+                    Ok(Some(id.id))
+                }
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        async fn first(
+            &mut self,
+            sql: &'static str,
+            values: &[Value<'_>],
+        ) -> diesel::QueryResult<Option<(i64, i64)>> {
+            let rows: Vec<Pair> = bound(sql, values).load(&mut *self.0)?;
+            Ok(rows.first().map(|p| (p.a, p.b)))
+        }
+        async fn run(
+            &mut self,
+            sql: &'static str,
+            values: &[Value<'_>],
+        ) -> diesel::QueryResult<()> {
+            bound(sql, values).execute(&mut *self.0).map(drop)
         }
     }
 }

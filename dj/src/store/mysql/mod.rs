@@ -235,6 +235,9 @@ pub(crate) fn insert_in_transaction(
 #[cfg(feature = "sqlx-mysql")]
 pub(crate) use insert::insert_sqlx;
 
+#[cfg(feature = "diesel-mysql")]
+pub(crate) use insert::insert_diesel;
+
 /// Enqueue on the caller's `mysql::Conn` (see `insert::on_conn`).
 pub(crate) fn insert_on_conn(
     conn: &mut mysql::Conn,

@@ -159,18 +159,18 @@ pub(super) fn insert_rows(n: usize) -> String {
 /// How the server numbers the rows of one multi-row insert: InnoDB's `autoinc_lock_mode`
 /// (0 or 1: consecutively; 2: possibly interleaved with other inserts) and the step between
 /// ids.
-pub(super) const ID_NUMBERING: &str =
-    "SELECT CAST(@@innodb_autoinc_lock_mode AS SIGNED), CAST(@@auto_increment_increment AS SIGNED)";
+pub(super) const ID_NUMBERING: &str = "SELECT CAST(@@innodb_autoinc_lock_mode AS SIGNED) AS a, \
+         CAST(@@auto_increment_increment AS SIGNED) AS b";
 
 /// The live row holding unique key `?`: its id and whether it is still waiting. A plain
 /// read: the insert that met the key already holds a shared lock on it, and many enqueues of
 /// one key asking for the row's exclusive lock on top would deadlock each other.
 pub(super) const UNIQUE_HOLDER: &str =
-    "SELECT id, locked_at IS NULL FROM delayed_jobs WHERE unique_key = ?";
+    "SELECT id AS a, locked_at IS NULL AS b FROM delayed_jobs WHERE unique_key = ?";
 
 /// [`UNIQUE_HOLDER`], locked, for a replace.
 pub(super) const UNIQUE_HOLDER_LOCKED: &str =
-    "SELECT id, locked_at IS NULL FROM delayed_jobs WHERE unique_key = ? FOR UPDATE";
+    "SELECT id AS a, locked_at IS NULL AS b FROM delayed_jobs WHERE unique_key = ? FOR UPDATE";
 
 /// A waiting holder replaced by the new row's values: handler, priority, queue, run time
 /// (two values, as the insert's), max run time, concurrency key and limit, rate (two), then
@@ -188,7 +188,8 @@ pub(super) static UNIQUE_REPLACE: LazyLock<String> = LazyLock::new(|| {
 
 /// Whether worker `?` is registered: its row share-locked to the claim's end, so that a
 /// worker declared dead (its row deleted) cannot claim after the rescuer released its jobs.
-pub(super) const WORKER_ALIVE: &str = "SELECT 1 FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
+pub(super) const WORKER_ALIVE: &str =
+    "SELECT 1 AS alive FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
 
 /// The claim's choice of unlimited jobs: `?` lowest and `?` highest priority, then `{queues}`
 /// (empty, or `AND queue IN (?, ...)`) and `{limit}`; the rows locked, skipping those another
@@ -409,7 +410,8 @@ pub(super) fn complete(ids: &str) -> String {
 
 /// `?` id, `?` worker: the row's name and whether it is a workflow's step, locked, if the
 /// worker holds it.
-pub(super) const HELD_NAME: &str = "SELECT name, workflow_id IS NOT NULL FROM delayed_jobs \
+pub(super) const HELD_NAME: &str =
+    "SELECT name, workflow_id IS NOT NULL AS step FROM delayed_jobs \
      WHERE id = ? AND locked_by = ? FOR UPDATE";
 
 /// `?` id, `?` worker.
