@@ -42,6 +42,9 @@ pub(crate) enum Value<'a> {
     Int(Option<i32>),
     Real(Option<f64>),
     Bool(bool),
+    /// A row's id (MySQL's transactional completion binds it).
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    Id(i64),
 }
 
 /// A row's values in the order of SQLite's and MySQL's one insert (`INSERT_ROW`): name,

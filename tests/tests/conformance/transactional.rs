@@ -39,6 +39,10 @@ pub const CASES: &[Case] = &[
         "chaos_transactional_jobs_killed_every_2s_leave_every_effect_exactly_once",
         killed_every_2s,
     ),
+    (
+        "a_workflow_step_completed_in_its_own_transaction_releases_its_dependants",
+        workflow_steps,
+    ),
 ];
 
 pub const POSTGRES_CASES: &[Case] = &[
@@ -259,6 +263,67 @@ fn untagged(backend: Backend) {
         ),
         other => panic!("failed for good, with the error: {other:?}"),
     }
+}
+
+/// Workflow steps that complete their rows with `complete_in`, through the backend's sync
+/// driver and diesel: each step's completion finishes it in the job's own transaction, so its
+/// dependants run after it, the workflow succeeds, and a step whose transaction rolled back
+/// runs again before its dependant.
+fn workflow_steps(backend: Backend) {
+    let t = TestDb::new(backend, "txworkflow");
+    t.exec(CREATE_EFFECTS);
+    let log = t.log();
+    let step = |key: &str, driver: &str, ending: u8| Deposit {
+        ending,
+        ..deposit(&t, &log, key, driver)
+    };
+    let mut workflow = dj::Workflow::new("pay then receipt");
+    workflow.step(
+        "pay",
+        step("pay", native(backend), ending::ROLL_BACK).delay(),
+    );
+    workflow
+        .step("ledger", step("ledger", "diesel", ending::COMMIT).delay())
+        .after(["pay"]);
+    workflow
+        .step(
+            "receipt",
+            step("receipt", native(backend), ending::COMMIT).delay(),
+        )
+        .after(["pay", "ledger"]);
+    let run = workflow.enqueue(&t.db).unwrap();
+    let worker = dj::Worker::new(t.db.clone());
+    for _ in 0..10 {
+        if t.db.workflow(run.id).unwrap().unwrap().state != dj::WorkflowState::Running {
+            break;
+        }
+        worker.work_off(10).unwrap();
+        // The rolled-back step is retried after its backoff.
+        let _ = t.db.retry_jobs(&JobFilter::default());
+    }
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert_eq!(info.state, dj::WorkflowState::Succeeded, "{info:?}");
+    let keys = ["pay", "ledger", "receipt"].map(str::to_owned);
+    assert_exactly_once(&t, &keys);
+    assert_eq!(
+        log.count("perform pay"),
+        2,
+        "the rolled-back step ran again"
+    );
+    let order: Vec<String> = (log.lines().into_iter())
+        .filter(|l| l.starts_with("perform "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "perform pay",
+            "perform pay",
+            "perform ledger",
+            "perform receipt"
+        ],
+        "each step after the ones it waits for"
+    );
+    assert!(table_empty(&t));
 }
 
 /// Worker A starts a transactional job and freezes (SIGSTOP) before its transaction; B

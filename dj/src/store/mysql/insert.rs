@@ -188,7 +188,7 @@ pub(crate) fn in_callers(
 }
 
 /// The `mysql` crate's adapter: prepared statements (cached by the connection).
-struct Mysql<'c, Q>(&'c mut Q);
+pub(super) struct Mysql<'c, Q>(pub(super) &'c mut Q);
 
 impl<Q: Queryable> Execute for Mysql<'_, Q> {
     type Error = mysql::Error;
@@ -227,12 +227,13 @@ fn params(values: &[Value<'_>]) -> Vec<mysql::Value> {
             Value::Int(n) => mysql::Value::from(n),
             Value::Real(x) => mysql::Value::from(x),
             Value::Bool(b) => mysql::Value::from(b),
+            Value::Id(id) => mysql::Value::from(id),
         })
         .collect()
 }
 
 #[cfg(feature = "sqlx-mysql")]
-pub(crate) use self::sqlx_target::insert_sqlx;
+pub(crate) use self::sqlx_target::{insert_sqlx, Sqlx};
 
 #[cfg(feature = "sqlx-mysql")]
 mod sqlx_target {
@@ -258,7 +259,8 @@ mod sqlx_target {
         inserted.map_err(crate::error::from_sqlx)
     }
 
-    struct Sqlx<'c>(&'c mut sqlx::MySqlConnection);
+    /// sqlx's adapter.
+    pub(crate) struct Sqlx<'c>(pub(crate) &'c mut sqlx::MySqlConnection);
 
     fn bound<'q>(
         sql: &'q str,
@@ -271,6 +273,7 @@ mod sqlx_target {
                 Value::Int(n) => query.bind(n),
                 Value::Real(x) => query.bind(x),
                 Value::Bool(b) => query.bind(b),
+                Value::Id(id) => query.bind(id),
             };
         }
         query
@@ -309,7 +312,7 @@ mod sqlx_target {
 }
 
 #[cfg(feature = "diesel-mysql")]
-pub(crate) use self::diesel_target::insert_diesel;
+pub(crate) use self::diesel_target::{insert_diesel, Diesel};
 
 #[cfg(feature = "diesel-mysql")]
 mod diesel_target {
@@ -337,7 +340,8 @@ mod diesel_target {
         inserted.map_err(crate::error::from_diesel)
     }
 
-    struct Diesel<'c>(&'c mut diesel::MysqlConnection);
+    /// diesel's adapter.
+    pub(crate) struct Diesel<'c>(pub(crate) &'c mut diesel::MysqlConnection);
 
     #[derive(diesel::QueryableByName)]
     struct Pair {
@@ -368,6 +372,7 @@ mod diesel_target {
                 Value::Int(n) => query.bind::<Nullable<Integer>, _>(n),
                 Value::Real(x) => query.bind::<Nullable<Double>, _>(x),
                 Value::Bool(b) => query.bind::<Bool, _>(b),
+                Value::Id(id) => query.bind::<BigInt, _>(id),
             };
         }
         query

@@ -188,8 +188,7 @@ pub(super) static UNIQUE_REPLACE: LazyLock<String> = LazyLock::new(|| {
 
 /// Whether worker `?` is registered: its row share-locked to the claim's end, so that a
 /// worker declared dead (its row deleted) cannot claim after the rescuer released its jobs.
-pub(super) const WORKER_ALIVE: &str =
-    "SELECT 1 AS alive FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
+pub(super) const WORKER_ALIVE: &str = "SELECT 1 FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
 
 /// The claim's choice of unlimited jobs: `?` lowest and `?` highest priority, then `{queues}`
 /// (empty, or `AND queue IN (?, ...)`) and `{limit}`; the rows locked, skipping those another
@@ -423,6 +422,28 @@ pub(super) static RESULT_KEEP: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO dj_results (job_id, name, state, value, error, finished_at) \
          VALUES (?, ?, ?, ?, ?, {NOW}) \
+         ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), \
+             value = VALUES(value), error = VALUES(error), finished_at = VALUES(finished_at)"
+    )
+});
+
+// ---- Transactional completion (see `complete`): each read gives two integers, `a` and `b` ----
+
+/// `?` worker: a row if it is registered, its registration locked for share until the
+/// caller's transaction ends.
+pub(super) const COMPLETE_WORKER: &str =
+    "SELECT 1 AS a, 1 AS b FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
+
+/// `?` id, `?` worker: the row, locked, if the worker holds it, and whether it is a step.
+pub(super) const COMPLETE_HELD: &str = "SELECT id AS a, workflow_id IS NOT NULL AS b \
+     FROM delayed_jobs WHERE id = ? AND locked_by = ? FOR UPDATE";
+
+/// `?` value, `?` id, `?` worker: the held row's result kept, under its name.
+pub(super) static COMPLETE_RESULT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dj_results (job_id, name, state, value, error, finished_at) \
+         SELECT id, name, 'succeeded', ?, NULL, {NOW} FROM delayed_jobs \
+         WHERE id = ? AND locked_by = ? \
          ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), \
              value = VALUES(value), error = VALUES(error), finished_at = VALUES(finished_at)"
     )

@@ -217,6 +217,7 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Int(Some(n)) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(n.into())),
             Value::Real(Some(x)) => ToSqlOutput::Owned(rusqlite::types::Value::Real(x)),
             Value::Bool(b) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(b.into())),
+            Value::Id(id) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(id)),
             Value::Text(None) | Value::Int(None) | Value::Real(None) => {
                 ToSqlOutput::Owned(rusqlite::types::Value::Null)
             }

@@ -65,6 +65,7 @@ mod sqlx_target {
                     Value::Int(n) => query.bind(n),
                     Value::Real(x) => query.bind(x),
                     Value::Bool(b) => query.bind(b),
+                    Value::Id(id) => query.bind(id),
                 };
             }
             // `fetch_all`, never `fetch_one`/`fetch_optional`: those stop sqlx's SQLite
@@ -125,6 +126,7 @@ mod diesel_target {
                     Value::Int(n) => query.bind::<Nullable<Integer>, _>(n),
                     Value::Real(x) => query.bind::<Nullable<Double>, _>(x),
                     Value::Bool(b) => query.bind::<Bool, _>(b),
+                    Value::Id(id) => query.bind::<diesel::sql_types::BigInt, _>(id),
                 };
             }
             // `load`, never `get_result`: that reads one row and leaves the statement, and in
