@@ -219,9 +219,10 @@ impl TestDb {
     }
 
     /// A direct MySQL connection to the test database, in UTC as dj's own are.
-    /// A URL for this test's MySQL database as user `user`, made now with every right on it
-    /// (and on nothing else), so that a case can end its processes' connections by user, as
-    /// PostgreSQL's cases do by application name; dropped with the database.
+    /// A URL for this test's MySQL database as user `user`, made now with the rights the
+    /// README says a worker needs on it (and nothing else), so that a case can end its
+    /// processes' connections by user, as PostgreSQL's cases do by application name; dropped
+    /// with the database.
     pub fn mysql_user_url(&self, user: &str) -> String {
         use mysql::prelude::Queryable;
         let database = self
@@ -232,7 +233,8 @@ impl TestDb {
         conn.query_drop(format!("CREATE USER IF NOT EXISTS '{user}'@'%'"))
             .expect("create the user");
         conn.query_drop(format!(
-            "GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'"
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, EXECUTE \
+             ON `{database}`.* TO '{user}'@'%'"
         ))
         .expect("grant it the test database");
         self.mysql_users.lock().unwrap().push(user.to_owned());
