@@ -109,6 +109,14 @@ impl NewWorkflow {
         (self.steps.iter().enumerate())
             .flat_map(|(i, step)| step.after.iter().map(move |&dep| (dep, i)))
     }
+
+    /// The workflow as inserted: workflow `id`, its steps' rows `ids` (in step order).
+    pub(crate) fn run(&self, id: WorkflowId, ids: &[JobId]) -> WorkflowRun {
+        let steps = (self.steps.iter().zip(ids))
+            .map(|(step, &job)| (step.name.clone(), job))
+            .collect();
+        WorkflowRun { id, steps }
+    }
 }
 
 /// What an enqueued workflow is: its id, and its steps' job ids by name.

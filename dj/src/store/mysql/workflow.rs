@@ -251,10 +251,7 @@ impl MysqlStore {
             if !edges.is_empty() {
                 insert_rows(tx, "dj_workflow_edges (depends_on, job_id)", &edges)?;
             }
-            let steps = (workflow.steps.iter().zip(&ids))
-                .map(|(step, &job)| (step.name.clone(), job))
-                .collect();
-            Ok(WorkflowRun { id, steps })
+            Ok(workflow.run(id, &ids))
         })
     }
 

@@ -169,10 +169,7 @@ impl PgStore {
             )
             .await?;
             tx.commit().await?;
-            let steps = (workflow.steps.iter().zip(&ids))
-                .map(|(step, &job)| (step.name.clone(), job))
-                .collect();
-            Ok(WorkflowRun { id, steps })
+            Ok(workflow.run(id, &ids))
         })
     }
 

@@ -153,10 +153,7 @@ impl SqliteStore {
             for (dep, step) in workflow.edges() {
                 edge_insert.execute([ids[dep], ids[step]])?;
             }
-            let steps = (workflow.steps.iter().zip(&ids))
-                .map(|(step, &job)| (step.name.clone(), job))
-                .collect();
-            Ok(WorkflowRun { id, steps })
+            Ok(workflow.run(id, &ids))
         })
     }
 
