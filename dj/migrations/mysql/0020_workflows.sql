@@ -121,6 +121,10 @@ ALTER TABLE delayed_jobs
     ADD COLUMN workflow_id BIGINT,
     ADD INDEX delayed_jobs_workflow (workflow_id);
 
+-- dj: the workflow routines.
+-- (`migrate` runs the rest of this file again where these procedures are missing: a database
+-- migrated before they were added to this migration.)
+--
 -- The step bookkeeping, as procedures that dj's Rust code CALLs in the transaction that
 -- finishes a step (every driver's: the worker's own connection, and the caller's mysql or
 -- sqlx transaction of a transactional job), so that it is written once, here, as the other

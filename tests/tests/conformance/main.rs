@@ -144,7 +144,7 @@ fn main() {
                 log_lines::SQLITE_CASES,
             ]
             .concat(),
-            Backend::Mysql => Vec::new(),
+            Backend::Mysql => workflows::MYSQL_CASES.to_vec(),
         };
         let server = match backend {
             Backend::Postgres => postgres.clone().err().map(|e| ("PostgreSQL", e)),

@@ -168,6 +168,40 @@ fn diamond_over_processes(backend: Backend) {
     assert!(busy > 1, "only {busy} process(es) ran steps");
 }
 
+/// MySQL: a database migrated when migration 20 had no procedures (the tables only) gets them
+/// from `migrate`, and its workflows then run.
+pub const MYSQL_CASES: &[Case] = &[(
+    "migrate_adds_the_workflow_procedures_to_a_database_migrated_without_them",
+    procedures_added,
+)];
+
+fn procedures_added(backend: Backend) {
+    let t = TestDb::new(backend, "workflow_routines");
+    let present = "SELECT count(*) FROM information_schema.routines \
+        WHERE routine_schema = DATABASE() AND routine_name LIKE 'dj\\_workflow\\_%'";
+    assert_eq!(t.query_i64(present), 4);
+    for name in ["release", "finish", "step_retried", "restore"] {
+        t.exec(&format!("DROP PROCEDURE dj_workflow_{name}"));
+    }
+    assert_eq!(t.query_i64(present), 0);
+    assert_eq!(
+        t.db.migrate().unwrap(),
+        Vec::<u32>::new(),
+        "no migration applied again"
+    );
+    assert_eq!(t.query_i64(present), 4);
+    let log = t.log();
+    let path = log.path();
+    let mut workflow = Workflow::new("after the repair");
+    workflow.step("a", step(&path, 1, 0));
+    workflow.step("b", step(&path, 2, 0)).after(["a"]);
+    let run = workflow.enqueue(&t.db).unwrap();
+    let report = dj::Worker::new(t.db.clone()).work_off(10).unwrap();
+    assert_eq!(report.succeeded, 2, "{report:?}");
+    let info = t.db.workflow(run.id).unwrap().unwrap();
+    assert_eq!(info.state, WorkflowState::Succeeded, "{info:?}");
+}
+
 /// a → b (fails for good) → c → d; e after b runs anyway; f after a. b's failure cancels c
 /// and d (d through c), not e or f; the workflow ends failed with one failure and two
 /// cancellations.

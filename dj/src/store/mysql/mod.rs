@@ -111,6 +111,18 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     ),
 ];
 
+/// Migration 20's procedures: its text from the line that opens them (see `migrate`).
+fn workflow_routines() -> &'static str {
+    let (_, migration) = MIGRATIONS[MIGRATIONS.len() - 1];
+    let at = migration
+        .find(WORKFLOW_ROUTINES)
+        .expect("migration 20 opens its routines with the marker line");
+    &migration[at..]
+}
+
+/// The line of migration 20 that opens its procedures.
+const WORKFLOW_ROUTINES: &str = "-- dj: the workflow routines.";
+
 /// The schema SQL, as `schema` prints it.
 pub(crate) fn schema_sql() -> String {
     super::schema_of(MIGRATIONS)

@@ -190,6 +190,13 @@ pub(super) static UNIQUE_REPLACE: LazyLock<String> = LazyLock::new(|| {
 /// worker declared dead (its row deleted) cannot claim after the rescuer released its jobs.
 pub(super) const WORKER_ALIVE: &str = "SELECT 1 FROM dj_workers WHERE name = ? LOCK IN SHARE MODE";
 
+/// How many of migration 20's four procedures the database has.
+pub(super) const WORKFLOW_ROUTINES_PRESENT: &str =
+    "SELECT count(*) FROM information_schema.routines \
+     WHERE routine_schema = DATABASE() AND routine_type = 'PROCEDURE' \
+       AND routine_name IN ('dj_workflow_release', 'dj_workflow_finish', \
+                            'dj_workflow_step_retried', 'dj_workflow_restore')";
+
 /// The claim's choice of unlimited jobs: `?` lowest and `?` highest priority, then `{queues}`
 /// (empty, or `AND queue IN (?, ...)`) and `{limit}`; the rows locked, skipping those another
 /// claim holds.

@@ -48,6 +48,13 @@ impl Store for MysqlStore {
                     conn.exec_drop(sql::MIGRATION_APPLIED, (version,))?;
                     applied.push(version);
                 }
+                // Migration 20 as first released had no procedures (a database migrated
+                // then has the tables without them): made here where they are missing, never
+                // dropped while present, since running workers call them.
+                let routines: Option<i64> = conn.query_first(sql::WORKFLOW_ROUTINES_PRESENT)?;
+                if routines != Some(4) {
+                    super::run_script(conn, super::workflow_routines())?;
+                }
                 Ok(applied)
             })();
             let _ = conn.exec_drop(sql::MIGRATE_UNLOCK, (lock,));
