@@ -271,11 +271,12 @@ const QUEUE_LIMITS_ROWS: &str =
 /// `(priority, run_at, id) > (..)` as a filter over the key's rows from the first, so that a
 /// walk of n rows read n²/2 entries (a million for a claim of 1,000 rows of one key under
 /// load), and left to itself it may walk `delayed_jobs_ready` instead. And a key's walk stops
-/// at the most rows any of its rows' limits lets start at once (`capped`: its concurrency
-/// limit or rate, whichever is lower, the largest over the key's rows), rather than at its
-/// share of the claim: a row further on could not pass those limits, and a worker reading
-/// ahead asks for a thousand rows, which made every claim walk a thousand rows of a key with a
-/// rate of 20 (0.3 s a claim, all of it inside the limited claims' turn).
+/// at the most rows its first row's limits let start at once (its concurrency limit or its
+/// rate, whichever is lower), rather than at its share of the claim: a worker reading ahead
+/// asks for a thousand rows, which made every claim walk a thousand rows of a key with a
+/// rate of 20 (0.3 s a claim, all of it inside the limited claims' turn). The rows of one key
+/// carry one job type's limits; where they differ, a row past its key's first row's cap waits
+/// for a later claim, as rows past a key's share do.
 pub(super) fn claim_limited_pick(queues: usize) -> String {
     let listed = if queues == 0 {
         String::new()
@@ -311,19 +312,15 @@ pub(super) fn claim_limited_pick(queues: usize) -> String {
              UNION SELECT k FROM wrap WHERE k IS NOT NULL AND k <= :cursor AND n <= :window), \
          per_key AS ( \
              SELECT GREATEST(1, (2 * :limit + count(*) - 1) DIV GREATEST(count(*), 1)) AS n FROM walked), \
-         capped (k, cap) AS ( \
-             SELECT walked.k, (SELECT max(LEAST({klim}, \
-                         coalesce(o.max_starts, d.rate_limit, {unbounded}))) \
-                     FROM delayed_jobs d LEFT JOIN dj_rate_limits o \
-                         ON o.kind = 'key' AND o.name = d.concurrency_key \
-                     WHERE d.concurrency_key = walked.k AND d.failed_at IS NULL) \
-             FROM walked), \
          heads (k, id, priority, run_at, n, cap) AS ( \
-             SELECT capped.k, h.id, h.priority, h.run_at, 1, capped.cap \
-             FROM capped JOIN delayed_jobs h \
+             SELECT walked.k, h.id, h.priority, h.run_at, 1, \
+                    LEAST(coalesce(nullif(h.concurrency_limit, 0), 1), \
+                          coalesce(o.max_starts, h.rate_limit, {unbounded})) \
+             FROM walked JOIN delayed_jobs h \
              ON h.id = (SELECT id FROM delayed_jobs \
-                        WHERE concurrency_key = capped.k AND {claimable} AND {head} \
+                        WHERE concurrency_key = walked.k AND {claimable} AND {head} \
                         ORDER BY priority, run_at, id LIMIT 1) \
+             LEFT JOIN dj_rate_limits o ON o.kind = 'key' AND o.name = walked.k \
              UNION ALL \
              SELECT heads.k, h.id, h.priority, h.run_at, heads.n + 1, heads.cap \
              FROM heads JOIN delayed_jobs h \
