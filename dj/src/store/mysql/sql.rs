@@ -412,6 +412,14 @@ pub(super) fn complete(ids: &str) -> String {
     )
 }
 
+/// `?` worker: the workflow steps among rows `{ids}` that the worker holds, locked.
+pub(super) fn held_steps(ids: &str) -> String {
+    format!(
+        "SELECT id FROM delayed_jobs \
+         WHERE id IN ({ids}) AND locked_by = ? AND workflow_id IS NOT NULL FOR UPDATE"
+    )
+}
+
 /// `?` id, `?` worker: the row's name and whether it is a workflow's step, locked, if the
 /// worker holds it.
 pub(super) const HELD_NAME: &str =
@@ -426,11 +434,14 @@ pub(super) const DELETE_HELD: &str = "DELETE FROM delayed_jobs WHERE id = ? AND 
 pub(super) static RESULT_KEEP: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO dj_results (job_id, name, state, value, error, finished_at) \
-         VALUES (?, ?, ?, ?, ?, {NOW}) \
-         ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), \
-             value = VALUES(value), error = VALUES(error), finished_at = VALUES(finished_at)"
+         VALUES (?, ?, ?, ?, ?, {NOW}) {RESULT_REPLACES}"
     )
 });
+
+/// A job's result replaces the one kept before (a job that ran again).
+const RESULT_REPLACES: &str = "ON DUPLICATE KEY UPDATE name = VALUES(name), \
+     state = VALUES(state), value = VALUES(value), error = VALUES(error), \
+     finished_at = VALUES(finished_at)";
 
 // ---- Transactional completion (see `complete`): each read gives two integers, `a` and `b` ----
 
@@ -448,9 +459,7 @@ pub(super) static COMPLETE_RESULT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO dj_results (job_id, name, state, value, error, finished_at) \
          SELECT id, name, 'succeeded', ?, NULL, {NOW} FROM delayed_jobs \
-         WHERE id = ? AND locked_by = ? \
-         ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), \
-             value = VALUES(value), error = VALUES(error), finished_at = VALUES(finished_at)"
+         WHERE id = ? AND locked_by = ? {RESULT_REPLACES}"
     )
 });
 

@@ -121,10 +121,11 @@ impl Store for MysqlStore {
         if n == ids.len() as u64 {
             return Ok(());
         }
-        // Workflow steps (or rows no longer held): one by one, each step finished with its
+        // Workflow steps (or rows no longer held): the held steps, each finished with its
         // delete.
         self.write(|tx| {
-            for &id in ids {
+            let steps: Vec<JobId> = tx.exec(sql::held_steps(&id_list(ids)), (worker,))?;
+            for id in steps {
                 if changed(tx, sql::DELETE_HELD, (id, worker))? == 1 {
                     workflow::finish(tx, id, true)?;
                 }

@@ -117,13 +117,16 @@ static BATCH_CALLBACKS_GONE: LazyLock<String> = LazyLock::new(|| {
         callbacks()
     )
 });
-static BATCH_EDGES: LazyLock<String> = LazyLock::new(|| {
+/// `?` batch: each added job `{ids}` (its step written) linked to each of its callbacks.
+fn batch_edges(ids: &str) -> String {
     format!(
         "INSERT INTO dj_workflow_edges (depends_on, job_id) \
-         SELECT ?, job_id FROM dj_workflow_steps WHERE workflow_id = ? AND step IN ({})",
+         SELECT s.job_id, c.job_id FROM dj_workflow_steps s JOIN dj_workflow_steps c \
+             ON c.workflow_id = s.workflow_id AND c.step IN ({}) \
+         WHERE s.workflow_id = ? AND s.job_id IN ({ids})",
         callbacks()
     )
-});
+}
 static BATCH_CALLBACKS_WAIT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE dj_workflow_steps SET waiting_on = waiting_on + ? \
@@ -404,9 +407,7 @@ impl MysqlStore {
                 "dj_workflow_steps (job_id, workflow_id, step, state)",
                 &steps,
             )?;
-            for &job in &ids {
-                tx.exec_drop(BATCH_EDGES.as_str(), (job, id))?;
-            }
+            tx.exec_drop(batch_edges(&id_list(&ids)), (id,))?;
             let n = ids.len() as i64;
             tx.exec_drop(BATCH_CALLBACKS_WAIT.as_str(), (n, id))?;
             tx.exec_drop(BATCH_GROW, (n, n, id))?;
